@@ -1,0 +1,189 @@
+"""Settings for every TACore process: environment > YAML file > defaults, validated once at start-up.
+
+Every field is also an environment variable of the same name in upper case (``WORKER_COUNT``,
+``ZMQ_FRONTEND_PORT``...), except the two the seed prefixes: ``TACORESERVICE_ENV`` and
+``TACORESERVICE_LOG_LEVEL``. Settings are frozen and reject unknown keys, so a typo in
+``config/config.yaml`` stops start-up instead of being ignored.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import AliasChoices, Field, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, YamlConfigSettingsSource
+
+from tacore.errors import ConfigError
+
+CONFIG_ENV_VAR = "TACORE_CONFIG"
+DEFAULT_CONFIG_PATH = Path("config/config.yaml")
+
+LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
+
+
+def _config_path() -> Path | None:
+    explicit = os.environ.get(CONFIG_ENV_VAR)
+    if explicit:
+        return Path(explicit)
+    return DEFAULT_CONFIG_PATH if DEFAULT_CONFIG_PATH.is_file() else None
+
+
+class Settings(BaseSettings):
+    """All of TACore's settings; one flat namespace so each maps to one environment variable."""
+
+    model_config = SettingsConfigDict(frozen=True, extra="forbid", case_sensitive=False, populate_by_name=True)
+
+    # -- service ---------------------------------------------------------------------------------
+    env: Literal["development", "production", "test"] = Field(
+        "development", validation_alias=AliasChoices("TACORESERVICE_ENV", "env")
+    )
+    log_level: LogLevel = Field("INFO", validation_alias=AliasChoices("TACORESERVICE_LOG_LEVEL", "log_level"))
+    log_dir: Path = Path("logs")
+    logging_config: Path = Path("config/logging.yaml")
+    data_dir: Path = Path("data")
+
+    # -- broker ----------------------------------------------------------------------------------
+    bind_address: str = "127.0.0.1"
+    zmq_frontend_port: int = Field(5555, ge=1, le=65535)
+    zmq_backend_port: int = Field(5556, ge=1, le=65535)
+    max_request_bytes: int = Field(1024 * 1024, ge=256)
+    queue_limit: int = Field(10_000, ge=1)
+    default_timeout_ms: int = Field(30_000, ge=1)
+    heartbeat_interval_ms: int = Field(1_000, ge=50)
+    heartbeat_liveness: int = Field(3, ge=2)
+    worker_credit: int = Field(2, ge=1, le=64)
+    dedupe_ttl_s: float = Field(300.0, ge=0)
+    dedupe_max_entries: int = Field(100_000, ge=0)
+
+    # -- workers ---------------------------------------------------------------------------------
+    worker_count: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1, le=256)
+    broker_connect: str | None = None
+    reconnect_initial_ms: int = Field(250, ge=10)
+    reconnect_max_ms: int = Field(8_000, ge=10)
+
+    # -- request log -----------------------------------------------------------------------------
+    database_path: Path = Path("data/tacoreservice.db")
+    database_url: str | None = None
+    recorder_port: int = Field(5558, ge=1, le=65535)
+    request_log_batch_size: int = Field(1_000, ge=1)
+    request_log_flush_ms: int = Field(200, ge=10)
+    request_log_buffer: int = Field(200_000, ge=100)
+
+    # -- cache -----------------------------------------------------------------------------------
+    redis_url: str | None = None
+
+    # -- market data -----------------------------------------------------------------------------
+    data_agent_max_symbol: int = Field(100, ge=1)
+    exchange_ws_url: str = "wss://stream.binance.com:9443"
+    exchange_rest_url: str = "https://api.binance.com"
+    clickhouse_url: str | None = None
+    events_port: int = Field(5557, ge=1, le=65535)
+    price_ttl_s: int = Field(300, ge=1)
+    #: symbols subscribed (all 7 intervals) at start, on top of the stored subscription set
+    data_agent_symbols: list[str] = Field(default_factory=list)
+
+    # -- monitoring sidecar ----------------------------------------------------------------------
+    api_host: str | None = None
+    api_port: int = Field(8000, ge=1, le=65535)
+    api_key: str | None = None
+
+    @field_validator("redis_url", "database_url", "clickhouse_url", "api_key", "broker_connect", "api_host",
+                     mode="before")
+    @classmethod
+    def _blank_is_unset(cls, value: Any) -> Any:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper_level(cls, value: Any) -> Any:
+        return value.upper() if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _ports_distinct(self) -> Settings:
+        ports = {
+            "ZMQ_FRONTEND_PORT": self.zmq_frontend_port,
+            "ZMQ_BACKEND_PORT": self.zmq_backend_port,
+            "EVENTS_PORT": self.events_port,
+            "RECORDER_PORT": self.recorder_port,
+            "API_PORT": self.api_port,
+        }
+        seen: dict[int, str] = {}
+        for name, port in ports.items():
+            if port in seen:
+                raise ValueError(f"{name} and {seen[port]} are both {port}")
+            seen[port] = name
+        return self
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        path = _config_path()
+        if path is not None:
+            sources.append(YamlConfigSettingsSource(settings_cls, yaml_file=path))
+        return tuple(sources)
+
+    # -- derived ---------------------------------------------------------------------------------
+    @property
+    def frontend_endpoint(self) -> str:
+        return f"tcp://{self.bind_address}:{self.zmq_frontend_port}"
+
+    @property
+    def backend_endpoint(self) -> str:
+        return f"tcp://{self.bind_address}:{self.zmq_backend_port}"
+
+    @property
+    def events_endpoint(self) -> str:
+        return f"tcp://{self.bind_address}:{self.events_port}"
+
+    @property
+    def recorder_endpoint(self) -> str:
+        return f"tcp://127.0.0.1:{self.recorder_port}"
+
+    @property
+    def client_endpoint(self) -> str:
+        """Where a local client connects (a wildcard bind is reached on loopback)."""
+        host = "127.0.0.1" if self.bind_address in ("0.0.0.0", "*") else self.bind_address
+        return f"tcp://{host}:{self.zmq_frontend_port}"
+
+    @property
+    def worker_endpoint(self) -> str:
+        if self.broker_connect:
+            return self.broker_connect
+        host = "127.0.0.1" if self.bind_address in ("0.0.0.0", "*") else self.bind_address
+        return f"tcp://{host}:{self.zmq_backend_port}"
+
+    @property
+    def sqlalchemy_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.database_path}"
+
+    @property
+    def clickhouse_dsn(self) -> str:
+        return self.clickhouse_url or f"chdb:///{self.data_dir.resolve()}/klines"
+
+    @property
+    def api_bind_host(self) -> str:
+        """Without an API key the sidecar stays on loopback, whatever was asked."""
+        if self.api_key is None:
+            return "127.0.0.1"
+        return self.api_host or self.bind_address
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Load and validate settings, turning pydantic's error into one that names each bad setting."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            name = ".".join(str(part) for part in err["loc"]) or "settings"
+            problems.append(f"{name.upper()}: {err['msg']}")
+        raise ConfigError("invalid settings: " + "; ".join(problems)) from None

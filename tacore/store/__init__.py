@@ -1,0 +1,1 @@
+"""Storage: the request log (SQLAlchemy), the candle store (ClickHouse/chDB) and the latest-price cache."""

@@ -1,0 +1,76 @@
+"""The request log: one row per answered request, written in batches by the recorder process.
+
+The broker never touches the database: it ships compact records to the recorder (see
+``tacore.recorder``), which inserts them here in batches. Any SQLAlchemy URL works; the default is
+SQLite at ``DATABASE_PATH``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Column, Float, Index, Integer, MetaData, String, Table, create_engine, event, insert
+from sqlalchemy.engine import Engine
+
+metadata = MetaData()
+
+request_log = Table(
+    "request_log",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("request_id", String(256), nullable=True),
+    Column("method", String(128), nullable=False),
+    Column("status", String(16), nullable=False),  # success | error
+    Column("error_code", String(32), nullable=True),
+    Column("worker_id", String(128), nullable=True),
+    Column("priority", Integer, nullable=False),
+    Column("queue_ms", Float, nullable=False),  # receipt -> dispatch to a worker
+    Column("processing_ms", Float, nullable=False),  # handler time, as the worker measured it
+    Column("total_ms", Float, nullable=False),  # receipt -> reply sent
+    Column("received_at", Float, nullable=False),  # epoch seconds
+    Column("finished_at", Float, nullable=False),  # epoch seconds
+    Index("ix_request_log_received_at", "received_at"),
+    Index("ix_request_log_request_id", "request_id"),
+    Index("ix_request_log_method_received", "method", "received_at"),
+    Index("ix_request_log_error_code", "error_code"),
+)
+
+#: Field order of a record as the broker ships it (a JSON array, to keep the hot path cheap).
+RECORD_FIELDS: tuple[str, ...] = (
+    "request_id", "method", "status", "error_code", "worker_id", "priority",
+    "queue_ms", "processing_ms", "total_ms", "received_at", "finished_at",
+)
+
+
+def make_engine(url: str) -> Engine:
+    """An engine for ``url``; SQLite gets WAL so the sidecar can read while the recorder writes."""
+    if url.startswith("sqlite:///") and not url.startswith("sqlite:///:memory:"):
+        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(url, pool_pre_ping=True)
+    if engine.dialect.name == "sqlite":
+        event.listen(engine, "connect", _sqlite_pragmas)
+    return engine
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA busy_timeout=5000")
+    cursor.close()
+
+
+def create_schema(engine: Engine) -> None:
+    metadata.create_all(engine)
+
+
+def insert_records(engine: Engine, records: Sequence[Sequence[Any]]) -> int:
+    """Insert shipped records (arrays in ``RECORD_FIELDS`` order) in one transaction."""
+    if not records:
+        return 0
+    rows = [dict(zip(RECORD_FIELDS, record, strict=True)) for record in records]
+    with engine.begin() as conn:
+        conn.execute(insert(request_log), rows)
+    return len(rows)

@@ -1,0 +1,114 @@
+"""Method registration: a name, a pydantic params model, a plain typed handler, idempotent or not.
+
+Handlers know nothing of ZeroMQ: they take a validated params model (and, if they ask for it, a
+``CallContext``) and return JSON-serialisable data. Raising a ``TACoreError`` sends its code; any
+other exception becomes ``INTERNAL`` and the worker lives on.
+"""
+
+from __future__ import annotations
+
+import inspect
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar, get_type_hints
+
+from pydantic import BaseModel, ValidationError
+
+from tacore.errors import InvalidParams
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+@dataclass(slots=True)
+class CallContext:
+    """What a handler may know about the call besides its params."""
+
+    request_id: str | None
+    method: str
+    worker_id: str
+    deadline: float | None = None  # time.monotonic() value, None when the call has no deadline
+    broker: dict[str, Any] = field(default_factory=dict)  # last snapshot the broker sent with a heartbeat
+
+    def remaining_s(self) -> float | None:
+        return None if self.deadline is None else max(0.0, self.deadline - time.monotonic())
+
+
+@dataclass(frozen=True, slots=True)
+class MethodSpec:
+    name: str
+    handler: Callable[..., Any]
+    params_model: type[BaseModel]
+    idempotent: bool
+    wants_context: bool
+    description: str = ""
+
+    def invoke(self, params: dict[str, Any], ctx: CallContext) -> Any:
+        try:
+            model = self.params_model.model_validate(params)
+        except ValidationError as exc:
+            details = [
+                {"field": ".".join(str(p) for p in err["loc"]) or None, "message": err["msg"], "type": err["type"]}
+                for err in exc.errors(include_url=False)
+            ]
+            raise InvalidParams(f"invalid params for {self.name}", details=details) from None
+        result = self.handler(model, ctx) if self.wants_context else self.handler(model)
+        if isinstance(result, BaseModel):
+            return result.model_dump(mode="json")
+        return result
+
+
+class MethodRegistry:
+    """The methods one worker serves; declared to the broker in READY."""
+
+    def __init__(self, specs: Iterable[MethodSpec] = ()) -> None:
+        self._specs: dict[str, MethodSpec] = {}
+        for spec in specs:
+            self.add(spec)
+
+    def add(self, spec: MethodSpec) -> None:
+        if spec.name in self._specs:
+            raise ValueError(f"method {spec.name!r} is registered twice")
+        self._specs[spec.name] = spec
+
+    def method(self, name: str, *, idempotent: bool = False) -> Callable[[F], F]:
+        """Register ``handler(params: Model[, ctx: CallContext])``; the params model comes from its annotation."""
+
+        def decorate(handler: F) -> F:
+            self.add(method_spec(name, handler, idempotent=idempotent))
+            return handler
+
+        return decorate
+
+    def include(self, other: MethodRegistry) -> None:
+        for spec in other:
+            self.add(spec)
+
+    def get(self, name: str) -> MethodSpec | None:
+        return self._specs.get(name)
+
+    def names(self) -> list[str]:
+        return sorted(self._specs)
+
+    def declaration(self) -> dict[str, dict[str, Any]]:
+        """The ``methods`` object of a READY message."""
+        return {name: {"idempotent": spec.idempotent} for name, spec in sorted(self._specs.items())}
+
+    def __iter__(self):  # type: ignore[no-untyped-def]
+        return iter(self._specs.values())
+
+    def __len__(self) -> int:
+        return len(self._specs)
+
+
+def method_spec(name: str, handler: Callable[..., Any], *, idempotent: bool) -> MethodSpec:
+    signature = inspect.signature(handler)
+    parameters = list(signature.parameters.values())
+    if not parameters or len(parameters) > 2:
+        raise TypeError(f"handler for {name!r} must take (params) or (params, ctx)")
+    hints = get_type_hints(handler)
+    model = hints.get(parameters[0].name)
+    if not (isinstance(model, type) and issubclass(model, BaseModel)):
+        raise TypeError(f"handler for {name!r}: its first parameter must be annotated with a pydantic model")
+    doc = inspect.getdoc(handler) or ""
+    return MethodSpec(name, handler, model, idempotent, len(parameters) == 2, doc.split("\n", 1)[0])
