@@ -1,0 +1,28 @@
+"""Building request frames and reading replies, the same for both clients."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from typing import Any
+
+
+def new_request_id() -> str:
+    return uuid.uuid4().hex
+
+
+def encode_request(method: str, params: dict[str, Any] | None, request_id: str, priority: int | None,
+                   timeout_ms: float | None) -> bytes:
+    request: dict[str, Any] = {"request_id": request_id, "method": method, "params": params or {}}
+    if priority is not None:
+        request["priority"] = priority
+    if timeout_ms is not None:
+        request["timeout_ms"] = timeout_ms
+    return json.dumps(request, separators=(",", ":")).encode()
+
+
+def decode_reply(frame: bytes) -> dict[str, Any]:
+    reply = json.loads(frame)
+    if not isinstance(reply, dict):
+        raise ValueError("reply is not a JSON object")
+    return reply

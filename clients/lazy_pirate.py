@@ -1,0 +1,71 @@
+"""The synchronous Lazy Pirate client: REQ socket, poll with a timeout, retry on a fresh socket.
+
+Every retry of one call carries the same request_id, so the broker answers a retry of a request it
+already ran with the reply it already has, instead of running it twice.
+"""
+
+from __future__ import annotations
+
+from types import TracebackType
+from typing import Any
+
+import zmq
+
+from clients.envelope import decode_reply, encode_request, new_request_id
+from clients.errors import RemoteError, RequestTimeout
+from clients.methods import ServiceMethods
+
+
+class LazyPirateClient(ServiceMethods[Any]):
+    def __init__(self, endpoint: str = "tcp://127.0.0.1:5555", *, timeout_ms: float = 2500, retries: int = 3,
+                 context: zmq.Context[Any] | None = None) -> None:
+        self.endpoint = endpoint
+        self.timeout_ms = timeout_ms
+        self.retries = retries
+        self._own_context = context is None
+        self.context: zmq.Context[Any] = context or zmq.Context()
+        self._socket = self._connect()
+
+    def _connect(self) -> zmq.Socket[Any]:
+        sock = self.context.socket(zmq.REQ)
+        sock.setsockopt(zmq.LINGER, 0)
+        sock.connect(self.endpoint)
+        return sock
+
+    def request(self, method: str, params: dict[str, Any] | None = None, *, request_id: str | None = None,
+                priority: int | None = None, timeout_ms: float | None = None,
+                deadline_ms: float | None = None) -> dict[str, Any]:
+        """Send one call and return the whole reply; ``deadline_ms`` becomes the request's ``timeout_ms``."""
+        request_id = request_id or new_request_id()
+        frame = encode_request(method, params, request_id, priority, deadline_ms)
+        wait_ms = self.timeout_ms if timeout_ms is None else timeout_ms
+        attempts = self.retries + 1
+        for _ in range(attempts):
+            self._socket.send(frame)
+            while self._socket.poll(wait_ms, zmq.POLLIN):
+                reply = decode_reply(self._socket.recv())
+                if reply.get("request_id") in (request_id, None):
+                    return reply
+            # Lazy Pirate: a REQ socket that got no answer is stuck; drop it and start a new one.
+            self._socket.close()
+            self._socket = self._connect()
+        raise RequestTimeout(method, request_id, attempts, wait_ms)
+
+    def call(self, method: str, params: dict[str, Any] | None = None, **options: Any) -> Any:
+        """Send one call and return its data; an error reply raises ``RemoteError``."""
+        reply = self.request(method, params, **options)
+        if reply.get("status") != "success":
+            raise RemoteError.from_reply(reply)
+        return reply.get("data")
+
+    def close(self) -> None:
+        self._socket.close()
+        if self._own_context:
+            self.context.term()
+
+    def __enter__(self) -> LazyPirateClient:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()

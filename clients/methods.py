@@ -1,0 +1,46 @@
+"""Typed helpers for every method of the service, shared by the sync and the asyncio client.
+
+``call`` returns the reply's data (sync) or an awaitable of it (asyncio); each helper passes that on.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Generic, TypeVar
+
+R = TypeVar("R")
+
+
+class ServiceMethods(Generic[R]):
+    def call(self, method: str, params: dict[str, Any] | None = None, **options: Any) -> R:
+        raise NotImplementedError
+
+    def health_check(self, detailed: bool = False, **options: Any) -> R:
+        return self.call("health.check", {"detailed": detailed}, **options)
+
+    def scan_market(self, market: str = "US", criteria: dict[str, Any] | None = None, **options: Any) -> R:
+        params: dict[str, Any] = {"market": market}
+        if criteria is not None:
+            params["criteria"] = criteria
+        return self.call("scan.market", params, **options)
+
+    def execute_order(self, symbol: str, action: str, quantity: float, order_type: str = "market",
+                      price: float | None = None, **options: Any) -> R:
+        params: dict[str, Any] = {"symbol": symbol, "action": action, "quantity": quantity, "order_type": order_type}
+        if price is not None:
+            params["price"] = price
+        return self.call("execute.order", params, **options)
+
+    def evaluate_risk(self, portfolio: dict[str, float], **options: Any) -> R:
+        return self.call("evaluate.risk", {"portfolio": portfolio}, **options)
+
+    def analyze_stock(self, symbol: str, analysis_type: str = "technical", **options: Any) -> R:
+        return self.call("analyze.stock", {"symbol": symbol, "analysis_type": analysis_type}, **options)
+
+    def get_market_data(self, symbols: list[str], **options: Any) -> R:
+        return self.call("get.market_data", {"symbols": symbols}, **options)
+
+    def flow_run(self, flow: dict[str, Any], inputs: dict[str, Any] | None = None, **options: Any) -> R:
+        params: dict[str, Any] = {"flow": flow}
+        if inputs is not None:
+            params["inputs"] = inputs
+        return self.call("flow.run", params, **options)

@@ -1,0 +1,438 @@
+"""The broker: a ROUTER for clients, a ROUTER for workers, and the few verbs that move requests between them.
+
+Majordomo's algorithm with three changes for speed and safety: each wake-up drains every socket
+before dispatching, each worker holds a small credit of queued requests so it never waits on the
+broker between two calls, and the broker owns deadlines, dedupe and the re-dispatch rule so that a
+request is answered exactly once and a non-idempotent one never runs twice.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket as socketlib
+import threading
+import time
+from typing import Any
+
+import orjson
+import zmq
+
+from tacore.broker.dedupe import DedupeCache
+from tacore.broker.queue import Pending, PendingQueue
+from tacore.broker.records import RecordShipper
+from tacore.broker.stats import LATENCY_BUCKETS_MS, BrokerStats
+from tacore.broker.workers import WorkerRecord, WorkerRegistry
+from tacore.errors import ErrorCode, InvalidRequest
+from tacore.protocol import worker as wp
+from tacore.protocol.envelope import decode_request, encode_error, encode_reply
+from tacore.settings import Settings
+
+log = logging.getLogger("tacore.broker")
+
+BROKER_METHODS = frozenset({"broker.status", "broker.metrics"})
+_DRAIN_LIMIT = 512  # messages taken from one socket per wake-up before looking at the other
+_INVALID_METHOD = "(invalid)"
+
+
+class Broker:
+    """Run with ``Broker(settings).run(stop_event)``; binds on construction so callers know it is up."""
+
+    def __init__(self, settings: Settings, *, expected_methods: frozenset[str] = frozenset(),
+                 context: zmq.Context[Any] | None = None, ship_records: bool = True) -> None:
+        self.settings = settings
+        self._own_context = context is None
+        self.context: zmq.Context[Any] = context or zmq.Context()
+        self.frontend = self.context.socket(zmq.ROUTER)
+        self.backend = self.context.socket(zmq.ROUTER)
+        for sock in (self.frontend, self.backend):
+            sock.setsockopt(zmq.ROUTER_MANDATORY, 1)
+            sock.setsockopt(zmq.LINGER, 1000)
+            sock.setsockopt(zmq.RCVHWM, 100_000)
+            sock.setsockopt(zmq.SNDHWM, 100_000)
+        self.frontend.setsockopt(zmq.MAXMSGSIZE, -1)
+        self.frontend.bind(settings.frontend_endpoint)
+        self.backend.bind(settings.backend_endpoint)
+
+        self.queue = PendingQueue(settings.queue_limit)
+        self.workers = WorkerRegistry()
+        self.dedupe = DedupeCache(settings.dedupe_max_entries, settings.dedupe_ttl_s)
+        self.stats = BrokerStats()
+        self.records: RecordShipper | None = None
+        if ship_records:
+            self.records = RecordShipper(
+                self.context, settings.recorder_endpoint, batch_size=settings.request_log_batch_size,
+                flush_ms=settings.request_log_flush_ms, buffer_limit=settings.request_log_buffer,
+            )
+        self.declared: set[str] = set(expected_methods)
+        self.active: dict[str, Pending] = {}  # request_id -> queued or in-flight request
+        self.counters = dict.fromkeys(
+            ("received", "answered", "busy", "timeout", "worker_lost", "invalid_request", "unknown_method",
+             "deduped", "redispatched", "reply_undeliverable"), 0,
+        )
+        self.started_at = time.time()
+        self._seq = 0
+        self._max_bytes = settings.max_request_bytes
+        self._default_timeout_s = settings.default_timeout_ms / 1000.0
+        self._hb_interval_s = settings.heartbeat_interval_ms / 1000.0
+        self._liveness_s = self._hb_interval_s * settings.heartbeat_liveness
+        self._stopping = False
+
+    # -- the loop ---------------------------------------------------------------------------------
+    def run(self, stop: threading.Event | None = None) -> None:
+        stop = stop or threading.Event()
+        poller = zmq.Poller()
+        poller.register(self.frontend, zmq.POLLIN)
+        poller.register(self.backend, zmq.POLLIN)
+        next_heartbeat = time.monotonic() + self._hb_interval_s
+        log.info("broker up: frontend %s, backend %s", self.settings.frontend_endpoint,
+                 self.settings.backend_endpoint)
+        try:
+            while not stop.is_set():
+                now = time.monotonic()
+                wake = min(next_heartbeat, now + 0.25)
+                deadline = self.queue.next_deadline()
+                if deadline is not None:
+                    wake = min(wake, deadline)
+                if self.records is not None and self.records.due(now + 0.05):
+                    wake = min(wake, now + self.records.flush_s)
+                timeout_ms = max(0.0, (wake - now) * 1000.0)
+                events = dict(poller.poll(timeout_ms))
+                if self.backend in events:
+                    self._drain_backend()
+                if self.frontend in events:
+                    self._drain_frontend()
+                now = time.monotonic()
+                if len(self.queue):
+                    for item in self.queue.expire(now):
+                        self._answer_timeout(item, now)
+                if now >= next_heartbeat:
+                    self._heartbeat(now)
+                    next_heartbeat = now + self._hb_interval_s
+                if self.records is not None and self.records.due(now):
+                    self.records.flush()
+        finally:
+            self._shutdown()
+
+    def _drain_frontend(self) -> None:
+        recv = self.frontend.recv_multipart
+        for _ in range(_DRAIN_LIMIT):
+            try:
+                frames = recv(zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            self._on_client(frames)
+
+    def _drain_backend(self) -> None:
+        recv = self.backend.recv_multipart
+        for _ in range(_DRAIN_LIMIT * 2):
+            try:
+                frames = recv(zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            self._on_worker(frames)
+
+    # -- clients ----------------------------------------------------------------------------------
+    def _on_client(self, frames: list[bytes]) -> None:
+        now = time.monotonic()
+        self.counters["received"] += 1
+        if len(frames) < 2:
+            return  # a ROUTER always prefixes the identity: nothing to answer to
+        envelope = frames[:-1]
+        body = frames[-1]
+        try:
+            request = decode_request(body, self._max_bytes)
+        except InvalidRequest as exc:
+            self.counters["invalid_request"] += 1
+            reply = encode_error(exc.request_id, ErrorCode.INVALID_REQUEST, exc.message, exc.details)
+            self._send_client(envelope, reply)
+            self._record(exc.request_id, _INVALID_METHOD, ErrorCode.INVALID_REQUEST, None, 5, now, now, 0.0)
+            return
+        method = request.method
+        request_id = request.request_id
+        if method in BROKER_METHODS:
+            data = self.status() if method == "broker.status" else self.metrics()
+            self._send_client(envelope, encode_reply(request_id, data, (time.monotonic() - now) * 1000.0))
+            return
+        if request_id is not None:
+            active = self.active.get(request_id)
+            if active is not None:
+                self.counters["deduped"] += 1
+                active.envelopes.append(envelope)
+                return
+            cached = self.dedupe.get(request_id, now)
+            if cached is not None:
+                self.counters["deduped"] += 1
+                self._send_client(envelope, cached)
+                return
+        if method not in self.declared:
+            self.counters["unknown_method"] += 1
+            self._send_client(envelope, encode_error(
+                request_id, ErrorCode.UNKNOWN_METHOD, f"no worker serves method {method!r}",
+                {"method": method}))
+            self._record(request_id, method, ErrorCode.UNKNOWN_METHOD, None, request.priority, now, now, 0.0)
+            return
+        if self.queue.full():
+            self.counters["busy"] += 1
+            self._send_client(envelope, encode_error(
+                request_id, ErrorCode.BUSY, f"queue full ({self.queue.limit} pending); retry later",
+                {"queue_limit": self.queue.limit}))
+            self._record(request_id, method, ErrorCode.BUSY, None, request.priority, now, now, 0.0)
+            return
+        timeout_s = self._default_timeout_s if request.timeout_ms is None else request.timeout_ms / 1000.0
+        self._seq += 1
+        item = Pending(self._seq, request_id, method, request.priority, body, [envelope], now, time.time(),
+                       now + timeout_s)
+        if request_id is not None:
+            self.active[request_id] = item
+        worker = None if self.queue.has(method) else self.workers.pick(method)
+        if worker is None:
+            self.queue.push(item)
+        else:
+            self._dispatch(item, worker, now)
+
+    def _send_client(self, envelope: list[bytes], body: bytes) -> None:
+        try:
+            self.frontend.send_multipart([*envelope, body], zmq.NOBLOCK)
+        except zmq.ZMQError as exc:  # client gone (EHOSTUNREACH) or not reading (EAGAIN)
+            self.counters["reply_undeliverable"] += 1
+            log.debug("reply undeliverable: %s", exc)
+
+    # -- workers ----------------------------------------------------------------------------------
+    def _on_worker(self, frames: list[bytes]) -> None:
+        identity = frames[0]
+        if len(frames) < 3 or frames[1] != wp.HEADER:
+            log.warning("dropped malformed message from worker %r (%d frames)", identity, len(frames))
+            return
+        command = frames[2]
+        record = self.workers.live.get(identity)
+        now = time.monotonic()
+        if command == wp.REPLY:
+            if record is None or len(frames) != 6:
+                self._send_worker(identity, [wp.HEADER, wp.DISCONNECT])
+                return
+            record.expires_at = now + self._liveness_s
+            self._on_reply(record, frames[3], frames[4], frames[5], now)
+        elif command == wp.HEARTBEAT:
+            if record is None:
+                self._send_worker(identity, [wp.HEADER, wp.DISCONNECT])
+                return
+            record.expires_at = now + self._liveness_s
+            record.last_heartbeat = time.time()
+        elif command == wp.READY:
+            if record is not None:
+                self._worker_gone(record, "re-registered")
+            self._on_ready(identity, frames[3] if len(frames) > 3 else b"{}", now)
+        elif command == wp.DISCONNECT:
+            if record is not None:
+                self._worker_gone(record, "disconnected")
+        else:
+            log.warning("unknown command %r from worker %r", command, identity)
+
+    def _on_ready(self, identity: bytes, payload: bytes, now: float) -> None:
+        try:
+            info = orjson.loads(payload)
+            methods_decl = info["methods"]
+            methods = frozenset(str(m) for m in methods_decl)
+            idempotent = frozenset(str(m) for m, spec in methods_decl.items() if spec.get("idempotent"))
+            credit = max(1, min(int(info.get("credit", 1)), 64))
+        except (orjson.JSONDecodeError, KeyError, TypeError, AttributeError, ValueError):
+            log.warning("worker %r sent an unreadable READY; told to disconnect", identity)
+            self._send_worker(identity, [wp.HEADER, wp.DISCONNECT])
+            return
+        record = WorkerRecord(identity, str(info.get("worker_id") or identity.hex()), info.get("pid"),
+                              info.get("host"), str(info.get("kind", "worker")), methods, idempotent, credit,
+                              now + self._liveness_s)
+        self.workers.add(record)
+        self.declared.update(methods)
+        log.info("worker %s ready (pid %s, %d methods, credit %d)", record.worker_id, record.pid,
+                 len(methods), credit)
+        self._feed(record, now)
+
+    def _on_reply(self, record: WorkerRecord, seq_frame: bytes, meta: bytes, body: bytes, now: float) -> None:
+        try:
+            item = record.inflight.pop(int(seq_frame))
+        except (ValueError, KeyError):
+            log.warning("worker %s replied to unknown seq %r", record.worker_id, seq_frame)
+            return
+        try:
+            status, code, processing_ms = orjson.loads(meta)
+        except (orjson.JSONDecodeError, ValueError, TypeError):
+            status, code, processing_ms = "error", ErrorCode.INTERNAL, 0.0
+        record.served += 1
+        if status != "success":
+            record.failed += 1
+        self._finish(item, body, code if status != "success" else None, record.worker_id,
+                     float(processing_ms or 0.0), now, cache=True)
+        self.workers.freed(record)
+        self._feed(record, now)
+
+    def _feed(self, record: WorkerRecord, now: float) -> None:
+        """Give ``record`` queued work while it has credit (never an expired request)."""
+        while record.free > 0 and len(self.queue):
+            item = self.queue.pop_for(record.methods)
+            if item is None:
+                return
+            if item.deadline <= now:
+                self._answer_timeout(item, now)
+                continue
+            self._dispatch(item, record, now)
+
+    def _dispatch(self, item: Pending, record: WorkerRecord, now: float) -> None:
+        budget = b"%d" % max(1, int((item.deadline - now) * 1000.0))
+        item.attempts += 1
+        item.dispatched = now
+        item.worker_identity = record.identity
+        record.inflight[item.seq] = item
+        self.workers.took(record)
+        try:
+            self.backend.send_multipart([record.identity, wp.HEADER, wp.REQUEST, b"%d" % item.seq, budget, item.raw],
+                                        zmq.NOBLOCK)
+        except zmq.ZMQError as exc:  # never reached the worker: it cannot have run, so it goes back
+            log.warning("worker %s unreachable (%s)", record.worker_id, exc)
+            del record.inflight[item.seq]
+            item.attempts -= 1
+            self._worker_gone(record, "unreachable")
+            self.queue.push(item, front=True)
+
+    def _send_worker(self, identity: bytes, frames: list[bytes]) -> None:
+        try:
+            self.backend.send_multipart([identity, *frames], zmq.NOBLOCK)
+        except zmq.ZMQError:
+            pass
+
+    def _worker_gone(self, record: WorkerRecord, reason: str) -> None:
+        """Remove a worker; re-dispatch its idempotent requests once, answer the rest WORKER_LOST."""
+        self.workers.remove(record, reason)
+        log.warning("worker %s (pid %s) removed: %s; %d request(s) in flight", record.worker_id, record.pid,
+                    reason, len(record.inflight))
+        now = time.monotonic()
+        lost = list(record.inflight.values())
+        record.inflight.clear()
+        for item in lost:
+            if self.workers.idempotent.get(item.method) and item.attempts < 2 and item.deadline > now:
+                self.counters["redispatched"] += 1
+                worker = self.workers.pick(item.method)
+                if worker is None:
+                    self.queue.push(item, front=True)
+                else:
+                    self._dispatch(item, worker, now)
+            else:
+                self.counters["worker_lost"] += 1
+                body = encode_error(item.request_id, ErrorCode.WORKER_LOST,
+                                    f"worker {record.worker_id} was lost while running the request; "
+                                    "it may or may not have taken effect",
+                                    {"worker_id": record.worker_id, "reason": reason},
+                                    (now - item.received) * 1000.0)
+                self._finish(item, body, ErrorCode.WORKER_LOST, record.worker_id, 0.0, now, cache=True)
+
+    def _heartbeat(self, now: float) -> None:
+        for record in self.workers.expired(now):
+            self._worker_gone(record, "heartbeat expired")
+        snapshot = orjson.dumps({"queue_depth": len(self.queue), "live_workers": len(self.workers.live),
+                                 "inflight": sum(len(r.inflight) for r in self.workers.live.values()),
+                                 "sent_at": time.time()})
+        for identity in list(self.workers.live):
+            self._send_worker(identity, [wp.HEADER, wp.HEARTBEAT, snapshot])
+        self.dedupe.prune(now)
+
+    # -- answers ----------------------------------------------------------------------------------
+    def _answer_timeout(self, item: Pending, now: float) -> None:
+        self.counters["timeout"] += 1
+        waited_ms = (now - item.received) * 1000.0
+        reason = "no live worker serves it" if not self.workers.servers.get(item.method) else "queue wait"
+        body = encode_error(item.request_id, ErrorCode.TIMEOUT,
+                            f"deadline passed after {waited_ms:.0f} ms in the queue ({reason}); it was not run",
+                            {"waited_ms": round(waited_ms, 3)}, waited_ms)
+        self._finish(item, body, ErrorCode.TIMEOUT, None, 0.0, now, cache=False)
+
+    def _finish(self, item: Pending, body: bytes, error_code: str | None, worker_id: str | None,
+                processing_ms: float, now: float, *, cache: bool) -> None:
+        for envelope in item.envelopes:
+            self._send_client(envelope, body)
+        self.counters["answered"] += 1
+        request_id = item.request_id
+        if request_id is not None:
+            if self.active.get(request_id) is item:
+                del self.active[request_id]
+            if cache:
+                self.dedupe.put(request_id, body, now)
+        queue_ms = ((item.dispatched or now) - item.received) * 1000.0
+        total_ms = (now - item.received) * 1000.0
+        self.stats.observe(item.method, error_code, total_ms, queue_ms)
+        if self.records is not None:
+            self.records.add([request_id, item.method, "success" if error_code is None else "error", error_code,
+                              worker_id, item.priority, round(queue_ms, 3), round(processing_ms, 3),
+                              round(total_ms, 3), item.received_wall, item.received_wall + total_ms / 1000.0])
+
+    def _record(self, request_id: str | None, method: str, code: str, worker_id: str | None, priority: int,
+                received: float, now: float, processing_ms: float) -> None:
+        """Log and count a request answered by the broker itself before it was queued."""
+        total_ms = (time.monotonic() - received) * 1000.0
+        self.stats.observe(method, code, total_ms, 0.0)
+        if self.records is not None:
+            wall = time.time()
+            self.records.add([request_id, method, "error", code, worker_id, priority, 0.0, processing_ms,
+                              round(total_ms, 3), wall - total_ms / 1000.0, wall])
+
+    # -- introspection ----------------------------------------------------------------------------
+    def status(self) -> dict[str, Any]:
+        now_wall = time.time()
+        live = list(self.workers.live.values())
+        return {
+            "started_at": round(self.started_at, 3),
+            "uptime_s": round(now_wall - self.started_at, 3),
+            "pid": os.getpid(),
+            "host": socketlib.gethostname(),
+            "queue_depth": len(self.queue),
+            "queue_by_method": self.queue.depth_by_method(),
+            "queue_limit": self.queue.limit,
+            "inflight": sum(len(r.inflight) for r in live),
+            "live_workers": len(live),
+            "workers": [r.to_wire() for r in live] + [r.to_wire() for r in self.workers.recent_dead(now_wall)],
+            "methods": {m: {"idempotent": self.workers.idempotent.get(m, False),
+                            "workers": self.workers.servers.get(m, 0)} for m in sorted(self.declared)},
+            "counters": dict(self.counters),
+            "dedupe_entries": len(self.dedupe),
+            "request_log": None if self.records is None else {"shipped": self.records.shipped,
+                                                                "dropped": self.records.dropped},
+        }
+
+    def metrics(self) -> dict[str, Any]:
+        return {
+            "uptime_s": round(time.time() - self.started_at, 3),
+            "queue_depth": len(self.queue),
+            "inflight": sum(len(r.inflight) for r in self.workers.live.values()),
+            "latency_buckets_ms": list(LATENCY_BUCKETS_MS),
+            "methods": self.stats.to_wire(),
+            "counters": dict(self.counters),
+        }
+
+    # -- shutdown ---------------------------------------------------------------------------------
+    def _shutdown(self) -> None:
+        """Let in-flight work finish briefly, answer what is left, tell workers, flush the log."""
+        grace_end = time.monotonic() + 2.0
+        while any(r.inflight for r in self.workers.live.values()) and time.monotonic() < grace_end:
+            if self.backend.poll(50):
+                self._drain_backend()
+        now = time.monotonic()
+        for item in self.queue.drain():  # never ran: safe to retry
+            body = encode_error(item.request_id, ErrorCode.UNAVAILABLE, "broker shutting down; the request was "
+                                "not run", None, (now - item.received) * 1000.0)
+            self._finish(item, body, ErrorCode.UNAVAILABLE, None, 0.0, now, cache=False)
+        for record in list(self.workers.live.values()):
+            for item in record.inflight.values():  # may have run: not retryable
+                body = encode_error(item.request_id, ErrorCode.WORKER_LOST, "broker shutting down while the "
+                                    "request ran; it may or may not have taken effect",
+                                    {"worker_id": record.worker_id}, (now - item.received) * 1000.0)
+                self._finish(item, body, ErrorCode.WORKER_LOST, record.worker_id, 0.0, now, cache=False)
+            record.inflight.clear()
+        for identity in list(self.workers.live):
+            self._send_worker(identity, [wp.HEADER, wp.DISCONNECT])
+        if self.records is not None:
+            self.records.close()
+        self.frontend.close(linger=500)
+        self.backend.close(linger=500)
+        if self._own_context:
+            self.context.term()
+        log.info("broker stopped: %s", self.counters)

@@ -1,0 +1,72 @@
+"""Ships request-log records from the broker to the recorder process, in batches, off the hot path.
+
+The broker only appends a small list per answered request; every ``flush_ms`` (or ``batch_size``
+records) the batch goes out as one PUSH message. If the recorder is slow or away the records wait
+here, up to ``buffer_limit``; past that the oldest are dropped and counted.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import deque
+from typing import Any
+
+import orjson
+import zmq
+
+log = logging.getLogger("tacore.broker")
+
+
+class RecordShipper:
+    def __init__(self, context: zmq.Context[Any], endpoint: str, *, batch_size: int, flush_ms: int,
+                 buffer_limit: int) -> None:
+        self._socket = context.socket(zmq.PUSH)
+        self._socket.setsockopt(zmq.SNDHWM, 1000)
+        self._socket.setsockopt(zmq.LINGER, 3000)
+        self._socket.connect(endpoint)
+        self._batch: list[list[Any]] = []
+        self._backlog: deque[tuple[bytes, int]] = deque()
+        self._backlog_records = 0
+        self.batch_size = batch_size
+        self.flush_s = flush_ms / 1000.0
+        self.buffer_limit = buffer_limit
+        self._last_flush = time.monotonic()
+        self.shipped = 0
+        self.dropped = 0
+
+    def add(self, record: list[Any]) -> None:
+        self._batch.append(record)
+        if len(self._batch) >= self.batch_size:
+            self.flush()
+
+    def due(self, now: float) -> bool:
+        return bool(self._batch or self._backlog) and now - self._last_flush >= self.flush_s
+
+    def flush(self) -> None:
+        self._last_flush = time.monotonic()
+        if self._batch:
+            batch, self._batch = self._batch, []
+            self._backlog.append((orjson.dumps(batch), len(batch)))
+            self._backlog_records += len(batch)
+        while self._backlog:
+            message, count = self._backlog[0]
+            try:
+                self._socket.send(message, zmq.NOBLOCK)
+            except zmq.Again:
+                break
+            self._backlog.popleft()
+            self._backlog_records -= count
+            self.shipped += count
+        while self._backlog_records > self.buffer_limit and self._backlog:
+            _, count = self._backlog.popleft()
+            self._backlog_records -= count
+            self.dropped += count
+            log.warning("request log backlog over %d records: dropped %d", self.buffer_limit, count)
+
+    def close(self) -> None:
+        self.flush()
+        if self._backlog:
+            log.warning("request log: %d records not shipped at shutdown", self._backlog_records)
+        self._socket.close()
+

@@ -1,0 +1,106 @@
+"""The broker's view of its workers: who serves what, who has credit (LRU), who has gone silent."""
+
+from __future__ import annotations
+
+import time
+from collections import OrderedDict, deque
+from dataclasses import dataclass, field
+from typing import Any
+
+from tacore.broker.queue import Pending
+
+DEAD_RETENTION_S = 300.0
+
+
+@dataclass(slots=True, eq=False)
+class WorkerRecord:
+    identity: bytes
+    worker_id: str
+    pid: int | None
+    host: str | None
+    kind: str
+    methods: frozenset[str]
+    idempotent: frozenset[str]
+    credit: int
+    expires_at: float  # time.monotonic()
+    connected_at: float = field(default_factory=time.time)
+    last_heartbeat: float = field(default_factory=time.time)
+    inflight: dict[int, Pending] = field(default_factory=dict)
+    served: int = 0
+    failed: int = 0
+    dead_at: float | None = None
+    dead_reason: str | None = None
+
+    @property
+    def free(self) -> int:
+        return self.credit - len(self.inflight)
+
+    def to_wire(self) -> dict[str, Any]:
+        if self.dead_at is not None:
+            state = "dead"
+        else:
+            state = "busy" if self.inflight else "idle"
+        return {
+            "worker_id": self.worker_id, "pid": self.pid, "host": self.host, "kind": self.kind, "state": state,
+            "methods": sorted(self.methods), "credit": self.credit, "served": self.served, "failed": self.failed,
+            "connected_at": round(self.connected_at, 3), "last_heartbeat": round(self.last_heartbeat, 3),
+            "dead_at": None if self.dead_at is None else round(self.dead_at, 3), "dead_reason": self.dead_reason,
+            "current": [
+                {"request_id": item.request_id, "method": item.method,
+                 "since": round(item.received_wall + (item.dispatched - item.received), 3)}
+                for item in self.inflight.values()
+            ],
+        }
+
+
+class WorkerRegistry:
+    """Live workers by identity; ``ready`` holds those with free credit, least recently used first."""
+
+    def __init__(self) -> None:
+        self.live: dict[bytes, WorkerRecord] = {}
+        self.ready: OrderedDict[bytes, WorkerRecord] = OrderedDict()
+        self.dead: deque[WorkerRecord] = deque(maxlen=256)
+        self.servers: dict[str, int] = {}  # method -> live workers serving it
+        self.idempotent: dict[str, bool] = {}  # method -> declared idempotent (last declaration wins)
+
+    def add(self, record: WorkerRecord) -> None:
+        self.live[record.identity] = record
+        for method in record.methods:
+            self.servers[method] = self.servers.get(method, 0) + 1
+            self.idempotent[method] = method in record.idempotent
+        if record.free > 0:
+            self.ready[record.identity] = record
+
+    def remove(self, record: WorkerRecord, reason: str) -> None:
+        if self.live.pop(record.identity, None) is None:
+            return
+        self.ready.pop(record.identity, None)
+        for method in record.methods:
+            self.servers[method] -= 1
+        record.dead_at = time.time()
+        record.dead_reason = reason
+        self.dead.append(record)
+
+    def pick(self, method: str) -> WorkerRecord | None:
+        """The least recently used worker with credit that serves ``method``."""
+        for record in self.ready.values():
+            if method in record.methods:
+                return record
+        return None
+
+    def took(self, record: WorkerRecord) -> None:
+        """``record`` was just given a request: it becomes most recently used, or leaves ``ready``."""
+        if record.free > 0:
+            self.ready.move_to_end(record.identity)
+        else:
+            self.ready.pop(record.identity, None)
+
+    def freed(self, record: WorkerRecord) -> None:
+        if record.identity in self.live and record.identity not in self.ready:
+            self.ready[record.identity] = record
+
+    def expired(self, now: float) -> list[WorkerRecord]:
+        return [record for record in self.live.values() if record.expires_at <= now]
+
+    def recent_dead(self, now_wall: float) -> list[WorkerRecord]:
+        return [r for r in self.dead if r.dead_at is not None and now_wall - r.dead_at <= DEAD_RETENTION_S]

@@ -1,0 +1,159 @@
+"""The ``tacore`` command: thin argument parsing over the process entry points."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+import threading
+from typing import Any
+
+from tacore import __version__
+from tacore.errors import ConfigError
+from tacore.settings import Settings, load_settings
+
+
+def _stop_on_signals() -> threading.Event:
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    return stop
+
+
+def _serve(settings: Settings, args: argparse.Namespace) -> int:
+    from tacore.logconfig import configure_logging
+    from tacore.service import Service
+
+    overrides: dict[str, Any] = {}
+    if args.workers:
+        overrides["worker_count"] = args.workers
+    if overrides:
+        settings = settings.model_copy(update=overrides)
+    configure_logging(settings, "serve")
+    stop = _stop_on_signals()
+    Service(settings, data_agent=not args.no_data_agent, api=not args.no_api, demo=args.demo).run(stop)
+    return 0
+
+
+def _call(settings: Settings, args: argparse.Namespace) -> int:
+    from clients import LazyPirateClient, RequestTimeout
+
+    try:
+        params = json.loads(args.params)
+    except json.JSONDecodeError as exc:
+        print(f"tacore call: params are not JSON: {exc}", file=sys.stderr)
+        return 2
+    if not isinstance(params, dict):
+        print("tacore call: params must be a JSON object", file=sys.stderr)
+        return 2
+    endpoint = args.endpoint or settings.client_endpoint
+    with LazyPirateClient(endpoint, timeout_ms=args.timeout_ms, retries=args.retries) as client:
+        try:
+            reply = client.request(args.method, params, priority=args.priority, deadline_ms=args.deadline_ms)
+        except RequestTimeout as exc:
+            print(f"tacore call: {exc}", file=sys.stderr)
+            return 3
+    print(json.dumps(reply, indent=2, ensure_ascii=False))
+    return 0 if reply.get("status") == "success" else 1
+
+
+def _worker(settings: Settings, args: argparse.Namespace) -> int:
+    from tacore.logconfig import configure_logging
+    from workers.pool import WorkerPool
+
+    update: dict[str, Any] = {}
+    if args.connect:
+        update["broker_connect"] = args.connect
+    if args.count:
+        update["worker_count"] = args.count
+    settings = settings.model_copy(update=update)
+    configure_logging(settings, "workers")
+    stop = _stop_on_signals()
+    WorkerPool(settings, prefix=args.prefix).run(stop)
+    return 0
+
+
+def _broker(settings: Settings, args: argparse.Namespace) -> int:
+    from tacore.broker import Broker
+    from tacore.logconfig import configure_logging
+    from workers.methods import default_registry
+
+    configure_logging(settings, "broker")
+    stop = _stop_on_signals()
+    Broker(settings, expected_methods=frozenset(default_registry().names()),
+           ship_records=not args.no_request_log).run(stop)
+    return 0
+
+
+def _data_agent(settings: Settings, args: argparse.Namespace) -> int:
+    from workers.ingest.agent import run
+
+    run(settings)
+    return 0
+
+
+def _api(settings: Settings, args: argparse.Namespace) -> int:
+    from tacore.api.server import run
+
+    run(settings)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="tacore", description="TACore trading-agent core service")
+    parser.add_argument("--version", action="version", version=f"tacore {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="run the whole service: broker, workers, data agent, sidecar")
+    serve.add_argument("--demo", action="store_true",
+                       help="also run the exchange simulator and stream a few symbols from it")
+    serve.add_argument("--workers", type=int, default=0, help="worker processes (default WORKER_COUNT)")
+    serve.add_argument("--no-data-agent", action="store_true", help="do not start the data agent")
+    serve.add_argument("--no-api", action="store_true", help="do not start the monitoring sidecar")
+    serve.set_defaults(func=_serve)
+
+    call = sub.add_parser("call", help="send one request and print the reply")
+    call.add_argument("method")
+    call.add_argument("params", nargs="?", default="{}", help="JSON object")
+    call.add_argument("--endpoint", help="broker frontend (default from settings)")
+    call.add_argument("--timeout-ms", type=float, default=5000, help="wait per attempt")
+    call.add_argument("--retries", type=int, default=2)
+    call.add_argument("--priority", type=int, default=None, help="0 (highest) .. 9")
+    call.add_argument("--deadline-ms", type=float, default=None, help="the request's timeout_ms")
+    call.set_defaults(func=_call)
+
+    worker = sub.add_parser("worker", help="run worker processes that join a broker, possibly remote")
+    worker.add_argument("--connect", help="broker backend, e.g. tcp://10.0.0.5:5556")
+    worker.add_argument("--count", type=int, default=0, help="processes (default WORKER_COUNT)")
+    worker.add_argument("--prefix", default="remote-", help="worker id prefix")
+    worker.set_defaults(func=_worker)
+
+    broker = sub.add_parser("broker", help="run the broker alone")
+    broker.add_argument("--no-request-log", action="store_true", help="do not ship records to a recorder")
+    broker.set_defaults(func=_broker)
+
+    sub.add_parser("data-agent", help="run the data agent alone").set_defaults(func=_data_agent)
+    sub.add_parser("api", help="run the monitoring sidecar alone").set_defaults(func=_api)
+    sub.add_parser("exchange-sim", help="run the Binance-compatible exchange simulator", add_help=False)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] == "exchange-sim":  # the simulator parses its own flags
+        from tacore.exchange_sim.server import main as sim_main
+
+        return sim_main(argv[1:])
+    args = build_parser().parse_args(argv)
+    try:
+        settings = load_settings()
+    except ConfigError as exc:
+        print(f"tacore: {exc}", file=sys.stderr)
+        return 2
+    result: int = args.func(settings, args)
+    return result
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())

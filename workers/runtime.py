@@ -1,0 +1,189 @@
+"""The worker runtime: a DEALER that registers its methods, runs requests, heartbeats and reconnects.
+
+Handlers run in the thread that calls ``run`` (no hand-off on the hot path). Heartbeats come from a
+small side thread that shares the socket under a lock, so a handler that takes seconds does not make
+the worker look dead. When the broker goes silent or says DISCONNECT, the worker drops its socket,
+waits (exponential backoff with jitter) and registers again on a fresh one.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import socket as socketlib
+import threading
+import time
+import uuid
+from typing import Any
+
+import orjson
+import zmq
+
+from tacore.errors import ErrorCode, TACoreError
+from tacore.protocol import worker as wp
+from tacore.protocol.envelope import encode_error, encode_reply
+from workers.registry import CallContext, MethodRegistry
+
+log = logging.getLogger("tacore.worker")
+
+_SUCCESS_META = b'["success",null,%.3f]'
+
+
+class Worker:
+    def __init__(self, endpoint: str, registry: MethodRegistry, *, worker_id: str | None = None,
+                 kind: str = "worker", credit: int = 2, heartbeat_interval_ms: int = 1000, liveness: int = 3,
+                 reconnect_initial_ms: int = 250, reconnect_max_ms: int = 8000,
+                 context: zmq.Context[Any] | None = None) -> None:
+        self.endpoint = endpoint
+        self.registry = registry
+        self.worker_id = worker_id or f"{kind}-{uuid.uuid4().hex[:8]}"
+        self.kind = kind
+        self.credit = credit
+        self.hb_interval_s = heartbeat_interval_ms / 1000.0
+        self.liveness_s = self.hb_interval_s * liveness
+        self.reconnect_initial_s = reconnect_initial_ms / 1000.0
+        self.reconnect_max_s = reconnect_max_ms / 1000.0
+        self.context: zmq.Context[Any] = context or zmq.Context.instance()
+        self.broker_snapshot: dict[str, Any] = {}
+        self.sessions = 0  # registrations so far (1 + reconnects)
+        self.served = 0
+        self._lock = threading.Lock()
+        self._socket: zmq.Socket[Any] | None = None
+        self._ready_payload = orjson.dumps({
+            "worker_id": self.worker_id, "pid": os.getpid(), "host": socketlib.gethostname(), "kind": kind,
+            "credit": credit, "methods": registry.declaration(),
+        })
+
+    # -- lifecycle --------------------------------------------------------------------------------
+    def run(self, stop: threading.Event | None = None) -> None:
+        """Serve until ``stop`` is set, reconnecting forever when the broker goes away."""
+        stop = stop or threading.Event()
+        backoff = self.reconnect_initial_s
+        while not stop.is_set():
+            started = time.monotonic()
+            reason = self._session(stop)
+            if stop.is_set():
+                break
+            if time.monotonic() - started > self.liveness_s * 2:
+                backoff = self.reconnect_initial_s  # that session was healthy: start over
+            delay = backoff * random.uniform(0.5, 1.0)
+            log.warning("worker %s: %s; reconnecting in %.2f s", self.worker_id, reason, delay)
+            stop.wait(delay)
+            backoff = min(backoff * 2, self.reconnect_max_s)
+
+    def _session(self, stop: threading.Event) -> str:
+        sock = self.context.socket(zmq.DEALER)
+        sock.setsockopt(zmq.LINGER, 0)
+        sock.setsockopt(zmq.IDENTITY, f"{self.worker_id}#{self.sessions}".encode())
+        sock.connect(self.endpoint)
+        self._socket = sock
+        self.sessions += 1
+        session_over = threading.Event()
+        beat = threading.Thread(target=self._heartbeats, args=(sock, session_over, stop), daemon=True,
+                                name=f"{self.worker_id}-heartbeat")
+        try:
+            with self._lock:
+                sock.send_multipart([wp.HEADER, wp.READY, self._ready_payload])
+            beat.start()
+            return self._serve(sock, stop)
+        finally:
+            session_over.set()
+            if beat.is_alive():
+                beat.join(timeout=2)
+            if stop.is_set():
+                with self._lock:
+                    try:
+                        sock.send_multipart([wp.HEADER, wp.DISCONNECT], zmq.NOBLOCK)
+                    except zmq.ZMQError:
+                        pass
+                sock.setsockopt(zmq.LINGER, 200)
+            sock.close()
+            self._socket = None
+
+    def _heartbeats(self, sock: zmq.Socket[Any], session_over: threading.Event, stop: threading.Event) -> None:
+        while not session_over.wait(self.hb_interval_s) and not stop.is_set():
+            with self._lock:
+                try:
+                    sock.send_multipart([wp.HEADER, wp.HEARTBEAT], zmq.NOBLOCK)
+                except zmq.ZMQError:
+                    return
+
+    def _serve(self, sock: zmq.Socket[Any], stop: threading.Event) -> str:
+        poll_ms = int(min(250.0, self.hb_interval_s * 250.0))
+        last_heard = time.monotonic()
+        recv = sock.recv_multipart
+        while not stop.is_set():
+            batch: list[list[bytes]] = []
+            with self._lock:
+                if sock.poll(poll_ms):
+                    while True:
+                        try:
+                            batch.append(recv(zmq.NOBLOCK))
+                        except zmq.Again:
+                            break
+            now = time.monotonic()
+            if not batch:
+                if now - last_heard > self.liveness_s:
+                    return "broker silent"
+                continue
+            last_heard = now
+            for frames in batch:
+                if len(frames) < 2 or frames[0] != wp.HEADER:
+                    log.warning("worker %s: malformed message from broker dropped", self.worker_id)
+                    continue
+                command = frames[1]
+                if command == wp.REQUEST and len(frames) == 5:
+                    reply = self._handle(frames[2], frames[3], frames[4], now)
+                    with self._lock:
+                        sock.send_multipart(reply)
+                elif command == wp.HEARTBEAT:
+                    if len(frames) > 2:
+                        try:
+                            self.broker_snapshot = orjson.loads(frames[2])
+                            self.broker_snapshot["received_at"] = time.time()
+                        except orjson.JSONDecodeError:
+                            pass
+                elif command == wp.DISCONNECT:
+                    return "broker said disconnect"
+        return "stopping"
+
+    # -- one request ------------------------------------------------------------------------------
+    def _handle(self, seq: bytes, budget: bytes, body: bytes, received: float) -> list[bytes]:
+        started = time.perf_counter()
+        request_id: str | None = None
+        try:
+            request = orjson.loads(body)
+            request_id = request.get("request_id")
+            method = request["method"]
+            deadline = None if budget == wp.NO_DEADLINE else received + int(budget) / 1000.0
+            if deadline is not None and time.monotonic() >= deadline:
+                raise TACoreError("deadline passed before the worker could start it; it was not run",
+                                  code=ErrorCode.TIMEOUT)
+            spec = self.registry.get(method)
+            if spec is None:
+                raise TACoreError(f"worker {self.worker_id} does not serve {method!r}", code=ErrorCode.UNKNOWN_METHOD)
+            ctx = CallContext(request_id, method, self.worker_id, deadline, self._snapshot())
+            data = spec.invoke(request.get("params") or {}, ctx)
+            elapsed_ms = (time.perf_counter() - started) * 1000.0
+            reply = encode_reply(request_id, data, elapsed_ms)
+            meta = _SUCCESS_META % elapsed_ms
+        except TACoreError as exc:
+            elapsed_ms = (time.perf_counter() - started) * 1000.0
+            reply = encode_error(request_id, exc.code, exc.message, exc.details, elapsed_ms)
+            meta = orjson.dumps(["error", str(exc.code), round(elapsed_ms, 3)])
+        except Exception as exc:
+            elapsed_ms = (time.perf_counter() - started) * 1000.0
+            log.exception("worker %s: handler failed (request_id=%s)", self.worker_id, request_id)
+            reply = encode_error(request_id if isinstance(request_id, str) else None, ErrorCode.INTERNAL,
+                                 f"{type(exc).__name__}: {exc}", None, elapsed_ms)
+            meta = orjson.dumps(["error", str(ErrorCode.INTERNAL), round(elapsed_ms, 3)])
+        self.served += 1
+        return [wp.HEADER, wp.REPLY, seq, meta, reply]
+
+    def _snapshot(self) -> dict[str, Any]:
+        snapshot = dict(self.broker_snapshot)
+        received = snapshot.pop("received_at", None)
+        if received is not None:
+            snapshot["age_s"] = round(time.time() - received, 3)
+        return snapshot
