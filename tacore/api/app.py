@@ -1,0 +1,87 @@
+"""The sidecar's app factory: routes, the API key, and the broker sampler's lifetime.
+
+``create_app(settings)`` builds everything from settings alone, so ``tacore api``, ``tacore serve``
+and the tests start the very same app. The sampler starts with the app and stops with it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import Depends, FastAPI
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse, JSONResponse
+
+from tacore import __version__
+from tacore.api.broker_link import BrokerLink, Sampler
+from tacore.api.errors import install_error_handlers
+from tacore.api.prom import build_registry
+from tacore.api.routes import dashboard, data_agent, health, logs, methods, metrics, workers
+from tacore.api.security import require_key
+from tacore.settings import Settings
+from tacore.store.request_log import create_schema, make_engine
+
+log = logging.getLogger("tacore.api")
+
+DESCRIPTION = """Monitoring sidecar of TACore: health, Prometheus metrics, the request log, workers,
+per-method statistics, the data agent's commands, and a live dashboard at `/`.
+
+Every endpoint but `/health` and `/ping` needs the `X-API-Key` header when `API_KEY` is set."""
+
+
+def create_app(settings: Settings, *, sample_interval_s: float = 1.0) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        engine = make_engine(settings.sqlalchemy_url)
+        try:
+            create_schema(engine)  # the recorder may not have created it yet; reads then see an empty log
+        except Exception as exc:
+            log.warning("request log schema not ready (%s); /logs answers 503 until it is", exc)
+        link = BrokerLink(settings.client_endpoint)
+        await link.start()
+        sampler = Sampler(link, engine, interval_s=sample_interval_s)
+        app.state.engine, app.state.link, app.state.sampler = engine, link, sampler
+        app.state.prom_registry = build_registry(sampler)
+        sampler.start()
+        try:
+            yield
+        finally:
+            await sampler.stop()
+            await link.close()
+            engine.dispose()
+
+    app = FastAPI(title="TACore monitoring sidecar", version=__version__, description=DESCRIPTION,
+                  lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
+    app.state.settings = settings
+    install_error_handlers(app)
+    guarded = [Depends(require_key)]
+    app.include_router(health.router)
+    app.include_router(data_agent.open_router)
+    app.include_router(metrics.router, dependencies=guarded)
+    app.include_router(logs.router, dependencies=guarded)
+    app.include_router(workers.router, dependencies=guarded)
+    app.include_router(methods.router, dependencies=guarded)
+    app.include_router(data_agent.read_router)
+    app.include_router(data_agent.write_router)
+    app.include_router(dashboard.router)
+    _install_docs(app)
+    return app
+
+
+def _install_docs(app: FastAPI) -> None:
+    """``/docs`` and ``/openapi.json`` behind the key, with Swagger UI served from the package."""
+
+    @app.get("/openapi.json", include_in_schema=False, dependencies=[Depends(require_key)])
+    async def openapi() -> JSONResponse:
+        schema: dict[str, Any] = app.openapi()
+        return JSONResponse(schema)
+
+    @app.get("/docs", include_in_schema=False, dependencies=[Depends(require_key)])
+    async def docs() -> HTMLResponse:
+        return get_swagger_ui_html(openapi_url="/openapi.json", title=f"{app.title} - API",
+                                   swagger_js_url="/static/vendor/swagger-ui-bundle.js",
+                                   swagger_css_url="/static/vendor/swagger-ui.css",
+                                   swagger_favicon_url="/static/favicon.svg")

@@ -1,0 +1,223 @@
+"""The sidecar's only line to the broker: one asyncio client and a sampler that polls it once a second.
+
+Every page and endpoint that shows broker state reads the sampler's last snapshot, so however many
+dashboards are open the broker answers ``broker.status`` and ``broker.metrics`` once a second, from
+one place, and never logs them. Only the data-agent commands an operator sends go through on demand.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import uuid
+from collections import deque
+from typing import Any
+
+from sqlalchemy.engine import Engine
+
+from clients import AsyncClient, RemoteError, RequestTimeout
+from tacore.api import log_reader
+from tacore.api.errors import ComponentUnavailable
+from tacore.api.resources import ResourceSampler, local_targets
+from tacore.api.series import SeriesBuilder
+
+log = logging.getLogger("tacore.api")
+
+#: A broker snapshot older than this means the broker is down, whatever the last poll said.
+STALE_AFTER_S = 3.0
+RECENT_ERRORS = 50
+_ERRORS_SCAN_LIMIT = 100_000  # on start, look for recent errors among the newest rows only
+
+
+class BrokerLink:
+    """Calls to the broker; a call that cannot be answered becomes ``ComponentUnavailable("broker")``."""
+
+    def __init__(self, endpoint: str, *, timeout_ms: float = 1000.0) -> None:
+        self.endpoint = endpoint
+        self.timeout_ms = timeout_ms
+        self._client = AsyncClient(endpoint, timeout_ms=timeout_ms, retries=0)
+
+    async def start(self) -> None:
+        await self._client.connect()
+
+    async def close(self) -> None:
+        await self._client.close()
+
+    async def request(self, method: str, params: dict[str, Any] | None = None, *, timeout_ms: float | None = None,
+                      priority: int | None = None) -> dict[str, Any]:
+        """The whole reply; raises ComponentUnavailable when the broker does not answer in time."""
+        wait = self.timeout_ms if timeout_ms is None else timeout_ms
+        try:
+            return await self._client.request(method, params, request_id=f"sidecar-{uuid.uuid4().hex}",
+                                              priority=priority, timeout_ms=wait, deadline_ms=wait)
+        except RequestTimeout:
+            raise ComponentUnavailable(
+                "broker", f"the broker at {self.endpoint} did not answer {method} within {wait:.0f} ms") from None
+
+    async def call(self, method: str, params: dict[str, Any] | None = None, *, timeout_ms: float | None = None,
+                   priority: int | None = None) -> Any:
+        """The reply's data; an error reply raises ``clients.RemoteError``."""
+        reply = await self.request(method, params, timeout_ms=timeout_ms, priority=priority)
+        if reply.get("status") != "success":
+            raise RemoteError.from_reply(reply)
+        return reply.get("data")
+
+
+class Sampler:
+    """Polls the broker every ``interval_s`` and keeps the latest view plus a 15-minute history."""
+
+    def __init__(self, link: BrokerLink, engine: Engine | None, *, interval_s: float = 1.0,
+                 kline_every: int = 2, errors_every: int = 2) -> None:
+        self.link = link
+        self.engine = engine
+        self.interval_s = interval_s
+        self.kline_every = kline_every
+        self.errors_every = errors_every
+        self.series = SeriesBuilder()
+        self.resources = ResourceSampler()
+        self.status: dict[str, Any] | None = None
+        self.metrics: dict[str, Any] | None = None
+        self.broker_ok_at: float | None = None  # wall time of the last good poll
+        self.broker_error: str | None = "not polled yet"
+        self.kline_status: dict[str, Any] | None = None
+        self.kline_connections: dict[str, Any] | None = None
+        self.kline_at: float | None = None
+        self.kline_error: str | None = None
+        self.recent_errors: deque[dict[str, Any]] = deque(maxlen=RECENT_ERRORS)
+        self.database_error: str | None = None
+        self.ticks = 0
+        self._last_log_id: int | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    # -- lifecycle --------------------------------------------------------------------------------
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="tacore-api-sampler")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        next_at = loop.time()
+        while True:
+            try:
+                await self.tick()
+            except Exception:  # a bug here must not end the sampling: log it and go on
+                log.exception("sampler tick failed")
+            next_at += self.interval_s
+            delay = next_at - loop.time()
+            if delay < 0:  # fell behind (a slow broker): do not burst to catch up
+                next_at, delay = loop.time(), 0.0
+            await asyncio.sleep(delay)
+
+    # -- one poll ---------------------------------------------------------------------------------
+    async def tick(self) -> None:
+        self.ticks += 1
+        ts = time.time()
+        timeout = min(800.0, self.interval_s * 800.0)
+        try:
+            status, metrics = await asyncio.gather(self.link.call("broker.status", timeout_ms=timeout),
+                                                   self.link.call("broker.metrics", timeout_ms=timeout))
+        except (ComponentUnavailable, RemoteError) as exc:
+            if self.broker_error is None:
+                log.warning("broker unreachable: %s", exc)
+            self.broker_error = str(exc)
+            self.series.gap(ts)
+        else:
+            if self.broker_error is not None and self.broker_ok_at is not None:
+                log.info("broker reachable again")
+            self.status, self.metrics = status, metrics
+            self.broker_ok_at, self.broker_error = ts, None
+            self.series.observe(ts, metrics)
+        self.resources.sample(local_targets(self.status) if self.broker_up() and self.status else {})
+        if self.ticks % self.kline_every == 1 or self.kline_every == 1:
+            await self._poll_data_agent()
+        if self.engine is not None and (self.ticks % self.errors_every == 1 or self.errors_every == 1):
+            await asyncio.to_thread(self._poll_errors)
+
+    async def _poll_data_agent(self) -> None:
+        if not self.data_agent()["up"]:
+            return
+        try:
+            status, connections = await asyncio.gather(
+                self.link.call("kline.status", {}, timeout_ms=1500, priority=9),
+                self.link.call("kline.connections", {}, timeout_ms=1500, priority=9))
+        except (ComponentUnavailable, RemoteError) as exc:
+            self.kline_error = str(exc)
+            return
+        self.kline_status = status if isinstance(status, dict) else {"value": status}
+        self.kline_connections = connections if isinstance(connections, dict) else {"connections": connections}
+        self.kline_at, self.kline_error = time.time(), None
+
+    def _poll_errors(self) -> None:
+        """New error rows since the last poll, by primary key (never a scan of the whole log)."""
+        assert self.engine is not None
+        try:
+            upto = log_reader.max_id(self.engine)
+            after = self._last_log_id
+            if after is None or upto < after:  # first poll, or the log was recreated
+                self.recent_errors.clear()
+                after = max(0, upto - _ERRORS_SCAN_LIMIT)
+            if upto > after:
+                rows = log_reader.errors_between(self.engine, after, upto, RECENT_ERRORS)
+                for row in reversed(log_reader.shape_rows(rows)):
+                    self.recent_errors.appendleft(row)
+            self._last_log_id = upto
+            self.database_error = None
+        except Exception as exc:
+            self.database_error = f"{type(exc).__name__}: {exc}"[:300]
+
+    # -- views ------------------------------------------------------------------------------------
+    def broker_up(self) -> bool:
+        return (self.broker_error is None and self.broker_ok_at is not None
+                and time.time() - self.broker_ok_at <= STALE_AFTER_S)
+
+    def snapshot_age_s(self) -> float | None:
+        return None if self.broker_ok_at is None else round(time.time() - self.broker_ok_at, 3)
+
+    def require_status(self) -> dict[str, Any]:
+        """The last ``broker.status``, or a 503 when the broker is down."""
+        if not self.broker_up() or self.status is None:
+            raise ComponentUnavailable("broker", self._down_message())
+        return self.status
+
+    def require_metrics(self) -> dict[str, Any]:
+        if not self.broker_up() or self.metrics is None:
+            raise ComponentUnavailable("broker", self._down_message())
+        return self.metrics
+
+    def _down_message(self) -> str:
+        since = "" if self.broker_ok_at is None else f" (last answer {time.time() - self.broker_ok_at:.1f} s ago)"
+        return f"broker unavailable{since}: {self.broker_error or 'snapshot is stale'}"
+
+    def workers(self) -> list[dict[str, Any]]:
+        """Workers as ``GET /workers`` shows them, with CPU/memory where the process is local."""
+        status = self.require_status()
+        usage = self.resources.processes
+        now = time.time()
+        out = []
+        for worker in status.get("workers", []):
+            item = dict(worker)
+            item["heartbeat_age_s"] = round(max(0.0, now - float(worker.get("last_heartbeat") or now)), 3)
+            proc = usage.get(int(worker["pid"])) if worker.get("pid") and worker.get("state") != "dead" else None
+            item["cpu_percent"] = None if proc is None else round(proc.cpu_percent, 1)
+            item["rss_bytes"] = None if proc is None else proc.rss_bytes
+            out.append(item)
+        return out
+
+    def data_agent(self) -> dict[str, Any]:
+        """Whether a data agent is expected (the broker declares its methods) and whether one serves."""
+        status = self.status if self.broker_up() else None
+        if status is None:
+            return {"configured": None, "up": False, "workers": []}
+        agents = [w for w in status.get("workers", []) if w.get("kind") == "data-agent"]
+        serving = int(status.get("methods", {}).get("kline.status", {}).get("workers", 0))
+        configured = bool(agents) or "kline.status" in status.get("methods", {})
+        return {"configured": configured, "up": serving > 0,
+                "workers": [w.get("worker_id") for w in agents if w.get("state") != "dead"]}

@@ -1,0 +1,1 @@
+"""One module per route group of the sidecar."""

@@ -1,0 +1,127 @@
+"""``GET /``: the operator's page, its data feed and its static files (all served from the package).
+
+The page polls ``/dashboard/data`` every second; that feed is built from the sampler's snapshot, so
+any number of open pages costs the broker nothing more. Chart points are sent incrementally
+(``since``): a page that has been open for an hour receives one new point a second.
+"""
+
+from __future__ import annotations
+
+import time
+from html import escape
+from importlib import resources
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
+
+from tacore.api.broker_link import Sampler
+from tacore.api.deps import SamplerDep, SettingsDep
+from tacore.api.errors import ComponentUnavailable
+from tacore.api.routes.methods import method_rows
+from tacore.api.security import COOKIE, HEADER, key_matches, require_key
+from tacore.api.stats import totals
+
+router = APIRouter(tags=["dashboard"])
+
+STATIC_DIR = Path(str(resources.files("tacore").joinpath("api/static")))
+_SERIES_FIELDS = ("rps", "errors_ps", "p50_ms", "p95_ms", "p99_ms", "queue_depth")
+_LOGIN_PAGE = """<!doctype html><html><head><meta charset="utf-8"><title>TACore - API key</title>
+<link rel="stylesheet" href="/static/login.css"></head><body><form method="get" action="/">
+<h1>TACore monitor</h1><p>{message}</p><input type="password" name="api_key" placeholder="API key" autofocus>
+<button type="submit">Open</button></form></body></html>"""
+
+
+@router.get("/", response_class=HTMLResponse, summary="The live dashboard",
+            responses={401: {"description": "API key missing or wrong: a form asks for it"}})
+async def dashboard(request: Request, settings: SettingsDep,
+                    api_key: Annotated[str | None, Query(include_in_schema=False)] = None) -> Response:
+    expected = settings.api_key
+    if expected is not None:
+        if api_key is not None:
+            if not key_matches(expected, api_key):
+                return HTMLResponse(_LOGIN_PAGE.format(message="Wrong API key."), status_code=401)
+            redirect = RedirectResponse("/", status_code=303)  # drop the key from the address bar
+            redirect.set_cookie(COOKIE, api_key, httponly=True, samesite="strict", path="/")
+            return redirect
+        supplied = request.headers.get(HEADER) or request.cookies.get(COOKIE)
+        if not key_matches(expected, supplied):
+            return HTMLResponse(_LOGIN_PAGE.format(message=escape("This sidecar needs its API key.")),
+                                status_code=401)
+    return FileResponse(STATIC_DIR / "index.html", media_type="text/html",
+                        headers={"Cache-Control": "no-store"})
+
+
+@router.get("/static/login.css", include_in_schema=False)
+async def login_css() -> FileResponse:
+    """The only asset open without the key: the login form's style."""
+    return FileResponse(STATIC_DIR / "login.css", media_type="text/css")
+
+
+@router.get("/static/{path:path}", dependencies=[Depends(require_key)], include_in_schema=False)
+async def static(path: str) -> FileResponse:
+    target = (STATIC_DIR / path).resolve()
+    if not target.is_relative_to(STATIC_DIR.resolve()) or not target.is_file():
+        raise HTTPException(404, detail="no such file")
+    return FileResponse(target, headers={"Cache-Control": "max-age=3600"})
+
+
+@router.get("/dashboard/data", dependencies=[Depends(require_key)], summary="Everything the page shows")
+async def dashboard_data(
+    sampler: SamplerDep,
+    since: Annotated[float | None, Query(ge=0, description="only chart points newer than this epoch time")] = None,
+) -> dict[str, Any]:
+    return build_view(sampler, since)
+
+
+def build_view(sampler: Sampler, since: float | None) -> dict[str, Any]:
+    up = sampler.broker_up()
+    view: dict[str, Any] = {
+        "now": round(time.time(), 3),
+        "broker": {"up": up, "error": None if up else sampler.broker_error,
+                   "snapshot_age_s": sampler.snapshot_age_s()},
+        "series": _series(sampler, since),
+        "window_s": sampler.series.ring.capacity,
+        "errors": list(sampler.recent_errors)[:20],
+        "database_error": sampler.database_error,
+        "resources": {"system": sampler.resources.system, "service": sampler.resources.service_totals()},
+        "kline": _kline(sampler),
+        "workers": [], "methods": [], "summary": None,
+    }
+    if not up:
+        return view
+    try:
+        status = sampler.require_status()
+        metrics = sampler.require_metrics()
+        view["workers"] = sampler.workers()
+        view["methods"] = method_rows(sampler)
+    except ComponentUnavailable:  # went stale between the check and now
+        view["broker"]["up"] = False
+        return view
+    rps_1m, _ = sampler.series.rates()
+    last = sampler.series.ring.last()
+    view["broker"].update(uptime_s=status.get("uptime_s"), queue_depth=status.get("queue_depth"),
+                          inflight=status.get("inflight"), live_workers=status.get("live_workers"),
+                          counters=status.get("counters", {}), pid=status.get("pid"))
+    view["summary"] = {**totals(metrics), "rps_1m": rps_1m, "rps_now": None if last is None else last.rps}
+    return view
+
+
+def _series(sampler: Sampler, since: float | None) -> dict[str, list[Any]]:
+    samples = sampler.series.ring.since(since)
+    out: dict[str, list[Any]] = {"ts": [s.ts for s in samples]}
+    for name in _SERIES_FIELDS:
+        out[name] = [getattr(s, name) for s in samples]
+    return out
+
+
+def _kline(sampler: Sampler) -> dict[str, Any]:
+    agent = sampler.data_agent()
+    status = sampler.kline_status or {}
+    connections = (sampler.kline_connections or {}).get("connections", [])
+    return {
+        "configured": agent["configured"], "up": agent["up"], "updated_at": sampler.kline_at,
+        "error": sampler.kline_error, "connections": connections if isinstance(connections, list) else [],
+        "symbols": status.get("symbols", []), "status": status,
+    }

@@ -1,0 +1,67 @@
+"""``GET /logs``: the request log, newest first, filtered and paged, with the total that matches."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Query
+from fastapi.exceptions import RequestValidationError
+
+from tacore.api import log_reader
+from tacore.api.deps import EngineDep
+from tacore.api.schemas import LogEntry, LogPage, Problem
+from tacore.errors import ErrorCode
+
+router = APIRouter(tags=["logs"])
+
+MAX_LIMIT = 1000
+
+TimeParam = Annotated[
+    datetime | None,
+    Query(description="epoch seconds or ISO 8601 (a time without zone is UTC); bounds received_at"),
+]
+
+
+def to_epoch(value: datetime | None) -> float | None:
+    """Epoch seconds; a naive time is taken as UTC (the log stores UTC epoch seconds)."""
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value.timestamp()
+
+
+def build_filter(method: str | None, status: str | None, error_code: ErrorCode | None, request_id: str | None,
+                 worker_id: str | None, since: datetime | None, until: datetime | None) -> log_reader.LogFilter:
+    """The filter, or a 422 shaped like FastAPI's own when the time range is empty."""
+    since_s, until_s = to_epoch(since), to_epoch(until)
+    if since_s is not None and until_s is not None and since_s > until_s:
+        raise RequestValidationError([{
+            "type": "value_error", "loc": ("query", "until"), "input": str(until),
+            "msg": "until must not be before since", "ctx": {"since": since_s, "until": until_s},
+        }])
+    return log_reader.LogFilter(method=method, status=status,
+                                error_code=None if error_code is None else str(error_code),
+                                request_id=request_id, worker_id=worker_id, since=since_s, until=until_s)
+
+
+@router.get("/logs", response_model=LogPage, responses={503: {"model": Problem}},
+            summary="Request log, newest first")
+async def logs(
+    engine: EngineDep,
+    method: Annotated[str | None, Query(min_length=1, max_length=128, description="exact method name")] = None,
+    status: Annotated[Literal["success", "error"] | None, Query()] = None,
+    error_code: Annotated[ErrorCode | None, Query(description="one of the protocol's error codes")] = None,
+    request_id: Annotated[str | None, Query(min_length=1, max_length=256)] = None,
+    worker_id: Annotated[str | None, Query(min_length=1, max_length=128)] = None,
+    since: TimeParam = None,
+    until: TimeParam = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 100,
+    offset: Annotated[int, Query(ge=0, le=100_000_000)] = 0,
+) -> LogPage:
+    flt = build_filter(method, status, error_code, request_id, worker_id, since, until)
+    total, rows = await asyncio.to_thread(log_reader.read_page, engine, flt, limit, offset)
+    items = [LogEntry(**row) for row in log_reader.shape_rows(rows)]
+    return LogPage(total=total, limit=limit, offset=offset, items=items)

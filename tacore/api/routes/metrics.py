@@ -1,0 +1,50 @@
+"""``GET /metrics`` (Prometheus text) and ``GET /metrics/summary`` (the seed's JSON view).
+
+Both read the sampler's last snapshot: a scrape never reaches the broker.
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+from prometheus_client import CONTENT_TYPE_LATEST
+
+from tacore.api import prom
+from tacore.api.deps import SamplerDep
+from tacore.api.schemas import Problem, Summary
+from tacore.api.stats import ratio, rounded, totals
+
+router = APIRouter(tags=["metrics"])
+
+
+@router.get("/metrics", response_class=Response, summary="Prometheus exposition",
+            responses={200: {"content": {CONTENT_TYPE_LATEST: {}}, "description": "text format 0.0.4"}})
+async def metrics(request: Request) -> Response:
+    return Response(prom.render(request.app.state.prom_registry), media_type=CONTENT_TYPE_LATEST)
+
+
+@router.get("/metrics/summary", response_model=Summary, responses={503: {"model": Problem}},
+            summary="Totals, success rate, response times, throughput, cache hit rate, CPU and memory")
+async def summary(sampler: SamplerDep) -> Summary:
+    status = sampler.require_status()
+    metrics = sampler.require_metrics()
+    rps_1m, _ = sampler.series.rates()
+    hits = prom.find_counter(sampler.kline_status, ("cache_hits",))
+    misses = prom.find_counter(sampler.kline_status, ("cache_misses",))
+    hit_rate = None if hits is None or misses is None else rounded(ratio(hits, hits + misses), 6)
+    system = sampler.resources.system
+    return Summary(
+        **totals(metrics),
+        requests_per_second_1m=rps_1m,
+        cache_hit_rate=hit_rate,
+        cache={"hits": hits, "misses": misses},
+        cpu_percent=system.get("cpu_percent"),
+        memory_percent=system.get("memory_percent"),
+        system=system,
+        service=sampler.resources.service_totals(),
+        queue_depth=int(metrics.get("queue_depth", 0)),
+        inflight=int(metrics.get("inflight", 0)),
+        live_workers=int(status.get("live_workers", 0)),
+        uptime_s=float(status.get("uptime_s", 0.0)),
+        snapshot_age_s=sampler.snapshot_age_s(),
+    )

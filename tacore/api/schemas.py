@@ -1,0 +1,180 @@
+"""Response and body models: they document every endpoint in the OpenAPI schema at ``/docs``."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+State = Literal["up", "down", "not_configured"]
+
+
+class Problem(BaseModel):
+    detail: str
+    component: str | None = None
+
+
+class ComponentState(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    status: State
+    detail: str | None = None
+
+
+class HealthReply(BaseModel):
+    status: Literal["healthy", "unhealthy"]
+    components: dict[str, ComponentState]
+    checked_at: float
+
+
+class LogEntry(BaseModel):
+    id: int
+    request_id: str | None
+    method: str
+    status: str
+    error_code: str | None
+    worker_id: str | None
+    priority: int
+    queue_ms: float
+    processing_ms: float
+    total_ms: float
+    received_at: float = Field(description="epoch seconds")
+    finished_at: float = Field(description="epoch seconds")
+
+
+class LogPage(BaseModel):
+    total: int = Field(description="rows matching the filters, over all pages")
+    limit: int
+    offset: int
+    items: list[LogEntry]
+
+
+class CurrentRequest(BaseModel):
+    request_id: str | None
+    method: str
+    since: float
+
+
+class WorkerInfo(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    worker_id: str
+    pid: int | None
+    host: str | None
+    kind: str
+    state: Literal["idle", "busy", "dead"]
+    methods: list[str]
+    served: int
+    failed: int
+    last_heartbeat: float
+    heartbeat_age_s: float
+    current: list[CurrentRequest]
+    cpu_percent: float | None = None
+    rss_bytes: int | None = None
+
+
+class WorkersReply(BaseModel):
+    snapshot_age_s: float | None
+    live: int
+    by_state: dict[str, int]
+    workers: list[WorkerInfo]
+
+
+class MethodStatsRow(BaseModel):
+    method: str
+    count: int
+    success: int
+    error: int
+    success_rate: float | None
+    avg_ms: float | None
+    avg_queue_ms: float | None
+    p50_ms: float | None
+    p95_ms: float | None
+    p99_ms: float | None
+    rps_1m: float | None = None
+    errors: dict[str, int]
+    workers: int | None = None
+    idempotent: bool | None = None
+
+
+class MethodsReply(BaseModel):
+    snapshot_age_s: float | None
+    methods: list[MethodStatsRow]
+
+
+class Summary(BaseModel):
+    """The seed's monitoring view: totals, success rate, response times, throughput, cache, resources."""
+
+    model_config = ConfigDict(extra="allow")
+    requests_total: int
+    success_total: int
+    error_total: int
+    success_rate: float | None
+    avg_response_ms: float | None
+    p50_response_ms: float | None
+    p95_response_ms: float | None
+    p99_response_ms: float | None
+    requests_per_second_1m: float | None
+    cache_hit_rate: float | None
+    cpu_percent: float | None
+    memory_percent: float | None
+    service: dict[str, Any]
+    system: dict[str, Any]
+    cache: dict[str, float | None]
+    queue_depth: int
+    inflight: int
+    live_workers: int
+    uptime_s: float
+    snapshot_age_s: float | None
+
+
+# -- the seed's Data Agent API ------------------------------------------------------------------
+class Pong(BaseModel):
+    status: Literal["ok"]
+    message: str
+
+
+class ConnectionCount(BaseModel):
+    connection_count: int
+
+
+class ConnectionList(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    connections: list[dict[str, Any]]
+    count: int
+
+
+class SymbolList(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    symbols: list[str]
+    count: int
+
+
+class AgentStatus(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    status: str
+    connection_count: int
+    symbols: list[str]
+
+
+class StreamBody(BaseModel):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"example": {"symbol": "BTCUSDT", "interval": "1m"}})
+    symbol: str = Field(min_length=1, max_length=32, pattern=r"^[A-Za-z0-9]+$")
+    interval: str = Field(min_length=1, max_length=8)
+
+
+class SymbolsBody(BaseModel):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"example": {"symbols": ["BTCUSDT", "ETHUSDT"]}})
+    symbols: list[str] = Field(min_length=1, max_length=500)
+
+
+class CommandReply(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    status: str
+    message: str | None = None
+
+
+class AddSymbolsReply(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    status: str
+    results: list[Any]
+    current_status: dict[str, Any]
+    summary: dict[str, Any]

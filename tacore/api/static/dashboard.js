@@ -1,0 +1,197 @@
+// TACore dashboard: polls /dashboard/data every second and redraws; no framework, one vendored chart lib.
+(function () {
+  "use strict";
+  const POLL_MS = 1000;
+  let windowS = 900;
+  const series = { ts: [], rps: [], errors_ps: [], p50_ms: [], p95_ms: [], p99_ms: [] };
+  let lastTs = null;
+  let charts = null;
+
+  const $ = (id) => document.getElementById(id);
+  const fmt = (v, digits = 0) => (v === null || v === undefined) ? "–" : Number(v).toLocaleString(undefined, {
+    minimumFractionDigits: digits, maximumFractionDigits: digits });
+  const pct = (v) => (v === null || v === undefined) ? "–" : (v * 100).toFixed(2) + "%";
+  const ms = (v) => (v === null || v === undefined) ? "–" : (v < 10 ? v.toFixed(2) : v.toFixed(1));
+  const clock = (t) => t ? new Date(t * 1000).toLocaleTimeString() : "–";
+  const ago = (t, now) => (t === null || t === undefined) ? "–" : Math.max(0, now - t).toFixed(1) + " s ago";
+  const duration = (s) => {
+    if (s === null || s === undefined) return "–";
+    const d = Math.floor(s / 86400), h = Math.floor(s % 86400 / 3600), m = Math.floor(s % 3600 / 60);
+    return d ? `${d}d ${h}h` : h ? `${h}h ${m}m` : `${m}m ${Math.floor(s % 60)}s`;
+  };
+
+  function cell(tr, text, cls) {
+    const td = document.createElement("td");
+    td.textContent = text;
+    if (cls) td.className = cls;
+    tr.appendChild(td);
+    return td;
+  }
+
+  function fillTable(id, rows, render, emptyText) {
+    const body = $(id).tBodies[0];
+    const fresh = document.createElement("tbody");
+    if (!rows.length) {
+      const tr = document.createElement("tr");
+      const td = cell(tr, emptyText, "empty");
+      td.colSpan = $(id).tHead.rows[0].cells.length;
+      fresh.appendChild(tr);
+    }
+    for (const row of rows) {
+      const tr = document.createElement("tr");
+      render(tr, row);
+      fresh.appendChild(tr);
+    }
+    body.replaceWith(fresh);
+  }
+
+  function setPill(el, state, text) {
+    el.className = "pill pill-" + state;
+    el.textContent = text;
+  }
+
+  // -- charts ------------------------------------------------------------------------------------
+  function makeChart(el, title, lines, yLabel) {
+    const opts = {
+      width: el.clientWidth || 600, height: 200,
+      cursor: { drag: { x: false, y: false } },
+      scales: { x: { time: true } },
+      axes: [
+        { stroke: "#8594a6", grid: { stroke: "#263140" }, ticks: { stroke: "#263140" } },
+        { stroke: "#8594a6", grid: { stroke: "#263140" }, ticks: { stroke: "#263140" }, label: yLabel, size: 60 },
+      ],
+      series: [{}].concat(lines.map(([label, color]) => ({ label, stroke: color, width: 1.5, spanGaps: false,
+        value: (u, v) => v === null || v === undefined ? "–" : v.toFixed(2) }))),
+    };
+    return new uPlot(opts, [[]].concat(lines.map(() => [])), el);
+  }
+
+  function initCharts() {
+    if (typeof uPlot === "undefined") return null;
+    return {
+      rps: makeChart($("chart-rps"), "rps", [["requests/s", "#58a6ff"], ["errors/s", "#f85149"]], "req/s"),
+      latency: makeChart($("chart-latency"), "latency",
+        [["p50", "#3fb950"], ["p95", "#d29922"], ["p99", "#f85149"]], "ms"),
+    };
+  }
+
+  function appendSeries(s) {
+    for (let i = 0; i < s.ts.length; i++) {
+      for (const k of Object.keys(series)) series[k].push(k in s ? s[k][i] : null);
+    }
+    if (s.ts.length) lastTs = s.ts[s.ts.length - 1];
+    const cutoff = (lastTs || 0) - windowS;
+    let drop = 0;
+    while (drop < series.ts.length && series.ts[drop] < cutoff) drop++;
+    if (drop) for (const k of Object.keys(series)) series[k].splice(0, drop);
+  }
+
+  function drawCharts() {
+    if (!charts) return;
+    charts.rps.setData([series.ts, series.rps, series.errors_ps]);
+    charts.latency.setData([series.ts, series.p50_ms, series.p95_ms, series.p99_ms]);
+  }
+
+  function resizeCharts() {
+    if (!charts) return;
+    charts.rps.setSize({ width: $("chart-rps").clientWidth, height: 200 });
+    charts.latency.setSize({ width: $("chart-latency").clientWidth, height: 200 });
+  }
+
+  // -- panels ------------------------------------------------------------------------------------
+  function render(d) {
+    const now = d.now;
+    $("updated-at").textContent = clock(now);
+    if (d.broker.up) setPill($("broker-state"), "up", "broker up");
+    else setPill($("broker-state"), "down", "broker down: " + (d.broker.error || "no answer"));
+    $("broker-uptime").textContent = duration(d.broker.uptime_s);
+
+    const s = d.summary || {};
+    $("rps-now").textContent = fmt(s.rps_now, 1);
+    $("rps-1m").textContent = fmt(s.rps_1m, 1);
+    $("requests-total").textContent = fmt(s.requests_total);
+    $("success-rate").textContent = pct(s.success_rate);
+    $("latency").textContent = `${ms(s.avg_response_ms)} / ${ms(s.p95_response_ms)} / ${ms(s.p99_response_ms)}`;
+    $("queue").textContent = d.broker.up ? `${fmt(d.broker.queue_depth)} · ${fmt(d.broker.inflight)}` : "–";
+    const dead = d.workers.filter((w) => w.state === "dead").length;
+    $("workers-count").textContent = d.broker.up ? `${d.workers.length - dead} / ${dead}` : "–";
+    const sys = (d.resources || {}).system || {};
+    $("resources").textContent = sys.cpu_percent === undefined ? "–"
+      : `${sys.cpu_percent.toFixed(0)}% · ${sys.memory_percent.toFixed(0)}%`;
+
+    fillTable("workers-table", d.workers, (tr, w) => {
+      if (w.state === "dead") tr.className = "dead";
+      cell(tr, w.worker_id);
+      cell(tr, w.kind);
+      cell(tr, w.state + (w.state === "dead" && w.dead_reason ? ` (${w.dead_reason})` : ""), "state-" + w.state);
+      cell(tr, w.pid === null ? "–" : String(w.pid));
+      cell(tr, fmt(w.served), "num");
+      cell(tr, fmt(w.failed), "num");
+      cell(tr, w.cpu_percent === null ? "–" : w.cpu_percent.toFixed(0), "num");
+      cell(tr, w.rss_bytes === null ? "–" : (w.rss_bytes / 1048576).toFixed(0), "num");
+      cell(tr, w.state === "dead" ? ago(w.dead_at, now) : ago(w.last_heartbeat, now), "num");
+      cell(tr, (w.current || []).map((c) => c.method).join(", ") || "–");
+    }, d.broker.up ? "no workers registered" : "broker down");
+
+    fillTable("methods-table", d.methods, (tr, m) => {
+      cell(tr, m.method);
+      cell(tr, fmt(m.count), "num");
+      cell(tr, fmt(m.rps_1m, 1), "num");
+      cell(tr, pct(m.success_rate), "num");
+      cell(tr, ms(m.p50_ms), "num");
+      cell(tr, ms(m.p95_ms), "num");
+      cell(tr, ms(m.p99_ms), "num");
+      const errs = Object.entries(m.errors || {}).map(([k, v]) => `${k} ${v}`).join(", ");
+      cell(tr, errs || "–", errs ? "err" : "");
+    }, d.broker.up ? "no requests yet" : "broker down");
+
+    fillTable("errors-table", d.errors, (tr, e) => {
+      cell(tr, clock(e.received_at));
+      cell(tr, e.method);
+      cell(tr, e.error_code || "–", "err");
+      cell(tr, e.worker_id || "–");
+      cell(tr, ms(e.total_ms), "num");
+      cell(tr, e.request_id || "–");
+    }, d.database_error ? "request log unreadable: " + d.database_error : "no errors");
+
+    const k = d.kline;
+    if (k.up) setPill($("kline-state"), "up", "data agent up");
+    else if (k.configured === false) setPill($("kline-state"), "unknown", "no data agent");
+    else setPill($("kline-state"), "down", "data agent down");
+    const symbols = k.symbols || [];
+    $("kline-summary").textContent = k.up ? `${k.connections.length} streams · ${symbols.length} symbols · ` +
+      `polled ${ago(k.updated_at, now)}` : "";
+    const rows = k.connections.length ? k.connections : symbols.map((sym) => ({ symbol: sym }));
+    fillTable("kline-table", rows, (tr, c) => {
+      cell(tr, c.symbol || "–");
+      cell(tr, c.interval || "–");
+      cell(tr, c.state || c.status || (c.active === false ? "inactive" : c.interval ? "active" : "–"));
+      const last = c.last_update ?? c.last_message_at ?? c.last_kline_at ?? c.updated_at ?? c.last_event ?? null;
+      cell(tr, last === null ? "–" : (typeof last === "number" ? `${clock(last)} (${ago(last, now)})` : String(last)));
+      cell(tr, fmt(c.messages ?? c.message_count ?? c.klines ?? null), "num");
+    }, k.up ? "no streams" : (k.error || "–"));
+  }
+
+  // -- polling -----------------------------------------------------------------------------------
+  async function poll() {
+    try {
+      const url = "/dashboard/data" + (lastTs === null ? "" : "?since=" + lastTs);
+      const response = await fetch(url, { credentials: "same-origin", cache: "no-store" });
+      if (response.status === 401) { window.location.reload(); return; }
+      if (!response.ok) throw new Error("HTTP " + response.status);
+      const d = await response.json();
+      windowS = d.window_s || windowS;
+      appendSeries(d.series);
+      render(d);
+      drawCharts();
+    } catch (err) {
+      setPill($("broker-state"), "down", "sidecar unreachable: " + err.message);
+    } finally {
+      setTimeout(poll, POLL_MS);
+    }
+  }
+
+  charts = initCharts();
+  window.addEventListener("resize", resizeCharts);
+  poll();
+})();
