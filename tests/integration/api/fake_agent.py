@@ -1,0 +1,102 @@
+"""A stand-in data agent for the sidecar's forwarding tests: a real Worker serving the kline.* methods.
+
+It joins the real broker like the real agent does (kind ``data-agent``) and answers with the seed's
+reply shapes from an in-memory subscription set, so the tests prove the sidecar's forwarding, error
+mapping and auth without depending on an exchange.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+
+from tacore.errors import InvalidParams
+from workers.registry import MethodRegistry
+from workers.runtime import Worker
+
+INTERVALS = ("1m", "5m", "15m", "30m", "1h", "4h", "1d")
+
+
+class Empty(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class StreamParams(BaseModel):
+    symbol: str
+    interval: str
+
+
+class SymbolsParams(BaseModel):
+    symbols: list[str]
+
+
+class FakeAgent:
+    def __init__(self, endpoint: str, heartbeat_interval_ms: int = 1000) -> None:
+        self.streams: dict[tuple[str, str], float] = {}
+        self.counters = {"klines_ingested": 0, "cache_hits": 0, "cache_misses": 0}
+        registry = MethodRegistry()
+        self._register(registry)
+        self.worker = Worker(endpoint, registry, worker_id="fake-agent", kind="data-agent", credit=4,
+                             heartbeat_interval_ms=heartbeat_interval_ms)
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self.worker.run, args=(self.stop,), daemon=True, name="fake-agent")
+
+    def start(self) -> FakeAgent:
+        self.thread.start()
+        return self
+
+    def close(self) -> None:
+        self.stop.set()
+        self.thread.join(5)
+
+    def symbols(self) -> list[str]:
+        return sorted({s for s, _ in self.streams})
+
+    def _register(self, registry: MethodRegistry) -> None:
+        agent = self
+
+        @registry.method("kline.status", idempotent=True)
+        def status(params: Empty) -> dict[str, Any]:
+            agent.counters["klines_ingested"] += 5
+            agent.counters["cache_hits"] += 3
+            agent.counters["cache_misses"] += 1
+            return {"status": "ok", "connection_count": len(agent.streams), "symbols": agent.symbols(),
+                    **agent.counters}
+
+        @registry.method("kline.connections", idempotent=True)
+        def connections(params: Empty) -> dict[str, Any]:
+            items = [{"symbol": s, "interval": i, "state": "open", "last_update": ts, "messages": 7}
+                     for (s, i), ts in sorted(agent.streams.items())]
+            return {"connections": items, "count": len(items)}
+
+        @registry.method("kline.symbols", idempotent=True)
+        def symbols(params: Empty) -> dict[str, Any]:
+            names = agent.symbols()
+            return {"symbols": names, "count": len(names)}
+
+        @registry.method("kline.add_stream", idempotent=True)
+        def add_stream(params: StreamParams) -> dict[str, Any]:
+            if params.interval not in INTERVALS:
+                raise InvalidParams("unsupported interval",
+                                    details=[{"field": "interval", "message": f"one of {', '.join(INTERVALS)}"}])
+            agent.streams[(params.symbol.upper(), params.interval)] = time.time()
+            return {"status": "ok", "message": f"stream {params.symbol.upper()}@{params.interval} added"}
+
+        @registry.method("kline.remove_stream", idempotent=True)
+        def remove_stream(params: StreamParams) -> dict[str, Any]:
+            agent.streams.pop((params.symbol.upper(), params.interval), None)
+            return {"status": "ok", "message": f"stream {params.symbol.upper()}@{params.interval} removed"}
+
+        @registry.method("kline.add_symbols", idempotent=True)
+        def add_symbols(params: SymbolsParams) -> dict[str, Any]:
+            results = []
+            for symbol in params.symbols:
+                for interval in INTERVALS:
+                    agent.streams[(symbol.upper(), interval)] = time.time()
+                results.append({"symbol": symbol.upper(), "status": "ok", "added": len(INTERVALS)})
+            return {"status": "ok", "results": results,
+                    "current_status": {"connection_count": len(agent.streams), "symbols": agent.symbols()},
+                    "summary": {"requested": len(params.symbols), "succeeded": len(results), "failed": 0}}
