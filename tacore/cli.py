@@ -4,21 +4,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import signal
 import sys
-import threading
 from typing import Any
 
 from tacore import __version__
 from tacore.errors import ConfigError
 from tacore.settings import Settings, load_settings
-
-
-def _stop_on_signals() -> threading.Event:
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
-    return stop
+from tacore.signals import stop_event_on_signals
 
 
 def _serve(settings: Settings, args: argparse.Namespace) -> int:
@@ -31,7 +23,7 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
     if overrides:
         settings = settings.model_copy(update=overrides)
     configure_logging(settings, "serve")
-    stop = _stop_on_signals()
+    stop = stop_event_on_signals()
     Service(settings, data_agent=not args.no_data_agent, api=not args.no_api, demo=args.demo).run(stop)
     return 0
 
@@ -69,7 +61,7 @@ def _worker(settings: Settings, args: argparse.Namespace) -> int:
         update["worker_count"] = args.count
     settings = settings.model_copy(update=update)
     configure_logging(settings, "workers")
-    stop = _stop_on_signals()
+    stop = stop_event_on_signals()
     WorkerPool(settings, prefix=args.prefix).run(stop)
     return 0
 
@@ -80,7 +72,7 @@ def _broker(settings: Settings, args: argparse.Namespace) -> int:
     from workers.methods import default_registry
 
     configure_logging(settings, "broker")
-    stop = _stop_on_signals()
+    stop = stop_event_on_signals()
     Broker(settings, expected_methods=frozenset(default_registry().names()),
            ship_records=not args.no_request_log).run(stop)
     return 0

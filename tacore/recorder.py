@@ -106,12 +106,9 @@ class RequestRecorder:
 
 def run(settings: Settings) -> None:
     """Process entry point."""
-    import signal
-
     from tacore.logconfig import configure_logging
+    from tacore.signals import stop_event_on_signals
 
     configure_logging(settings, "recorder")
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    stop = stop_event_on_signals()
     RequestRecorder(settings).run(stop)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
-import signal
 import socket
 import threading
 import time
@@ -40,11 +39,10 @@ def _child(target: Callable[..., None], args: tuple[Any, ...]) -> None:
 def _run_broker(settings: Settings, expected: frozenset[str]) -> None:
     from tacore.broker import Broker
     from tacore.logconfig import configure_logging
+    from tacore.signals import stop_event_on_signals
 
     configure_logging(settings, "broker")
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    stop = stop_event_on_signals()
     Broker(settings, expected_methods=expected).run(stop)
 
 

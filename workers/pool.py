@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
-import signal
 import threading
 import time
 from multiprocessing.process import BaseProcess
@@ -20,15 +19,14 @@ def worker_main(settings: Settings, worker_id: str) -> None:
     """Entry point of one pool worker process."""
     from tacore.childprocess import become_supervised_child
     from tacore.logconfig import configure_logging
+    from tacore.signals import stop_event_on_signals
     from workers import dependencies
     from workers.methods import default_registry
     from workers.runtime import Worker
 
     become_supervised_child()
     configure_logging(settings, "worker")
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    stop = stop_event_on_signals()
     dependencies.configure(settings)
     worker = Worker(settings.worker_endpoint, default_registry(), worker_id=worker_id, kind="worker",
                     credit=settings.worker_credit, heartbeat_interval_ms=settings.heartbeat_interval_ms,

@@ -28,7 +28,8 @@ class CallContext:
     method: str
     worker_id: str
     deadline: float | None = None  # time.monotonic() value, None when the call has no deadline
-    broker: dict[str, Any] = field(default_factory=dict)  # last snapshot the broker sent with a heartbeat
+    #: the last snapshot the broker sent with a heartbeat (queue_depth, live_workers, inflight, received_at); read-only
+    broker: dict[str, Any] = field(default_factory=dict)
 
     def remaining_s(self) -> float | None:
         return None if self.deadline is None else max(0.0, self.deadline - time.monotonic())

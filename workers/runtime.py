@@ -8,6 +8,7 @@ waits (exponential backoff with jitter) and registers again on a fresh one.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import random
@@ -23,11 +24,11 @@ import zmq
 from tacore.errors import ErrorCode, TACoreError
 from tacore.protocol import worker as wp
 from tacore.protocol.envelope import encode_error, encode_reply
+from tacore.transport import recv_batch, send_frames
 from workers.registry import CallContext, MethodRegistry
 
 log = logging.getLogger("tacore.worker")
 
-_SUCCESS_META = b'["success",null,%.3f]'
 
 
 class Worker:
@@ -84,7 +85,7 @@ class Worker:
                                 name=f"{self.worker_id}-heartbeat")
         try:
             with self._lock:
-                sock.send_multipart([wp.HEADER, wp.READY, self._ready_payload])
+                sock.send_multipart([wp.READY, self._ready_payload])
             beat.start()
             return self._serve(sock, stop)
         finally:
@@ -92,11 +93,8 @@ class Worker:
             if beat.is_alive():
                 beat.join(timeout=2)
             if stop.is_set():
-                with self._lock:
-                    try:
-                        sock.send_multipart([wp.HEADER, wp.DISCONNECT], zmq.NOBLOCK)
-                    except zmq.ZMQError:
-                        pass
+                with self._lock, contextlib.suppress(zmq.ZMQError):
+                    sock.send(wp.DISCONNECT, zmq.NOBLOCK)
                 sock.setsockopt(zmq.LINGER, 200)
             sock.close()
             self._socket = None
@@ -105,23 +103,17 @@ class Worker:
         while not session_over.wait(self.hb_interval_s) and not stop.is_set():
             with self._lock:
                 try:
-                    sock.send_multipart([wp.HEADER, wp.HEARTBEAT], zmq.NOBLOCK)
+                    sock.send(wp.HEARTBEAT, zmq.NOBLOCK)
                 except zmq.ZMQError:
                     return
 
     def _serve(self, sock: zmq.Socket[Any], stop: threading.Event) -> str:
         poll_ms = int(min(250.0, self.hb_interval_s * 250.0))
         last_heard = time.monotonic()
-        recv = sock.recv_multipart
+        lock = self._lock
         while not stop.is_set():
-            batch: list[list[bytes]] = []
-            with self._lock:
-                if sock.poll(poll_ms):
-                    while True:
-                        try:
-                            batch.append(recv(zmq.NOBLOCK))
-                        except zmq.Again:
-                            break
+            with lock:
+                batch = recv_batch(sock, 64) if sock.poll(poll_ms) else []
             now = time.monotonic()
             if not batch:
                 if now - last_heard > self.liveness_s:
@@ -129,61 +121,59 @@ class Worker:
                 continue
             last_heard = now
             for frames in batch:
-                if len(frames) < 2 or frames[0] != wp.HEADER:
-                    log.warning("worker %s: malformed message from broker dropped", self.worker_id)
-                    continue
-                command = frames[1]
-                if command == wp.REQUEST and len(frames) == 5:
-                    reply = self._handle(frames[2], frames[3], frames[4], now)
-                    with self._lock:
-                        sock.send_multipart(reply)
+                command = frames[0][:wp.COMMAND_LENGTH]
+                if command == wp.REQUEST and len(frames) == 2:
+                    try:
+                        seq, budget_ms = wp.unpack_request(frames[0])
+                    except wp.MalformedMessage as exc:
+                        log.warning("worker %s: %s", self.worker_id, exc)
+                        continue
+                    reply = self._handle(seq, budget_ms, frames[1], now)
+                    with lock:
+                        send_frames(sock, reply)
                 elif command == wp.HEARTBEAT:
-                    if len(frames) > 2:
+                    if len(frames) > 1:
                         try:
-                            self.broker_snapshot = orjson.loads(frames[2])
-                            self.broker_snapshot["received_at"] = time.time()
+                            snapshot = orjson.loads(frames[1])
+                            snapshot["received_at"] = time.time()
+                            self.broker_snapshot = snapshot
                         except orjson.JSONDecodeError:
                             pass
                 elif command == wp.DISCONNECT:
                     return "broker said disconnect"
+                else:
+                    log.warning("worker %s: malformed message from the broker dropped", self.worker_id)
         return "stopping"
 
     # -- one request ------------------------------------------------------------------------------
-    def _handle(self, seq: bytes, budget: bytes, body: bytes, received: float) -> list[bytes]:
+    def _handle(self, seq: bytes, budget_ms: int | None, body: bytes, received: float) -> list[bytes]:
         started = time.perf_counter()
         request_id: str | None = None
         try:
             request = orjson.loads(body)
             request_id = request.get("request_id")
             method = request["method"]
-            deadline = None if budget == wp.NO_DEADLINE else received + int(budget) / 1000.0
+            deadline = None if budget_ms is None else received + budget_ms / 1000.0
             if deadline is not None and time.monotonic() >= deadline:
                 raise TACoreError("deadline passed before the worker could start it; it was not run",
                                   code=ErrorCode.TIMEOUT)
             spec = self.registry.get(method)
             if spec is None:
                 raise TACoreError(f"worker {self.worker_id} does not serve {method!r}", code=ErrorCode.UNKNOWN_METHOD)
-            ctx = CallContext(request_id, method, self.worker_id, deadline, self._snapshot())
+            ctx = CallContext(request_id, method, self.worker_id, deadline, self.broker_snapshot)
             data = spec.invoke(request.get("params") or {}, ctx)
             elapsed_ms = (time.perf_counter() - started) * 1000.0
             reply = encode_reply(request_id, data, elapsed_ms)
-            meta = _SUCCESS_META % elapsed_ms
+            command = wp.pack_reply(seq, True, elapsed_ms)
         except TACoreError as exc:
             elapsed_ms = (time.perf_counter() - started) * 1000.0
             reply = encode_error(request_id, exc.code, exc.message, exc.details, elapsed_ms)
-            meta = orjson.dumps(["error", str(exc.code), round(elapsed_ms, 3)])
+            command = wp.pack_reply(seq, False, elapsed_ms, str(exc.code))
         except Exception as exc:
             elapsed_ms = (time.perf_counter() - started) * 1000.0
             log.exception("worker %s: handler failed (request_id=%s)", self.worker_id, request_id)
             reply = encode_error(request_id if isinstance(request_id, str) else None, ErrorCode.INTERNAL,
                                  f"{type(exc).__name__}: {exc}", None, elapsed_ms)
-            meta = orjson.dumps(["error", str(ErrorCode.INTERNAL), round(elapsed_ms, 3)])
+            command = wp.pack_reply(seq, False, elapsed_ms, str(ErrorCode.INTERNAL))
         self.served += 1
-        return [wp.HEADER, wp.REPLY, seq, meta, reply]
-
-    def _snapshot(self) -> dict[str, Any]:
-        snapshot = dict(self.broker_snapshot)
-        received = snapshot.pop("received_at", None)
-        if received is not None:
-            snapshot["age_s"] = round(time.time() - received, 3)
-        return snapshot
+        return [command, reply]

@@ -8,6 +8,7 @@ request is answered exactly once and a non-idempotent one never runs twice.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import socket as socketlib
@@ -27,6 +28,7 @@ from tacore.errors import ErrorCode, InvalidRequest
 from tacore.protocol import worker as wp
 from tacore.protocol.envelope import decode_request, encode_error, encode_reply
 from tacore.settings import Settings
+from tacore.transport import recv_batch, send_frames
 
 log = logging.getLogger("tacore.broker")
 
@@ -115,22 +117,14 @@ class Broker:
             self._shutdown()
 
     def _drain_frontend(self) -> None:
-        recv = self.frontend.recv_multipart
-        for _ in range(_DRAIN_LIMIT):
-            try:
-                frames = recv(zmq.NOBLOCK)
-            except zmq.Again:
-                return
-            self._on_client(frames)
+        on_client = self._on_client
+        for frames in recv_batch(self.frontend, _DRAIN_LIMIT):
+            on_client(frames)
 
     def _drain_backend(self) -> None:
-        recv = self.backend.recv_multipart
-        for _ in range(_DRAIN_LIMIT * 2):
-            try:
-                frames = recv(zmq.NOBLOCK)
-            except zmq.Again:
-                return
-            self._on_worker(frames)
+        on_worker = self._on_worker
+        for frames in recv_batch(self.backend, _DRAIN_LIMIT * 2):
+            on_worker(frames)
 
     # -- clients ----------------------------------------------------------------------------------
     def _on_client(self, frames: list[bytes]) -> None:
@@ -181,8 +175,8 @@ class Broker:
             return
         timeout_s = self._default_timeout_s if request.timeout_ms is None else request.timeout_ms / 1000.0
         self._seq += 1
-        item = Pending(self._seq, request_id, method, request.priority, body, [envelope], now, time.time(),
-                       now + timeout_s)
+        item = Pending(self._seq, wp.pack_seq(self._seq), request_id, method, request.priority, body, [envelope],
+                       now, time.time(), now + timeout_s)
         if request_id is not None:
             self.active[request_id] = item
         worker = None if self.queue.has(method) else self.workers.pick(method)
@@ -193,7 +187,7 @@ class Broker:
 
     def _send_client(self, envelope: list[bytes], body: bytes) -> None:
         try:
-            self.frontend.send_multipart([*envelope, body], zmq.NOBLOCK)
+            send_frames(self.frontend, [*envelope, body])
         except zmq.ZMQError as exc:  # client gone (EHOSTUNREACH) or not reading (EAGAIN)
             self.counters["reply_undeliverable"] += 1
             log.debug("reply undeliverable: %s", exc)
@@ -201,33 +195,35 @@ class Broker:
     # -- workers ----------------------------------------------------------------------------------
     def _on_worker(self, frames: list[bytes]) -> None:
         identity = frames[0]
-        if len(frames) < 3 or frames[1] != wp.HEADER:
-            log.warning("dropped malformed message from worker %r (%d frames)", identity, len(frames))
-            return
-        command = frames[2]
+        command = frames[1][:wp.COMMAND_LENGTH] if len(frames) > 1 else b""
         record = self.workers.live.get(identity)
         now = time.monotonic()
         if command == wp.REPLY:
-            if record is None or len(frames) != 6:
-                self._send_worker(identity, [wp.HEADER, wp.DISCONNECT])
+            if record is None or len(frames) != 3:
+                self._send_worker(identity, [wp.DISCONNECT])
                 return
             record.expires_at = now + self._liveness_s
-            self._on_reply(record, frames[3], frames[4], frames[5], now)
+            try:
+                seq, ok, processing_ms, code = wp.unpack_reply(frames[1])
+            except wp.MalformedMessage as exc:
+                log.warning("worker %s: %s", record.worker_id, exc)
+                return
+            self._on_reply(record, seq, ok, processing_ms, code, frames[2], now)
         elif command == wp.HEARTBEAT:
             if record is None:
-                self._send_worker(identity, [wp.HEADER, wp.DISCONNECT])
+                self._send_worker(identity, [wp.DISCONNECT])
                 return
             record.expires_at = now + self._liveness_s
             record.last_heartbeat = time.time()
         elif command == wp.READY:
             if record is not None:
                 self._worker_gone(record, "re-registered")
-            self._on_ready(identity, frames[3] if len(frames) > 3 else b"{}", now)
+            self._on_ready(identity, frames[2] if len(frames) > 2 else b"{}", now)
         elif command == wp.DISCONNECT:
             if record is not None:
                 self._worker_gone(record, "disconnected")
         else:
-            log.warning("unknown command %r from worker %r", command, identity)
+            log.warning("dropped a malformed message from worker %r (%d frames)", identity, len(frames))
 
     def _on_ready(self, identity: bytes, payload: bytes, now: float) -> None:
         try:
@@ -238,7 +234,7 @@ class Broker:
             credit = max(1, min(int(info.get("credit", 1)), 64))
         except (orjson.JSONDecodeError, KeyError, TypeError, AttributeError, ValueError):
             log.warning("worker %r sent an unreadable READY; told to disconnect", identity)
-            self._send_worker(identity, [wp.HEADER, wp.DISCONNECT])
+            self._send_worker(identity, [wp.DISCONNECT])
             return
         record = WorkerRecord(identity, str(info.get("worker_id") or identity.hex()), info.get("pid"),
                               info.get("host"), str(info.get("kind", "worker")), methods, idempotent, credit,
@@ -249,21 +245,17 @@ class Broker:
                  len(methods), credit)
         self._feed(record, now)
 
-    def _on_reply(self, record: WorkerRecord, seq_frame: bytes, meta: bytes, body: bytes, now: float) -> None:
-        try:
-            item = record.inflight.pop(int(seq_frame))
-        except (ValueError, KeyError):
-            log.warning("worker %s replied to unknown seq %r", record.worker_id, seq_frame)
+    def _on_reply(self, record: WorkerRecord, seq: bytes, ok: bool, processing_ms: float, code: str | None,
+                  body: bytes, now: float) -> None:
+        item = record.inflight.pop(seq, None)
+        if item is None:
+            log.warning("worker %s replied to an unknown request", record.worker_id)
             return
-        try:
-            status, code, processing_ms = orjson.loads(meta)
-        except (orjson.JSONDecodeError, ValueError, TypeError):
-            status, code, processing_ms = "error", ErrorCode.INTERNAL, 0.0
         record.served += 1
-        if status != "success":
+        if not ok:
             record.failed += 1
-        self._finish(item, body, code if status != "success" else None, record.worker_id,
-                     float(processing_ms or 0.0), now, cache=True)
+        self._finish(item, body, None if ok else (code or ErrorCode.INTERNAL), record.worker_id, processing_ms,
+                     now, cache=True)
         self.workers.freed(record)
         self._feed(record, now)
 
@@ -279,27 +271,24 @@ class Broker:
             self._dispatch(item, record, now)
 
     def _dispatch(self, item: Pending, record: WorkerRecord, now: float) -> None:
-        budget = b"%d" % max(1, int((item.deadline - now) * 1000.0))
         item.attempts += 1
         item.dispatched = now
         item.worker_identity = record.identity
-        record.inflight[item.seq] = item
+        record.inflight[item.key] = item
         self.workers.took(record)
         try:
-            self.backend.send_multipart([record.identity, wp.HEADER, wp.REQUEST, b"%d" % item.seq, budget, item.raw],
-                                        zmq.NOBLOCK)
+            budget_ms = int((item.deadline - now) * 1000.0) + 1
+            send_frames(self.backend, [record.identity, wp.pack_request(item.key, budget_ms), item.raw])
         except zmq.ZMQError as exc:  # never reached the worker: it cannot have run, so it goes back
             log.warning("worker %s unreachable (%s)", record.worker_id, exc)
-            del record.inflight[item.seq]
+            del record.inflight[item.key]
             item.attempts -= 1
             self._worker_gone(record, "unreachable")
             self.queue.push(item, front=True)
 
     def _send_worker(self, identity: bytes, frames: list[bytes]) -> None:
-        try:
-            self.backend.send_multipart([identity, *frames], zmq.NOBLOCK)
-        except zmq.ZMQError:
-            pass
+        with contextlib.suppress(zmq.ZMQError):
+            send_frames(self.backend, [identity, *frames])
 
     def _worker_gone(self, record: WorkerRecord, reason: str) -> None:
         """Remove a worker; re-dispatch its idempotent requests once, answer the rest WORKER_LOST."""
@@ -333,7 +322,7 @@ class Broker:
                                  "inflight": sum(len(r.inflight) for r in self.workers.live.values()),
                                  "sent_at": time.time()})
         for identity in list(self.workers.live):
-            self._send_worker(identity, [wp.HEADER, wp.HEARTBEAT, snapshot])
+            self._send_worker(identity, [wp.HEARTBEAT, snapshot])
         self.dedupe.prune(now)
 
     # -- answers ----------------------------------------------------------------------------------
@@ -362,8 +351,8 @@ class Broker:
         self.stats.observe(item.method, error_code, total_ms, queue_ms)
         if self.records is not None:
             self.records.add([request_id, item.method, "success" if error_code is None else "error", error_code,
-                              worker_id, item.priority, round(queue_ms, 3), round(processing_ms, 3),
-                              round(total_ms, 3), item.received_wall, item.received_wall + total_ms / 1000.0])
+                              worker_id, item.priority, queue_ms, processing_ms, total_ms, item.received_wall,
+                              item.received_wall + total_ms / 1000.0])
 
     def _record(self, request_id: str | None, method: str, code: str, worker_id: str | None, priority: int,
                 received: float, now: float, processing_ms: float) -> None:
@@ -428,7 +417,7 @@ class Broker:
                 self._finish(item, body, ErrorCode.WORKER_LOST, record.worker_id, 0.0, now, cache=False)
             record.inflight.clear()
         for identity in list(self.workers.live):
-            self._send_worker(identity, [wp.HEADER, wp.DISCONNECT])
+            self._send_worker(identity, [wp.DISCONNECT])
         if self.records is not None:
             self.records.close()
         self.frontend.close(linger=500)

@@ -17,6 +17,7 @@ class Pending:
     """A request the broker accepted and owes an answer to."""
 
     seq: int
+    key: bytes  # seq as sent to the worker and echoed in its REPLY
     request_id: str | None
     method: str
     priority: int

@@ -25,7 +25,7 @@ class WorkerRecord:
     expires_at: float  # time.monotonic()
     connected_at: float = field(default_factory=time.time)
     last_heartbeat: float = field(default_factory=time.time)
-    inflight: dict[int, Pending] = field(default_factory=dict)
+    inflight: dict[bytes, Pending] = field(default_factory=dict)
     served: int = 0
     failed: int = 0
     dead_at: float | None = None
@@ -36,10 +36,7 @@ class WorkerRecord:
         return self.credit - len(self.inflight)
 
     def to_wire(self) -> dict[str, Any]:
-        if self.dead_at is not None:
-            state = "dead"
-        else:
-            state = "busy" if self.inflight else "idle"
+        state = "dead" if self.dead_at is not None else "busy" if self.inflight else "idle"
         return {
             "worker_id": self.worker_id, "pid": self.pid, "host": self.host, "kind": self.kind, "state": state,
             "methods": sorted(self.methods), "credit": self.credit, "served": self.served, "failed": self.failed,

@@ -37,9 +37,13 @@ def health_check(params: HealthCheckParams, ctx: CallContext) -> dict[str, Any]:
             "queue_depth": ctx.broker.get("queue_depth"),
             "live_workers": ctx.broker.get("live_workers"),
             "inflight": ctx.broker.get("inflight"),
-            "snapshot_age_s": ctx.broker.get("age_s"),
+            "snapshot_age_s": _age(ctx.broker.get("received_at")),
         }
         reply["dependencies"] = deps
         if any(state["status"] == "down" for state in deps.values()):
             reply["status"] = "degraded"
     return reply
+
+
+def _age(received_at: float | None) -> float | None:
+    return None if received_at is None else round(time.time() - received_at, 3)

@@ -1,0 +1,232 @@
+"""Broker benchmark: TACore (broker + 2 workers) against a zmq.proxy ROUTER/DEALER device with 2 REP workers.
+
+Both sides do the same JSON work for ``health.check``. Rounds are interleaved (TACore, proxy, TACore,
+proxy...) so machine noise hits both alike. Measures p50/p99 latency with one REQ client, throughput
+with the asyncio client at 64 in flight, and CPU time per request of the broker (and of the proxy).
+
+    python benchmarks/bench_broker.py [--rounds 3] [--latency-requests 3000] [--throughput-seconds 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import psutil
+import zmq
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from clients import AsyncClient  # noqa: E402
+
+PROXY_SCRIPT = r"""
+import sys, zmq
+ctx = zmq.Context()
+front = ctx.socket(zmq.ROUTER); front.bind(sys.argv[1])
+back = ctx.socket(zmq.DEALER); back.bind(sys.argv[2])
+print("ready", flush=True)
+zmq.proxy(front, back)
+"""
+
+REP_WORKER_SCRIPT = r"""
+import os, sys, time, orjson, zmq
+started = time.time()
+ctx = zmq.Context()
+sock = ctx.socket(zmq.REP); sock.connect(sys.argv[1])
+worker_id = sys.argv[2]
+while True:
+    body = sock.recv()
+    t0 = time.perf_counter()
+    request = orjson.loads(body)
+    params = request.get("params") or {}
+    detailed = bool(params.get("detailed", False))
+    data = {"status": "healthy", "version": "0.1.0", "uptime_s": round(time.time() - started, 3),
+            "worker_id": worker_id, "pid": os.getpid()}
+    reply = {"status": "success", "request_id": request.get("request_id"), "data": data, "error": None,
+             "processing_time_ms": round((time.perf_counter() - t0) * 1000, 3), "timestamp": round(time.time(), 3)}
+    sock.send(orjson.dumps(reply))
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_for(endpoint: str, timeout: float = 15.0) -> None:
+    ctx = zmq.Context.instance()
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        sock = ctx.socket(zmq.REQ)
+        sock.setsockopt(zmq.LINGER, 0)
+        sock.connect(endpoint)
+        sock.send(json.dumps({"request_id": uuid.uuid4().hex, "method": "health.check", "params": {}}).encode())
+        if sock.poll(500):
+            reply = json.loads(sock.recv())
+            sock.close()
+            if reply.get("status") == "success":
+                return
+        else:
+            sock.close()
+    raise RuntimeError(f"{endpoint} did not answer health.check")
+
+
+class Target:
+    def __init__(self, name: str, endpoint: str, procs: list[subprocess.Popen[bytes]], cpu_pid: int) -> None:
+        self.name = name
+        self.endpoint = endpoint
+        self.procs = procs
+        self.cpu = psutil.Process(cpu_pid)
+
+    def cpu_seconds(self) -> float:
+        times = self.cpu.cpu_times()
+        return float(times.user + times.system)
+
+    def stop(self) -> None:
+        for proc in self.procs:
+            proc.terminate()
+        for proc in self.procs:
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+
+def start_tacore(workdir: Path) -> Target:
+    ports = {name: free_port() for name in ("ZMQ_FRONTEND_PORT", "ZMQ_BACKEND_PORT", "EVENTS_PORT", "RECORDER_PORT",
+                                            "API_PORT")}
+    env = {**os.environ, **{k: str(v) for k, v in ports.items()}, "TACORESERVICE_LOG_LEVEL": "WARNING",
+           "DATABASE_PATH": str(workdir / "bench.db"), "LOG_DIR": str(workdir / "logs"), "WORKER_COUNT": "2"}
+    proc = subprocess.Popen([sys.executable, "-m", "tacore", "serve", "--no-data-agent", "--no-api"], env=env,
+                            cwd=workdir)
+    endpoint = f"tcp://127.0.0.1:{ports['ZMQ_FRONTEND_PORT']}"
+    wait_for(endpoint)
+    ctx = zmq.Context.instance()
+    sock = ctx.socket(zmq.REQ)
+    sock.connect(endpoint)
+    sock.send(json.dumps({"request_id": uuid.uuid4().hex, "method": "broker.status"}).encode())
+    broker_pid = json.loads(sock.recv())["data"]["pid"]
+    sock.close()
+    return Target("tacore", endpoint, [proc], broker_pid)
+
+
+def start_proxy() -> Target:
+    front, back = free_port(), free_port()
+    proxy = subprocess.Popen([sys.executable, "-c", PROXY_SCRIPT, f"tcp://127.0.0.1:{front}",
+                              f"tcp://127.0.0.1:{back}"], stdout=subprocess.PIPE)
+    assert proxy.stdout is not None
+    proxy.stdout.readline()
+    workers = [subprocess.Popen([sys.executable, "-c", REP_WORKER_SCRIPT, f"tcp://127.0.0.1:{back}", f"rep{i}"])
+               for i in (1, 2)]
+    endpoint = f"tcp://127.0.0.1:{front}"
+    wait_for(endpoint)
+    return Target("zmq.proxy", endpoint, [proxy, *workers], proxy.pid)
+
+
+def latency_round(endpoint: str, requests: int) -> list[float]:
+    ctx = zmq.Context.instance()
+    sock = ctx.socket(zmq.REQ)
+    sock.setsockopt(zmq.LINGER, 0)
+    sock.connect(endpoint)
+    samples = []
+    prefix = uuid.uuid4().hex[:12]
+    for i in range(requests + 100):
+        body = json.dumps({"request_id": f"{prefix}-{i}", "method": "health.check",
+                           "params": {"detailed": False}}).encode()
+        t0 = time.perf_counter()
+        sock.send(body)
+        sock.recv()
+        if i >= 100:  # warm-up excluded
+            samples.append((time.perf_counter() - t0) * 1e6)
+    sock.close()
+    return samples
+
+
+async def _throughput(endpoint: str, seconds: float, in_flight: int) -> int:
+    done = 0
+    stop_at = time.monotonic() + seconds
+    async with AsyncClient(endpoint, timeout_ms=10_000, retries=0) as client:
+        async def lane() -> None:
+            nonlocal done
+            while time.monotonic() < stop_at:
+                reply = await client.request("health.check", {"detailed": False})
+                if reply["status"] != "success":
+                    raise RuntimeError(reply)
+                done += 1
+
+        await asyncio.gather(*(lane() for _ in range(in_flight)))
+    return done
+
+
+def throughput_round(target: Target, seconds: float, in_flight: int) -> tuple[float, float]:
+    cpu0 = target.cpu_seconds()
+    t0 = time.perf_counter()
+    done = asyncio.run(_throughput(target.endpoint, seconds, in_flight))
+    elapsed = time.perf_counter() - t0
+    cpu = target.cpu_seconds() - cpu0
+    return done / elapsed, cpu / done * 1e6
+
+
+def pct(samples: list[float], q: float) -> float:
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--latency-requests", type=int, default=3000)
+    parser.add_argument("--throughput-seconds", type=float, default=3.0)
+    parser.add_argument("--in-flight", type=int, default=64)
+    parser.add_argument("--json", type=Path, help="also write the figures here")
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory() as tmp:
+        targets = [start_tacore(Path(tmp)), start_proxy()]
+        results: dict[str, dict[str, list[float]]] = {t.name: {"lat": [], "tput": [], "cpu": []} for t in targets}
+        try:
+            for _ in range(args.rounds):
+                for target in targets:
+                    results[target.name]["lat"].extend(latency_round(target.endpoint, args.latency_requests))
+                for target in targets:
+                    rate, cpu_us = throughput_round(target, args.throughput_seconds, args.in_flight)
+                    results[target.name]["tput"].append(rate)
+                    results[target.name]["cpu"].append(cpu_us)
+        finally:
+            for target in targets:
+                target.stop()
+
+    summary: dict[str, dict[str, float]] = {}
+    for name, r in results.items():
+        summary[name] = {"p50_us": pct(r["lat"], 0.50), "p99_us": pct(r["lat"], 0.99),
+                         "throughput_rps": statistics.median(r["tput"]), "cpu_us_per_req": statistics.median(r["cpu"])}
+    t, p = summary["tacore"], summary["zmq.proxy"]
+    ratios = {"throughput": t["throughput_rps"] / p["throughput_rps"], "p50": t["p50_us"] / p["p50_us"],
+              "p99": t["p99_us"] / p["p99_us"]}
+    print(f"\n{'':24}{'TACore':>14}{'zmq.proxy':>14}{'ratio':>10}{'target':>12}")
+    print(f"{'p50 latency (us)':24}{t['p50_us']:14.1f}{p['p50_us']:14.1f}{ratios['p50']:10.2f}{'<= 1.2x':>12}")
+    print(f"{'p99 latency (us)':24}{t['p99_us']:14.1f}{p['p99_us']:14.1f}{ratios['p99']:10.2f}{'<= 1.5x':>12}")
+    print(f"{'throughput (req/s, 64)':24}{t['throughput_rps']:14.0f}{p['throughput_rps']:14.0f}"
+          f"{ratios['throughput']:10.2f}{'>= 0.4x':>12}")
+    print(f"{'broker CPU (us/req)':24}{t['cpu_us_per_req']:14.1f}{p['cpu_us_per_req']:14.1f}{'':10}{'<= 30 us':>12}")
+    print(f"\n{args.rounds} interleaved rounds; latency: {args.latency_requests} requests/round, one REQ client; "
+          f"throughput: {args.throughput_seconds:.0f} s/round, asyncio client, {args.in_flight} in flight.")
+    if args.json:
+        args.json.write_text(json.dumps({"summary": summary, "ratios": ratios}, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
