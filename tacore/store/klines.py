@@ -1,0 +1,213 @@
+"""The candle store: ClickHouse (embedded chDB by default) through clickhouse-connect.
+
+A candle is updated many times while open and may arrive twice (live, then from a backfill), so the
+table is a ``ReplacingMergeTree`` keyed by (symbol, interval, open_time) with a ``version`` column:
+``closed * 2**62 + event_time``. A closed row therefore always outranks any open update of the same
+candle, and among open updates the latest event wins. ClickHouse only collapses duplicates when it
+merges parts, at a time of its choosing, so every read here uses ``FINAL`` and returns exactly one
+row per candle.
+
+An on-disk chDB directory can be opened by one process only; in embedded mode the data agent owns
+it and everyone else reads through its methods. All calls on one store are serialised by a lock
+(the client is not meant for concurrent use) and the client is (re)created lazily, so a store
+pointed at a ClickHouse server that is down comes back by itself once the server does.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager, suppress
+from pathlib import Path
+from typing import Any, NamedTuple
+
+#: Version offset of a closed candle: any closed row outranks every open update of the same candle.
+CLOSED_VERSION = 1 << 62
+
+#: Fields of a candle as returned by ``kline.history`` and carried by ``DATA_READY`` events.
+CANDLE_FIELDS: tuple[str, ...] = (
+    "symbol", "interval", "open_time", "close_time", "open", "high", "low", "close", "volume",
+    "quote_volume", "trades", "taker_buy_base_volume", "taker_buy_quote_volume", "closed",
+)
+
+
+class KlineRow(NamedTuple):
+    """One candle version, in storage column order. Prices/volumes are floats, times epoch ms."""
+
+    symbol: str
+    interval: str
+    open_time: int
+    close_time: int
+    open: float
+    high: float
+    low: float
+    close: float
+    volume: float
+    quote_volume: float
+    trades: int
+    taker_buy_base_volume: float
+    taker_buy_quote_volume: float
+    closed: bool
+    event_time: int
+    version: int
+
+
+COLUMNS: tuple[str, ...] = KlineRow._fields
+
+_DDL = """
+CREATE TABLE IF NOT EXISTS {table} (
+    symbol LowCardinality(String),
+    interval LowCardinality(String),
+    open_time Int64,
+    close_time Int64,
+    open Float64,
+    high Float64,
+    low Float64,
+    close Float64,
+    volume Float64,
+    quote_volume Float64,
+    trades UInt64,
+    taker_buy_base_volume Float64,
+    taker_buy_quote_volume Float64,
+    closed Bool,
+    event_time Int64,
+    version UInt64
+) ENGINE = ReplacingMergeTree(version)
+ORDER BY (symbol, interval, open_time)
+"""
+
+_CANDLE_SELECT = ", ".join(CANDLE_FIELDS)
+
+
+def version_of(closed: bool, event_time: int) -> int:
+    """ReplacingMergeTree version: closed beats open, then the later event wins."""
+    return (CLOSED_VERSION if closed else 0) + event_time
+
+
+def candle_dict(row: KlineRow) -> dict[str, Any]:
+    """The public candle: exactly ``CANDLE_FIELDS``."""
+    return dict(zip(CANDLE_FIELDS, row[:14], strict=True))
+
+
+class StorageError(RuntimeError):
+    """The store could not be reached or refused a statement."""
+
+
+class KlineStore:
+    """Batched writes and one-row-per-candle reads of the ``klines`` table."""
+
+    def __init__(self, dsn: str, *, table: str = "klines", connect_timeout_s: float = 2.0) -> None:
+        self.dsn = dsn
+        self.table = table
+        self.kind = "chdb" if dsn.startswith("chdb:") else "clickhouse"
+        self._connect_timeout_s = connect_timeout_s
+        self._client: Any = None
+        self._lock = threading.Lock()
+
+    # -- connection ----------------------------------------------------------------------------
+    def _connect(self) -> Any:
+        import clickhouse_connect
+
+        if self.kind == "chdb":
+            path = self.dsn.removeprefix("chdb://")
+            if path and path != ":memory:":
+                Path(path).parent.mkdir(parents=True, exist_ok=True)
+            client = clickhouse_connect.get_client(dsn=self.dsn)
+        else:
+            client = clickhouse_connect.get_client(dsn=self.dsn, connect_timeout=self._connect_timeout_s,
+                                                   send_receive_timeout=30)
+        client.command(_DDL.format(table=self.table))
+        return client
+
+    @contextmanager
+    def _session(self) -> Iterator[Any]:
+        """The live client under the lock; a failure drops it so the next call reconnects."""
+        with self._lock:
+            try:
+                if self._client is None:
+                    self._client = self._connect()
+                yield self._client
+            except Exception as exc:
+                if self.kind != "chdb":
+                    self._drop_client()
+                raise StorageError(f"{self.kind} store: {type(exc).__name__}: {exc}") from exc
+
+    def _drop_client(self) -> None:
+        client, self._client = self._client, None
+        if client is not None:
+            with suppress(Exception):
+                client.close()
+
+    def open(self) -> None:
+        """Connect and create the table now (raises StorageError when storage is down)."""
+        with self._session():
+            pass
+
+    def close(self) -> None:
+        with self._lock:
+            self._drop_client()
+
+    # -- writes --------------------------------------------------------------------------------
+    def insert(self, rows: Sequence[KlineRow]) -> None:
+        """One INSERT for the whole batch, sent column-wise (cheapest for clickhouse-connect)."""
+        if not rows:
+            return
+        columns = [list(col) for col in zip(*rows, strict=True)]
+        with self._session() as client:
+            client.insert(self.table, columns, column_names=COLUMNS, column_oriented=True)
+
+    # -- reads ---------------------------------------------------------------------------------
+    def _query(self, sql: str, parameters: Mapping[str, Any] | None = None) -> list[tuple[Any, ...]]:
+        with self._session() as client:
+            return list(client.query(sql, parameters=dict(parameters or {})).result_rows)
+
+    def history(self, symbol: str, interval: str, *, start: int | None = None, end: int | None = None,
+                limit: int = 500) -> list[dict[str, Any]]:
+        """Candles oldest first. With ``start`` the first ``limit`` from it, else the latest ``limit``."""
+        where = ["symbol = {symbol:String}", "interval = {interval:String}"]
+        params: dict[str, Any] = {"symbol": symbol, "interval": interval, "limit": int(limit)}
+        if start is not None:
+            where.append("open_time >= {start:Int64}")
+            params["start"] = int(start)
+        if end is not None:
+            where.append("open_time <= {end:Int64}")
+            params["end"] = int(end)
+        order = "ASC" if start is not None else "DESC"
+        sql = (f"SELECT {_CANDLE_SELECT} FROM {self.table} FINAL WHERE {' AND '.join(where)} "
+               f"ORDER BY open_time {order} LIMIT {{limit:UInt32}}")
+        rows = self._query(sql, params)
+        if order == "DESC":
+            rows.reverse()
+        return [_candle(row) for row in rows]
+
+    def latest(self, symbol: str, interval: str) -> dict[str, Any] | None:
+        """The newest candle with its ``event_time`` (the exchange time of the version stored)."""
+        sql = (f"SELECT {_CANDLE_SELECT}, event_time FROM {self.table} FINAL WHERE symbol = {{symbol:String}} "
+               "AND interval = {interval:String} ORDER BY open_time DESC LIMIT 1")
+        rows = self._query(sql, {"symbol": symbol, "interval": interval})
+        if not rows:
+            return None
+        candle = _candle(rows[0][:-1])
+        candle["event_time"] = int(rows[0][-1])
+        return candle
+
+    def candle_at(self, symbol: str, interval: str, open_time: int) -> dict[str, Any] | None:
+        candles = self.history(symbol, interval, start=open_time, end=open_time, limit=1)
+        return candles[0] if candles else None
+
+    def last_closed_open_times(self) -> dict[tuple[str, str], int]:
+        """Per stream, the open time of the newest closed candle stored (where a restart resumes)."""
+        sql = f"SELECT symbol, interval, max(open_time) FROM {self.table} WHERE closed GROUP BY symbol, interval"
+        return {(str(s), str(i)): int(t) for s, i, t in self._query(sql)}
+
+    def count(self, *, closed_only: bool = False) -> int:
+        """Distinct candles stored (one per key, as reads see them)."""
+        where = " WHERE closed" if closed_only else ""
+        return int(self._query(f"SELECT count() FROM {self.table} FINAL{where}")[0][0])
+
+
+def _candle(row: Sequence[Any]) -> dict[str, Any]:
+    candle = dict(zip(CANDLE_FIELDS, row, strict=True))
+    candle["trades"] = int(candle["trades"])
+    candle["closed"] = bool(candle["closed"])
+    return candle

@@ -1,0 +1,337 @@
+"""The data agent process: exchange feed -> ClickHouse, price cache and DATA_READY events, served to
+the broker as the ``kline.*`` and ``get.market_data`` methods.
+
+Threads: the main thread runs the asyncio loop that owns the feed (connections, backfill, events);
+a writer thread owns the INSERTs; a worker thread runs the broker ``Worker``, whose handlers call the
+thread-safe methods below. Those that touch the feed's state hop onto the loop
+(``run_coroutine_threadsafe``); reads of stored candles go to the store directly (it has its lock).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import threading
+import time
+from collections.abc import Coroutine
+from typing import Any, TypeVar
+
+import httpx
+
+from tacore.errors import InvalidParams, Unavailable
+from tacore.events import EventPublisher
+from tacore.settings import Settings
+from tacore.store.klines import KlineStore, StorageError
+from tacore.store.price_cache import PriceCache, PriceSnapshot, open_price_cache
+from workers.ingest.config import IngestConfig
+from workers.ingest.connections import ConnectionConfig, ConnectionListener, ConnectionPool
+from workers.ingest.feed import KlineFeed
+from workers.ingest.limits import attempt_limiter
+from workers.ingest.normalise import INTERVALS
+from workers.ingest.subscriptions import SubscriptionFile
+from workers.ingest.writer import BatchWriter
+from workers.methods import klines as kline_methods
+from workers.methods import market as market_methods
+from workers.registry import MethodRegistry
+
+log = logging.getLogger("tacore.ingest")
+
+T = TypeVar("T")
+Pair = tuple[str, str]
+_CALL_TIMEOUT_S = 15.0
+
+
+class DataAgent:
+    def __init__(self, settings: Settings, config: IngestConfig | None = None, *, store: KlineStore | None = None,
+                 cache: PriceCache | None = None) -> None:
+        self.settings = settings
+        self.config = config = config or IngestConfig()
+        self.max_symbols = settings.data_agent_max_symbol
+        self.store = store or KlineStore(settings.clickhouse_dsn)
+        self.cache = cache or open_price_cache(settings.redis_url, settings.price_ttl_s, prefix=config.cache_prefix)
+        self.writer = BatchWriter(self.store, self.cache, batch_rows=config.batch_rows, flush_s=config.flush_ms / 1000,
+                                  max_buffer=config.buffer_rows)
+        self.subscription_file = SubscriptionFile(settings.data_dir / "data-agent" / "subscriptions.json")
+        self.started_at = time.time()
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.feed: KlineFeed | None = None
+        self.publisher: EventPublisher | None = None
+        self._lock = asyncio.Lock()
+        self._known_symbols: set[str] = set()
+        self._http: httpx.AsyncClient | None = None
+
+    # -- lifecycle (event loop) --------------------------------------------------------------------
+    async def start(self) -> None:
+        self.loop = asyncio.get_running_loop()
+        self.publisher = EventPublisher(self.settings.events_endpoint)
+        last_closed: dict[Pair, int] = {}
+        try:
+            await asyncio.to_thread(self.store.open)
+            last_closed = await asyncio.to_thread(self.store.last_closed_open_times)
+        except StorageError as exc:
+            log.error("storage unavailable at start (%s); buffering until it is back", exc)
+        self.writer.start()
+        cfg = self.config
+        conn_config = ConnectionConfig(
+            ws_url=self.settings.exchange_ws_url, max_streams=cfg.streams_per_connection,
+            names_per_frame=cfg.names_per_frame, frames_per_s=cfg.frames_per_s, max_age_s=cfg.max_conn_age_s,
+            backoff_initial_s=cfg.backoff_initial_s, backoff_max_s=cfg.backoff_max_s)
+        attempts = attempt_limiter(cfg.connect_attempts_per_5min)
+
+        def pool_factory(listener: ConnectionListener) -> ConnectionPool:
+            return ConnectionPool(conn_config, listener, attempts)
+
+        self.feed = KlineFeed(pool_factory, self.writer, self.publisher, rest_url=self.settings.exchange_rest_url,
+                              stall_s=cfg.stall_s, backfill_concurrency=cfg.backfill_concurrency)
+        self.feed.start()
+        self._http = httpx.AsyncClient(base_url=self.settings.exchange_rest_url.rstrip("/"), timeout=5.0)
+        pairs = self._initial_pairs()
+        self.feed.add(pairs, last_closed)
+        self._save()
+        log.info("data agent started: %d streams of %d symbols, storage %s, cache %s, events on %s",
+                 len(pairs), len({s for s, _ in pairs}), self.store.kind, self.cache.kind,
+                 self.settings.events_endpoint)
+
+    def _initial_pairs(self) -> list[Pair]:
+        pairs = list(dict.fromkeys([*self.subscription_file.load(),
+                                    *((s.upper(), i) for s in self.settings.data_agent_symbols for i in INTERVALS)]))
+        symbols = list(dict.fromkeys(s for s, _ in pairs))
+        if len(symbols) > self.max_symbols:
+            log.error("%d symbols stored/configured, over DATA_AGENT_MAX_SYMBOL=%d: keeping the first %d",
+                      len(symbols), self.max_symbols, self.max_symbols)
+            keep = set(symbols[:self.max_symbols])
+            pairs = [p for p in pairs if p[0] in keep]
+        return pairs
+
+    async def stop(self) -> None:
+        if self.feed is not None:
+            await self.feed.close()
+        if self._http is not None:
+            await self._http.aclose()
+        await asyncio.to_thread(self.writer.stop, 10.0)
+        if self.publisher is not None:
+            self.publisher.close()
+        self.store.close()
+        self.cache.close()
+
+    async def serve(self, stop: asyncio.Event, *, worker: bool = True) -> None:
+        """Start, serve the broker methods from a thread until ``stop``, then clean up."""
+        await self.start()
+        stop_worker = threading.Event()
+        thread = None
+        if worker:
+            thread = threading.Thread(target=self._run_worker, args=(stop_worker,), name="data-agent-worker",
+                                      daemon=True)
+            thread.start()
+        try:
+            await stop.wait()
+        finally:
+            stop_worker.set()
+            if thread is not None:
+                await asyncio.to_thread(thread.join, 5.0)
+            await self.stop()
+
+    def _run_worker(self, stop: threading.Event) -> None:
+        from workers.runtime import Worker
+
+        s = self.settings
+        Worker(s.worker_endpoint, self.registry(), worker_id=self.config.worker_id, kind="data-agent", credit=4,
+               heartbeat_interval_ms=s.heartbeat_interval_ms, liveness=s.heartbeat_liveness,
+               reconnect_initial_ms=s.reconnect_initial_ms, reconnect_max_ms=s.reconnect_max_ms).run(stop)
+
+    def registry(self) -> MethodRegistry:
+        registry = MethodRegistry()
+        registry.include(kline_methods.build_registry(self))
+        registry.include(market_methods.build_registry(self))
+        return registry
+
+    # -- bridge ------------------------------------------------------------------------------------
+    def _call(self, coro: Coroutine[Any, Any, T], timeout_s: float = _CALL_TIMEOUT_S) -> T:
+        if self.loop is None:
+            coro.close()
+            raise Unavailable("data agent is starting")
+        future = asyncio.run_coroutine_threadsafe(coro, self.loop)
+        try:
+            return future.result(timeout_s)
+        except TimeoutError:
+            future.cancel()
+            raise Unavailable(f"data agent did not answer within {timeout_s:.0f} s") from None
+
+    async def _feed(self) -> KlineFeed:
+        if self.feed is None:
+            raise Unavailable("data agent is starting")
+        return self.feed
+
+    # -- KlineService (any thread) -------------------------------------------------------------------
+    def add_streams(self, pairs: list[Pair]) -> dict[str, bool]:
+        return self._call(self._add(pairs), self.config.subscribe_wait_s + _CALL_TIMEOUT_S)
+
+    def remove_streams(self, pairs: list[Pair]) -> list[str]:
+        return self._call(self._remove(pairs))
+
+    def subscriptions(self) -> dict[str, list[str]]:
+        return self._call(self._subscriptions())
+
+    def connections(self) -> list[dict[str, Any]]:
+        return self._call(self._connections())
+
+    def status(self) -> dict[str, Any]:
+        return self._call(self._status())
+
+    def history(self, symbol: str, interval: str, start: int | None, end: int | None,
+                limit: int) -> list[dict[str, Any]]:
+        try:
+            return self.store.history(symbol, interval, start=start, end=end, limit=limit)
+        except StorageError as exc:
+            raise Unavailable(f"candle storage is down: {exc}") from None
+
+    # -- MarketService (any thread) --------------------------------------------------------------------
+    def price_snapshot(self, symbol: str) -> PriceSnapshot | None:
+        try:
+            return self.cache.get(symbol)
+        except Exception as exc:
+            log.warning("price cache read failed: %s", exc)
+            return None
+
+    def latest_candle(self, symbol: str, interval: str) -> dict[str, Any] | None:
+        try:
+            return self.store.latest(symbol, interval)
+        except StorageError as exc:
+            raise Unavailable(f"candle storage is down: {exc}") from None
+
+    def candle_at(self, symbol: str, interval: str, open_time: int) -> dict[str, Any] | None:
+        try:
+            return self.store.candle_at(symbol, interval, open_time)
+        except StorageError:
+            return None
+
+    # -- loop side ------------------------------------------------------------------------------------
+    async def _add(self, pairs: list[Pair]) -> dict[str, bool]:
+        feed = await self._feed()
+        async with self._lock:
+            current = {state.symbol for state in feed.streams.values()}
+            new_symbols = sorted({s for s, _ in pairs} - current)
+            if len(current) + len(new_symbols) > self.max_symbols:
+                raise InvalidParams(
+                    f"{len(current)} symbols subscribed + {len(new_symbols)} new is over DATA_AGENT_MAX_SYMBOL "
+                    f"({self.max_symbols}); nothing added",
+                    details=[{"field": "symbols", "message": f"at most {self.max_symbols} symbols in all",
+                              "subscribed": len(current), "new": new_symbols}])
+            if self.config.verify_symbols:
+                await self._verify(new_symbols)
+            feed.add(pairs)
+            self._save()
+        names = {f"{s.lower()}@kline_{i}": (s, i) for s, i in pairs}
+        deadline = time.monotonic() + self.config.subscribe_wait_s
+        while time.monotonic() < deadline and not all(feed.is_flowing(n) for n in names):
+            await asyncio.sleep(0.05)
+        return {name: feed.is_flowing(name) for name in names}
+
+    async def _verify(self, symbols: list[str]) -> None:
+        """Ask the exchange about symbols we have not seen: an unlisted one is INVALID_PARAMS."""
+        unknown = [s for s in symbols if s not in self._known_symbols]
+        if not unknown or self._http is None:
+            return
+        gate = asyncio.Semaphore(8)
+
+        async def listed(symbol: str) -> str | None:
+            async with gate:
+                try:
+                    response = await self._http.get("/api/v3/klines",  # type: ignore[union-attr]
+                                                    params={"symbol": symbol, "interval": "1m", "limit": 1})
+                except httpx.HTTPError as exc:
+                    raise Unavailable(f"cannot check symbols with the exchange: {exc}") from None
+            if response.status_code == 200:
+                self._known_symbols.add(symbol)
+                return None
+            if response.status_code == 400:
+                try:
+                    return str(response.json().get("msg", "invalid symbol"))
+                except ValueError:
+                    return "invalid symbol"
+            raise Unavailable(f"cannot check symbols with the exchange: HTTP {response.status_code}")
+
+        answers = await asyncio.gather(*(listed(s) for s in unknown))
+        bad = [{"field": "symbols", "symbol": s, "message": f"{s}: {msg}"}
+               for s, msg in zip(unknown, answers, strict=True) if msg is not None]
+        if bad:
+            raise InvalidParams(f"unknown symbol(s) on the exchange: {', '.join(b['symbol'] for b in bad)}; "
+                                "nothing added", details=bad)
+
+    async def _remove(self, pairs: list[Pair]) -> list[str]:
+        feed = await self._feed()
+        async with self._lock:
+            gone = feed.remove(pairs)
+            if gone:
+                self._save()
+            return gone
+
+    def _save(self) -> None:
+        if self.feed is not None:
+            self.subscription_file.save((s.symbol, s.interval) for s in self.feed.streams.values())
+
+    async def _subscriptions(self) -> dict[str, list[str]]:
+        feed = await self._feed()
+        subs: dict[str, list[str]] = {}
+        for state in feed.streams.values():
+            subs.setdefault(state.symbol, []).append(state.interval)
+        order = {interval: n for n, interval in enumerate(INTERVALS)}
+        return {symbol: sorted(ivs, key=order.__getitem__) for symbol, ivs in sorted(subs.items())}
+
+    async def _connections(self) -> list[dict[str, Any]]:
+        feed = await self._feed()
+        return [conn.info() for conn in feed.pool.connections.values()]
+
+    async def _status(self) -> dict[str, Any]:
+        feed = await self._feed()
+        conns = list(feed.pool.connections.values())
+        symbols = sorted({state.symbol for state in feed.streams.values()})
+        storage = self.writer.snapshot()
+        c = feed.counters
+        b = feed.backfiller.stats
+        connected = sum(1 for conn in conns if conn.connected)
+        healthy = storage["state"] == "up" and connected == len(conns)
+        publisher = self.publisher
+        return {
+            "status": "ok" if healthy else "degraded",
+            "connection_count": len(conns), "connected": connected, "symbols": symbols,
+            "symbol_count": len(symbols), "stream_count": len(feed.streams),
+            "flowing_streams": sum(len(conn.subscribed) for conn in conns),
+            "storage_state": storage["state"], "buffered_rows": storage["buffered_rows"],
+            "dropped_rows": storage["dropped_rows"], "rows_written": storage["rows_written"],
+            "messages_received": c.messages, "cache_hits": self.cache.hits, "cache_misses": self.cache.misses,
+            "backfilled_candles": c.backfilled, "reconnects": sum(max(0, conn.sessions - 1) for conn in conns),
+            "storage": storage,
+            "feed": {"messages": c.messages, "bad_messages": c.bad_messages, "closed_live": c.closed_live,
+                     "backfilled": c.backfilled, "gaps": c.gaps, "stalls": c.stalls, "half_open": c.half_open,
+                     "silent_replaced": c.silent_replaced, "disconnects": c.disconnects,
+                     "exchange_time": feed.exchange_now_ms or None},
+            "backfill": {"requests": b.requests, "throttled": b.throttled, "throttled_wait_s": b.throttled_wait_s,
+                         "pages_failed": b.pages_failed, "candles": b.candles, "jobs_done": b.jobs_done,
+                         "pending": feed.backfiller.pending, "throttled_for_s": feed.backfiller.throttled_for_s},
+            "cache": {"kind": self.cache.kind, "hits": self.cache.hits, "misses": self.cache.misses,
+                      "errors": self.writer.cache_errors},
+            "events": {"endpoint": self.settings.events_endpoint,
+                       "published": publisher.published if publisher else 0,
+                       "dropped": publisher.dropped if publisher else 0},
+            "write_lag_ms": self.writer.lag_ms(),
+            "started_at": self.started_at, "uptime_s": round(time.time() - self.started_at, 3),
+        }
+
+
+def run(settings: Settings, config: IngestConfig | None = None) -> None:
+    """Process entry point: serve until SIGTERM/SIGINT, then clean up and return."""
+    from tacore.logconfig import configure_logging
+
+    configure_logging(settings, "data-agent")
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, stop.set)
+        await DataAgent(settings, config).serve(stop)
+
+    asyncio.run(main())
+    log.info("data agent stopped")

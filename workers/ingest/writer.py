@@ -1,0 +1,227 @@
+"""The batch writer: rows from the WebSocket readers to ClickHouse, without ever blocking them.
+
+Readers call ``submit`` (a deque append, O(1), from the event loop). A writer thread wakes every
+``flush_s`` or as soon as ``batch_rows`` are waiting, and sends everything waiting in INSERTs of at
+most ``batch_rows``. A failed INSERT puts its rows back, marks storage down and retries with backoff;
+the readers keep appending. The buffer is bounded: while storage is down it is first compacted (only
+the newest version of each candle matters, so nothing observable is lost), and only past the bound
+are the oldest rows dropped and counted. Closed candles dropped that way are remembered per stream
+so the agent can backfill them from the exchange once storage is back.
+
+The same thread pushes the latest candle of each stream to the price cache after each round.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from tacore.store.klines import KlineRow, KlineStore
+from tacore.store.price_cache import PriceCache
+
+log = logging.getLogger("tacore.ingest.writer")
+
+StreamKey = tuple[str, str]
+
+
+class BatchWriter:
+    def __init__(self, store: KlineStore, cache: PriceCache | None, *, batch_rows: int = 10_000,
+                 flush_s: float = 0.25, max_buffer: int = 1_000_000, lag_window: int = 50_000,
+                 clock_ms: Callable[[], int] | None = None) -> None:
+        self.store = store
+        self.cache = cache
+        self.batch_rows = batch_rows
+        self.flush_s = flush_s
+        self.max_buffer = max_buffer
+        self.rows_written = 0
+        self.batches = 0
+        self.dropped_rows = 0
+        self.compacted_rows = 0
+        self.cache_errors = 0
+        self.storage_up = True
+        self.storage_since = time.time()
+        self.last_error: str | None = None
+        self._clock_ms = clock_ms or (lambda: int(time.time() * 1000))
+        self._live: deque[KlineRow] = deque()
+        self._backfill: deque[KlineRow] = deque()
+        self._latest: dict[StreamKey, KlineRow] = {}
+        self._pushed: dict[StreamKey, int] = {}
+        self._lags: deque[int] = deque(maxlen=lag_window)
+        self._dropped_closed: dict[StreamKey, int] = {}
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._stop_deadline = 0.0
+        self._thread: threading.Thread | None = None
+
+    # -- reader side (event loop thread) ---------------------------------------------------------
+    def submit(self, row: KlineRow) -> None:
+        """Queue one live row; never blocks."""
+        live = self._live
+        live.append(row)
+        key = (row.symbol, row.interval)
+        current = self._latest.get(key)
+        if current is None or row.version >= current.version:
+            self._latest[key] = row
+        if len(live) >= self.batch_rows:
+            if len(live) + len(self._backfill) > self.max_buffer:
+                self._drop_oldest(live)
+            self._wake.set()
+
+    def submit_backfill(self, rows: list[KlineRow]) -> None:
+        """Queue rows fetched from the REST API (kept apart so they do not count in the lag)."""
+        self._backfill.extend(rows)
+        self._wake.set()
+
+    def _drop_oldest(self, buffer: deque[KlineRow]) -> None:
+        while len(self._live) + len(self._backfill) > self.max_buffer and buffer:
+            try:
+                row = buffer.popleft()
+            except IndexError:
+                return
+            self.dropped_rows += 1
+            if row.closed:
+                key = (row.symbol, row.interval)
+                self._dropped_closed[key] = min(self._dropped_closed.get(key, row.open_time), row.open_time)
+
+    # -- state --------------------------------------------------------------------------------------
+    @property
+    def buffered_rows(self) -> int:
+        return len(self._live) + len(self._backfill)
+
+    def take_dropped_closed(self) -> dict[StreamKey, int]:
+        """Streams that lost closed candles to the bound, with the oldest lost open time (then forgets)."""
+        dropped, self._dropped_closed = self._dropped_closed, {}
+        return dropped
+
+    def lag_ms(self) -> dict[str, Any]:
+        """Exchange event time -> row committed (readable), over the last live rows written."""
+        if not self._lags:
+            return {"p50": None, "p99": None, "max": None, "samples": 0}
+        values = np.fromiter(list(self._lags), dtype=np.int64)
+        p50, p99 = np.percentile(values, [50, 99])
+        return {"p50": float(p50), "p99": float(p99), "max": int(values.max()), "samples": int(values.size)}
+
+    def reset_lag(self) -> None:
+        self._lags.clear()
+
+    def snapshot(self) -> dict[str, Any]:
+        return {
+            "state": "up" if self.storage_up else "down", "kind": self.store.kind,
+            "since": self.storage_since, "last_error": self.last_error, "rows_written": self.rows_written,
+            "batches": self.batches, "buffered_rows": self.buffered_rows, "buffer_limit": self.max_buffer,
+            "dropped_rows": self.dropped_rows, "compacted_rows": self.compacted_rows,
+        }
+
+    # -- writer thread ---------------------------------------------------------------------------------
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="kline-writer", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout_s: float = 10.0) -> None:
+        """Flush what is buffered (for at most ``timeout_s``) and stop the thread."""
+        self._stop_deadline = time.monotonic() + timeout_s
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout_s + 2.0)
+
+    def _run(self) -> None:
+        backoff = 0.0
+        while True:
+            self._wake.wait(backoff or self.flush_s)
+            self._wake.clear()
+            stopping = self._stop.is_set()
+            self._push_cache()
+            if self._write_all():
+                backoff = 0.0
+            else:
+                backoff = min(max(backoff * 2, 0.2), 2.0)
+                self._compact_if_needed()
+                if stopping and time.monotonic() >= self._stop_deadline:
+                    log.error("writer stopping with storage down: %d rows not written", self.buffered_rows)
+                    return
+            if stopping and not self.buffered_rows:
+                self._push_cache()
+                return
+
+    def _write_all(self) -> bool:
+        """Write everything waiting; False when storage failed (the rows are back in the buffer)."""
+        for buffer, live in ((self._live, True), (self._backfill, False)):
+            while buffer:
+                batch: list[KlineRow] = []
+                take = buffer.popleft
+                try:
+                    for _ in range(min(self.batch_rows, len(buffer))):
+                        batch.append(take())
+                except IndexError:
+                    pass
+                if not batch:
+                    break
+                try:
+                    self.store.insert(batch)
+                except Exception as exc:
+                    buffer.extendleft(reversed(batch))
+                    self._storage_failed(exc)
+                    return False
+                self._storage_ok()
+                self.rows_written += len(batch)
+                self.batches += 1
+                if live:
+                    now = self._clock_ms()
+                    self._lags.extend([now - row.event_time for row in batch])
+        return True
+
+    def _storage_failed(self, exc: Exception) -> None:
+        self.last_error = str(exc)[:300]
+        if self.storage_up:
+            self.storage_up = False
+            self.storage_since = time.time()
+            log.error("storage down, buffering (%d rows): %s", self.buffered_rows, self.last_error)
+
+    def _storage_ok(self) -> None:
+        if not self.storage_up:
+            self.storage_up = True
+            self.storage_since = time.time()
+            log.warning("storage back; catching up %d buffered rows", self.buffered_rows)
+
+    def _compact_if_needed(self) -> None:
+        """While down and over half the bound: keep only the newest version of each candle."""
+        for buffer in (self._live, self._backfill):
+            if self.buffered_rows <= self.max_buffer // 2:
+                return
+            count = len(buffer)
+            newest: dict[tuple[str, str, int], KlineRow] = {}
+            for _ in range(count):
+                try:
+                    row = buffer.popleft()
+                except IndexError:
+                    break
+                key = (row.symbol, row.interval, row.open_time)
+                kept = newest.get(key)
+                if kept is None or row.version >= kept.version:
+                    newest[key] = row
+            self.compacted_rows += count - len(newest)
+            buffer.extendleft(sorted(newest.values(), key=lambda r: r.version, reverse=True))
+
+    def _push_cache(self) -> None:
+        if self.cache is None:
+            return
+        latest = self._latest.copy()
+        pushed = self._pushed
+        changed = {key: row for key, row in latest.items() if pushed.get(key) != row.version}
+        if not changed:
+            return
+        try:
+            self.cache.put_latest(changed)
+        except Exception as exc:
+            self.cache_errors += 1
+            log.warning("price cache update failed: %s", exc)
+            return
+        for key, row in changed.items():
+            pushed[key] = row.version
