@@ -1,0 +1,26 @@
+from __future__ import annotations
+
+from tacore.broker.dedupe import DedupeCache
+
+
+def test_reply_is_returned_until_ttl_then_forgotten() -> None:
+    cache = DedupeCache(10, ttl_s=5)
+    cache.put("r1", b"reply", now=100.0)
+    assert cache.get("r1", now=104.0) == b"reply"
+    assert cache.get("r1", now=105.0) is None
+
+
+def test_oldest_entries_are_evicted_past_the_bound() -> None:
+    cache = DedupeCache(3, ttl_s=60)
+    for i in range(5):
+        cache.put(f"r{i}", b"x", now=float(i))
+    assert len(cache) == 3
+    assert cache.get("r0", now=5.0) is None and cache.get("r4", now=5.0) == b"x"
+
+
+def test_prune_drops_only_expired_entries() -> None:
+    cache = DedupeCache(10, ttl_s=1)
+    cache.put("a", b"1", now=0.0)
+    cache.put("b", b"2", now=5.0)
+    assert cache.prune(now=3.0) == 1
+    assert len(cache) == 1
