@@ -1,0 +1,65 @@
+"""The candle store on real chDB: one row per candle, closed beats open, history order and limits."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tacore.store.klines import CANDLE_FIELDS, KlineRow, KlineStore, StorageError, version_of
+
+
+def row(open_time: int, event_time: int, *, closed: bool = False, close: float = 1.5,
+        interval: str = "1m") -> KlineRow:
+    return KlineRow("BTCUSDT", interval, open_time, open_time + 59_999, 1.0, 2.0, 0.5, close, 10.0, 15.0, 3, 1.0,
+                    1.5, closed, event_time, version_of(closed, event_time))
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[KlineStore]:
+    store = KlineStore(f"chdb://{tmp_path}/klines")
+    store.open()
+    yield store
+    store.close()
+
+
+def test_reads_return_one_row_per_candle_and_closed_beats_a_later_open_update(store: KlineStore) -> None:
+    store.insert([row(t * 60_000, t * 60_000 + 5) for t in range(5)])
+    store.insert([row(t * 60_000, t * 60_000 + 59_000, closed=True, close=9.0) for t in range(3)])
+    # an open update with a later event time, e.g. replayed after the close: must not win
+    store.insert([row(t * 60_000, t * 60_000 + 70_000, close=7.0) for t in range(5)])
+    candles = store.history("BTCUSDT", "1m")
+    assert [c["open_time"] for c in candles] == [t * 60_000 for t in range(5)]
+    assert [(c["close"], c["closed"]) for c in candles] == [(9.0, True)] * 3 + [(7.0, False)] * 2
+    assert tuple(candles[0]) == CANDLE_FIELDS
+    assert store.count() == 5 and store.count(closed_only=True) == 3
+
+
+def test_history_is_oldest_first_latest_by_default_or_from_start(store: KlineStore) -> None:
+    store.insert([row(t * 60_000, t, closed=True) for t in range(20)])
+    latest = store.history("BTCUSDT", "1m", limit=3)
+    assert [c["open_time"] for c in latest] == [17 * 60_000, 18 * 60_000, 19 * 60_000]
+    first = store.history("BTCUSDT", "1m", start=5 * 60_000, limit=2)
+    assert [c["open_time"] for c in first] == [5 * 60_000, 6 * 60_000]
+    window = store.history("BTCUSDT", "1m", start=5 * 60_000, end=7 * 60_000)
+    assert len(window) == 3
+    assert store.history("BTCUSDT", "5m") == []
+    assert store.history("ETHUSDT", "1m") == []
+
+
+def test_restart_point_is_the_newest_closed_candle_per_stream(store: KlineStore) -> None:
+    store.insert([row(t * 60_000, t, closed=t < 4) for t in range(6)])
+    store.insert([row(0, 1, closed=True, interval="5m")])
+    assert store.last_closed_open_times() == {("BTCUSDT", "1m"): 3 * 60_000, ("BTCUSDT", "5m"): 0}
+    latest = store.latest("BTCUSDT", "1m")
+    assert latest is not None and latest["open_time"] == 5 * 60_000 and latest["event_time"] == 5
+
+
+def test_a_server_that_is_down_raises_storage_error_and_recovers_lazily() -> None:
+    store = KlineStore("http://127.0.0.1:9/", connect_timeout_s=0.5)
+    with pytest.raises(StorageError):
+        store.insert([row(0, 1)])
+    with pytest.raises(StorageError):
+        store.history("BTCUSDT", "1m")
+    store.close()
