@@ -1,0 +1,58 @@
+"""The simulator's settings and its simulated clock.
+
+Defaults are Binance's own figures, so a client tuned against the simulator is tuned for the
+exchange; tests shrink the timers (ping interval, pong timeout, connection lifetime).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class SimConfig:
+    """Everything the simulator can be told. Ports 0 mean 'pick a free port'."""
+
+    host: str = "127.0.0.1"
+    ws_port: int = 0
+    rest_port: int = 0
+    seed: int = 0
+    symbols: frozenset[str] | None = None  # whitelist; None = any well-formed symbol
+    clock_speed: float = 1.0  # simulated ms per real ms
+    start_time_ms: int | None = None  # simulated time at start; None = wall clock
+    update_interval_ms: float = 2000.0  # kline update cadence (real time), Binance: 2000
+    partial_step_ms: int = 1000  # open-candle figures change at most this often (simulated ms)
+    ping_interval_s: float = 20.0
+    pong_timeout_s: float = 60.0
+    max_connection_age_s: float = 24 * 3600.0
+    max_frames_per_s: int = 5  # incoming frames per connection per second; past it: close 1008
+    max_connection_attempts: int = 300  # per IP per window; past it: handshake refused with 429
+    connection_window_s: float = 300.0
+    max_streams_per_connection: int = 1024
+    write_buffer_limit: int = 8 * 1024 * 1024  # skip open-candle updates to a client this far behind
+
+    def __post_init__(self) -> None:
+        if self.clock_speed <= 0:
+            raise ValueError("clock_speed must be > 0")
+        if self.update_interval_ms <= 0:
+            raise ValueError("update_interval_ms must be > 0")
+        if self.ping_interval_s <= 0 or self.pong_timeout_s <= 0:
+            raise ValueError("ping_interval_s and pong_timeout_s must be > 0")
+
+
+class SimClock:
+    """Simulated epoch milliseconds: starts at ``start_ms`` and runs ``speed`` times real time."""
+
+    def __init__(self, speed: float = 1.0, start_ms: int | None = None) -> None:
+        self.speed = speed
+        self.start_ms = int(time.time() * 1000) if start_ms is None else start_ms
+        self._mono0 = time.monotonic()
+
+    def now_ms(self) -> int:
+        """The current simulated time."""
+        return self.start_ms + int((time.monotonic() - self._mono0) * 1000.0 * self.speed)
+
+    def real_delay_s(self, sim_ms: float) -> float:
+        """Real seconds until ``sim_ms`` simulated milliseconds have passed."""
+        return max(0.0, sim_ms / self.speed / 1000.0)

@@ -1,0 +1,356 @@
+"""Deterministic market: every candle is a pure function of (seed, symbol, time).
+
+The price is a sum of value-noise layers (grid spacings of 1, 4, 16 ... 65536 minutes, amplitude
+growing with the square root of the spacing, so it moves like a random walk at every scale) which
+can be evaluated at any minute without walking from an origin. That gives REST history for any past
+range, and makes the candle streamed live and the REST row for the same span identical.
+
+The atom is the 1-minute candle; every longer interval is the exact aggregate of its minutes
+(integer units, see ``candle.py``). Only +, -, *, / and rint are used on floats, which IEEE makes
+bit-exact whether numpy evaluates one minute or a million, so live and history always agree.
+Inside the running minute a 5-second bridge path (pinned to the minute's open and close) gives
+plausible live updates that converge on the closed candle.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from collections import OrderedDict
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from tacore.exchange_sim.candle import UNITS, Candle
+from tacore.exchange_sim.intervals import CHILD_INTERVAL, INTERVAL_MS, MINUTE_MS, close_time_of, open_time_of
+
+I64 = npt.NDArray[np.int64]
+F64 = npt.NDArray[np.float64]
+U64 = npt.NDArray[np.uint64]
+
+_MASK = (1 << 64) - 1
+_C1 = np.uint64(0xBF58476D1CE4E5B9)
+_C2 = np.uint64(0x94D049BB133111EB)
+_GOLD = np.uint64(0x9E3779B97F4A7C15)
+_LEVELS = 9  # grid spacings 4**0 .. 4**8 minutes
+_STEP = 0.0008  # amplitude of the 1-minute layer, relative to the base price
+_BRIDGE = _STEP * 0.5  # amplitude of the intra-minute bridge
+_GRID = 12  # intra-minute grid points (5 s apart)
+_GRID_MS = MINUTE_MS // _GRID
+_TRADE_ID_STRIDE = 1000  # trade ids of minute m start at m * stride (at most 999 trades a minute)
+# Noise stream numbers: one independent noise per purpose.
+_S_HIGH, _S_LOW, _S_VOL, _S_TRADES, _S_TAKER, _S_TAU_H, _S_TAU_L, _S_BRIDGE = range(100, 108)
+
+_KNOWN_PRICES = {
+    "BTCUSDT": 65_000.0,
+    "ETHUSDT": 3_200.0,
+    "BNBUSDT": 580.0,
+    "SOLUSDT": 150.0,
+    "XRPUSDT": 0.55,
+    "DOGEUSDT": 0.12,
+    "ADAUSDT": 0.45,
+    "ETHBTC": 0.05,
+    "BNBBTC": 0.009,
+}
+# (log10 price range, log10 quote turnover per minute range) by quote asset
+_QUOTE_PROFILE = {
+    "FDUSD": ((-1.3, 4.7), (4.0, 5.5)),
+    "USDT": ((-1.3, 4.7), (4.0, 5.5)),
+    "BTC": ((-6.0, -1.5), (-0.5, 1.0)),
+    "ETH": ((-5.0, -0.5), (0.5, 2.0)),
+    "BNB": ((-3.5, 0.5), (1.5, 3.0)),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class SymbolProfile:
+    """The constants of one symbol's market, derived from the seed and the symbol name."""
+
+    symbol: str
+    key: int  # 64-bit noise key
+    base_units: float  # reference price in 1e-8 units
+    tick: int  # price step in units
+    lot: int  # quantity step in units
+    volume_units: float  # typical base volume per minute in units
+
+
+def make_profile(symbol: str, seed: int) -> SymbolProfile:
+    """Derive a symbol's constants deterministically (hashlib, never Python's salted hash)."""
+    digest = hashlib.blake2b(f"{seed}:{symbol}".encode(), digest_size=24).digest()
+    key = int.from_bytes(digest[:8], "little")
+    r_price = int.from_bytes(digest[8:16], "little") / 2.0**64
+    r_volume = int.from_bytes(digest[16:24], "little") / 2.0**64
+    quote = next((q for q in _QUOTE_PROFILE if symbol.endswith(q)), "USDT")
+    (p_lo, p_hi), (t_lo, t_hi) = _QUOTE_PROFILE[quote]
+    price = _KNOWN_PRICES.get(symbol, 10.0 ** (p_lo + (p_hi - p_lo) * r_price))
+    turnover = 10.0 ** (t_lo + (t_hi - t_lo) * r_volume)
+    base_volume = turnover / price
+    tick = 10 ** max(0, math.floor(math.log10(price)) - 6 + 8)
+    lot = 10 ** max(0, math.floor(math.log10(base_volume)) - 4 + 8)
+    return SymbolProfile(symbol, key, price * UNITS, tick, lot, base_volume * UNITS)
+
+
+def _mix(x: U64) -> U64:
+    """splitmix64 finaliser: a good 64-bit hash that numpy evaluates element-wise."""
+    x = x ^ (x >> np.uint64(30))
+    x = x * _C1
+    x = x ^ (x >> np.uint64(27))
+    x = x * _C2
+    return x ^ (x >> np.uint64(31))
+
+
+def _uniform(key: int, stream: int, idx: I64) -> F64:
+    """Uniform noise in [-1, 1) for each index of one noise stream."""
+    salt = np.uint64((key + stream * 0x632BE59BD9B4E019) & _MASK)
+    h = _mix(idx.astype(np.uint64) * _GOLD + salt)
+    return (h >> np.uint64(11)).astype(np.float64) * (2.0**-52) - 1.0
+
+
+def _level_sum(key: int, minutes: I64) -> F64:
+    """Relative price offset x at each minute boundary (sum of the value-noise layers)."""
+    x = np.zeros(minutes.shape, dtype=np.float64)
+    for level in range(_LEVELS):
+        spacing = 4**level
+        cell = minutes // spacing
+        frac = (minutes - cell * spacing).astype(np.float64) / float(spacing)
+        v0 = _uniform(key, level, cell)
+        v1 = _uniform(key, level, cell + 1)
+        x = x + (_STEP * 2**level) * (v0 + (v1 - v0) * frac)
+    return x
+
+
+def _quantize(p: SymbolProfile, rel: F64) -> I64:
+    """Price in units, rounded to the symbol's tick, from a relative offset."""
+    ticks = np.rint((p.base_units * (1.0 + rel)) / float(p.tick))
+    return ticks.astype(np.int64) * p.tick
+
+
+@dataclass(frozen=True, slots=True)
+class MinuteBlock:
+    """Column arrays of consecutive closed 1-minute candles."""
+
+    first_minute: int
+    open: I64
+    high: I64
+    low: I64
+    close: I64
+    volume: I64
+    quote_volume: I64
+    trades: I64
+    taker_base: I64
+    taker_quote: I64
+    x: F64  # relative offsets at the count+1 minute boundaries (for the bridge path)
+
+
+def minute_block(p: SymbolProfile, first_minute: int, count: int) -> MinuteBlock:
+    """Closed 1-minute candles [first_minute, first_minute + count), vectorised."""
+    bounds = np.arange(first_minute, first_minute + count + 1, dtype=np.int64)
+    minutes = bounds[:-1]
+    x = _level_sum(p.key, bounds)
+    price = _quantize(p, x)
+    o, c = price[:-1], price[1:]
+    wick = p.base_units * _BRIDGE
+    up = np.ceil(wick * (1.5 + 0.5 * _uniform(p.key, _S_HIGH, minutes)) / float(p.tick)).astype(np.int64)
+    down = np.ceil(wick * (1.5 + 0.5 * _uniform(p.key, _S_LOW, minutes)) / float(p.tick)).astype(np.int64)
+    h = np.maximum(o, c) + (up + 1) * p.tick
+    lo = np.maximum(np.minimum(o, c) - (down + 1) * p.tick, p.tick)
+    move = np.abs(x[1:] - x[:-1]) / _STEP
+    size = 0.6 + 0.4 * _uniform(p.key, _S_VOL, minutes) + 0.5 * move
+    v = np.maximum(np.rint(p.volume_units * size / float(p.lot)).astype(np.int64), 1) * p.lot
+    taker_share = 0.5 + 0.2 * _uniform(p.key, _S_TAKER, minutes)
+    vb = np.rint((v.astype(np.float64) * taker_share) / float(p.lot)).astype(np.int64) * p.lot
+    typical = (o + h + lo + c).astype(np.float64) * 0.25
+    q = np.rint(v.astype(np.float64) * typical / float(UNITS)).astype(np.int64)
+    qb = np.rint(vb.astype(np.float64) * typical / float(UNITS)).astype(np.int64)
+    n = (np.rint(200.0 + 150.0 * _uniform(p.key, _S_TRADES, minutes) + 100.0 * np.minimum(move, 2.0))).astype(np.int64)
+    return MinuteBlock(first_minute, o, h, lo, c, v, q, n, vb, qb, x)
+
+
+def aggregate(block: MinuteBlock, minutes_per_candle: int, interval: str) -> list[Candle]:
+    """Candles of ``interval`` from a block that starts on a candle boundary and holds whole candles."""
+    k = minutes_per_candle
+    rows = len(block.open) // k
+
+    def shaped(a: I64) -> I64:
+        return a[: rows * k].reshape(rows, k)
+
+    o = shaped(block.open)[:, 0].tolist()
+    c = shaped(block.close)[:, -1].tolist()
+    h = shaped(block.high).max(axis=1).tolist()
+    lo = shaped(block.low).min(axis=1).tolist()
+    v = shaped(block.volume).sum(axis=1).tolist()
+    q = shaped(block.quote_volume).sum(axis=1).tolist()
+    n = shaped(block.trades).sum(axis=1).tolist()
+    vb = shaped(block.taker_base).sum(axis=1).tolist()
+    qb = shaped(block.taker_quote).sum(axis=1).tolist()
+    last_n = shaped(block.trades)[:, -1].tolist()
+    out: list[Candle] = []
+    for i in range(rows):
+        first_minute = block.first_minute + i * k
+        open_time = first_minute * MINUTE_MS
+        last_minute = first_minute + k - 1
+        out.append(
+            Candle(
+                open_time,
+                close_time_of(open_time, interval),
+                o[i],
+                h[i],
+                lo[i],
+                c[i],
+                v[i],
+                q[i],
+                n[i],
+                vb[i],
+                qb[i],
+                first_minute * _TRADE_ID_STRIDE,
+                last_minute * _TRADE_ID_STRIDE + last_n[i] - 1,
+            )
+        )
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class MinuteDetail:
+    """The closed figures of one minute plus its intra-minute path, for live partial updates."""
+
+    final: Candle
+    path: tuple[int, ...]  # quantized price at each 5-second grid point, 0..12
+    running_high: tuple[int, ...]
+    running_low: tuple[int, ...]
+    tau_high_ms: int  # offset of the trade that makes the minute's high
+    tau_low_ms: int
+
+    def at(self, elapsed_ms: int, tick: int, lot: int) -> Candle:
+        """The minute as seen ``elapsed_ms`` after its open (0 <= elapsed < 60000)."""
+        f = self.final
+        j, w = divmod(elapsed_ms, _GRID_MS)
+        a, b = self.path[j], self.path[j + 1]
+        close = (a + (b - a) * w // _GRID_MS) // tick * tick
+        high = f.high if elapsed_ms >= self.tau_high_ms else max(self.running_high[j], close)
+        low = f.low if elapsed_ms >= self.tau_low_ms else min(self.running_low[j], close)
+        high, low = max(high, close), min(low, close)
+        n = 1 + (f.trades - 1) * elapsed_ms // MINUTE_MS
+        return Candle(
+            f.open_time,
+            f.close_time,
+            f.open,
+            high,
+            low,
+            close,
+            f.volume * elapsed_ms // MINUTE_MS // lot * lot,
+            f.quote_volume * elapsed_ms // MINUTE_MS,
+            n,
+            f.taker_base * elapsed_ms // MINUTE_MS // lot * lot,
+            f.taker_quote * elapsed_ms // MINUTE_MS,
+            f.first_trade_id,
+            f.first_trade_id + n - 1,
+        )
+
+
+class Market:
+    """Closed candles (cached) and open candles at any simulated time, for any listed symbol."""
+
+    def __init__(self, seed: int = 0, cache_size: int = 200_000) -> None:
+        self.seed = seed
+        self._profiles: dict[str, SymbolProfile] = {}
+        self._closed: OrderedDict[tuple[str, str, int], Candle] = OrderedDict()
+        self._cache_size = cache_size
+        self._details: OrderedDict[tuple[str, int], MinuteDetail] = OrderedDict()
+        self._prefix: OrderedDict[tuple[str, int], dict[str, Candle | None]] = OrderedDict()
+
+    def profile(self, symbol: str) -> SymbolProfile:
+        """The symbol's constants (memoised)."""
+        prof = self._profiles.get(symbol)
+        if prof is None:
+            prof = self._profiles[symbol] = make_profile(symbol, self.seed)
+        return prof
+
+    def closed_range(self, symbol: str, interval: str, first_open: int, count: int) -> list[Candle]:
+        """``count`` consecutive closed candles from ``first_open`` (aligned), oldest first."""
+        if count <= 0:
+            return []
+        prof = self.profile(symbol)
+        k = INTERVAL_MS[interval] // MINUTE_MS
+        per_chunk = max(1, 65_536 // k)
+        out: list[Candle] = []
+        first_minute = first_open // MINUTE_MS
+        done = 0
+        while done < count:
+            rows = min(per_chunk, count - done)
+            block = minute_block(prof, first_minute + done * k, rows * k)
+            out.extend(aggregate(block, k, interval))
+            done += rows
+        return out
+
+    def closed(self, symbol: str, interval: str, open_time: int) -> Candle:
+        """One closed candle, cached (the live feed asks for the same ones repeatedly)."""
+        key = (symbol, interval, open_time)
+        candle = self._closed.get(key)
+        if candle is None:
+            candle = self.closed_range(symbol, interval, open_time, 1)[0]
+            self._closed[key] = candle
+            if len(self._closed) > self._cache_size:
+                self._closed.popitem(last=False)
+        return candle
+
+    def minute_detail(self, symbol: str, minute: int) -> MinuteDetail:
+        """The running minute's closed figures and 5-second path (cached per minute)."""
+        key = (symbol, minute)
+        detail = self._details.get(key)
+        if detail is not None:
+            return detail
+        prof = self.profile(symbol)
+        block = minute_block(prof, minute, 1)
+        final = aggregate(block, 1, "1m")[0]
+        x0, x1 = float(block.x[0]), float(block.x[1])
+        j = np.arange(1, _GRID, dtype=np.int64)
+        bridge = _uniform(prof.key, _S_BRIDGE, minute * 16 + j)
+        rel = x0 + (x1 - x0) * (j.astype(np.float64) / float(_GRID)) + _BRIDGE * bridge
+        inner = np.clip(_quantize(prof, rel), final.low, final.high).tolist()
+        path = (final.open, *inner, final.close)
+        highs = tuple(int(v) for v in np.maximum.accumulate(np.array(path, dtype=np.int64)).tolist())
+        lows = tuple(int(v) for v in np.minimum.accumulate(np.array(path, dtype=np.int64)).tolist())
+        taus = _uniform(prof.key, _S_TAU_H, np.array([minute, minute + (1 << 40)], dtype=np.int64))
+        tau_h = int((0.5 + 0.5 * float(taus[0])) * (MINUTE_MS - 1))
+        tau_l = int((0.5 + 0.5 * float(taus[1])) * (MINUTE_MS - 1))
+        detail = MinuteDetail(final, path, highs, lows, tau_h, tau_l)
+        self._details[key] = detail
+        if len(self._details) > 4096:
+            self._details.popitem(last=False)
+        return detail
+
+    def _prefixes(self, symbol: str, minute: int) -> dict[str, Candle | None]:
+        """For each interval, the closed minutes of its running candle before ``minute``, merged."""
+        key = (symbol, minute)
+        cached = self._prefix.get(key)
+        if cached is not None:
+            return cached
+        t = minute * MINUTE_MS
+        prefixes: dict[str, Candle | None] = {"1m": None}
+        for interval, child in CHILD_INTERVAL.items():
+            acc: Candle | None = None
+            step = INTERVAL_MS[child]
+            for ot in range(open_time_of(t, interval), open_time_of(t, child), step):
+                piece = self.closed(symbol, child, ot)
+                acc = piece if acc is None else acc.then(piece)
+            below = prefixes[child]
+            if below is not None:
+                acc = below if acc is None else acc.then(below)
+            prefixes[interval] = acc
+        self._prefix[key] = prefixes
+        if len(self._prefix) > 4096:
+            self._prefix.popitem(last=False)
+        return prefixes
+
+    def open_candle(self, symbol: str, interval: str, now_ms: int) -> Candle:
+        """The running candle of ``interval`` as the exchange shows it at ``now_ms``."""
+        minute, elapsed = divmod(now_ms, MINUTE_MS)
+        prof = self.profile(symbol)
+        part = self.minute_detail(symbol, minute).at(elapsed, prof.tick, prof.lot)
+        if interval == "1m":
+            return part
+        before = self._prefixes(symbol, minute)[interval]
+        merged = part if before is None else before.then(part)
+        start = open_time_of(now_ms, interval)
+        return merged.with_span(start, close_time_of(start, interval))

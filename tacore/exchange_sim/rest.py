@@ -1,0 +1,170 @@
+"""``GET /api/v3/klines`` as Binance serves it, on the simulated clock.
+
+History before the simulator started is generated like the rest (candles are a function of time),
+and the running candle is the last row, as on Binance. Errors use Binance's codes and HTTP 400;
+injected rate-limit faults answer 429 or 418 with ``Retry-After``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from tacore.exchange_sim.candle import Candle
+from tacore.exchange_sim.hub import Hub
+from tacore.exchange_sim.intervals import BINANCE_INTERVALS, INTERVAL_MS, MINUTE_MS, open_time_of
+from tacore.exchange_sim.payloads import rest_error, rest_row
+
+DEFAULT_LIMIT = 500
+MAX_LIMIT = 1000
+KLINES_WEIGHT = 2
+_JSON = "application/json;charset=UTF-8"
+_OFFLOAD_MINUTES = 50_000  # spans longer than this are generated in a worker thread
+
+
+class BinanceError(Exception):
+    """An error Binance reports as ``{"code", "msg"}`` with an HTTP status."""
+
+    def __init__(self, code: int, msg: str, status: int = 400) -> None:
+        super().__init__(msg)
+        self.code, self.msg, self.status = code, msg, status
+
+
+def _mandatory(value: str | None, name: str) -> str:
+    if not value:
+        raise BinanceError(-1102, f"Mandatory parameter '{name}' was not sent, was empty/null, or malformed.")
+    return value
+
+
+def _int_param(value: str | None, name: str) -> int | None:
+    if value is None:
+        return None
+    if not value.isdigit() or len(value) > 20:
+        raise BinanceError(-1100, f"Illegal characters found in parameter '{name}'; legal range is '^[0-9]{{1,20}}$'.")
+    return int(value)
+
+
+@dataclass(frozen=True, slots=True)
+class KlineQuery:
+    """What a klines request asks for, resolved against the simulated clock."""
+
+    symbol: str
+    interval: str
+    first: int  # open time of the first row
+    closed_count: int  # closed rows from ``first``
+    with_open: bool  # whether the running candle is the last row
+    now: int
+
+
+def plan_klines(now: int, symbol: str, interval: str, start: int | None, end: int | None, limit: int) -> KlineQuery:
+    """Resolve Binance's startTime/endTime/limit rules into a span of candles."""
+    step = INTERVAL_MS[interval]
+    current = open_time_of(now, interval)
+    last = current if end is None else min(current, open_time_of(end, interval))
+    if start is not None:
+        first = open_time_of(start + step - 1, interval)  # first open time >= start
+        last = min(last, first + (limit - 1) * step)
+    else:
+        first = last - (limit - 1) * step
+    first = max(first, 0)
+    if first > last:
+        return KlineQuery(symbol, interval, first, 0, False, now)
+    closed_last = min(last, current - step)
+    count = max(0, (closed_last - first) // step + 1)
+    return KlineQuery(symbol, interval, first, count, last == current, now)
+
+
+async def kline_rows(hub: Hub, query: KlineQuery) -> list[Candle]:
+    """The candles of a planned query; big spans are generated off the event loop."""
+    market = hub.market
+    minutes = query.closed_count * INTERVAL_MS[query.interval] // MINUTE_MS
+    if minutes > _OFFLOAD_MINUTES:
+        rows = await asyncio.to_thread(
+            market.closed_range, query.symbol, query.interval, query.first, query.closed_count
+        )
+    else:
+        rows = market.closed_range(query.symbol, query.interval, query.first, query.closed_count)
+    if query.with_open:
+        rows.append(market.open_candle(query.symbol, query.interval, query.now))
+    return rows
+
+
+class RestApi:
+    """The Binance REST routes of the simulator."""
+
+    def __init__(self, hub: Hub) -> None:
+        self.hub = hub
+        self._weight_minute = 0
+        self._weight = 0
+
+    def routes(self) -> list[Route]:
+        """Starlette routes for the Binance paths."""
+        return [
+            Route("/api/v3/klines", self.klines, methods=["GET"]),
+            Route("/api/v3/ping", self.ping, methods=["GET"]),
+            Route("/api/v3/time", self.time, methods=["GET"]),
+        ]
+
+    def _headers(self, weight: int) -> dict[str, str]:
+        minute = int(time.time() // 60)
+        if minute != self._weight_minute:
+            self._weight_minute, self._weight = minute, 0
+        self._weight += weight
+        return {"X-MBX-USED-WEIGHT-1M": str(self._weight)}
+
+    async def ping(self, request: Request) -> Response:
+        """``GET /api/v3/ping``: ``{}``."""
+        return Response(b"{}", media_type=_JSON, headers=self._headers(1))
+
+    async def time(self, request: Request) -> Response:
+        """``GET /api/v3/time``: the simulated server time."""
+        body = orjson.dumps({"serverTime": self.hub.clock.now_ms()})
+        return Response(body, media_type=_JSON, headers=self._headers(1))
+
+    async def klines(self, request: Request) -> Response:
+        """``GET /api/v3/klines``."""
+        hub = self.hub
+        hub.counters["rest_requests"] += 1
+        if hub.rest_faults:
+            status, retry_after = hub.rest_faults.popleft()
+            hub.counters["rest_failures_injected"] += 1
+            msg = (
+                "Too many requests; current limit of IP(127.0.0.1) request weight is 6000 per 1 minute."
+                if status == 429
+                else "Way too many requests; IP(127.0.0.1) banned. Please use WebSocket Streams."
+            )
+            headers = {"Retry-After": str(retry_after)}
+            return Response(rest_error(-1003, msg), status_code=status, media_type=_JSON, headers=headers)
+        headers = self._headers(KLINES_WEIGHT)
+        try:
+            rows = await kline_rows(hub, self._klines(request))
+        except BinanceError as exc:
+            return Response(rest_error(exc.code, exc.msg), status_code=exc.status, media_type=_JSON, headers=headers)
+        body = orjson.dumps([rest_row(c) for c in rows])
+        return Response(body, media_type=_JSON, headers=headers)
+
+    def _klines(self, request: Request) -> KlineQuery:
+        q = request.query_params
+        symbol = _mandatory(q.get("symbol"), "symbol")
+        interval = _mandatory(q.get("interval"), "interval")
+        if not self.hub.is_listed(symbol):
+            raise BinanceError(-1121, "Invalid symbol.")
+        if interval not in BINANCE_INTERVALS or interval not in INTERVAL_MS:
+            raise BinanceError(-1120, "Invalid interval.")
+        start = _int_param(q.get("startTime"), "startTime")
+        end = _int_param(q.get("endTime"), "endTime")
+        limit = _int_param(q.get("limit"), "limit")
+        if limit is None:
+            limit = DEFAULT_LIMIT
+        if limit < 1:
+            raise BinanceError(-1130, "Invalid data sent for a parameter.")
+        limit = min(limit, MAX_LIMIT)
+        if start is not None and end is not None and start > end:
+            raise BinanceError(-1023, "Start time is greater than end time.")
+        return plan_klines(self.hub.clock.now_ms(), symbol, interval, start, end, limit)

@@ -1,0 +1,274 @@
+"""Wiring: the WS server, the feed and the REST/control app in one asyncio loop; CLI and test handle.
+
+``ExchangeSimulator`` runs that loop in a background thread so synchronous and asynchronous tests
+alike can start one on free ports, read ``ws_url`` / ``rest_url``, and always stop it.
+``main(argv)`` is ``tacore exchange-sim``: it prints one JSON line with the URLs once listening and
+runs until SIGTERM or SIGINT, then exits 0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import dataclasses
+import logging
+import signal
+import socket
+import sys
+import threading
+from types import FrameType, TracebackType
+from typing import Any
+
+import orjson
+import uvicorn
+from starlette.applications import Starlette
+from websockets.asyncio.server import Server as WsListener
+from websockets.asyncio.server import serve
+
+from tacore.exchange_sim.config import SimConfig
+from tacore.exchange_sim.control import ControlApi
+from tacore.exchange_sim.feed import Feed
+from tacore.exchange_sim.hub import Hub
+from tacore.exchange_sim.rest import RestApi
+from tacore.exchange_sim.streams import SimConnection, WsServer
+
+log = logging.getLogger(__name__)
+
+
+class SimulatorError(RuntimeError):
+    """The simulator could not start (port in use, bad settings) or died."""
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    sock.listen(1024)
+    sock.setblocking(False)
+    return sock
+
+
+class ExchangeSimulator:
+    """A running Binance-compatible exchange on loopback, in a background thread.
+
+    >>> with ExchangeSimulator(SimConfig(clock_speed=100)) as sim:
+    ...     ws_base, rest_base = sim.ws_url, sim.rest_url
+    """
+
+    def __init__(self, config: SimConfig | None = None, **overrides: Any) -> None:
+        base = config or SimConfig()
+        self.config = dataclasses.replace(base, **overrides) if overrides else base
+        self.hub = Hub(self.config)
+        self.ws = WsServer(self.hub)
+        self.feed = Feed(self.hub)
+        self.ws_port = 0
+        self.rest_port = 0
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._ready = threading.Event()
+        self._stop: asyncio.Event | None = None
+        self._error: BaseException | None = None
+
+    @property
+    def ws_url(self) -> str:
+        """Base WebSocket URL, no path (clients append ``/ws`` or ``/stream``)."""
+        return f"ws://{self.config.host}:{self.ws_port}"
+
+    @property
+    def rest_url(self) -> str:
+        """Base REST URL, no path (clients append ``/api/v3/klines``)."""
+        return f"http://{self.config.host}:{self.rest_port}"
+
+    def stats(self) -> dict[str, Any]:
+        """The same figures as ``GET /_sim/stats`` (read from the simulator thread)."""
+        stats: dict[str, Any] = self.call(self.hub.stats)
+        return stats
+
+    def call(self, fn: Any, *args: Any) -> Any:
+        """Run ``fn(*args)`` inside the simulator's loop and return its result."""
+        if self._loop is None:
+            raise SimulatorError("simulator is not running")
+
+        async def run() -> Any:
+            return fn(*args)
+
+        return asyncio.run_coroutine_threadsafe(run(), self._loop).result(10)
+
+    # lifecycle ------------------------------------------------------------------------------
+    def start(self, timeout: float = 10.0) -> ExchangeSimulator:
+        """Start listening; returns once both ports accept connections."""
+        if self._thread is not None:
+            raise SimulatorError("already started")
+        self._thread = threading.Thread(target=self._run_thread, name="exchange-sim", daemon=True)
+        self._thread.start()
+        if not self._ready.wait(timeout):
+            raise SimulatorError("exchange simulator did not start in time")
+        if self._error is not None:
+            raise SimulatorError(f"exchange simulator failed to start: {self._error!r}") from self._error
+        return self
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Close every connection and both listeners; idempotent."""
+        thread, loop, stop = self._thread, self._loop, self._stop
+        if thread is None:
+            return
+        if loop is not None and stop is not None and not loop.is_closed():
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(stop.set)
+        thread.join(timeout)
+        self._thread = None
+
+    @property
+    def running(self) -> bool:
+        """Whether the simulator thread is alive."""
+        return self._thread is not None and self._thread.is_alive()
+
+    def __enter__(self) -> ExchangeSimulator:
+        return self.start()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+    def _run_thread(self) -> None:
+        loop = asyncio.new_event_loop()
+        self._loop = loop
+        try:
+            loop.run_until_complete(self._main())
+        except BaseException as exc:  # reported to start() or logged; the thread must not die silently
+            self._error = exc
+            log.exception("exchange simulator stopped with an error")
+        finally:
+            self._ready.set()
+            loop.close()
+
+    async def _main(self) -> None:
+        cfg = self.config
+        self._stop = asyncio.Event()
+        ws_listener = await serve(
+            self.ws.handler,
+            cfg.host,
+            cfg.ws_port,
+            process_request=self.ws.process_request,
+            create_connection=SimConnection,
+            compression=None,  # the feed writes raw text frames
+            ping_interval=None,  # Binance's own ping cadence is in streams.py
+            ping_timeout=None,
+            close_timeout=2,
+            max_queue=64,
+        )
+        rest_sock = _bind(cfg.host, cfg.rest_port)
+        app = Starlette(routes=[*RestApi(self.hub).routes(), *ControlApi(self.hub, self.ws).routes()])
+        uv = uvicorn.Server(
+            uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off", timeout_graceful_shutdown=2)
+        )
+        rest_task = asyncio.create_task(uv.serve(sockets=[rest_sock]))
+        feed_task = asyncio.create_task(self.feed.run())
+        try:
+            for _ in range(500):
+                if uv.started or rest_task.done():
+                    break
+                await asyncio.sleep(0.01)
+            if not uv.started:
+                raise SimulatorError("REST server did not start")
+            self.ws_port = ws_listener.sockets[0].getsockname()[1]
+            self.rest_port = rest_sock.getsockname()[1]
+            self._ready.set()
+            await self._stop.wait()
+        finally:
+            feed_task.cancel()
+            await self._close_ws(ws_listener)
+            uv.should_exit = True
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(rest_task, 5)
+            with contextlib.suppress(asyncio.CancelledError):
+                await feed_task
+
+    async def _close_ws(self, listener: WsListener) -> None:
+        for client in list(self.hub.clients.values()):
+            if client.is_half_open():
+                self.ws.abort(client)
+        listener.close(close_connections=True)
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(listener.wait_closed(), 5)
+
+
+# CLI ------------------------------------------------------------------------------------------
+def build_parser() -> argparse.ArgumentParser:
+    """Flags of ``tacore exchange-sim``."""
+    p = argparse.ArgumentParser(
+        prog="tacore exchange-sim", description="Binance-compatible exchange simulator (loopback only)."
+    )
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--ws-port", type=int, default=0, help="0 = a free port")
+    p.add_argument("--rest-port", type=int, default=0, help="0 = a free port")
+    p.add_argument("--clock-speed", type=float, default=1.0, help="simulated time per real time")
+    p.add_argument("--update-interval-ms", type=float, default=2000.0)
+    p.add_argument("--ping-interval-s", type=float, default=20.0)
+    p.add_argument("--pong-timeout-s", type=float, default=60.0)
+    p.add_argument("--max-connection-age-s", type=float, default=24 * 3600.0)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--symbols", default="", help="comma-separated whitelist (default: any well-formed symbol)")
+    p.add_argument("--start-time-ms", type=int, default=None, help="simulated start time (default: now)")
+    p.add_argument("--log-level", default="WARNING")
+    return p
+
+
+def config_from_args(args: argparse.Namespace) -> SimConfig:
+    """A SimConfig from parsed CLI flags."""
+    symbols = frozenset(s.strip().upper() for s in args.symbols.split(",") if s.strip())
+    return SimConfig(
+        host=args.host,
+        ws_port=args.ws_port,
+        rest_port=args.rest_port,
+        clock_speed=args.clock_speed,
+        update_interval_ms=args.update_interval_ms,
+        ping_interval_s=args.ping_interval_s,
+        pong_timeout_s=args.pong_timeout_s,
+        max_connection_age_s=args.max_connection_age_s,
+        seed=args.seed,
+        symbols=symbols or None,
+        start_time_ms=args.start_time_ms,
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``tacore exchange-sim``: serve until SIGTERM/SIGINT; 0 on a clean stop, 1 on failure."""
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr)
+    try:
+        config = config_from_args(args)
+    except ValueError as exc:
+        print(f"exchange-sim: {exc}", file=sys.stderr)
+        return 2
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
+    sim = ExchangeSimulator(config)
+    try:
+        sim.start()
+    except SimulatorError as exc:
+        print(f"exchange-sim: {exc}", file=sys.stderr)
+        return 1
+    try:
+        line = {"ws_url": sim.ws_url, "rest_url": sim.rest_url, "sim_time_ms": sim.hub.clock.now_ms()}
+        sys.stdout.write(orjson.dumps(line).decode() + "\n")
+        sys.stdout.flush()
+        while not stop.wait(0.5):
+            if not sim.running:
+                print("exchange-sim: simulator thread died", file=sys.stderr)
+                return 1
+        return 0
+    finally:
+        sim.stop()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
