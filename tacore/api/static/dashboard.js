@@ -51,16 +51,17 @@
   }
 
   // -- charts ------------------------------------------------------------------------------------
-  function makeChart(el, title, lines, yLabel) {
+  function makeChart(el, lines, yLabel, spanGaps) {
     const opts = {
       width: el.clientWidth || 600, height: 200,
       cursor: { drag: { x: false, y: false } },
       scales: { x: { time: true } },
       axes: [
-        { stroke: "#8594a6", grid: { stroke: "#263140" }, ticks: { stroke: "#263140" } },
+        { stroke: "#8594a6", grid: { stroke: "#263140" }, ticks: { stroke: "#263140" }, space: 70,
+          incrs: [1, 5, 10, 15, 30, 60, 120, 300, 600, 900] },
         { stroke: "#8594a6", grid: { stroke: "#263140" }, ticks: { stroke: "#263140" }, label: yLabel, size: 60 },
       ],
-      series: [{}].concat(lines.map(([label, color]) => ({ label, stroke: color, width: 1.5, spanGaps: false,
+      series: [{}].concat(lines.map(([label, color]) => ({ label, stroke: color, width: 1.5, spanGaps,
         value: (u, v) => v === null || v === undefined ? "–" : v.toFixed(2) }))),
     };
     return new uPlot(opts, [[]].concat(lines.map(() => [])), el);
@@ -69,9 +70,9 @@
   function initCharts() {
     if (typeof uPlot === "undefined") return null;
     return {
-      rps: makeChart($("chart-rps"), "rps", [["requests/s", "#58a6ff"], ["errors/s", "#f85149"]], "req/s"),
-      latency: makeChart($("chart-latency"), "latency",
-        [["p50", "#3fb950"], ["p95", "#d29922"], ["p99", "#f85149"]], "ms"),
+      // a gap in the rate chart is a second the broker did not answer; in the latency chart an idle second
+      rps: makeChart($("chart-rps"), [["requests/s", "#58a6ff"], ["errors/s", "#f85149"]], "req/s", false),
+      latency: makeChart($("chart-latency"), [["p50", "#3fb950"], ["p95", "#d29922"], ["p99", "#f85149"]], "ms", true),
     };
   }
 

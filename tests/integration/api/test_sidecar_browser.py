@@ -1,0 +1,93 @@
+"""The dashboard in a real browser (Debian's chromium driven by Playwright): it loads with no internet,
+shows live numbers, and those numbers move when requests go through the broker."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sidecar_helpers import Service
+
+from clients import LazyPirateClient
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium at /usr/bin/chromium"),
+]
+
+
+def _number(text: str) -> float | None:
+    cleaned = text.replace(",", "").replace("%", "").strip()
+    try:
+        return float(cleaned)
+    except ValueError:
+        return None
+
+
+def _wait_for(page: Any, predicate: Any, timeout_s: float, what: str) -> Any:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        page.wait_for_timeout(200)
+    raise AssertionError(f"the page did not show {what} within {timeout_s:.0f} s")
+
+
+def test_dashboard_updates_live_in_chromium(service: Service, tmp_path: Path) -> None:
+    from playwright.sync_api import sync_playwright
+
+    outside: list[str] = []
+    problems: list[str] = []
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1500, "height": 1000})
+            page.on("pageerror", lambda exc: problems.append(str(exc)))
+            page.on("console", lambda msg: problems.append(msg.text) if msg.type == "error" else None)
+
+            def only_loopback(route: Any) -> None:
+                if route.request.url.startswith(service.base_url):
+                    route.continue_()
+                else:  # the page must not need the internet
+                    outside.append(route.request.url)
+                    route.abort()
+
+            page.route("**/*", only_loopback)
+            page.goto(f"{service.base_url}/?api_key={service.api_key}")
+            assert page.url.rstrip("/") == service.base_url  # the key left the address bar
+            _wait_for(page, lambda: "broker up" in page.inner_text("#broker-state"), 10, "the broker as up")
+            before = _wait_for(page, lambda: _number(page.inner_text("#requests-total")), 10, "a request total")
+
+            with LazyPirateClient(service.frontend, timeout_ms=3000, retries=1) as client:
+                prefix = uuid.uuid4().hex
+                for i in range(150):
+                    client.request("health.check", {}, request_id=f"browser-{prefix}-{i}")
+                for i in range(3):
+                    client.request("health.check", {"detailed": "nope"}, request_id=f"browser-{prefix}-bad-{i}")
+
+            after = _wait_for(page, lambda: (n := _number(page.inner_text("#requests-total"))) and n >= before + 153
+                              and n, 8, "the request total grow by 153")
+            assert after >= before + 153
+            _wait_for(page, lambda: (rps := _number(page.inner_text("#rps-1m"))) and rps > 0, 5, "a request rate")
+            assert page.locator("#workers-table tbody tr").count() >= 3
+            assert "health.check" in page.inner_text("#methods-table")
+            _wait_for(page, lambda: f"browser-{prefix}-bad" in page.inner_text("#errors-table"), 6,
+                      "the new errors in the recent-errors table")
+            assert "fake-agent" in page.inner_text("#workers-table")
+            assert page.locator("#chart-rps canvas").count() == 1
+            assert page.locator("#chart-latency canvas").count() == 1
+            page.wait_for_timeout(1200)  # one more tick so the chart has the burst
+            page.screenshot(path=str(tmp_path / "dashboard.png"), full_page=True)
+        finally:
+            browser.close()
+    assert (tmp_path / "dashboard.png").stat().st_size > 10_000
+    assert outside == [], f"the page reached outside the sidecar: {outside}"
+    assert problems == [], problems
