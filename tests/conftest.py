@@ -35,6 +35,17 @@ def tacore(tacore_factory: Callable[..., TACoreProcess]) -> TACoreProcess:
     return proc
 
 
+@pytest.fixture(scope="session")
+def shared_tacore(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TACoreProcess]:
+    """One ``tacore serve`` for the tests that only send requests and change nothing."""
+    proc = TACoreProcess(tmp_path_factory.mktemp("shared"), ["serve", "--no-data-agent", "--no-api"]).start()
+    try:
+        proc.wait_healthy(workers=2)
+        yield proc
+    finally:
+        proc.stop()
+
+
 @pytest.fixture
 def test_worker_factory(tmp_path: Path) -> Iterator[Callable[..., subprocess.Popen[bytes]]]:
     """Start test-method workers (tests.support.method_worker.py) as real processes; killed after."""

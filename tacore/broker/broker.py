@@ -241,6 +241,7 @@ class Broker:
                               now + self._liveness_s)
         self.workers.add(record)
         self.declared.update(methods)
+        self._send_worker(identity, [wp.HEARTBEAT, self._snapshot()])
         log.info("worker %s ready (pid %s, %d methods, credit %d)", record.worker_id, record.pid,
                  len(methods), credit)
         self._feed(record, now)
@@ -318,12 +319,16 @@ class Broker:
     def _heartbeat(self, now: float) -> None:
         for record in self.workers.expired(now):
             self._worker_gone(record, "heartbeat expired")
-        snapshot = orjson.dumps({"queue_depth": len(self.queue), "live_workers": len(self.workers.live),
-                                 "inflight": sum(len(r.inflight) for r in self.workers.live.values()),
-                                 "sent_at": time.time()})
+        snapshot = self._snapshot()
         for identity in list(self.workers.live):
             self._send_worker(identity, [wp.HEARTBEAT, snapshot])
         self.dedupe.prune(now)
+
+    def _snapshot(self) -> bytes:
+        """What workers learn of the broker with each heartbeat (health.check reports it)."""
+        return orjson.dumps({"queue_depth": len(self.queue), "live_workers": len(self.workers.live),
+                             "inflight": sum(len(r.inflight) for r in self.workers.live.values()),
+                             "sent_at": time.time()})
 
     # -- answers ----------------------------------------------------------------------------------
     def _answer_timeout(self, item: Pending, now: float) -> None:
