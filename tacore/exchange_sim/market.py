@@ -38,7 +38,8 @@ _STEP = 0.0008  # amplitude of the 1-minute layer, relative to the base price
 _BRIDGE = _STEP * 0.5  # amplitude of the intra-minute bridge
 _GRID = 12  # intra-minute grid points (5 s apart)
 _GRID_MS = MINUTE_MS // _GRID
-_TRADE_ID_STRIDE = 1000  # trade ids of minute m start at m * stride (at most 999 trades a minute)
+_DAY_MINUTES = 1440
+_DAY_TRADE_IDS = 1_000_000  # trade ids of day d start at d * this (a day has < 700,000 trades)
 # Noise stream numbers: one independent noise per purpose.
 _S_HIGH, _S_LOW, _S_VOL, _S_TRADES, _S_TAKER, _S_TAU_H, _S_TAU_L, _S_BRIDGE = range(100, 108)
 
@@ -140,6 +141,7 @@ class MinuteBlock:
     trades: I64
     taker_base: I64
     taker_quote: I64
+    first_trade_id: I64
     x: F64  # relative offsets at the count+1 minute boundaries (for the bridge path)
 
 
@@ -163,8 +165,25 @@ def minute_block(p: SymbolProfile, first_minute: int, count: int) -> MinuteBlock
     typical = (o + h + lo + c).astype(np.float64) * 0.25
     q = np.rint(v.astype(np.float64) * typical / float(UNITS)).astype(np.int64)
     qb = np.rint(vb.astype(np.float64) * typical / float(UNITS)).astype(np.int64)
-    n = (np.rint(200.0 + 150.0 * _uniform(p.key, _S_TRADES, minutes) + 100.0 * np.minimum(move, 2.0))).astype(np.int64)
-    return MinuteBlock(first_minute, o, h, lo, c, v, q, n, vb, qb, x)
+    n, first_id = _trades(p, first_minute, count)
+    return MinuteBlock(first_minute, o, h, lo, c, v, q, n, vb, qb, first_id, x)
+
+
+def _trade_counts(p: SymbolProfile, minutes: I64) -> I64:
+    return np.rint(250.0 + 200.0 * _uniform(p.key, _S_TRADES, minutes)).astype(np.int64)
+
+
+def _trades(p: SymbolProfile, first_minute: int, count: int) -> tuple[I64, I64]:
+    """Trade counts and first trade ids; ids run without gaps inside each UTC day, like Binance's."""
+    day_start = first_minute - first_minute % _DAY_MINUTES
+    span = np.arange(day_start, first_minute + count, dtype=np.int64)
+    n_span = _trade_counts(p, span)
+    before = np.cumsum(n_span) - n_span  # trades in the span before each minute
+    in_day = span % _DAY_MINUTES
+    offset = before - before[np.arange(len(span)) - in_day]
+    first_id = (span // _DAY_MINUTES) * _DAY_TRADE_IDS + offset
+    k = first_minute - day_start
+    return n_span[k:], first_id[k:]
 
 
 def aggregate(block: MinuteBlock, minutes_per_candle: int, interval: str) -> list[Candle]:
@@ -184,12 +203,12 @@ def aggregate(block: MinuteBlock, minutes_per_candle: int, interval: str) -> lis
     n = shaped(block.trades).sum(axis=1).tolist()
     vb = shaped(block.taker_base).sum(axis=1).tolist()
     qb = shaped(block.taker_quote).sum(axis=1).tolist()
-    last_n = shaped(block.trades)[:, -1].tolist()
+    first_id = shaped(block.first_trade_id)[:, 0].tolist()
+    last_id = (shaped(block.first_trade_id)[:, -1] + shaped(block.trades)[:, -1] - 1).tolist()
     out: list[Candle] = []
     for i in range(rows):
         first_minute = block.first_minute + i * k
         open_time = first_minute * MINUTE_MS
-        last_minute = first_minute + k - 1
         out.append(
             Candle(
                 open_time,
@@ -203,8 +222,8 @@ def aggregate(block: MinuteBlock, minutes_per_candle: int, interval: str) -> lis
                 n[i],
                 vb[i],
                 qb[i],
-                first_minute * _TRADE_ID_STRIDE,
-                last_minute * _TRADE_ID_STRIDE + last_n[i] - 1,
+                first_id[i],
+                last_id[i],
             )
         )
     return out

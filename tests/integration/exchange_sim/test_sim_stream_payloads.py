@@ -49,9 +49,7 @@ async def test_combined_stream_wraps_each_event_with_its_stream_name(sim: Exchan
     seen = set()
     for msg in messages:
         assert list(msg) == ["stream", "data"]
-        symbol, interval = {"btcusdt@kline_1m": ("BTCUSDT", "1m"), "ethbtc@kline_5m": ("ETHBTC", "5m")}[
-            msg["stream"]
-        ]
+        symbol, interval = {"btcusdt@kline_1m": ("BTCUSDT", "1m"), "ethbtc@kline_5m": ("ETHBTC", "5m")}[msg["stream"]]
         _check_kline_event(msg["data"], symbol, interval)
         seen.add(msg["stream"])
     assert seen == {"btcusdt@kline_1m", "ethbtc@kline_5m"}
