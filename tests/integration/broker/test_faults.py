@@ -1,0 +1,153 @@
+"""Faults with real processes: kill -9 of workers mid-request, broker restarts, floods past the queue bound."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from subprocess import Popen
+from typing import Any
+
+import psutil
+import pytest
+import zmq
+
+from clients import LazyPirateClient
+from tests.support.processes import TACoreProcess, raw_call, wait_until
+
+
+def _dealer(endpoint: str) -> zmq.Socket[Any]:
+    sock = zmq.Context.instance().socket(zmq.DEALER)
+    sock.setsockopt(zmq.LINGER, 0)
+    sock.setsockopt(zmq.SNDHWM, 0)
+    sock.setsockopt(zmq.RCVHWM, 0)
+    sock.connect(endpoint)
+    return sock
+
+
+def _collect(sock: zmq.Socket[Any], count: int, timeout_s: float = 20.0) -> dict[str, dict[str, Any]]:
+    replies: dict[str, dict[str, Any]] = {}
+    deadline = time.monotonic() + timeout_s
+    while len(replies) < count and time.monotonic() < deadline:
+        if sock.poll(200):
+            reply = json.loads(sock.recv_multipart()[-1])
+            assert reply["request_id"] not in replies, f"{reply['request_id']} answered twice"
+            replies[reply["request_id"]] = reply
+    return replies
+
+
+def test_killed_worker_requests_are_all_answered_idempotent_ones_rerun_once(
+    tacore: TACoreProcess, test_worker_factory: Callable[..., Popen[bytes]]
+) -> None:
+    victim = test_worker_factory(tacore.backend, "victim", 2)
+    wait_until(lambda: tacore.status()["methods"].get("test.sleep", {}).get("workers") == 1, 10, "the victim")
+    survivor = test_worker_factory(tacore.backend, "survivor", 2)
+    wait_until(lambda: tacore.status()["methods"]["test.sleep"]["workers"] == 2, 10, "the survivor")
+    sock = _dealer(tacore.frontend)
+    try:
+        for i in range(8):
+            method = "test.sleep_idempotent" if i % 2 else "test.sleep"
+            sock.send_multipart([b"", json.dumps({"request_id": f"k{i}", "method": method,
+                                                  "params": {"ms": 600, "tag": f"k{i}"}}).encode()])
+        time.sleep(0.25)  # both workers hold two requests each
+        busy = {w["worker_id"]: len(w["current"]) for w in tacore.status()["workers"] if w["kind"] == "test"}
+        assert busy == {"victim": 2, "survivor": 2}
+        os.kill(victim.pid, signal.SIGKILL)
+        replies = _collect(sock, 8)
+    finally:
+        sock.close()
+    assert len(replies) == 8, "a request went unanswered"
+    lost = {rid for rid, r in replies.items() if r["status"] == "error"}
+    assert all(replies[rid]["error"]["code"] == "WORKER_LOST" for rid in lost)
+    # only non-idempotent calls may be lost; idempotent ones were re-dispatched and succeeded
+    assert all(int(rid[1:]) % 2 == 0 for rid in lost)
+    assert all(r["status"] == "success" for rid, r in replies.items() if int(rid[1:]) % 2)
+    assert len(lost) >= 1
+    status = tacore.status()
+    assert status["counters"]["worker_lost"] == len(lost)
+    assert [w["state"] for w in status["workers"] if w["worker_id"] == "victim"] == ["dead"]
+    assert survivor.poll() is None
+
+
+def test_killed_pool_worker_is_replaced_and_detected_within_three_intervals(tacore: TACoreProcess) -> None:
+    before = {w["worker_id"]: w["pid"] for w in tacore.status()["workers"] if w["kind"] == "worker"}
+    assert len(before) == 2
+    os.kill(before["w1"], signal.SIGKILL)
+    killed_at = time.monotonic()
+    wait_until(lambda: any(w["worker_id"] == "w1" and w["state"] == "dead" for w in tacore.status()["workers"]),
+               3.0, "the killed worker marked dead (3 heartbeat intervals = 0.6 s here)")
+    detected = time.monotonic() - killed_at
+
+    def replaced() -> bool:
+        live = {w["worker_id"]: w["pid"] for w in tacore.status()["workers"] if w["state"] != "dead"}
+        return live.get("w1") not in (None, before["w1"]) and len(live) == 2
+
+    wait_until(replaced, 5.0, "the pool back to full size with a new w1")
+    assert detected < 3.0
+    assert raw_call(tacore.frontend, {"method": "health.check"})["status"] == "success"
+
+
+def test_broker_restart_client_retry_succeeds_and_workers_reregister(
+    tacore_factory: Callable[..., TACoreProcess], tmp_path: Path
+) -> None:
+    broker = tacore_factory(["broker", "--no-request-log"], HEARTBEAT_INTERVAL_MS="200")
+    workers = tacore_factory(["worker", "--count", "1", "--connect", broker.backend], WORKER_COUNT="1",
+                             RECONNECT_MAX_MS="500")
+    broker.wait_healthy(workers=1)
+    assert broker.stop() == 0
+
+    result: dict[str, Any] = {}
+
+    def call_during_outage() -> None:
+        with LazyPirateClient(broker.frontend, timeout_ms=500, retries=20) as client:
+            result["reply"] = client.request("health.check", {}, request_id="across-restart")
+
+    caller = threading.Thread(target=call_during_outage)
+    caller.start()
+    time.sleep(1.0)  # the client retries against nothing for a while
+    restarted = TACoreProcess(tmp_path / "again", ["broker", "--no-request-log"], env=broker.env, ports=broker.ports)
+    restarted.env = broker.env
+    restarted.start()
+    try:
+        status = restarted.wait_healthy(workers=1, timeout=15)
+        caller.join(15)
+        assert result["reply"]["status"] == "success"
+        assert result["reply"]["request_id"] == "across-restart"
+        assert status["workers"][0]["worker_id"].startswith("remote-")
+    finally:
+        restarted.stop()
+        workers.stop()
+
+
+@pytest.mark.timeout(120)
+def test_flood_past_the_queue_bound_gets_busy_and_broker_memory_stays_bounded(
+    tacore_factory: Callable[..., TACoreProcess], test_worker_factory: Callable[..., Popen[bytes]]
+) -> None:
+    tacore = tacore_factory(QUEUE_LIMIT="200")
+    tacore.wait_healthy(workers=2)
+    test_worker_factory(tacore.backend, "flood-worker", 4)
+    wait_until(lambda: tacore.status()["methods"].get("test.sleep", {}).get("workers") == 1, 10, "the flood worker")
+    broker = psutil.Process(tacore.status()["pid"])
+    sock = _dealer(tacore.frontend)
+    rss: list[int] = []
+    try:
+        total = 0
+        for wave in range(5):
+            for i in range(6000):
+                sock.send_multipart([b"", json.dumps({"request_id": f"f{wave}-{i}", "method": "test.sleep",
+                                                      "params": {"ms": 0}}).encode()])
+            total += 6000
+            replies = _collect(sock, 6000, timeout_s=60)
+            assert len(replies) == 6000, "every request of the flood gets an answer"
+            codes = {r["error"]["code"] if r["error"] else "OK" for r in replies.values()}
+            assert codes <= {"OK", "BUSY"} and "BUSY" in codes and "OK" in codes
+            rss.append(broker.memory_info().rss)
+    finally:
+        sock.close()
+    assert raw_call(tacore.frontend, {"method": "health.check"})["status"] == "success"
+    growth = rss[-1] - rss[1]
+    assert growth < 20 * 1024 * 1024, f"broker memory grew by {growth / 1e6:.1f} MB over the last waves: {rss}"
