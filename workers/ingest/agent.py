@@ -300,7 +300,9 @@ class DataAgent:
             "flowing_streams": sum(len(conn.subscribed) for conn in conns),
             "storage_state": storage["state"], "buffered_rows": storage["buffered_rows"],
             "dropped_rows": storage["dropped_rows"], "rows_written": storage["rows_written"],
-            "messages_received": c.messages, "cache_hits": self.cache.hits, "cache_misses": self.cache.misses,
+            "messages_received": c.messages, "klines_ingested": c.messages,
+            "streams_with_data": feed.streams_with_data, "all_streams_flowing_after_s": feed.all_flowing_after_s,
+            "cache_hits": self.cache.hits, "cache_misses": self.cache.misses,
             "backfilled_candles": c.backfilled, "reconnects": sum(max(0, conn.sessions - 1) for conn in conns),
             "storage": storage,
             "feed": {"messages": c.messages, "bad_messages": c.bad_messages, "closed_live": c.closed_live,
@@ -331,7 +333,7 @@ def run(settings: Settings, config: IngestConfig | None = None) -> None:
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, stop.set)
-        await DataAgent(settings, config).serve(stop)
+        await DataAgent(settings, config or IngestConfig.from_env()).serve(stop)
 
     asyncio.run(main())
     log.info("data agent stopped")

@@ -1,12 +1,19 @@
 """Tunables of the data agent that are not operator settings: they follow from the exchange's limits
-and its 2-second kline updates, and only a simulator running faster needs other values (tests, demo).
+and its 2-second kline updates, and only a simulator running faster needs other values (tests, demo,
+benchmarks), through ``TACORE_INGEST_<FIELD>`` environment variables.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from typing import Any
 
+from tacore.errors import ConfigError
 from tacore.store.price_cache import DEFAULT_PREFIX
+
+ENV_PREFIX = "TACORE_INGEST_"
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,3 +38,22 @@ class IngestConfig:
     worker_id: str = "data-agent-1"
     #: a symbol is checked against the exchange's REST API before it is added
     verify_symbols: bool = True
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> IngestConfig:
+        """Defaults, overridden by ``TACORE_INGEST_<FIELD>`` variables (for a fast simulator: demo, tests)."""
+        env = os.environ if environ is None else environ
+        overrides: dict[str, Any] = {}
+        for f in fields(cls):
+            raw = env.get(ENV_PREFIX + f.name.upper())
+            if raw is None:
+                continue
+            default = f.default
+            try:
+                if isinstance(default, bool):
+                    overrides[f.name] = raw.strip().lower() in ("1", "true", "yes", "on")
+                else:
+                    overrides[f.name] = type(default)(raw)
+            except ValueError:
+                raise ConfigError(f"{ENV_PREFIX}{f.name.upper()}: {raw!r} is not a {type(default).__name__}") from None
+        return cls(**overrides)

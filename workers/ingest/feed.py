@@ -80,6 +80,9 @@ class KlineFeed:
         self.stall_s = stall_s
         self.counters = FeedCounters()
         self.exchange_now_ms = 0
+        self.started_at = time.monotonic()
+        self.streams_with_data = 0  # streams that received at least one message
+        self.all_flowing_after_s: float | None = None  # start -> every stream had data (cold start)
         self.streams: dict[str, StreamState] = {}  # by stream name
         self.pool: ConnectionPool = pool_factory(self)
         self.backfiller = Backfiller(rest_url, self._backfilled, lambda: self.exchange_now_ms,
@@ -124,7 +127,9 @@ class KlineFeed:
         gone = []
         for symbol, interval in pairs:
             name = stream_name(symbol, interval)
-            if self.streams.pop(name, None) is not None:
+            state = self.streams.pop(name, None)
+            if state is not None:
+                self.streams_with_data -= 1 if state.messages else 0
                 self.backfiller.cancel(symbol, interval)
                 gone.append(name)
         for conn in self.pool.remove(gone):
@@ -146,6 +151,8 @@ class KlineFeed:
             log.warning("%s: %s", stream, exc)
             return
         state.last_message_at = conn.last_message_at
+        if not state.messages:
+            self._first_data()
         state.messages += 1
         self.counters.messages += 1
         if row.event_time > self.exchange_now_ms:
@@ -155,6 +162,11 @@ class KlineFeed:
             self._closed_live(state, row)
         elif state.last_closed_open is None:
             state.last_closed_open = row.open_time - state.step_ms  # completeness starts here
+
+    def _first_data(self) -> None:
+        self.streams_with_data += 1
+        if self.all_flowing_after_s is None and self.streams_with_data >= len(self.streams):
+            self.all_flowing_after_s = round(time.monotonic() - self.started_at, 3)
 
     def on_subscribed(self, conn: ExchangeConnection, names: list[str]) -> None:
         now = time.monotonic()

@@ -139,7 +139,7 @@ def sim_now(sim: ExchangeSimulator) -> int:
 
 
 def completeness(agent: Agent, sim: ExchangeSimulator, streams: Iterable[tuple[str, str]],
-                 spanning: int) -> list[str]:
+                 spanning: int | None) -> list[str]:
     """Problems with the stored closed candles of each stream, compared with what the exchange closed.
 
     For each stream the stored closed candles must be exactly the exchange's closed candles, field by
@@ -155,7 +155,7 @@ def completeness(agent: Agent, sim: ExchangeSimulator, streams: Iterable[tuple[s
         times = [c["open_time"] for c in stored]
         if len(set(times)) != len(times):
             problems.append(f"{symbol} {interval}: duplicate candles")
-        if not times[0] <= spanning <= stored[-1]["close_time"]:
+        if spanning is not None and not times[0] <= spanning <= stored[-1]["close_time"]:
             problems.append(f"{symbol} {interval}: stored range does not span the fault yet")
             continue
         truth = sim_get(sim, "/_sim/closed", symbol=symbol, interval=interval, start=times[0], end=times[-1])
@@ -173,7 +173,7 @@ def completeness(agent: Agent, sim: ExchangeSimulator, streams: Iterable[tuple[s
     return problems
 
 
-def wait_complete(agent: Agent, sim: ExchangeSimulator, streams: list[tuple[str, str]], spanning: int,
+def wait_complete(agent: Agent, sim: ExchangeSimulator, streams: list[tuple[str, str]], spanning: int | None,
                   timeout: float = 20.0) -> None:
     """Recovery converges: every stream complete and exact across the fault (else the last problems)."""
     last: list[str] = []

@@ -53,3 +53,17 @@ def test_backoff_doubles_with_jitter_and_caps_then_resets() -> None:
         assert step / 2 <= delay <= step
     backoff.reset()
     assert backoff.next_delay() <= 0.5
+
+
+def test_ingest_tuning_comes_from_environment_overrides() -> None:
+    import pytest
+
+    from tacore.errors import ConfigError
+    from workers.ingest.config import IngestConfig
+
+    config = IngestConfig.from_env({"TACORE_INGEST_STALL_S": "0.5", "TACORE_INGEST_BATCH_ROWS": "77",
+                                    "TACORE_INGEST_VERIFY_SYMBOLS": "false", "TACORE_INGEST_WORKER_ID": "x"})
+    assert (config.stall_s, config.batch_rows, config.verify_symbols, config.worker_id) == (0.5, 77, False, "x")
+    assert IngestConfig.from_env({}) == IngestConfig()
+    with pytest.raises(ConfigError):
+        IngestConfig.from_env({"TACORE_INGEST_BATCH_ROWS": "many"})
