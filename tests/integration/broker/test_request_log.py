@@ -1,0 +1,78 @@
+"""The request log: every answered request lands in the database, written in batches by the recorder."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Callable, Iterator
+
+import pytest
+from sqlalchemy import create_engine, func, select, text
+
+from clients import AsyncClient
+from tacore.store.request_log import request_log
+from tests.support.processes import TACoreProcess, raw_call, wait_until
+
+
+async def _burst(endpoint: str, count: int, prefix: str) -> None:
+    async with AsyncClient(endpoint) as client:
+        await asyncio.gather(*(client.request("health.check", request_id=f"{prefix}-{i}") for i in range(count)))
+
+
+def _rows(url: str, prefix: str) -> int:
+    engine = create_engine(url)
+    try:
+        with engine.connect() as conn:
+            return int(conn.execute(select(func.count()).where(request_log.c.request_id.like(f"{prefix}-%"))).scalar_one())
+    finally:
+        engine.dispose()
+
+
+def test_every_request_is_logged_with_its_outcome_in_sqlite(tacore: TACoreProcess) -> None:
+    asyncio.run(_burst(tacore.frontend, 2000, "ok"))
+    raw_call(tacore.frontend, {"request_id": "bad-1", "method": "health.check", "params": {"detailed": "x"}})
+    raw_call(tacore.frontend, {"request_id": "bad-2", "method": "no.such"})
+    url = f"sqlite:///{tacore.env['DATABASE_PATH']}"
+    wait_until(lambda: _rows(url, "ok") == 2000 and _rows(url, "bad") == 2, 10, "every request logged")
+    engine = create_engine(url)
+    with engine.connect() as conn:
+        rows = {r.request_id: r for r in conn.execute(select(request_log).where(request_log.c.request_id.like("bad-%")))}
+        sample = conn.execute(select(request_log).where(request_log.c.request_id == "ok-7")).one()
+    engine.dispose()
+    assert rows["bad-1"].error_code == "INVALID_PARAMS" and rows["bad-1"].worker_id in ("w1", "w2")
+    assert rows["bad-2"].error_code == "UNKNOWN_METHOD" and rows["bad-2"].status == "error"
+    assert sample.status == "success" and sample.method == "health.check" and sample.worker_id in ("w1", "w2")
+    assert sample.total_ms >= sample.queue_ms >= 0 and sample.finished_at >= sample.received_at
+
+
+def test_records_buffered_at_shutdown_are_flushed(tacore_factory: Callable[..., TACoreProcess]) -> None:
+    tacore = tacore_factory(REQUEST_LOG_FLUSH_MS="5000", REQUEST_LOG_BATCH_SIZE="100000")
+    tacore.wait_healthy(workers=2)
+    asyncio.run(_burst(tacore.frontend, 500, "late"))
+    assert tacore.stop() == 0
+    assert _rows(f"sqlite:///{tacore.env['DATABASE_PATH']}", "late") == 500
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    admin = create_engine("postgresql+psycopg2://postgres@127.0.0.1:5432/postgres", isolation_level="AUTOCOMMIT")
+    name = f"tacore_test_{uuid.uuid4().hex[:8]}"
+    try:
+        with admin.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+    except Exception as exc:  # the server is part of this machine's setup; say so loudly if it is missing
+        pytest.fail(f"PostgreSQL on 127.0.0.1:5432 is not reachable: {exc}")
+    yield f"postgresql+psycopg2://postgres@127.0.0.1:5432/{name}"
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+@pytest.mark.postgres
+def test_request_log_works_on_postgresql(tacore_factory: Callable[..., TACoreProcess], postgres_url: str) -> None:
+    tacore = tacore_factory(DATABASE_URL=postgres_url)
+    tacore.wait_healthy(workers=2)
+    asyncio.run(_burst(tacore.frontend, 300, "pg"))
+    wait_until(lambda: _rows(postgres_url, "pg") == 300, 10, "300 requests logged in PostgreSQL")
+    detailed = raw_call(tacore.frontend, {"method": "health.check", "params": {"detailed": True}})
+    assert detailed["data"]["dependencies"]["database"]["kind"] == "postgresql"
