@@ -13,7 +13,8 @@ import logging
 import time
 import uuid
 from collections import deque
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from sqlalchemy.engine import Engine
 
@@ -24,6 +25,8 @@ from tacore.api.resources import ResourceSampler, local_targets
 from tacore.api.series import SeriesBuilder
 
 log = logging.getLogger("tacore.api")
+
+T = TypeVar("T")
 
 #: A broker snapshot older than this means the broker is down, whatever the last poll said.
 STALE_AFTER_S = 3.0
@@ -88,6 +91,10 @@ class Sampler:
         self.recent_errors: deque[dict[str, Any]] = deque(maxlen=RECENT_ERRORS)
         self.database_error: str | None = None
         self.ticks = 0
+        #: the sampler's own cost, last tick (ms): broker round trip, CPU work in the loop, wake-up lag
+        self.timings: dict[str, float] = {"poll_ms": 0.0, "work_ms": 0.0, "lag_ms": 0.0, "lag_max_ms": 0.0}
+        self._lags: deque[float] = deque(maxlen=60)
+        self._memo: dict[str, tuple[int, float, Any]] = {}
         self._last_log_id: int | None = None
         self._task: asyncio.Task[None] | None = None
 
@@ -115,12 +122,17 @@ class Sampler:
             if delay < 0:  # fell behind (a slow broker): do not burst to catch up
                 next_at, delay = loop.time(), 0.0
             await asyncio.sleep(delay)
+            lag_ms = max(0.0, (loop.time() - next_at) * 1000.0)  # how long the loop was too busy to wake us
+            self._lags.append(lag_ms)
+            self.timings["lag_ms"] = round(lag_ms, 3)
+            self.timings["lag_max_ms"] = round(max(self._lags), 3)
 
     # -- one poll ---------------------------------------------------------------------------------
     async def tick(self) -> None:
         self.ticks += 1
         ts = time.time()
         timeout = min(800.0, self.interval_s * 800.0)
+        started = time.perf_counter()
         try:
             status, metrics = await asyncio.gather(self.link.call("broker.status", timeout_ms=timeout),
                                                    self.link.call("broker.metrics", timeout_ms=timeout))
@@ -129,13 +141,17 @@ class Sampler:
                 log.warning("broker unreachable: %s", exc)
             self.broker_error = str(exc)
             self.series.gap(ts)
+            polled = time.perf_counter()
         else:
+            polled = time.perf_counter()
             if self.broker_error is not None and self.broker_ok_at is not None:
                 log.info("broker reachable again")
             self.status, self.metrics = status, metrics
             self.broker_ok_at, self.broker_error = ts, None
             self.series.observe(ts, metrics)
         self.resources.sample(local_targets(self.status) if self.broker_up() and self.status else {})
+        self.timings["poll_ms"] = round((polled - started) * 1000.0, 3)
+        self.timings["work_ms"] = round((time.perf_counter() - polled) * 1000.0, 3)
         if self.ticks % self.kline_every == 1 or self.kline_every == 1:
             await self._poll_data_agent()
         if self.engine is not None and (self.ticks % self.errors_every == 1 or self.errors_every == 1):
@@ -174,6 +190,21 @@ class Sampler:
             self.database_error = f"{type(exc).__name__}: {exc}"[:300]
 
     # -- views ------------------------------------------------------------------------------------
+    def memo(self, key: str, build: Callable[[], T]) -> T:
+        """``build()`` at most once per poll: every reader between two polls shares one rendering.
+
+        An entry also expires after two intervals, so a sampler that stopped ticking never pins an old
+        answer; a build that raises (a 503) is not kept.
+        """
+        hit = self._memo.get(key)
+        now = time.monotonic()
+        if hit is not None and hit[0] == self.ticks and now - hit[1] < 2 * self.interval_s:
+            value: T = hit[2]
+            return value
+        value = build()
+        self._memo[key] = (self.ticks, now, value)
+        return value
+
     def broker_up(self) -> bool:
         return (self.broker_error is None and self.broker_ok_at is not None
                 and time.time() - self.broker_ok_at <= STALE_AFTER_S)

@@ -53,6 +53,12 @@ class SidecarCollector(Collector):
         if age is not None:
             yield GaugeMetricFamily("tacore_broker_snapshot_age_seconds", "age of the broker snapshot shown",
                                     value=age)
+        timings = GaugeMetricFamily("tacore_sidecar_sampler_milliseconds",
+                                    "the sidecar's broker poll: round trip, CPU work, event-loop lag",
+                                    labels=["part"])
+        for part, value in sampler.timings.items():
+            timings.add_metric([part.removesuffix("_ms")], value)
+        yield timings
         if up and sampler.status is not None and sampler.metrics is not None:
             yield from self._broker(sampler.status, sampler.metrics)
         yield from self._data_agent()

@@ -19,8 +19,9 @@ router = APIRouter(tags=["metrics"])
 
 @router.get("/metrics", response_class=Response, summary="Prometheus exposition",
             responses={200: {"content": {CONTENT_TYPE_LATEST: {}}, "description": "text format 0.0.4"}})
-async def metrics(request: Request) -> Response:
-    return Response(prom.render(request.app.state.prom_registry), media_type=CONTENT_TYPE_LATEST)
+async def metrics(request: Request, sampler: SamplerDep) -> Response:
+    body = sampler.memo("metrics", lambda: prom.render(request.app.state.prom_registry))
+    return Response(body, media_type=CONTENT_TYPE_LATEST)
 
 
 @router.get("/metrics/summary", response_model=Summary, responses={503: {"model": Problem}},

@@ -5,7 +5,9 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query
+from fastapi.responses import Response
 
+from tacore.api.broker_link import Sampler
 from tacore.api.deps import SamplerDep
 from tacore.api.schemas import Problem, WorkerInfo, WorkersReply
 
@@ -18,7 +20,15 @@ async def workers(
     sampler: SamplerDep,
     state: Annotated[Literal["idle", "busy", "dead"] | None, Query(description="only workers in this state")] = None,
     kind: Annotated[str | None, Query(min_length=1, max_length=64, description="e.g. worker, data-agent")] = None,
-) -> WorkersReply:
+) -> Response:
+    if state is None and kind is None:  # the common case: rendered once per broker poll
+        body = sampler.memo("workers", lambda: workers_reply(sampler, None, None).model_dump_json().encode())
+    else:
+        body = workers_reply(sampler, state, kind).model_dump_json().encode()
+    return Response(body, media_type="application/json")
+
+
+def workers_reply(sampler: Sampler, state: str | None, kind: str | None) -> WorkersReply:
     rows = sampler.workers()
     by_state = {"idle": 0, "busy": 0, "dead": 0}
     for row in rows:
