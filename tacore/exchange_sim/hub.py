@@ -36,6 +36,7 @@ class Client:
     updates_skipped: int = 0
     half_open_until: float = 0.0  # monotonic; while in the future the connection is silent
     close_code: int | None = None  # code of a close the simulator initiated
+    shutting_down: bool = False  # serverShutdown sent, close pending
     close_reason: str = ""
 
     def is_half_open(self, now: float | None = None) -> bool:

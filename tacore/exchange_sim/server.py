@@ -156,7 +156,7 @@ class ExchangeSimulator:
             compression=None,  # the feed writes raw text frames
             ping_interval=None,  # Binance's own ping cadence is in streams.py
             ping_timeout=None,
-            close_timeout=2,
+            close_timeout=1,
             max_queue=64,
         )
         rest_sock = _bind(cfg.host, cfg.rest_port)

@@ -300,18 +300,15 @@ class WsServer:
 
     def shutdown(self, client: Client, grace_s: float) -> None:
         """Binance's ``serverShutdown`` event, then a 1001 close after ``grace_s``."""
-        if client.close_code is not None:
+        if client.close_code is not None or client.shutting_down:
             return
-        client.close_code, client.close_reason = CLOSE_GOING_AWAY, "Server shutdown"
+        client.shutting_down = True  # data keeps flowing until the close
 
         async def run() -> None:
-            with contextlib.suppress(ConnectionClosed):
-                await client.conn.send(server_shutdown_event(self.hub.clock.now_ms()))
-                client.messages_sent += 1
-                self.hub.counters["messages_sent"] += 1
-                if grace_s > 0:
-                    await asyncio.sleep(grace_s)
-                await client.conn.close(CLOSE_GOING_AWAY, "Server shutdown")
+            await self._send(client, server_shutdown_event(self.hub.clock.now_ms()))
+            if grace_s > 0:
+                await asyncio.sleep(grace_s)
+            self.close(client, CLOSE_GOING_AWAY, "Server shutdown")
 
         self._spawn(run())
 

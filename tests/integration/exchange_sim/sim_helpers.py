@@ -8,6 +8,7 @@ import time
 from typing import Any
 
 from websockets.asyncio.client import ClientConnection
+from websockets.frames import Frame, Opcode
 
 
 async def recv_json(ws: ClientConnection, timeout: float = 2.0) -> Any:
@@ -20,9 +21,9 @@ async def recv_reply(ws: ClientConnection, request_id: Any, timeout: float = 2.0
     deadline = time.monotonic() + timeout
     while True:
         msg = await recv_json(ws, max(0.01, deadline - time.monotonic()))
-        if isinstance(msg, dict) and "id" in msg and ("result" in msg or "error" in msg):
-            if msg["id"] == request_id:
-                return msg
+        is_reply = isinstance(msg, dict) and ("result" in msg or "error" in msg)
+        if is_reply and msg.get("id") == request_id:
+            return dict(msg)
 
 
 async def collect(ws: ClientConnection, seconds: float, limit: int = 100_000) -> list[Any]:
@@ -50,3 +51,14 @@ def kline(msg: dict[str, Any]) -> dict[str, Any]:
 def row_of(k: dict[str, Any]) -> list[Any]:
     """A streamed kline in REST row order (the 12 fields of /api/v3/klines)."""
     return [k["t"], k["o"], k["h"], k["l"], k["c"], k["v"], k["T"], k["q"], k["n"], k["V"], k["Q"], "0"]
+
+
+class PingCountingConnection(ClientConnection):
+    """A client connection that counts the pings the server sends."""
+
+    pings_received = 0
+
+    def process_event(self, event: Any) -> None:
+        super().process_event(event)
+        if isinstance(event, Frame) and event.opcode is Opcode.PING:
+            self.pings_received += 1

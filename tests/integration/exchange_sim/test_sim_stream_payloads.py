@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import re
 from typing import Any
 
@@ -86,7 +87,7 @@ async def test_closed_candles_follow_each_other_without_gaps_and_open_where_the_
         messages = await collect(ws, 1.0)
     closed = [m["k"] for m in messages if m["k"]["x"]]
     assert len(closed) >= 5
-    for before, after in zip(closed, closed[1:], strict=False):
+    for before, after in itertools.pairwise(closed):
         assert after["t"] == before["T"] + 1
         assert after["o"] == before["c"]
 
