@@ -1,0 +1,19 @@
+# TACore in one container: broker, workers, data agent (embedded chDB), sidecar.
+FROM python:3.11-slim
+WORKDIR /app
+COPY pyproject.toml README.md ./
+COPY tacore ./tacore
+COPY workers ./workers
+COPY clients ./clients
+COPY config ./config
+RUN pip install --no-cache-dir .
+# Reachable from outside the container: bind everything, and the sidecar then needs API_KEY.
+ENV BIND_ADDRESS=0.0.0.0 \
+    API_HOST=0.0.0.0 \
+    DATA_DIR=/data \
+    DATABASE_PATH=/data/tacoreservice.db \
+    LOG_DIR=/data/logs
+VOLUME ["/data"]
+EXPOSE 5555 5556 5557 8000
+STOPSIGNAL SIGTERM
+CMD ["tacore", "serve"]
