@@ -195,10 +195,12 @@ class KlineStore:
         candles = self.history(symbol, interval, start=open_time, end=open_time, limit=1)
         return candles[0] if candles else None
 
-    def last_closed_open_times(self) -> dict[tuple[str, str], int]:
-        """Per stream, the open time of the newest closed candle stored (where a restart resumes)."""
-        sql = f"SELECT symbol, interval, max(open_time) FROM {self.table} WHERE closed GROUP BY symbol, interval"
-        return {(str(s), str(i)): int(t) for s, i, t in self._query(sql)}
+    def newest_open_times(self) -> dict[tuple[str, str], tuple[int, int | None]]:
+        """Per stream: the newest candle stored (any state) and the newest closed one (None if none)."""
+        sql = (f"SELECT symbol, interval, max(open_time), maxIf(open_time, closed), countIf(closed) "
+               f"FROM {self.table} GROUP BY symbol, interval")
+        return {(str(s), str(i)): (int(newest), int(closed) if n_closed else None)
+                for s, i, newest, closed, n_closed in self._query(sql)}
 
     def count(self, *, closed_only: bool = False) -> int:
         """Distinct candles stored (one per key, as reads see them)."""

@@ -28,7 +28,7 @@ from workers.ingest.config import IngestConfig
 from workers.ingest.connections import ConnectionConfig, ConnectionListener, ConnectionPool
 from workers.ingest.feed import KlineFeed
 from workers.ingest.limits import attempt_limiter
-from workers.ingest.normalise import INTERVALS
+from workers.ingest.normalise import INTERVAL_MS, INTERVALS
 from workers.ingest.subscriptions import SubscriptionFile
 from workers.ingest.writer import BatchWriter
 from workers.methods import klines as kline_methods
@@ -68,7 +68,7 @@ class DataAgent:
         last_closed: dict[Pair, int] = {}
         try:
             await asyncio.to_thread(self.store.open)
-            last_closed = await asyncio.to_thread(self.store.last_closed_open_times)
+            last_closed = resume_points(await asyncio.to_thread(self.store.newest_open_times))
         except StorageError as exc:
             log.error("storage unavailable at start (%s); buffering until it is back", exc)
         self.writer.start()
@@ -320,6 +320,16 @@ class DataAgent:
             "write_lag_ms": self.writer.lag_ms(),
             "started_at": self.started_at, "uptime_s": round(time.time() - self.started_at, 3),
         }
+
+
+def resume_points(newest: dict[Pair, tuple[int, int | None]]) -> dict[Pair, int]:
+    """Where each stream's completeness resumes after a restart: its newest closed candle, or the one
+    before its newest stored candle when that one was still open (it closed while we were away)."""
+    points = {}
+    for (symbol, interval), (any_state, closed) in newest.items():
+        before_open = any_state - INTERVAL_MS[interval]
+        points[(symbol, interval)] = before_open if closed is None else max(closed, before_open)
+    return points
 
 
 def run(settings: Settings, config: IngestConfig | None = None) -> None:

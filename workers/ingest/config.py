@@ -48,7 +48,7 @@ class IngestConfig:
             raw = env.get(ENV_PREFIX + f.name.upper())
             if raw is None:
                 continue
-            default = f.default
+            default: Any = f.default
             try:
                 if isinstance(default, bool):
                     overrides[f.name] = raw.strip().lower() in ("1", "true", "yes", "on")

@@ -51,7 +51,9 @@ def test_history_is_oldest_first_latest_by_default_or_from_start(store: KlineSto
 def test_restart_point_is_the_newest_closed_candle_per_stream(store: KlineStore) -> None:
     store.insert([row(t * 60_000, t, closed=t < 4) for t in range(6)])
     store.insert([row(0, 1, closed=True, interval="5m")])
-    assert store.last_closed_open_times() == {("BTCUSDT", "1m"): 3 * 60_000, ("BTCUSDT", "5m"): 0}
+    store.insert([row(0, 1, interval="15m")])
+    assert store.newest_open_times() == {("BTCUSDT", "1m"): (5 * 60_000, 3 * 60_000), ("BTCUSDT", "5m"): (0, 0),
+                                         ("BTCUSDT", "15m"): (0, None)}
     latest = store.latest("BTCUSDT", "1m")
     assert latest is not None and latest["open_time"] == 5 * 60_000 and latest["event_time"] == 5
 
@@ -63,3 +65,11 @@ def test_a_server_that_is_down_raises_storage_error_and_recovers_lazily() -> Non
     with pytest.raises(StorageError):
         store.history("BTCUSDT", "1m")
     store.close()
+
+
+def test_a_restart_resumes_before_a_candle_that_was_still_open() -> None:
+    from workers.ingest.agent import resume_points
+
+    points = resume_points({("A", "1m"): (600_000, 540_000), ("A", "5m"): (900_000, 300_000),
+                            ("A", "15m"): (900_000, None)})
+    assert points == {("A", "1m"): 540_000, ("A", "5m"): 600_000, ("A", "15m"): 0}
