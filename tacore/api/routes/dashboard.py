@@ -119,9 +119,37 @@ def _series(sampler: Sampler, since: float | None) -> dict[str, list[Any]]:
 def _kline(sampler: Sampler) -> dict[str, Any]:
     agent = sampler.data_agent()
     status = sampler.kline_status or {}
-    connections = (sampler.kline_connections or {}).get("connections", [])
+    raw = (sampler.kline_connections or {}).get("connections", [])
+    connections = [c for c in raw if isinstance(c, dict)] if isinstance(raw, list) else []
     return {
         "configured": agent["configured"], "up": agent["up"], "updated_at": sampler.kline_at,
-        "error": sampler.kline_error, "connections": connections if isinstance(connections, list) else [],
-        "symbols": status.get("symbols", []), "status": status,
+        "error": sampler.kline_error, "connections": connections,
+        "symbols": symbol_rows(status.get("symbols", []), connections),
+        "status": {k: v for k, v in status.items() if not isinstance(v, (dict, list))},
     }
+
+
+_INTERVAL_ORDER = {name: index for index, name in enumerate(("1m", "5m", "15m", "30m", "1h", "4h", "1d"))}
+
+
+def symbol_rows(symbols: list[Any], connections: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per symbol: its intervals and the last message of the connections carrying them.
+
+    Streams are named like the exchange's (``btcusdt@kline_1m``); a connection multiplexes many, so a
+    symbol's "last update" is the newest message among the connections that carry any of its streams.
+    """
+    rows: dict[str, dict[str, Any]] = {str(s): {"symbol": str(s), "intervals": [], "last_update": None}
+                                       for s in symbols}
+    for conn in connections:
+        last = conn.get("last_message")
+        for stream in conn.get("streams", []):
+            name, sep, interval = str(stream).partition("@kline_")
+            if not sep:
+                continue
+            row = rows.setdefault(name.upper(), {"symbol": name.upper(), "intervals": [], "last_update": None})
+            row["intervals"].append(interval)
+            if isinstance(last, (int, float)) and (row["last_update"] is None or last > row["last_update"]):
+                row["last_update"] = last
+    for row in rows.values():
+        row["intervals"].sort(key=lambda i: (_INTERVAL_ORDER.get(i, len(_INTERVAL_ORDER)), i))
+    return sorted(rows.values(), key=lambda r: r["symbol"])

@@ -160,17 +160,23 @@
     else if (k.configured === false) setPill($("kline-state"), "unknown", "no data agent");
     else setPill($("kline-state"), "down", "data agent down");
     const symbols = k.symbols || [];
-    $("kline-summary").textContent = k.up ? `${k.connections.length} streams · ${symbols.length} symbols · ` +
-      `polled ${ago(k.updated_at, now)}` : "";
-    const rows = k.connections.length ? k.connections : symbols.map((sym) => ({ symbol: sym }));
-    fillTable("kline-table", rows, (tr, c) => {
-      cell(tr, c.symbol || "–");
-      cell(tr, c.interval || "–");
-      cell(tr, c.state || c.status || (c.active === false ? "inactive" : c.interval ? "active" : "–"));
-      const last = c.last_update ?? c.last_message_at ?? c.last_kline_at ?? c.updated_at ?? c.last_event ?? null;
-      cell(tr, last === null ? "–" : (typeof last === "number" ? `${clock(last)} (${ago(last, now)})` : String(last)));
-      cell(tr, fmt(c.messages ?? c.message_count ?? c.klines ?? null), "num");
-    }, k.up ? "no streams" : (k.error || "–"));
+    const st = k.status || {};
+    $("kline-summary").textContent = k.up ? `${symbols.length} symbols · ${fmt(st.stream_count ?? null)} streams · ` +
+      `${fmt(st.klines_ingested ?? null)} klines · polled ${ago(k.updated_at, now)}` : "";
+    const idle = k.up ? "none subscribed" : (k.error || (k.configured === false ? "no data agent" : "data agent down"));
+    fillTable("kline-symbols-table", symbols, (tr, row) => {
+      cell(tr, row.symbol);
+      cell(tr, row.intervals.join(" ") || "–");
+      cell(tr, row.last_update ? `${clock(row.last_update)} (${ago(row.last_update, now)})` : "–");
+    }, idle);
+    fillTable("kline-conn-table", k.connections, (tr, c) => {
+      cell(tr, String(c.id ?? "–"));
+      cell(tr, c.state || "–", c.state === "connected" ? "state-idle" : "state-busy");
+      cell(tr, fmt(c.stream_count ?? (c.streams || []).length), "num");
+      cell(tr, c.last_message ? `${clock(c.last_message)} (${ago(c.last_message, now)})` : "–");
+      cell(tr, fmt(c.messages_received ?? null), "num");
+      cell(tr, fmt(c.reconnects ?? null), "num");
+    }, k.up ? "no connections" : "–");
   }
 
   // -- polling -----------------------------------------------------------------------------------

@@ -63,14 +63,20 @@ class FakeAgent:
             agent.counters["klines_ingested"] += 5
             agent.counters["cache_hits"] += 3
             agent.counters["cache_misses"] += 1
-            return {"status": "ok", "connection_count": len(agent.streams), "symbols": agent.symbols(),
-                    **agent.counters}
+            return {"status": "ok", "connection_count": 1 if agent.streams else 0, "symbols": agent.symbols(),
+                    "stream_count": len(agent.streams), **agent.counters,
+                    "cache": {"kind": "memory", "hits": agent.counters["cache_hits"],
+                              "misses": agent.counters["cache_misses"]}}
 
         @registry.method("kline.connections", idempotent=True)
         def connections(params: Empty) -> dict[str, Any]:
-            items = [{"symbol": s, "interval": i, "state": "open", "last_update": ts, "messages": 7}
-                     for (s, i), ts in sorted(agent.streams.items())]
-            return {"connections": items, "count": len(items)}
+            # the real agent multiplexes streams over a few connections; one carries them all here
+            streams = sorted(f"{s.lower()}@kline_{i}" for s, i in agent.streams)
+            last = max(agent.streams.values(), default=None)
+            items = [{"id": 1, "url": "ws://fake", "state": "connected", "streams": streams,
+                      "stream_count": len(streams), "subscribed_count": len(streams), "connected_since": last,
+                      "last_message": last, "messages_received": 7 * len(streams), "reconnects": 0}] if streams else []
+            return {"connection_count": len(items), "count": len(items), "connections": items}
 
         @registry.method("kline.symbols", idempotent=True)
         def symbols(params: Empty) -> dict[str, Any]:

@@ -44,6 +44,8 @@ def _wait_for(page: Any, predicate: Any, timeout_s: float, what: str) -> Any:
 def test_dashboard_updates_live_in_chromium(service: Service, tmp_path: Path) -> None:
     from playwright.sync_api import sync_playwright
 
+    with service.client() as http:  # something for the market-data panel to show
+        assert http.post("/symbols/add", json={"symbols": ["BTCUSDT", "ETHUSDT"]}).status_code == 200
     outside: list[str] = []
     problems: list[str] = []
     with sync_playwright() as pw:
@@ -82,6 +84,9 @@ def test_dashboard_updates_live_in_chromium(service: Service, tmp_path: Path) ->
             _wait_for(page, lambda: f"browser-{prefix}-bad" in page.inner_text("#errors-table"), 6,
                       "the new errors in the recent-errors table")
             assert "fake-agent" in page.inner_text("#workers-table")
+            _wait_for(page, lambda: "ETHUSDT" in page.inner_text("#kline-symbols-table"), 5, "the subscribed symbols")
+            assert "1m 5m 15m 30m 1h 4h 1d" in page.inner_text("#kline-symbols-table")
+            assert "connected" in page.inner_text("#kline-conn-table")
             assert page.locator("#chart-rps canvas").count() == 1
             assert page.locator("#chart-latency canvas").count() == 1
             page.wait_for_timeout(1200)  # one more tick so the chart has the burst

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import httpx
 import pytest
 from sidecar_helpers import Service, wait_until
@@ -20,7 +22,7 @@ def test_add_list_and_remove_one_stream(http: httpx.Client) -> None:
 
     assert http.get("/connections/count").json() == {"connection_count": 1}
     listing = http.get("/connections/list").json()
-    assert listing["count"] == 1 and listing["connections"][0]["symbol"] == "BTCUSDT"
+    assert listing["count"] == 1 and listing["connections"][0]["streams"] == ["btcusdt@kline_1m"]
     assert http.get("/symbols").json() == {"symbols": ["BTCUSDT"], "count": 1}
     status = http.get("/status").json()
     assert status["status"] == "ok" and status["connection_count"] == 1 and status["symbols"] == ["BTCUSDT"]
@@ -30,13 +32,17 @@ def test_add_list_and_remove_one_stream(http: httpx.Client) -> None:
     assert http.get("/connections/count").json() == {"connection_count": 0}
 
 
+def service_streams(http: httpx.Client) -> list[str]:
+    return [s for c in http.get("/connections/list").json()["connections"] for s in c["streams"]]
+
+
 def test_add_symbols_subscribes_every_interval(http: httpx.Client) -> None:
     reply = http.post("/symbols/add", json={"symbols": ["ETHUSDT", "SOLUSDT"]})
     assert reply.status_code == 200, reply.text
     body = reply.json()
     assert body["status"] in ("ok", "partial")
     assert len(body["results"]) == 2
-    assert body["current_status"]["connection_count"] == 14
+    assert len(service_streams(http)) == 14
     assert body["summary"]["requested"] == 2
     assert http.get("/symbols").json()["symbols"] == ["ETHUSDT", "SOLUSDT"]
 
@@ -64,10 +70,11 @@ def test_the_agents_own_param_errors_come_back_as_422(http: httpx.Client) -> Non
 
 
 def test_commands_are_in_the_request_log(http: httpx.Client) -> None:
-    http.post("/streams/add", json={"symbol": "XRPUSDT", "interval": "5m"})
+    since = time.time()
+    assert http.post("/streams/add", json={"symbol": "XRPUSDT", "interval": "5m"}).status_code == 200
 
     def logged() -> dict | None:
-        body = http.get("/logs", params={"method": "kline.add_stream", "limit": 1}).json()
+        body = http.get("/logs", params={"method": "kline.add_stream", "since": since, "limit": 1}).json()
         return body["items"][0] if body["total"] else None
 
     row = wait_until(logged, 5, "the forwarded command in the request log")

@@ -88,3 +88,16 @@ def test_build_filter_rejects_an_empty_window() -> None:
 def test_build_filter_passes_every_field() -> None:
     flt = build_filter("m", "error", ErrorCode.BUSY, "rid", "w1", datetime(2026, 1, 1, tzinfo=UTC), None)
     assert flt == LogFilter("m", "error", "BUSY", "rid", "w1", datetime(2026, 1, 1, tzinfo=UTC).timestamp(), None)
+
+
+def test_symbol_rows_map_streams_to_symbols_with_the_newest_message() -> None:
+    from tacore.api.routes.dashboard import symbol_rows
+
+    conns = [{"streams": ["btcusdt@kline_1h", "btcusdt@kline_1m"], "last_message": 10.0},
+             {"streams": ["btcusdt@kline_5m", "ethusdt@kline_1d", "garbage"], "last_message": 20.0},
+             {"streams": ["solusdt@kline_1m"], "last_message": None}]
+    rows = symbol_rows(["BTCUSDT", "XRPUSDT"], conns)
+    assert [r["symbol"] for r in rows] == ["BTCUSDT", "ETHUSDT", "SOLUSDT", "XRPUSDT"]
+    btc = rows[0]
+    assert btc["intervals"] == ["1m", "5m", "1h"] and btc["last_update"] == 20.0
+    assert rows[2]["last_update"] is None and rows[3]["intervals"] == []
