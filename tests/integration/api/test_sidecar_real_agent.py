@@ -1,0 +1,76 @@
+"""The sidecar against the real data agent: ``tacore serve --demo`` (exchange simulator + data agent)."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+
+import httpx
+import pytest
+from sidecar_helpers import API_KEY, START_TIMEOUT_S, Service, free_ports, service_env, spawn, wait_until
+
+DEMO_SYMBOLS = {"BTCUSDT", "ETHUSDT", "BNBUSDT", "SOLUSDT"}
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
+    tmp = tmp_path_factory.mktemp("demo")
+    ports = free_ports(5)
+    env = service_env(tmp, ports, API_KEY=API_KEY, WORKER_COUNT="1")
+    svc = Service(f"http://127.0.0.1:{ports[4]}", f"tcp://127.0.0.1:{ports[0]}", f"tcp://127.0.0.1:{ports[1]}",
+                  API_KEY, tmp, env)
+    try:
+        svc.procs.append(spawn("demo", ["serve", "--demo"], env, tmp))
+        with svc.client() as http:
+            wait_until(lambda: http.get("/health").status_code == 200, START_TIMEOUT_S + 10, "the demo service")
+        yield svc
+    except BaseException:
+        sys.stderr.write(f"--- demo output ---\n{svc.procs[0].output()[-4000:] if svc.procs else ''}\n")
+        raise
+    finally:
+        svc.close()
+
+
+@pytest.fixture
+def demo_http(demo: Service) -> Iterator[httpx.Client]:
+    with demo.client() as client:
+        yield client
+
+
+def test_real_agent_answers_the_seed_reads(demo_http: httpx.Client) -> None:
+    symbols = demo_http.get("/symbols").json()
+    assert set(symbols["symbols"]) >= DEMO_SYMBOLS and symbols["count"] == len(symbols["symbols"])
+    assert demo_http.get("/connections/count").json()["connection_count"] >= 1
+    listing = demo_http.get("/connections/list").json()
+    assert listing["count"] == len(listing["connections"]) >= 1
+    status = demo_http.get("/status").json()
+    assert status["status"] in ("ok", "degraded") and set(status["symbols"]) >= DEMO_SYMBOLS
+    with httpx.Client(base_url=str(demo_http.base_url)) as anon:
+        assert anon.get("/ping").json() == {"status": "ok", "message": "pong"}
+
+
+def test_real_agent_commands_and_their_validation(demo_http: httpx.Client) -> None:
+    added = demo_http.post("/streams/add", json={"symbol": "XRPUSDT", "interval": "1m"})
+    assert added.status_code == 200 and added.json()["status"] == "ok", added.text
+    bad = demo_http.post("/streams/add", json={"symbol": "XRPUSDT", "interval": "7m"})
+    assert bad.status_code == 422 and bad.json()["detail"][0]["loc"] == ["body", "interval"]
+    removed = demo_http.post("/streams/remove", json={"symbol": "XRPUSDT", "interval": "1m"})
+    assert removed.status_code == 200 and removed.json()["status"] == "ok"
+    many = demo_http.post("/symbols/add", json={"symbols": ["ADAUSDT"]}).json()
+    assert many["status"] in ("ok", "partial") and many["summary"] and "ADAUSDT" in many["current_status"]["symbols"]
+
+
+def test_real_agent_feeds_metrics_and_the_dashboard(demo_http: httpx.Client) -> None:
+    def ingested() -> float:
+        for line in demo_http.get("/metrics").text.splitlines():
+            if line.startswith("tacore_klines_ingested_total "):
+                return float(line.split()[1])
+        return 0.0
+
+    wait_until(lambda: ingested() > 0, 10, "klines ingested in /metrics")
+    kline = wait_until(lambda: (k := demo_http.get("/dashboard/data").json()["kline"])["symbols"] and k, 5,
+                       "the dashboard's market data")
+    rows = {row["symbol"]: row for row in kline["symbols"]}
+    assert set(rows) >= DEMO_SYMBOLS
+    assert rows["BTCUSDT"]["intervals"] == ["1m", "5m", "15m", "30m", "1h", "4h", "1d"]
+    assert rows["BTCUSDT"]["last_update"] is not None
