@@ -67,6 +67,13 @@ class SimConnection(ServerConnection):
         if isinstance(event, Frame) and event.opcode in _COUNTED and self.sim_on_frame is not None:
             self.sim_on_frame(self)
 
+    def data_received(self, data: bytes) -> None:
+        # A half-open connection reads nothing: no pong, no request, not even websockets' own
+        # flow control resuming the transport can make it answer. It is reset afterwards.
+        if self.sim_client is not None and self.sim_client.is_half_open():
+            return
+        super().data_received(data)
+
 
 def _parse_route(target: str) -> tuple[bool, list[str]] | None:
     """(combined, stream names) for a handshake path, or None when the path is not served."""
@@ -123,7 +130,8 @@ class WsServer:
     # connection lifetime ----------------------------------------------------------------------
     async def handler(self, conn: ServerConnection) -> None:
         """Serve one connection until it closes."""
-        assert isinstance(conn, SimConnection)  # guaranteed by create_connection=SimConnection
+        if not isinstance(conn, SimConnection):
+            raise TypeError("serve() must be given create_connection=SimConnection")
         combined, streams = conn.sim_route
         remote = str(conn.remote_address[0]) if conn.remote_address else "?"
         path = conn.request.path if conn.request is not None else ""

@@ -95,7 +95,8 @@ async def test_paused_stream_goes_silent_while_others_and_pings_continue(make_si
     async with connect(url, create_connection=PingCountingConnection, ping_interval=None) as ws:
         assert isinstance(ws, PingCountingConnection)
         await collect(ws, 0.2)
-        await _control_async(sim, "pause", {"seconds": 0.6, "streams": ["btcusdt@kline_1m"]})
+        await _control_async(sim, "pause", {"seconds": 0.7, "streams": ["btcusdt@kline_1m"]})
+        await collect(ws, 0.05)  # what was already in flight
         pings_before = ws.pings_received
         during = await collect(ws, 0.5)
         assert during and {m["stream"] for m in during} == {"ethusdt@kline_1m"}
