@@ -167,6 +167,22 @@ def test_a_killed_worker_shows_dead_within_seconds(http: httpx.Client) -> None:
     wait_until(lambda: http.get("/health").status_code == 200, 10, "health back to 200")
 
 
+def test_a_hung_worker_shows_dead_once_its_heartbeats_stop(http: httpx.Client) -> None:
+    victim = next(w for w in http.get("/workers").json()["workers"]
+                  if w["kind"] == "worker" and w["state"] != "dead")
+    os.kill(victim["pid"], signal.SIGSTOP)  # alive to the OS, silent to the broker
+    try:
+        def dead() -> dict | None:
+            rows = http.get("/workers").json()["workers"]
+            return next((w for w in rows if w["pid"] == victim["pid"] and w["state"] == "dead"), None)
+
+        row = wait_until(dead, 5, f"hung worker pid {victim['pid']} to show dead")
+        assert row["dead_reason"] == "heartbeat expired"
+    finally:
+        os.kill(victim["pid"], signal.SIGKILL)  # the pool replaces it
+    wait_until(lambda: http.get("/health").status_code == 200, 10, "health back to 200")
+
+
 def test_methods_report_rates_percentiles_and_errors(service: Service, http: httpx.Client) -> None:
     prefix = f"methods-{uuid.uuid4().hex}"
     send(service, "health.check", {}, 20, prefix)
