@@ -27,7 +27,7 @@ class LazyPirateClient(ServiceMethods[Any]):
         self._socket = self._connect()
 
     def _connect(self) -> zmq.Socket[Any]:
-        sock = self.context.socket(zmq.REQ)
+        sock: zmq.Socket[Any] = self.context.socket(zmq.REQ)
         sock.setsockopt(zmq.LINGER, 0)
         sock.connect(self.endpoint)
         return sock
@@ -42,7 +42,7 @@ class LazyPirateClient(ServiceMethods[Any]):
         attempts = self.retries + 1
         for _ in range(attempts):
             self._socket.send(frame)
-            while self._socket.poll(wait_ms, zmq.POLLIN):
+            while self._socket.poll(int(wait_ms), zmq.POLLIN):
                 reply = decode_reply(self._socket.recv())
                 if reply.get("request_id") in (request_id, None):
                     return reply

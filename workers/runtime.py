@@ -49,6 +49,9 @@ class Worker:
         self.broker_snapshot: dict[str, Any] = {}
         self.sessions = 0  # registrations so far (1 + reconnects)
         self.served = 0
+        # Half the credit per batch: the broker refills one half while this worker runs the other, and the
+        # replies of a batch leave together, so the broker wakes once for several of them.
+        self._batch_limit = max(1, credit // 2)
         self._lock = threading.Lock()
         self._socket: zmq.Socket[Any] | None = None
         self._ready_payload = orjson.dumps({
@@ -113,13 +116,14 @@ class Worker:
         lock = self._lock
         while not stop.is_set():
             with lock:
-                batch = recv_batch(sock, 64) if sock.poll(poll_ms) else []
+                batch = recv_batch(sock, self._batch_limit) if sock.poll(poll_ms) else []
             now = time.monotonic()
             if not batch:
                 if now - last_heard > self.liveness_s:
                     return "broker silent"
                 continue
             last_heard = now
+            replies: list[list[bytes]] = []
             for frames in batch:
                 command = frames[0][:wp.COMMAND_LENGTH]
                 if command == wp.REQUEST and len(frames) == 2:
@@ -128,9 +132,7 @@ class Worker:
                     except wp.MalformedMessage as exc:
                         log.warning("worker %s: %s", self.worker_id, exc)
                         continue
-                    reply = self._handle(seq, budget_ms, frames[1], now)
-                    with lock:
-                        send_frames(sock, reply)
+                    replies.append(self._handle(seq, budget_ms, frames[1], now))
                 elif command == wp.HEARTBEAT:
                     if len(frames) > 1:
                         try:
@@ -143,6 +145,10 @@ class Worker:
                     return "broker said disconnect"
                 else:
                     log.warning("worker %s: malformed message from the broker dropped", self.worker_id)
+            if replies:
+                with lock:
+                    for reply in replies:
+                        send_frames(sock, reply)
         return "stopping"
 
     # -- one request ------------------------------------------------------------------------------

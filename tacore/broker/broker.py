@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import os
 import socket as socketlib
 import threading
@@ -70,7 +71,7 @@ class Broker:
         self.active: dict[str, Pending] = {}  # request_id -> queued or in-flight request
         self.counters = dict.fromkeys(
             ("received", "answered", "busy", "timeout", "worker_lost", "invalid_request", "unknown_method",
-             "deduped", "redispatched", "reply_undeliverable"), 0,
+             "deduped", "redispatched", "reply_undeliverable", "wakeups", "worker_messages"), 0,
         )
         self.started_at = time.time()
         self._seq = 0
@@ -98,8 +99,9 @@ class Broker:
                     wake = min(wake, deadline)
                 if self.records is not None and self.records.due(now + 0.05):
                     wake = min(wake, now + self.records.flush_s)
-                timeout_ms = max(0.0, (wake - now) * 1000.0)
+                timeout_ms = max(0, math.ceil((wake - now) * 1000.0))
                 events = dict(poller.poll(timeout_ms))
+                self.counters["wakeups"] += 1
                 if self.backend in events:
                     self._drain_backend()
                 if self.frontend in events:
@@ -123,7 +125,9 @@ class Broker:
 
     def _drain_backend(self) -> None:
         on_worker = self._on_worker
-        for frames in recv_batch(self.backend, _DRAIN_LIMIT * 2):
+        batch = recv_batch(self.backend, _DRAIN_LIMIT * 2)
+        self.counters["worker_messages"] += len(batch)
+        for frames in batch:
             on_worker(frames)
 
     # -- clients ----------------------------------------------------------------------------------
@@ -252,6 +256,8 @@ class Broker:
         if item is None:
             log.warning("worker %s replied to an unknown request", record.worker_id)
             return
+        record.slow_inflight -= item.slow
+        self.workers.observe(item.method, processing_ms)
         record.served += 1
         if not ok:
             record.failed += 1
@@ -262,8 +268,14 @@ class Broker:
 
     def _feed(self, record: WorkerRecord, now: float) -> None:
         """Give ``record`` queued work while it has credit (never an expired request)."""
+        workers = self.workers
         while record.free > 0 and len(self.queue):
-            item = self.queue.pop_for(record.methods)
+            if not record.inflight:
+                item = self.queue.pop_for(record.methods)
+            elif record.slow_inflight:
+                return
+            else:
+                item = self.queue.pop_for([m for m in record.methods if workers.is_fast(m)])
             if item is None:
                 return
             if item.deadline <= now:
@@ -275,6 +287,8 @@ class Broker:
         item.attempts += 1
         item.dispatched = now
         item.worker_identity = record.identity
+        item.slow = not self.workers.is_fast(item.method)
+        record.slow_inflight += item.slow
         record.inflight[item.key] = item
         self.workers.took(record)
         try:
@@ -283,6 +297,7 @@ class Broker:
         except zmq.ZMQError as exc:  # never reached the worker: it cannot have run, so it goes back
             log.warning("worker %s unreachable (%s)", record.worker_id, exc)
             del record.inflight[item.key]
+            record.slow_inflight -= item.slow
             item.attempts -= 1
             self._worker_gone(record, "unreachable")
             self.queue.push(item, front=True)
@@ -299,6 +314,7 @@ class Broker:
         now = time.monotonic()
         lost = list(record.inflight.values())
         record.inflight.clear()
+        record.slow_inflight = 0
         for item in lost:
             if self.workers.idempotent.get(item.method) and item.attempts < 2 and item.deadline > now:
                 self.counters["redispatched"] += 1

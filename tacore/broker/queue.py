@@ -29,6 +29,7 @@ class Pending:
     dispatched: float = 0.0
     worker_identity: bytes | None = None
     attempts: int = 0
+    slow: bool = False  # dispatched as a slow method (see workers.FAST_METHOD_MS)
     queued: bool = field(default=False)
 
 

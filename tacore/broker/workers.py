@@ -10,6 +10,11 @@ from typing import Any
 from tacore.broker.queue import Pending
 
 DEAD_RETENTION_S = 300.0
+#: A method whose handler usually takes at most this long may queue behind other work at a worker
+#: (credit > 1); a slower one only goes to a worker with nothing in flight, so a long call never
+#: holds up requests that another worker could run now.
+FAST_METHOD_MS = 2.0
+_EWMA_WEIGHT = 0.2
 
 
 @dataclass(slots=True, eq=False)
@@ -26,6 +31,7 @@ class WorkerRecord:
     connected_at: float = field(default_factory=time.time)
     last_heartbeat: float = field(default_factory=time.time)
     inflight: dict[bytes, Pending] = field(default_factory=dict)
+    slow_inflight: int = 0
     served: int = 0
     failed: int = 0
     dead_at: float | None = None
@@ -59,6 +65,7 @@ class WorkerRegistry:
         self.dead: deque[WorkerRecord] = deque(maxlen=256)
         self.servers: dict[str, int] = {}  # method -> live workers serving it
         self.idempotent: dict[str, bool] = {}  # method -> declared idempotent (last declaration wins)
+        self.method_ms: dict[str, float] = {}  # method -> moving average of its handler time
 
     def add(self, record: WorkerRecord) -> None:
         self.live[record.identity] = record
@@ -78,10 +85,21 @@ class WorkerRegistry:
         record.dead_reason = reason
         self.dead.append(record)
 
+    def is_fast(self, method: str) -> bool:
+        """Unknown methods count as slow until their first replies are measured."""
+        return self.method_ms.get(method, FAST_METHOD_MS + 1.0) <= FAST_METHOD_MS
+
+    def observe(self, method: str, processing_ms: float) -> None:
+        old = self.method_ms.get(method)
+        self.method_ms[method] = processing_ms if old is None else old + _EWMA_WEIGHT * (processing_ms - old)
+
+    def can_take(self, record: WorkerRecord, method: str) -> bool:
+        return not record.inflight or (record.slow_inflight == 0 and self.is_fast(method))
+
     def pick(self, method: str) -> WorkerRecord | None:
-        """The least recently used worker with credit that serves ``method``."""
+        """The least recently used worker with credit that serves ``method`` and may take it now."""
         for record in self.ready.values():
-            if method in record.methods:
+            if method in record.methods and self.can_take(record, method):
                 return record
         return None
 

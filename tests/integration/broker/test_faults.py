@@ -40,37 +40,60 @@ def _collect(sock: zmq.Socket[Any], count: int, timeout_s: float = 20.0) -> dict
     return replies
 
 
+def _request(sock: zmq.Socket[Any], request_id: str, method: str, ms: int) -> None:
+    sock.send_multipart([b"", json.dumps({"request_id": request_id, "method": method,
+                                          "params": {"ms": ms, "tag": request_id}}).encode()])
+
+
+def _running_on(tacore: TACoreProcess) -> dict[str, list[str]]:
+    return {w["worker_id"]: [c["request_id"] for c in w["current"]]
+            for w in tacore.status()["workers"] if w["kind"] == "test" and w["state"] != "dead"}
+
+
 def test_killed_worker_requests_are_all_answered_idempotent_ones_rerun_once(
     tacore: TACoreProcess, test_worker_factory: Callable[..., Popen[bytes]]
 ) -> None:
-    victim = test_worker_factory(tacore.backend, "victim", 2)
-    wait_until(lambda: tacore.status()["methods"].get("test.sleep", {}).get("workers") == 1, 10, "the victim")
-    survivor = test_worker_factory(tacore.backend, "survivor", 2)
-    wait_until(lambda: tacore.status()["methods"]["test.sleep"]["workers"] == 2, 10, "the survivor")
+    workers = {"first": test_worker_factory(tacore.backend, "first", 2)}
+    wait_until(lambda: tacore.status()["methods"].get("test.sleep", {}).get("workers") == 1, 10, "the first worker")
+    workers["second"] = test_worker_factory(tacore.backend, "second", 2)
+    wait_until(lambda: tacore.status()["methods"]["test.sleep"]["workers"] == 2, 10, "the second worker")
     sock = _dealer(tacore.frontend)
     try:
-        for i in range(8):
-            method = "test.sleep_idempotent" if i % 2 else "test.sleep"
-            sock.send_multipart([b"", json.dumps({"request_id": f"k{i}", "method": method,
-                                                  "params": {"ms": 600, "tag": f"k{i}"}}).encode()])
-        time.sleep(0.25)  # both workers hold two requests each
-        busy = {w["worker_id"]: len(w["current"]) for w in tacore.status()["workers"] if w["kind"] == "test"}
-        assert busy == {"victim": 2, "survivor": 2}
-        os.kill(victim.pid, signal.SIGKILL)
-        replies = _collect(sock, 8)
+        # round 1: a non-idempotent call dies with its worker; queued calls are still all answered
+        _request(sock, "plain", "test.sleep", 800)
+        _request(sock, "idem", "test.sleep_idempotent", 800)
+        for i in range(4):
+            _request(sock, f"queued-{i}", "test.sleep_idempotent" if i % 2 else "test.sleep", 20)
+        running = wait_until(lambda: (r := _running_on(tacore)) and sorted(sum(r.values(), [])) == ["idem", "plain"]
+                             and r, 3, "one slow call running on each worker")
+        doomed = next(w for w, ids in running.items() if ids == ["plain"])
+        os.kill(workers[doomed].pid, signal.SIGKILL)
+        round1 = _collect(sock, 6)
+        assert len(round1) == 6, "a request went unanswered"
+        assert round1["plain"]["error"]["code"] == "WORKER_LOST"
+        assert round1["plain"]["error"]["retryable"] is False
+        assert all(r["status"] == "success" for rid, r in round1.items() if rid != "plain")
+
+        # round 2: an idempotent call whose worker dies is run again, once, on the other worker
+        workers["third"] = test_worker_factory(tacore.backend, "third", 2)
+        wait_until(lambda: len(_running_on(tacore)) == 2, 10, "the third worker")
+        _request(sock, "blocker", "test.sleep", 600)
+        _request(sock, "idem-2", "test.sleep_idempotent", 600)
+        running = wait_until(lambda: (r := _running_on(tacore)) and sorted(sum(r.values(), [])) == ["blocker", "idem-2"]
+                             and r, 3, "the two calls running on the two workers")
+        doomed = next(w for w, ids in running.items() if ids == ["idem-2"])
+        keeper = next(w for w in running if w != doomed)
+        os.kill(workers[doomed].pid, signal.SIGKILL)
+        round2 = _collect(sock, 2)
     finally:
         sock.close()
-    assert len(replies) == 8, "a request went unanswered"
-    lost = {rid for rid, r in replies.items() if r["status"] == "error"}
-    assert all(replies[rid]["error"]["code"] == "WORKER_LOST" for rid in lost)
-    # only non-idempotent calls may be lost; idempotent ones were re-dispatched and succeeded
-    assert all(int(rid[1:]) % 2 == 0 for rid in lost)
-    assert all(r["status"] == "success" for rid, r in replies.items() if int(rid[1:]) % 2)
-    assert len(lost) >= 1
+    assert round2["blocker"]["status"] == "success"
+    assert round2["idem-2"]["status"] == "success"
+    assert round2["idem-2"]["data"]["pid"] == workers[keeper].pid
     status = tacore.status()
-    assert status["counters"]["worker_lost"] == len(lost)
-    assert [w["state"] for w in status["workers"] if w["worker_id"] == "victim"] == ["dead"]
-    assert survivor.poll() is None
+    assert status["counters"]["redispatched"] == 1
+    assert status["counters"]["worker_lost"] == 1
+    assert workers[keeper].poll() is None
 
 
 def test_killed_pool_worker_is_replaced_and_detected_within_three_intervals(tacore: TACoreProcess) -> None:

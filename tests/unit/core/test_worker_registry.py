@@ -1,0 +1,57 @@
+from __future__ import annotations
+
+from tacore.broker.queue import Pending
+from tacore.broker.workers import FAST_METHOD_MS, WorkerRecord, WorkerRegistry
+
+
+def _worker(name: str, credit: int = 4) -> WorkerRecord:
+    return WorkerRecord(name.encode(), name, 1, "h", "worker", frozenset({"fast", "slow"}), frozenset(), credit, 1e9)
+
+
+def _busy(record: WorkerRecord, slow: bool) -> None:
+    item = Pending(1, b"k", "r", "x", 5, b"{}", [], 0.0, 0.0, 1e9)
+    item.slow = slow
+    record.inflight[b"k"] = item
+    record.slow_inflight += slow
+
+
+def test_least_recently_used_worker_with_credit_is_picked_first() -> None:
+    registry = WorkerRegistry()
+    a, b = _worker("a"), _worker("b")
+    registry.add(a)
+    registry.add(b)
+    registry.observe("fast", 0.1)
+    assert registry.pick("fast") is a
+    registry.took(a)
+    assert registry.pick("fast") is b
+
+
+def test_slow_methods_only_go_to_workers_with_nothing_in_flight() -> None:
+    registry = WorkerRegistry()
+    a, b = _worker("a"), _worker("b")
+    registry.add(a)
+    registry.add(b)
+    registry.observe("fast", FAST_METHOD_MS / 2)
+    registry.observe("slow", 500.0)
+    _busy(a, slow=False)
+    assert registry.pick("slow") is b  # a has credit left, but a slow call must not queue behind its work
+    assert registry.pick("fast") is a  # a fast one may
+    _busy(b, slow=True)
+    assert registry.pick("fast") is a and not registry.can_take(b, "fast")
+
+
+def test_unknown_methods_count_as_slow_until_measured() -> None:
+    registry = WorkerRegistry()
+    assert not registry.is_fast("new.method")
+    registry.observe("new.method", 0.5)
+    assert registry.is_fast("new.method")
+
+
+def test_removed_worker_leaves_the_method_counts_and_is_remembered_dead() -> None:
+    registry = WorkerRegistry()
+    a = _worker("a")
+    registry.add(a)
+    assert registry.servers["fast"] == 1
+    registry.remove(a, "heartbeat expired")
+    assert registry.servers["fast"] == 0 and registry.pick("fast") is None
+    assert [r.worker_id for r in registry.recent_dead(a.dead_at or 0)] == ["a"]
