@@ -131,7 +131,8 @@ def sidecar_under_load(base: str, endpoint: str, inflight: int, seconds: float, 
     out: Queue[dict[str, Any]] = ctx.Queue()
     load = ctx.Process(target=_load_process, args=(endpoint, inflight, seconds, None, out))
     load.start()
-    timings: dict[str, list[float]] = {"/metrics": [], "/workers": []}
+    # "/__control__" is a 404 that does no work: the host's own scheduling floor under the same load
+    timings: dict[str, list[float]] = {"/metrics": [], "/workers": [], "/__control__": []}
     statuses: dict[str, set[int]] = {path: set() for path in timings}
     with httpx.Client(base_url=base, headers={"X-API-Key": API_KEY}, timeout=5) as http:
         time.sleep(1.0)  # let the load reach its pace
@@ -147,6 +148,18 @@ def sidecar_under_load(base: str, endpoint: str, inflight: int, seconds: float, 
     load.join(10)
     return {"load": load_result, **{path: {**percentiles(v), "statuses": sorted(statuses[path])}
                                     for path, v in timings.items()}}
+
+
+def sidecar_idle(base: str, probes: int, gap_s: float) -> dict[str, Any]:
+    timings: dict[str, list[float]] = {"/metrics": [], "/workers": []}
+    with httpx.Client(base_url=base, headers={"X-API-Key": API_KEY}, timeout=5) as http:
+        for _ in range(probes):
+            for path in timings:
+                started = time.perf_counter()
+                http.get(path)
+                timings[path].append((time.perf_counter() - started) * 1000.0)
+            time.sleep(gap_s)
+    return {path: percentiles(v) for path, v in timings.items()}
 
 
 def full_log_run(base: str, endpoint: str, inflight: int, total: int, wait_s: float) -> dict[str, Any]:
@@ -184,12 +197,13 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="bench-sidecar-") as tmpdir:
         proc, base, endpoint = start_service(Path(tmpdir), args.workers)
         try:
+            idle = sidecar_idle(base, 200, args.gap_ms / 1000.0)
             under_load = sidecar_under_load(base, endpoint, args.inflight, args.load_seconds, args.gap_ms / 1000.0)
             full = full_log_run(base, endpoint, args.inflight, args.requests, wait_s=120.0)
         finally:
             stop_service(proc)
     figures = {"machine": {"cpus": os.cpu_count(), "workers": args.workers, "inflight": args.inflight},
-               "sidecar_under_load": under_load, "log_completeness": full}
+               "sidecar_idle": idle, "sidecar_under_load": under_load, "log_completeness": full}
     print(json.dumps(figures, indent=2))
     if args.json:
         args.json.write_text(json.dumps(figures, indent=2))
