@@ -83,7 +83,10 @@ def _load_process(endpoint: str, inflight: int, seconds: float | None, total: in
 
 def percentiles(values: list[float]) -> dict[str, float]:
     ordered = sorted(values)
-    pick = lambda q: ordered[min(len(ordered) - 1, int(q * len(ordered)))]  # noqa: E731
+
+    def pick(q: float) -> float:
+        return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
     return {"n": len(ordered), "p50_ms": round(pick(0.50), 3), "p95_ms": round(pick(0.95), 3),
             "p99_ms": round(pick(0.99), 3), "max_ms": round(ordered[-1], 3),
             "mean_ms": round(statistics.fmean(ordered), 3)}
@@ -167,7 +170,8 @@ def full_log_run(base: str, endpoint: str, inflight: int, total: int, wait_s: fl
     load = asyncio.run(_drive(endpoint, inflight, None, total))
     until = time.time()
     answered = load["ok"] + load["errors"]
-    params = {"method": "health.check", "since": since - 0.001, "until": until + 0.001, "limit": 1}
+    params: dict[str, str | float] = {"method": "health.check", "since": since - 0.001, "until": until + 0.001,
+                                      "limit": 1}
     with httpx.Client(base_url=base, headers={"X-API-Key": API_KEY}, timeout=30) as http:
         started = time.monotonic()
         logged = -1
