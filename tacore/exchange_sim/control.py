@@ -7,6 +7,7 @@ stalled streams, half-open sockets, REST rate limits), then compares what the cl
 
 from __future__ import annotations
 
+import asyncio
 from typing import Literal, TypeVar
 
 import orjson
@@ -116,7 +117,10 @@ class ControlApi:
             last = min(last, open_time_of(end, interval))
         count = max(0, (last - first) // step + 1) if last >= first else 0
         truncated = count > MAX_CLOSED_ROWS
-        candles = self.hub.market.closed_range(symbol, interval, first, min(count, MAX_CLOSED_ROWS))
+        # generated off the loop: a long 1m range takes a while and the feed must not stall
+        candles = await asyncio.to_thread(
+            self.hub.market.closed_range, symbol, interval, first, min(count, MAX_CLOSED_ROWS)
+        )
         return _json(
             {
                 "symbol": symbol,

@@ -17,16 +17,18 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 
 from websockets.protocol import State
 
-from tacore.exchange_sim.hub import Hub, StreamFeed
+from tacore.exchange_sim.hub import Client, Hub, StreamFeed
 from tacore.exchange_sim.intervals import INTERVAL_MS, open_time_of
 from tacore.exchange_sim.payloads import combined, kline_body, kline_event
 
 log = logging.getLogger(__name__)
 
 _MAX_FINALS = 1000  # closes emitted for one stream in one wake (a stalled loop never floods)
+_DROP_FACTOR = 8  # a connection this many write_buffer_limits behind is reset
 
 
 def text_frame(payload: bytes) -> bytes:
@@ -74,8 +76,9 @@ class _Batch:
 class Feed:
     """Runs the update loop for a hub."""
 
-    def __init__(self, hub: Hub) -> None:
+    def __init__(self, hub: Hub, drop: Callable[[Client], None]) -> None:
         self.hub = hub
+        self.drop = drop  # how to cut a hopelessly slow consumer (the WS server's abort)
         self.wakes = 0
 
     async def run(self) -> None:
@@ -157,7 +160,13 @@ class Feed:
             transport = conn.transport
             if transport.is_closing():
                 continue
-            behind = transport.get_write_buffer_size() > limit
+            backlog = transport.get_write_buffer_size()
+            if backlog > limit * _DROP_FACTOR:
+                # A consumer this far behind would take the exchange's memory with it: drop it.
+                hub.counters["slow_consumers_dropped"] += 1
+                self.drop(client)
+                continue
+            behind = backlog > limit
             parts: list[bytes] = []
             count = 0
             for name in client.subs:

@@ -197,6 +197,7 @@ class Hub:
             "frames_received": self.counters["frames_received"],
             "messages_sent": self.counters["messages_sent"],
             "updates_skipped": self.counters["updates_skipped"],
+            "slow_consumers_dropped": self.counters["slow_consumers_dropped"],
             "pings_sent": self.counters["pings_sent"],
             "rest_requests": self.counters["rest_requests"],
             "rest_failures_injected": self.counters["rest_failures_injected"],

@@ -270,7 +270,7 @@ class MinuteDetail:
 class Market:
     """Closed candles (cached) and open candles at any simulated time, for any listed symbol."""
 
-    def __init__(self, seed: int = 0, cache_size: int = 200_000) -> None:
+    def __init__(self, seed: int = 0, cache_size: int = 50_000) -> None:
         self.seed = seed
         self._profiles: dict[str, SymbolProfile] = {}
         self._closed: OrderedDict[tuple[str, str, int], Candle] = OrderedDict()

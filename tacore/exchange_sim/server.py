@@ -61,7 +61,7 @@ class ExchangeSimulator:
         self.config = dataclasses.replace(base, **overrides) if overrides else base
         self.hub = Hub(self.config)
         self.ws = WsServer(self.hub)
-        self.feed = Feed(self.hub)
+        self.feed = Feed(self.hub, self.ws.abort)
         self.ws_port = 0
         self.rest_port = 0
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -147,19 +147,23 @@ class ExchangeSimulator:
     async def _main(self) -> None:
         cfg = self.config
         self._stop = asyncio.Event()
-        ws_listener = await serve(
-            self.ws.handler,
-            cfg.host,
-            cfg.ws_port,
-            process_request=self.ws.process_request,
-            create_connection=SimConnection,
-            compression=None,  # the feed writes raw text frames
-            ping_interval=None,  # Binance's own ping cadence is in streams.py
-            ping_timeout=None,
-            close_timeout=1,
-            max_queue=64,
-        )
-        rest_sock = _bind(cfg.host, cfg.rest_port)
+        rest_sock = _bind(cfg.host, cfg.rest_port)  # fails fast (and first) on a taken port
+        try:
+            ws_listener = await serve(
+                self.ws.handler,
+                cfg.host,
+                cfg.ws_port,
+                process_request=self.ws.process_request,
+                create_connection=SimConnection,
+                compression=None,  # the feed writes raw text frames
+                ping_interval=None,  # Binance's own ping cadence is in streams.py
+                ping_timeout=None,
+                close_timeout=1,
+                max_queue=64,
+            )
+        except BaseException:
+            rest_sock.close()
+            raise
         app = Starlette(routes=[*RestApi(self.hub).routes(), *ControlApi(self.hub, self.ws).routes()])
         uv = uvicorn.Server(
             uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off", timeout_graceful_shutdown=2)
@@ -185,6 +189,7 @@ class ExchangeSimulator:
                 await asyncio.wait_for(rest_task, 5)
             with contextlib.suppress(asyncio.CancelledError):
                 await feed_task
+            rest_sock.close()
 
     async def _close_ws(self, listener: WsListener) -> None:
         for client in list(self.hub.clients.values()):

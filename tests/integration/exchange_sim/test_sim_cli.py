@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import signal
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -12,6 +13,8 @@ import httpx
 import pytest
 from sim_helpers import recv_json
 from websockets.asyncio.client import connect
+
+from tacore.exchange_sim import ExchangeSimulator, SimConfig, SimulatorError
 
 CODE = "import sys; from tacore.exchange_sim.server import main; sys.exit(main(sys.argv[1:]))"
 
@@ -55,3 +58,14 @@ async def test_cli_prints_urls_serves_and_exits_zero_on_signal(
     assert reply.json() == {"code": -1121, "msg": "Invalid symbol."}  # not in --symbols
     cli.send_signal(signum)
     assert cli.wait(10) == 0
+
+
+def test_start_fails_loudly_when_a_port_is_taken() -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = taken.getsockname()[1]
+        with pytest.raises(SimulatorError):
+            ExchangeSimulator(SimConfig(rest_port=port)).start()
+        with pytest.raises(SimulatorError):
+            ExchangeSimulator(SimConfig(ws_port=port)).start()

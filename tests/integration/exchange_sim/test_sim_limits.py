@@ -113,3 +113,14 @@ async def test_unknown_path_and_malformed_stream_in_url_are_refused(sim: Exchang
         async with connect(f"{sim.ws_url}/ws/BTCUSDT@kline_1m"):
             pass
     assert malformed.value.response.status_code == 400
+
+
+async def test_a_client_that_stops_reading_loses_updates_then_is_dropped(make_sim: Any) -> None:
+    sim = make_sim(update_interval_ms=1.0, write_buffer_limit=20_000)
+    streams = "/".join(f"sym{i:02d}usdt@kline_1m" for i in range(50))
+    async with connect(f"{sim.ws_url}/stream?streams={streams}", close_timeout=0.1) as ws:
+        ws.transport.pause_reading()
+        await _poll(lambda: _stats(sim)["slow_consumers_dropped"] == 1, timeout=10)
+        stats = _stats(sim)
+    assert stats["updates_skipped"] > 0
+    assert stats["closes_by_code"] == {"1006": 1}
