@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -102,7 +103,8 @@ class TACoreProcess:
         return result
 
     def status(self) -> dict[str, Any]:
-        data: dict[str, Any] = raw_call(self.frontend, {"request_id": uuid.uuid4().hex, "method": "broker.status"})["data"]
+        reply = raw_call(self.frontend, {"request_id": uuid.uuid4().hex, "method": "broker.status"})
+        data: dict[str, Any] = reply["data"]
         return data
 
     def output(self) -> str:
@@ -114,16 +116,12 @@ class TACoreProcess:
             return None
         if self.proc.poll() is None:
             self.proc.send_signal(sig)
-            try:
+            with contextlib.suppress(subprocess.TimeoutExpired):
                 self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                pass
         code = self.proc.poll()
         # Whatever is left of the group (there should be nothing) is killed so no test leaks processes.
-        try:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(self.proc.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
         if code is None:
             self.proc.wait(5)
         return code

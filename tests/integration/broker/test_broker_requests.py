@@ -17,7 +17,8 @@ MAX = 1024 * 1024
 
 
 def test_seed_style_req_client_gets_health_in_the_seed_reply_shape(shared_tacore: TACoreProcess) -> None:
-    reply = raw_call(shared_tacore.frontend, {"request_id": "seed-1", "method": "health.check", "params": {"detailed": False}})
+    request = {"request_id": "seed-1", "method": "health.check", "params": {"detailed": False}}
+    reply = raw_call(shared_tacore.frontend, request)
     assert set(reply) == {"status", "request_id", "data", "error", "processing_time_ms", "timestamp"}
     assert reply["status"] == "success" and reply["request_id"] == "seed-1" and reply["error"] is None
     data = reply["data"]
@@ -88,7 +89,8 @@ def test_bad_input_over_req_and_dealer_gets_its_code_and_the_broker_keeps_servin
     finally:
         dealer.close()
 
-    assert raw_call(shared_tacore.frontend, {"request_id": uuid.uuid4().hex, "method": "health.check"})["status"] == "success"
+    after = raw_call(shared_tacore.frontend, {"request_id": uuid.uuid4().hex, "method": "health.check"})
+    assert after["status"] == "success"
 
 
 def test_invalid_params_name_the_field(shared_tacore: TACoreProcess) -> None:

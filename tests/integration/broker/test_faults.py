@@ -50,6 +50,12 @@ def _running_on(tacore: TACoreProcess) -> dict[str, list[str]]:
             for w in tacore.status()["workers"] if w["kind"] == "test" and w["state"] != "dead"}
 
 
+def _running_exactly(tacore: TACoreProcess, request_ids: list[str]) -> dict[str, list[str]] | None:
+    running = _running_on(tacore)
+    each = [rid for ids in running.values() for rid in ids]
+    return running if sorted(each) == request_ids and all(len(ids) <= 1 for ids in running.values()) else None
+
+
 def test_killed_worker_requests_are_all_answered_idempotent_ones_rerun_once(
     tacore: TACoreProcess, test_worker_factory: Callable[..., Popen[bytes]]
 ) -> None:
@@ -64,8 +70,7 @@ def test_killed_worker_requests_are_all_answered_idempotent_ones_rerun_once(
         _request(sock, "idem", "test.sleep_idempotent", 800)
         for i in range(4):
             _request(sock, f"queued-{i}", "test.sleep_idempotent" if i % 2 else "test.sleep", 20)
-        running = wait_until(lambda: (r := _running_on(tacore)) and sorted(sum(r.values(), [])) == ["idem", "plain"]
-                             and r, 3, "one slow call running on each worker")
+        running = wait_until(lambda: _running_exactly(tacore, ["idem", "plain"]), 3, "one slow call on each worker")
         doomed = next(w for w, ids in running.items() if ids == ["plain"])
         os.kill(workers[doomed].pid, signal.SIGKILL)
         round1 = _collect(sock, 6)
@@ -79,8 +84,7 @@ def test_killed_worker_requests_are_all_answered_idempotent_ones_rerun_once(
         wait_until(lambda: len(_running_on(tacore)) == 2, 10, "the third worker")
         _request(sock, "blocker", "test.sleep", 600)
         _request(sock, "idem-2", "test.sleep_idempotent", 600)
-        running = wait_until(lambda: (r := _running_on(tacore)) and sorted(sum(r.values(), [])) == ["blocker", "idem-2"]
-                             and r, 3, "the two calls running on the two workers")
+        running = wait_until(lambda: _running_exactly(tacore, ["blocker", "idem-2"]), 3, "one call on each worker")
         doomed = next(w for w, ids in running.items() if ids == ["idem-2"])
         keeper = next(w for w in running if w != doomed)
         os.kill(workers[doomed].pid, signal.SIGKILL)

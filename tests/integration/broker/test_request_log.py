@@ -23,7 +23,8 @@ def _rows(url: str, prefix: str) -> int:
     engine = create_engine(url)
     try:
         with engine.connect() as conn:
-            return int(conn.execute(select(func.count()).where(request_log.c.request_id.like(f"{prefix}-%"))).scalar_one())
+            query = select(func.count()).where(request_log.c.request_id.like(f"{prefix}-%"))
+            return int(conn.execute(query).scalar_one())
     finally:
         engine.dispose()
 
@@ -36,7 +37,8 @@ def test_every_request_is_logged_with_its_outcome_in_sqlite(tacore: TACoreProces
     wait_until(lambda: _rows(url, "ok") == 2000 and _rows(url, "bad") == 2, 10, "every request logged")
     engine = create_engine(url)
     with engine.connect() as conn:
-        rows = {r.request_id: r for r in conn.execute(select(request_log).where(request_log.c.request_id.like("bad-%")))}
+        bad = conn.execute(select(request_log).where(request_log.c.request_id.like("bad-%")))
+        rows = {r.request_id: r for r in bad}
         sample = conn.execute(select(request_log).where(request_log.c.request_id == "ok-7")).one()
     engine.dispose()
     assert rows["bad-1"].error_code == "INVALID_PARAMS" and rows["bad-1"].worker_id in ("w1", "w2")

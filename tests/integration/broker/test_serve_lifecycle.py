@@ -23,7 +23,7 @@ def test_serve_stops_every_child_and_exits_zero(tacore_factory: Callable[..., TA
     assert len(children) >= 4  # recorder, broker, two workers (and multiprocessing's tracker)
     code = tacore.stop(sig)
     assert code == 0, tacore.output()[-3000:]
-    gone, alive = psutil.wait_procs(children, timeout=5)
+    _, alive = psutil.wait_procs(children, timeout=5)
     assert not alive, f"children left running: {alive}"
     logs = Path(tacore.env["LOG_DIR"])
     assert "tacore stopped" in (logs / "tacoreservice.log").read_text()

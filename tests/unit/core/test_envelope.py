@@ -38,7 +38,7 @@ def test_priority_and_timeout_are_read() -> None:
         (b'{"request_id": 12, "method": "m"}', None),
     ],
 )
-def test_malformed_request_is_invalid_request_carrying_readable_request_id(frame: bytes, request_id: str | None) -> None:
+def test_malformed_request_is_invalid_request_with_readable_request_id(frame: bytes, request_id: str | None) -> None:
     with pytest.raises(InvalidRequest) as info:
         decode_request(frame, LIMIT)
     assert info.value.code is ErrorCode.INVALID_REQUEST
