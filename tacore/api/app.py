@@ -40,9 +40,10 @@ def create_app(settings: Settings, *, sample_interval_s: float = 1.0) -> FastAPI
             create_schema(engine)  # the recorder may not have created it yet; reads then see an empty log
         except Exception as exc:
             log.warning("request log schema not ready (%s); /logs answers 503 until it is", exc)
-        link = BrokerLink(settings.client_endpoint)
-        await link.start()
-        sampler = Sampler(link, engine, interval_s=sample_interval_s)
+        poll_link = BrokerLink(settings.client_endpoint)
+        await poll_link.start()
+        link = BrokerLink(settings.client_endpoint, persistent=False)
+        sampler = Sampler(poll_link, engine, interval_s=sample_interval_s)
         app.state.engine, app.state.link, app.state.sampler = engine, link, sampler
         app.state.prom_registry = build_registry(sampler)
         sampler.start()
@@ -50,6 +51,7 @@ def create_app(settings: Settings, *, sample_interval_s: float = 1.0) -> FastAPI
             yield
         finally:
             await sampler.stop()
+            await poll_link.close()
             await link.close()
             engine.dispose()
 

@@ -16,6 +16,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+import zmq.asyncio
 from sqlalchemy.engine import Engine
 
 from clients import AsyncClient, RemoteError, RequestTimeout
@@ -35,26 +36,58 @@ _ERRORS_SCAN_LIMIT = 100_000  # on start, look for recent errors among the newes
 
 
 class BrokerLink:
-    """Calls to the broker; a call that cannot be answered becomes ``ComponentUnavailable("broker")``."""
+    """Calls to the broker; a call that cannot be answered becomes ``ComponentUnavailable("broker")``.
 
-    def __init__(self, endpoint: str, *, timeout_ms: float = 1000.0) -> None:
+    A DEALER keeps what it could not deliver and sends it when the broker comes back, so a request
+    the sidecar gave up on must not stay queued: the sampler's persistent socket is replaced after a
+    failed poll (``reset``), and on-demand calls (``persistent=False``: the operator's data-agent
+    commands) each use a socket of their own, closed with LINGER 0 — a command answered 503 never
+    runs minutes later.
+    """
+
+    def __init__(self, endpoint: str, *, timeout_ms: float = 1000.0, persistent: bool = True) -> None:
         self.endpoint = endpoint
         self.timeout_ms = timeout_ms
-        self._client = AsyncClient(endpoint, timeout_ms=timeout_ms, retries=0)
+        self.persistent = persistent
+        self._context = zmq.asyncio.Context()
+        self._client: AsyncClient | None = None
+
+    def _new_client(self) -> AsyncClient:
+        return AsyncClient(self.endpoint, timeout_ms=self.timeout_ms, retries=0, context=self._context)
 
     async def start(self) -> None:
-        await self._client.connect()
+        if self.persistent and self._client is None:
+            self._client = self._new_client()
+            await self._client.connect()
+
+    async def reset(self) -> None:
+        """Drop the persistent socket and what it still queues; the next call uses a fresh one."""
+        if self._client is not None:
+            await self._client.close()
+            self._client = None
+        await self.start()
 
     async def close(self) -> None:
-        await self._client.close()
+        if self._client is not None:
+            await self._client.close()
+            self._client = None
+        self._context.term()
 
     async def request(self, method: str, params: dict[str, Any] | None = None, *, timeout_ms: float | None = None,
                       priority: int | None = None) -> dict[str, Any]:
         """The whole reply; raises ComponentUnavailable when the broker does not answer in time."""
         wait = self.timeout_ms if timeout_ms is None else timeout_ms
+        request_id = f"sidecar-{uuid.uuid4().hex}"
         try:
-            return await self._client.request(method, params, request_id=f"sidecar-{uuid.uuid4().hex}",
-                                              priority=priority, timeout_ms=wait, deadline_ms=wait)
+            if self.persistent:
+                if self._client is None:
+                    await self.start()
+                assert self._client is not None
+                return await self._client.request(method, params, request_id=request_id, priority=priority,
+                                                  timeout_ms=wait, deadline_ms=wait)
+            async with self._new_client() as client:
+                return await client.request(method, params, request_id=request_id, priority=priority,
+                                            timeout_ms=wait, deadline_ms=wait)
         except RequestTimeout:
             raise ComponentUnavailable(
                 "broker", f"the broker at {self.endpoint} did not answer {method} within {wait:.0f} ms") from None
@@ -141,6 +174,8 @@ class Sampler:
                 log.warning("broker unreachable: %s", exc)
             self.broker_error = str(exc)
             self.series.gap(ts)
+            if isinstance(exc, ComponentUnavailable):
+                await self.link.reset()  # never deliver stale polls to a broker that comes back
             polled = time.perf_counter()
         else:
             polled = time.perf_counter()

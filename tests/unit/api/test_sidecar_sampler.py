@@ -35,6 +35,10 @@ class FakeLink:
     def __init__(self, replies: dict[str, Any] | None) -> None:
         self.replies = replies
         self.calls: list[str] = []
+        self.resets = 0
+
+    async def reset(self) -> None:
+        self.resets += 1
 
     async def call(self, method: str, params: dict[str, Any] | None = None, **_: Any) -> Any:
         self.calls.append(method)
@@ -61,6 +65,7 @@ async def test_a_failed_poll_is_a_503_and_a_gap() -> None:
     await sampler.tick()
     assert not sampler.broker_up()
     assert sampler.series.ring.last() is not None and sampler.series.ring.last().rps is None  # type: ignore[union-attr]
+    assert sampler.link.resets == 1  # type: ignore[attr-defined]  # no stale polls left queued
     with pytest.raises(ComponentUnavailable) as info:
         sampler.require_status()
     assert info.value.component == "broker" and "no answer" in info.value.message
