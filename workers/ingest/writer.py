@@ -3,9 +3,9 @@
 Readers call ``submit`` (a deque append, O(1), from the event loop). A writer thread wakes every
 ``flush_s`` or as soon as ``batch_rows`` are waiting, and sends everything waiting in INSERTs of at
 most ``batch_rows``. A failed INSERT puts its rows back, marks storage down and retries with backoff;
-the readers keep appending. The buffer is bounded: while storage is down it is first compacted (only
-the newest version of each candle matters, so nothing observable is lost), and only past the bound
-are the oldest rows dropped and counted. Closed candles dropped that way are remembered per stream
+the readers keep appending. The buffer is bounded: at the bound it is first compacted (only the
+newest version of each candle matters, so nothing observable is lost), and only if that frees too
+little are the oldest rows dropped and counted. Closed candles dropped that way are remembered per stream
 so the agent can backfill them from the exchange once storage is back.
 
 The same thread pushes the latest candle of each stream to the price cache after each round.
@@ -69,25 +69,48 @@ class BatchWriter:
         if current is None or row.version >= current.version:
             self._latest[key] = row
         if len(live) >= self.batch_rows:
-            if len(live) + len(self._backfill) > self.max_buffer:
-                self._drop_oldest(live)
             self._wake.set()
+            if len(live) + len(self._backfill) > self.max_buffer:
+                self._make_room()
 
     def submit_backfill(self, rows: list[KlineRow]) -> None:
         """Queue rows fetched from the REST API (kept apart so they do not count in the lag)."""
         self._backfill.extend(rows)
         self._wake.set()
+        if len(self._live) + len(self._backfill) > self.max_buffer:
+            self._make_room()
 
-    def _drop_oldest(self, buffer: deque[KlineRow]) -> None:
-        while len(self._live) + len(self._backfill) > self.max_buffer and buffer:
+    def _make_room(self) -> None:
+        """At the bound: compact (lossless), and only if that frees too little, drop the oldest rows."""
+        for buffer in (self._live, self._backfill):
+            self._compact(buffer)
+        target = int(self.max_buffer * 0.9)
+        for buffer in (self._live, self._backfill):
+            while len(self._live) + len(self._backfill) > target and buffer:
+                try:
+                    row = buffer.popleft()
+                except IndexError:
+                    break
+                self.dropped_rows += 1
+                if row.closed:
+                    key = (row.symbol, row.interval)
+                    self._dropped_closed[key] = min(self._dropped_closed.get(key, row.open_time), row.open_time)
+
+    def _compact(self, buffer: deque[KlineRow]) -> None:
+        """Keep only the newest version of each candle (ClickHouse would keep no other)."""
+        count = len(buffer)
+        newest: dict[tuple[str, str, int], KlineRow] = {}
+        for _ in range(count):
             try:
                 row = buffer.popleft()
             except IndexError:
-                return
-            self.dropped_rows += 1
-            if row.closed:
-                key = (row.symbol, row.interval)
-                self._dropped_closed[key] = min(self._dropped_closed.get(key, row.open_time), row.open_time)
+                break
+            key = (row.symbol, row.interval, row.open_time)
+            kept = newest.get(key)
+            if kept is None or row.version >= kept.version:
+                newest[key] = row
+        self.compacted_rows += count - len(newest)
+        buffer.extendleft(sorted(newest.values(), key=lambda r: r.version, reverse=True))
 
     # -- state --------------------------------------------------------------------------------------
     @property
@@ -124,7 +147,9 @@ class BatchWriter:
         self._thread.start()
 
     def stop(self, timeout_s: float = 10.0) -> None:
-        """Flush what is buffered (for at most ``timeout_s``) and stop the thread."""
+        """Flush what is buffered (for at most ``timeout_s``, 2 s if storage is down) and stop the thread."""
+        if not self.storage_up:
+            timeout_s = min(timeout_s, 2.0)
         self._stop_deadline = time.monotonic() + timeout_s
         self._stop.set()
         self._wake.set()
@@ -142,7 +167,6 @@ class BatchWriter:
                 backoff = 0.0
             else:
                 backoff = min(max(backoff * 2, 0.2), 2.0)
-                self._compact_if_needed()
                 if stopping and time.monotonic() >= self._stop_deadline:
                     log.error("writer stopping with storage down: %d rows not written", self.buffered_rows)
                     return
@@ -189,25 +213,6 @@ class BatchWriter:
             self.storage_up = True
             self.storage_since = time.time()
             log.warning("storage back; catching up %d buffered rows", self.buffered_rows)
-
-    def _compact_if_needed(self) -> None:
-        """While down and over half the bound: keep only the newest version of each candle."""
-        for buffer in (self._live, self._backfill):
-            if self.buffered_rows <= self.max_buffer // 2:
-                return
-            count = len(buffer)
-            newest: dict[tuple[str, str, int], KlineRow] = {}
-            for _ in range(count):
-                try:
-                    row = buffer.popleft()
-                except IndexError:
-                    break
-                key = (row.symbol, row.interval, row.open_time)
-                kept = newest.get(key)
-                if kept is None or row.version >= kept.version:
-                    newest[key] = row
-            self.compacted_rows += count - len(newest)
-            buffer.extendleft(sorted(newest.values(), key=lambda r: r.version, reverse=True))
 
     def _push_cache(self) -> None:
         if self.cache is None:

@@ -32,7 +32,7 @@ def sim_factory() -> Iterator[Callable[..., ExchangeSimulator]]:
     sims: list[ExchangeSimulator] = []
 
     def start(**overrides: Any) -> ExchangeSimulator:
-        config = SimConfig(clock_speed=CLOCK_SPEED, update_interval_ms=UPDATE_INTERVAL_MS, **overrides)
+        config = SimConfig(**{"clock_speed": CLOCK_SPEED, "update_interval_ms": UPDATE_INTERVAL_MS, **overrides})
         sim = ExchangeSimulator(config).start()
         sims.append(sim)
         return sim
