@@ -342,7 +342,11 @@ class Broker:
 
     def _snapshot(self) -> bytes:
         """What workers learn of the broker with each heartbeat (health.check reports it)."""
+        kinds: dict[str, int] = {}
+        for record in self.workers.live.values():
+            kinds[record.kind] = kinds.get(record.kind, 0) + 1
         return orjson.dumps({"queue_depth": len(self.queue), "live_workers": len(self.workers.live),
+                             "workers_by_kind": kinds,
                              "inflight": sum(len(r.inflight) for r in self.workers.live.values()),
                              "sent_at": time.time()})
 

@@ -39,6 +39,8 @@ def health_check(params: HealthCheckParams, ctx: CallContext) -> dict[str, Any]:
             "inflight": ctx.broker.get("inflight"),
             "snapshot_age_s": _age(ctx.broker.get("received_at")),
         }
+        agents = ctx.broker.get("workers_by_kind", {}).get("data-agent", 0)
+        deps = {**deps, "data_agent": {"status": "up" if agents else "absent", "live": agents}}
         reply["dependencies"] = deps
         if any(state["status"] == "down" for state in deps.values()):
             reply["status"] = "degraded"

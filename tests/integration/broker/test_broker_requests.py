@@ -35,6 +35,8 @@ def test_detailed_health_reports_broker_and_dependencies(shared_tacore: TACorePr
     assert data["broker"]["queue_depth"] == 0
     assert data["dependencies"]["database"]["status"] == "up"
     assert data["dependencies"]["cache"] == {"status": "up", "kind": "memory"}
+    assert data["dependencies"]["data_agent"] == {"status": "absent", "live": 0}
+    assert data["status"] == "healthy"
 
 
 async def test_dealer_keeps_many_requests_in_flight_matched_by_request_id(shared_tacore: TACoreProcess) -> None:
