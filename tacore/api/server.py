@@ -1,12 +1,16 @@
 """Process entry point of the sidecar: uvicorn on ``API_BIND_HOST:API_PORT`` until SIGTERM or SIGINT.
 
 uvicorn installs its own SIGTERM/SIGINT handlers: it stops accepting, finishes the requests it holds,
-runs the app's shutdown (the sampler and the broker client close), and ``run`` returns.
+runs the app's shutdown (the sampler and the broker client close). It then re-raises the signal to the
+handler that was there before it; a no-op one makes that a plain return (exit status 0), as the entry
+point contract of ``tacore serve`` asks.
 """
 
 from __future__ import annotations
 
 import logging
+import signal
+from types import FrameType
 
 import uvicorn
 
@@ -33,5 +37,11 @@ def run(settings: Settings) -> None:
     config = uvicorn.Config(create_app(settings), host=host, port=settings.api_port, log_config=None,
                             access_log=False, lifespan="on", timeout_graceful_shutdown=5,
                             server_header=False)
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, _after_shutdown)
     uvicorn.Server(config).run()
     log.info("monitoring sidecar stopped")
+
+
+def _after_shutdown(signum: int, _frame: FrameType | None) -> None:
+    """Receives the signal uvicorn re-raises once it has shut down: nothing left to do."""

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import signal
+
 import httpx
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from sidecar_helpers import Service, spawn, wait_until
 
@@ -63,3 +67,12 @@ def test_unknown_paths_are_404_not_500(bare_stack: Service) -> None:
     with bare_stack.client(key=None) as http:
         assert http.get("/nope").status_code == 404
         assert isinstance(http, httpx.Client)
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_sidecar_exits_cleanly_on_signals(bare_stack: Service, signum: signal.Signals) -> None:
+    api = bare_stack.proc("api")
+    os.kill(api.popen.pid, signum)
+    assert api.popen.wait(10) == 0
+    out = api.output()
+    assert "monitoring sidecar stopped" in out and "Traceback" not in out
