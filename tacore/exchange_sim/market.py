@@ -15,6 +15,7 @@ plausible live updates that converge on the closed candle.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import math
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -39,6 +40,7 @@ _BRIDGE = _STEP * 0.5  # amplitude of the intra-minute bridge
 _GRID = 12  # intra-minute grid points (5 s apart)
 _GRID_MS = MINUTE_MS // _GRID
 _DAY_MINUTES = 1440
+_HOUR_MINUTES = 60
 _DAY_TRADE_IDS = 1_000_000  # trade ids of day d start at d * this (a day has < 700,000 trades)
 # Noise stream numbers: one independent noise per purpose.
 _S_HIGH, _S_LOW, _S_VOL, _S_TRADES, _S_TAKER, _S_TAU_H, _S_TAU_L, _S_BRIDGE = range(100, 108)
@@ -267,6 +269,16 @@ class MinuteDetail:
         )
 
 
+@dataclass(frozen=True, slots=True)
+class _Hour:
+    """One hour of closed minutes plus what live updates inside each minute need."""
+
+    candles: list[Candle]
+    paths: list[tuple[int, ...]]
+    tau_high: list[int]
+    tau_low: list[int]
+
+
 class Market:
     """Closed candles (cached) and open candles at any simulated time, for any listed symbol."""
 
@@ -277,6 +289,7 @@ class Market:
         self._cache_size = cache_size
         self._details: OrderedDict[tuple[str, int], MinuteDetail] = OrderedDict()
         self._prefix: OrderedDict[tuple[str, int], dict[str, Candle | None]] = OrderedDict()
+        self._hours: OrderedDict[tuple[str, int], _Hour] = OrderedDict()
 
     def profile(self, symbol: str) -> SymbolProfile:
         """The symbol's constants (memoised)."""
@@ -303,15 +316,56 @@ class Market:
         return out
 
     def closed(self, symbol: str, interval: str, open_time: int) -> Candle:
-        """One closed candle, cached (the live feed asks for the same ones repeatedly)."""
+        """One closed candle, cached (the live feed asks for the same ones repeatedly).
+
+        Up to 1h it is built from the hour's minutes (generated once per hour), beyond that in one
+        vectorised pass; either way it equals ``closed_range`` exactly (integer aggregation).
+        """
         key = (symbol, interval, open_time)
         candle = self._closed.get(key)
-        if candle is None:
+        if candle is not None:
+            return candle
+        k = INTERVAL_MS[interval] // MINUTE_MS
+        if k <= _HOUR_MINUTES:
+            minute = open_time // MINUTE_MS
+            hour = self._hour(symbol, minute // _HOUR_MINUTES)
+            first = minute % _HOUR_MINUTES
+            parts = hour.candles[first : first + k]
+            candle = parts[0]
+            for part in parts[1:]:
+                candle = candle.then(part)
+            candle = candle.with_span(open_time, close_time_of(open_time, interval))
+        else:
             candle = self.closed_range(symbol, interval, open_time, 1)[0]
-            self._closed[key] = candle
-            if len(self._closed) > self._cache_size:
-                self._closed.popitem(last=False)
+        self._closed[key] = candle
+        if len(self._closed) > self._cache_size:
+            self._closed.popitem(last=False)
         return candle
+
+    def _hour(self, symbol: str, hour: int) -> _Hour:
+        """An hour of minutes with their intra-minute paths, generated in one vectorised pass."""
+        key = (symbol, hour)
+        chunk = self._hours.get(key)
+        if chunk is not None:
+            return chunk
+        prof = self.profile(symbol)
+        first_minute = hour * _HOUR_MINUTES
+        block = minute_block(prof, first_minute, _HOUR_MINUTES)
+        candles = aggregate(block, 1, "1m")
+        minutes = np.arange(first_minute, first_minute + _HOUR_MINUTES, dtype=np.int64)
+        j = np.arange(1, _GRID, dtype=np.int64)
+        x0, x1 = block.x[:-1, None], block.x[1:, None]
+        bridge = _uniform(prof.key, _S_BRIDGE, minutes[:, None] * 16 + j[None, :])
+        rel = x0 + (x1 - x0) * (j.astype(np.float64) / float(_GRID))[None, :] + _BRIDGE * bridge
+        inner = np.clip(_quantize(prof, rel), block.low[:, None], block.high[:, None]).tolist()
+        paths = [(c.open, *row, c.close) for c, row in zip(candles, inner, strict=True)]
+        tau_h = ((0.5 + 0.5 * _uniform(prof.key, _S_TAU_H, minutes)) * (MINUTE_MS - 1)).astype(np.int64)
+        tau_l = ((0.5 + 0.5 * _uniform(prof.key, _S_TAU_L, minutes)) * (MINUTE_MS - 1)).astype(np.int64)
+        chunk = _Hour(candles, paths, tau_h.tolist(), tau_l.tolist())
+        self._hours[key] = chunk
+        if len(self._hours) > 2048:
+            self._hours.popitem(last=False)
+        return chunk
 
     def minute_detail(self, symbol: str, minute: int) -> MinuteDetail:
         """The running minute's closed figures and 5-second path (cached per minute)."""
@@ -319,21 +373,12 @@ class Market:
         detail = self._details.get(key)
         if detail is not None:
             return detail
-        prof = self.profile(symbol)
-        block = minute_block(prof, minute, 1)
-        final = aggregate(block, 1, "1m")[0]
-        x0, x1 = float(block.x[0]), float(block.x[1])
-        j = np.arange(1, _GRID, dtype=np.int64)
-        bridge = _uniform(prof.key, _S_BRIDGE, minute * 16 + j)
-        rel = x0 + (x1 - x0) * (j.astype(np.float64) / float(_GRID)) + _BRIDGE * bridge
-        inner = np.clip(_quantize(prof, rel), final.low, final.high).tolist()
-        path = (final.open, *inner, final.close)
-        highs = tuple(int(v) for v in np.maximum.accumulate(np.array(path, dtype=np.int64)).tolist())
-        lows = tuple(int(v) for v in np.minimum.accumulate(np.array(path, dtype=np.int64)).tolist())
-        taus = _uniform(prof.key, _S_TAU_H, np.array([minute, minute + (1 << 40)], dtype=np.int64))
-        tau_h = int((0.5 + 0.5 * float(taus[0])) * (MINUTE_MS - 1))
-        tau_l = int((0.5 + 0.5 * float(taus[1])) * (MINUTE_MS - 1))
-        detail = MinuteDetail(final, path, highs, lows, tau_h, tau_l)
+        hour = self._hour(symbol, minute // _HOUR_MINUTES)
+        i = minute % _HOUR_MINUTES
+        path = hour.paths[i]
+        highs = tuple(itertools.accumulate(path, max))
+        lows = tuple(itertools.accumulate(path, min))
+        detail = MinuteDetail(hour.candles[i], path, highs, lows, hour.tau_high[i], hour.tau_low[i])
         self._details[key] = detail
         if len(self._details) > 4096:
             self._details.popitem(last=False)
