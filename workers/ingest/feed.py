@@ -26,7 +26,7 @@ from workers.ingest.writer import BatchWriter
 
 log = logging.getLogger("tacore.ingest.feed")
 
-_PUBLISHED_MEMORY = 4096  # closed open-times remembered per stream, to publish each candle once
+_PUBLISHED_MEMORY = 512  # closed open-times remembered per stream, to publish each candle once
 _MAX_STALL_S = 120.0
 
 

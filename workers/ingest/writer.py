@@ -29,6 +29,10 @@ log = logging.getLogger("tacore.ingest.writer")
 
 StreamKey = tuple[str, str]
 
+#: upper bounds (ms) of the lag histogram's buckets; the last bucket is everything above
+LAG_BUCKETS_MS: tuple[int, ...] = (*range(10, 101, 10), *range(125, 501, 25), 600, 700, 800, 900, 1000, 1500,
+                                   2000, 3000, 5000, 10_000)
+
 
 class BatchWriter:
     def __init__(self, store: KlineStore, cache: PriceCache | None, *, batch_rows: int = 10_000,
@@ -53,6 +57,8 @@ class BatchWriter:
         self._latest: dict[StreamKey, KlineRow] = {}
         self._pushed: dict[StreamKey, int] = {}
         self._lags: deque[int] = deque(maxlen=lag_window)
+        self._lag_bounds = np.asarray(LAG_BUCKETS_MS, dtype=np.int64)
+        self._lag_counts = np.zeros(len(LAG_BUCKETS_MS) + 1, dtype=np.int64)  # cumulative since start
         self._dropped_closed: dict[StreamKey, int] = {}
         self._wake = threading.Event()
         self._stop = threading.Event()
@@ -123,12 +129,16 @@ class BatchWriter:
         return dropped
 
     def lag_ms(self) -> dict[str, Any]:
-        """Exchange event time -> row committed (readable), over the last live rows written."""
+        """Exchange event time -> row committed (readable): percentiles over the last live rows written,
+        and a histogram counted since start (``counts[i]``: rows with a lag in (``buckets_ms[i-1]``,
+        ``buckets_ms[i]``], the last count everything above) that a reader can difference between polls."""
         if not self._lags:
-            return {"p50": None, "p99": None, "max": None, "samples": 0}
+            return {"p50": None, "p99": None, "max": None, "samples": 0, "buckets_ms": list(LAG_BUCKETS_MS),
+                    "counts": self._lag_counts.tolist()}
         values = np.fromiter(list(self._lags), dtype=np.int64)
         p50, p99 = np.percentile(values, [50, 99])
-        return {"p50": float(p50), "p99": float(p99), "max": int(values.max()), "samples": int(values.size)}
+        return {"p50": float(p50), "p99": float(p99), "max": int(values.max()), "samples": int(values.size),
+                "buckets_ms": list(LAG_BUCKETS_MS), "counts": self._lag_counts.tolist()}
 
     def reset_lag(self) -> None:
         self._lags.clear()
@@ -197,9 +207,15 @@ class BatchWriter:
                 self.rows_written += len(batch)
                 self.batches += 1
                 if live:
-                    now = self._clock_ms()
-                    self._lags.extend([now - row.event_time for row in batch])
+                    self._record_lag(batch)
         return True
+
+    def _record_lag(self, batch: list[KlineRow]) -> None:
+        now = self._clock_ms()
+        lags = now - np.fromiter((row.event_time for row in batch), dtype=np.int64, count=len(batch))
+        self._lags.extend(lags.tolist())
+        self._lag_counts += np.bincount(np.searchsorted(self._lag_bounds, lags, side="left"),
+                                        minlength=len(self._lag_counts))
 
     def _storage_failed(self, exc: Exception) -> None:
         self.last_error = str(exc)[:300]

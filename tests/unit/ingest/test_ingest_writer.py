@@ -156,6 +156,8 @@ def test_lag_is_measured_from_event_time_to_commit(store: FakeStore) -> None:
         wait_for(lambda: writer.rows_written == 2)
         lag = writer.lag_ms()
         assert lag["samples"] == 2 and lag["max"] == 200 and lag["p50"] == 150.0
+        assert sum(lag["counts"]) == 2
+        assert lag["counts"][lag["buckets_ms"].index(100)] == 1 and lag["counts"][lag["buckets_ms"].index(200)] == 1
         writer.submit_backfill([row(0, 1, closed=True)])  # backfilled rows are not live lag
         wait_for(lambda: writer.rows_written == 3)
         assert writer.lag_ms()["samples"] == 2
