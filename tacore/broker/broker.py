@@ -80,6 +80,8 @@ class Broker:
         self._hb_interval_s = settings.heartbeat_interval_ms / 1000.0
         self._liveness_s = self._hb_interval_s * settings.heartbeat_liveness
         self._stopping = False
+        self._to_clients: list[list[bytes]] = []
+        self._to_workers: list[tuple[Pending, WorkerRecord, list[bytes]]] = []
 
     # -- the loop ---------------------------------------------------------------------------------
     def run(self, stop: threading.Event | None = None) -> None:
@@ -113,6 +115,7 @@ class Broker:
                 if now >= next_heartbeat:
                     self._heartbeat(now)
                     next_heartbeat = now + self._hb_interval_s
+                self._flush()
                 if self.records is not None and self.records.due(now):
                     self.records.flush()
         finally:
@@ -190,11 +193,33 @@ class Broker:
             self._dispatch(item, worker, now)
 
     def _send_client(self, envelope: list[bytes], body: bytes) -> None:
-        try:
-            send_frames(self.frontend, [*envelope, body])
-        except zmq.ZMQError as exc:  # client gone (EHOSTUNREACH) or not reading (EAGAIN)
-            self.counters["reply_undeliverable"] += 1
-            log.debug("reply undeliverable: %s", exc)
+        self._to_clients.append([*envelope, body])
+
+    def _flush(self) -> None:
+        """Send what this wake-up produced, back to back: the I/O thread then writes it in few syscalls."""
+        while self._to_workers:
+            sends, self._to_workers = self._to_workers, []
+            for item, record, frames in sends:
+                if record.dead_at is not None:
+                    continue  # removed meanwhile; _worker_gone already dealt with its requests
+                try:
+                    send_frames(self.backend, frames)
+                except zmq.ZMQError as exc:  # never reached the worker: it cannot have run, so it goes back
+                    log.warning("worker %s unreachable (%s)", record.worker_id, exc)
+                    if record.inflight.pop(item.key, None) is item:
+                        record.slow_inflight -= item.slow
+                        item.attempts -= 1
+                        self.queue.push(item, front=True)
+                    self._worker_gone(record, "unreachable")
+        if self._to_clients:
+            replies, self._to_clients = self._to_clients, []
+            frontend = self.frontend
+            for frames in replies:
+                try:
+                    send_frames(frontend, frames)
+                except zmq.ZMQError as exc:  # client gone (EHOSTUNREACH) or not reading (EAGAIN)
+                    self.counters["reply_undeliverable"] += 1
+                    log.debug("reply undeliverable: %s", exc)
 
     # -- workers ----------------------------------------------------------------------------------
     def _on_worker(self, frames: list[bytes]) -> None:
@@ -269,7 +294,7 @@ class Broker:
     def _feed(self, record: WorkerRecord, now: float) -> None:
         """Give ``record`` queued work while it has credit (never an expired request)."""
         workers = self.workers
-        while record.free > 0 and len(self.queue):
+        while record.free > 0 and len(self.queue) and not self._stopping:
             if not record.inflight:
                 item = self.queue.pop_for(record.methods)
             elif record.slow_inflight:
@@ -291,16 +316,8 @@ class Broker:
         record.slow_inflight += item.slow
         record.inflight[item.key] = item
         self.workers.took(record)
-        try:
-            budget_ms = int((item.deadline - now) * 1000.0) + 1
-            send_frames(self.backend, [record.identity, wp.pack_request(item.key, budget_ms), item.raw])
-        except zmq.ZMQError as exc:  # never reached the worker: it cannot have run, so it goes back
-            log.warning("worker %s unreachable (%s)", record.worker_id, exc)
-            del record.inflight[item.key]
-            record.slow_inflight -= item.slow
-            item.attempts -= 1
-            self._worker_gone(record, "unreachable")
-            self.queue.push(item, front=True)
+        budget_ms = int((item.deadline - now) * 1000.0) + 1
+        self._to_workers.append((item, record, [record.identity, wp.pack_request(item.key, budget_ms), item.raw]))
 
     def _send_worker(self, identity: bytes, frames: list[bytes]) -> None:
         with contextlib.suppress(zmq.ZMQError):
@@ -425,10 +442,13 @@ class Broker:
     # -- shutdown ---------------------------------------------------------------------------------
     def _shutdown(self) -> None:
         """Let in-flight work finish briefly, answer what is left, tell workers, flush the log."""
+        self._stopping = True  # no new dispatches: queued requests are answered below
+        self._flush()
         grace_end = time.monotonic() + 2.0
         while any(r.inflight for r in self.workers.live.values()) and time.monotonic() < grace_end:
             if self.backend.poll(50):
                 self._drain_backend()
+                self._flush()
         now = time.monotonic()
         for item in self.queue.drain():  # never ran: safe to retry
             body = encode_error(item.request_id, ErrorCode.UNAVAILABLE, "broker shutting down; the request was "
@@ -441,6 +461,7 @@ class Broker:
                                     {"worker_id": record.worker_id}, (now - item.received) * 1000.0)
                 self._finish(item, body, ErrorCode.WORKER_LOST, record.worker_id, 0.0, now, cache=False)
             record.inflight.clear()
+        self._flush()
         for identity in list(self.workers.live):
             self._send_worker(identity, [wp.DISCONNECT])
         if self.records is not None:
