@@ -105,10 +105,39 @@ class Feed:
     def tick(self, sim_now: int, full: bool) -> int:
         """Emit closes due by ``sim_now`` and, when ``full``, every open-candle update. Returns frames."""
         self.wakes += 1
+        targets = self._targets()
+        # Open-candle updates are only built when some connection can take them right now, so a
+        # stalled consumer costs the simulator nothing but its closes.
+        if full and not any(not behind for _, behind in targets):
+            full = False
+            for client, _ in targets:
+                client.updates_skipped += len(client.subs)
+                self.hub.counters["updates_skipped"] += len(client.subs)
         batches = self._build(sim_now, full)
         if not batches:
             return 0
-        return self._write(batches)
+        return self._write(batches, targets)
+
+    def _targets(self) -> list[tuple[Client, bool]]:
+        """Connections to write to this wake, each with whether it is too far behind for updates."""
+        hub = self.hub
+        limit = hub.config.write_buffer_limit
+        mono = time.monotonic()
+        out: list[tuple[Client, bool]] = []
+        for client in list(hub.clients.values()):
+            conn = client.conn
+            if client.close_code is not None or conn.state is not State.OPEN or client.is_half_open(mono):
+                continue
+            if not client.subs or conn.transport.is_closing():
+                continue
+            backlog = conn.transport.get_write_buffer_size()
+            if backlog > limit * _DROP_FACTOR:
+                # A consumer this far behind would take the exchange's memory with it: drop it.
+                hub.counters["slow_consumers_dropped"] += 1
+                self.drop(client)
+                continue
+            out.append((client, backlog > limit))
+        return out
 
     def _build(self, sim_now: int, full: bool) -> dict[str, _Batch]:
         hub = self.hub
@@ -148,25 +177,10 @@ class Feed:
         feed.step = -1
         return out
 
-    def _write(self, batches: dict[str, _Batch]) -> int:
+    def _write(self, batches: dict[str, _Batch], targets: list[tuple[Client, bool]]) -> int:
         hub = self.hub
-        limit = hub.config.write_buffer_limit
-        mono = time.monotonic()
         total = 0
-        for client in hub.clients.values():
-            conn = client.conn
-            if client.close_code is not None or conn.state is not State.OPEN or client.is_half_open(mono):
-                continue
-            transport = conn.transport
-            if transport.is_closing():
-                continue
-            backlog = transport.get_write_buffer_size()
-            if backlog > limit * _DROP_FACTOR:
-                # A consumer this far behind would take the exchange's memory with it: drop it.
-                hub.counters["slow_consumers_dropped"] += 1
-                self.drop(client)
-                continue
-            behind = backlog > limit
+        for client, behind in targets:
             parts: list[bytes] = []
             count = 0
             for name in client.subs:
@@ -185,7 +199,7 @@ class Feed:
                         parts.append(part)
                         count += 1
             if parts:
-                transport.write(b"".join(parts))
+                client.conn.transport.write(b"".join(parts))
                 client.messages_sent += count
                 total += count
         hub.counters["messages_sent"] += total
