@@ -70,11 +70,30 @@ def postgres_url() -> Iterator[str]:
     admin.dispose()
 
 
+@pytest.fixture
+def mysql_url() -> Iterator[str]:
+    admin = create_engine("mysql+pymysql://root@127.0.0.1:3306/", isolation_level="AUTOCOMMIT")
+    name = f"tacore_test_{uuid.uuid4().hex[:8]}"
+    try:
+        with admin.connect() as conn:
+            conn.execute(text(f"CREATE DATABASE `{name}`"))
+    except Exception as exc:
+        pytest.fail(f"MariaDB on 127.0.0.1:3306 is not reachable: {exc}")
+    yield f"mysql+pymysql://root@127.0.0.1:3306/{name}"
+    with admin.connect() as conn:
+        conn.execute(text(f"DROP DATABASE IF EXISTS `{name}`"))
+    admin.dispose()
+
+
 @pytest.mark.postgres
-def test_request_log_works_on_postgresql(tacore_factory: Callable[..., TACoreProcess], postgres_url: str) -> None:
-    tacore = tacore_factory(DATABASE_URL=postgres_url)
+@pytest.mark.parametrize(("url_fixture", "dialect"), [("postgres_url", "postgresql"), ("mysql_url", "mysql")])
+def test_request_log_works_on_a_database_server(
+    tacore_factory: Callable[..., TACoreProcess], request: pytest.FixtureRequest, url_fixture: str, dialect: str
+) -> None:
+    url: str = request.getfixturevalue(url_fixture)
+    tacore = tacore_factory(DATABASE_URL=url)
     tacore.wait_healthy(workers=2)
-    asyncio.run(_burst(tacore.frontend, 300, "pg"))
-    wait_until(lambda: _rows(postgres_url, "pg") == 300, 10, "300 requests logged in PostgreSQL")
+    asyncio.run(_burst(tacore.frontend, 300, dialect))
+    wait_until(lambda: _rows(url, dialect) == 300, 10, f"300 requests logged in {dialect}")
     detailed = raw_call(tacore.frontend, {"method": "health.check", "params": {"detailed": True}})
-    assert detailed["data"]["dependencies"]["database"]["kind"] == "postgresql"
+    assert detailed["data"]["dependencies"]["database"]["kind"] == dialect
