@@ -21,6 +21,7 @@ from sidecar_helpers import (
     START_TIMEOUT_S,
     Service,
     free_ports,
+    private_dir,
     service_env,
     spawn,
     wait_until,
@@ -28,8 +29,12 @@ from sidecar_helpers import (
 
 
 @pytest.fixture(scope="session")
-def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
-    tmp = tmp_path_factory.mktemp("service")
+def service() -> Iterator[Service]:
+    with private_dir("service") as tmp:
+        yield from _service(tmp)
+
+
+def _service(tmp: Path) -> Iterator[Service]:
     ports = free_ports(5)
     env = service_env(tmp, ports, API_KEY=API_KEY, WORKER_COUNT="2")
     svc = Service(f"http://127.0.0.1:{ports[4]}", f"tcp://127.0.0.1:{ports[0]}", f"tcp://127.0.0.1:{ports[1]}",
@@ -55,8 +60,13 @@ def http(service: Service) -> Iterator[httpx.Client]:
 
 
 @pytest.fixture
-def bare_stack(tmp_path: Path) -> Iterator[Service]:
+def bare_stack() -> Iterator[Service]:
     """Broker, one worker, recorder-less, and a sidecar without API key: each a separate process."""
+    with private_dir("bare") as tmp:
+        yield from _bare_stack(tmp)
+
+
+def _bare_stack(tmp_path: Path) -> Iterator[Service]:
     ports = free_ports(5)
     env = service_env(tmp_path, ports)
     svc = Service(f"http://127.0.0.1:{ports[4]}", f"tcp://127.0.0.1:{ports[0]}", f"tcp://127.0.0.1:{ports[1]}",

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -75,10 +77,23 @@ class Proc:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
 
+@contextlib.contextmanager
+def private_dir(prefix: str) -> Iterator[Path]:
+    """A working directory outside pytest's basetemp: a concurrent pytest run on the same machine prunes
+    old basetemp directories, and must not delete the SQLite file of a service that is still running."""
+    path = Path(tempfile.mkdtemp(prefix=f"tacore-api-{prefix}-"))
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
 def spawn(name: str, args: list[str], env: dict[str, str], cwd: Path) -> Proc:
     log_path = cwd / f"{name}.out"
     with log_path.open("wb") as out:
-        popen = subprocess.Popen([sys.executable, "-m", "tacore", *args], cwd=cwd, env=env, stdout=out,
+        # ``-m tacore.cli`` is ``tacore``; its command line just does not read "tacore serve", so a
+        # ``pkill -f "tacore serve"`` run by someone else on a shared machine cannot stop these tests
+        popen = subprocess.Popen([sys.executable, "-m", "tacore.cli", *args], cwd=cwd, env=env, stdout=out,
                                  stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
     return Proc(name, popen, log_path)
 

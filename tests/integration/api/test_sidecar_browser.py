@@ -91,6 +91,10 @@ def test_dashboard_updates_live_in_chromium(service: Service, tmp_path: Path) ->
             assert page.locator("#chart-latency canvas").count() == 1
             page.wait_for_timeout(1200)  # one more tick so the chart has the burst
             page.screenshot(path=str(tmp_path / "dashboard.png"), full_page=True)
+
+            page.goto(f"{service.base_url}/docs")  # Swagger UI, also from the package only
+            page.wait_for_selector("text=/workers", timeout=10_000)
+            assert "TACore monitoring sidecar" in page.inner_text(".swagger-ui .info")
         finally:
             browser.close()
     assert (tmp_path / "dashboard.png").stat().st_size > 10_000

@@ -4,17 +4,31 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
-from sidecar_helpers import API_KEY, START_TIMEOUT_S, Service, free_ports, service_env, spawn, wait_until
+from sidecar_helpers import (
+    API_KEY,
+    START_TIMEOUT_S,
+    Service,
+    free_ports,
+    private_dir,
+    service_env,
+    spawn,
+    wait_until,
+)
 
 DEMO_SYMBOLS = {"BTCUSDT", "ETHUSDT", "BNBUSDT", "SOLUSDT"}
 
 
 @pytest.fixture(scope="module")
-def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
-    tmp = tmp_path_factory.mktemp("demo")
+def demo() -> Iterator[Service]:
+    with private_dir("demo") as tmp:
+        yield from _demo(tmp)
+
+
+def _demo(tmp: Path) -> Iterator[Service]:
     ports = free_ports(5)
     env = service_env(tmp, ports, API_KEY=API_KEY, WORKER_COUNT="1")
     svc = Service(f"http://127.0.0.1:{ports[4]}", f"tcp://127.0.0.1:{ports[0]}", f"tcp://127.0.0.1:{ports[1]}",
