@@ -55,42 +55,37 @@ def test_records_buffered_at_shutdown_are_flushed(tacore_factory: Callable[..., 
     assert _rows(f"sqlite:///{tacore.env['DATABASE_PATH']}", "late") == 500
 
 
-@pytest.fixture
-def postgres_url() -> Iterator[str]:
-    admin = create_engine("postgresql+psycopg2://postgres@127.0.0.1:5432/postgres", isolation_level="AUTOCOMMIT")
+_SERVERS = {
+    # dialect: (admin URL, URL of the test database, CREATE/DROP quoting, DROP suffix)
+    "postgresql": ("postgresql+psycopg2://postgres@127.0.0.1:5432/postgres",
+                   "postgresql+psycopg2://postgres@127.0.0.1:5432/{name}", '"', " WITH (FORCE)"),
+    "mysql": ("mysql+pymysql://root@127.0.0.1:3306/", "mysql+pymysql://root@127.0.0.1:3306/{name}", "`", ""),
+}
+
+
+@pytest.fixture(params=sorted(_SERVERS))
+def server_database(request: pytest.FixtureRequest) -> Iterator[tuple[str, str]]:
+    """A fresh database on the machine's PostgreSQL or MariaDB server: (dialect, URL); dropped after."""
+    dialect: str = request.param
+    admin_url, url, quote, drop_suffix = _SERVERS[dialect]
+    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
     name = f"tacore_test_{uuid.uuid4().hex[:8]}"
     try:
         with admin.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
-    except Exception as exc:  # the server is part of this machine's setup; say so loudly if it is missing
-        pytest.fail(f"PostgreSQL on 127.0.0.1:5432 is not reachable: {exc}")
-    yield f"postgresql+psycopg2://postgres@127.0.0.1:5432/{name}"
+            conn.execute(text(f"CREATE DATABASE {quote}{name}{quote}"))
+    except Exception as exc:  # the servers are part of this machine's setup; say so loudly if one is missing
+        pytest.fail(f"{dialect} server is not reachable: {exc}")
+    yield dialect, url.format(name=name)
     with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
-
-
-@pytest.fixture
-def mysql_url() -> Iterator[str]:
-    admin = create_engine("mysql+pymysql://root@127.0.0.1:3306/", isolation_level="AUTOCOMMIT")
-    name = f"tacore_test_{uuid.uuid4().hex[:8]}"
-    try:
-        with admin.connect() as conn:
-            conn.execute(text(f"CREATE DATABASE `{name}`"))
-    except Exception as exc:
-        pytest.fail(f"MariaDB on 127.0.0.1:3306 is not reachable: {exc}")
-    yield f"mysql+pymysql://root@127.0.0.1:3306/{name}"
-    with admin.connect() as conn:
-        conn.execute(text(f"DROP DATABASE IF EXISTS `{name}`"))
+        conn.execute(text(f"DROP DATABASE IF EXISTS {quote}{name}{quote}{drop_suffix}"))
     admin.dispose()
 
 
 @pytest.mark.postgres
-@pytest.mark.parametrize(("url_fixture", "dialect"), [("postgres_url", "postgresql"), ("mysql_url", "mysql")])
 def test_request_log_works_on_a_database_server(
-    tacore_factory: Callable[..., TACoreProcess], request: pytest.FixtureRequest, url_fixture: str, dialect: str
+    tacore_factory: Callable[..., TACoreProcess], server_database: tuple[str, str]
 ) -> None:
-    url: str = request.getfixturevalue(url_fixture)
+    dialect, url = server_database
     tacore = tacore_factory(DATABASE_URL=url)
     tacore.wait_healthy(workers=2)
     asyncio.run(_burst(tacore.frontend, 300, dialect))
