@@ -28,7 +28,7 @@ from workers.ingest.config import IngestConfig
 from workers.ingest.connections import ConnectionConfig, ConnectionListener, ConnectionPool
 from workers.ingest.feed import KlineFeed
 from workers.ingest.limits import attempt_limiter
-from workers.ingest.normalise import INTERVAL_MS, INTERVALS
+from workers.ingest.normalise import INTERVAL_MS, INTERVALS, SYMBOL_RE
 from workers.ingest.subscriptions import SubscriptionFile
 from workers.ingest.writer import BatchWriter
 from workers.methods import klines as kline_methods
@@ -94,8 +94,13 @@ class DataAgent:
                  self.settings.events_endpoint)
 
     def _initial_pairs(self) -> list[Pair]:
-        pairs = list(dict.fromkeys([*self.subscription_file.load(),
-                                    *((s.upper(), i) for s in self.settings.data_agent_symbols for i in INTERVALS)]))
+        configured: list[Pair] = []
+        for raw in self.settings.data_agent_symbols:
+            if SYMBOL_RE.match(raw.strip().upper()):
+                configured.extend((raw.strip().upper(), i) for i in INTERVALS)
+            else:
+                log.error("DATA_AGENT_SYMBOLS: %r is not a symbol; skipped", raw)
+        pairs = list(dict.fromkeys([*self.subscription_file.load(), *configured]))
         symbols = list(dict.fromkeys(s for s, _ in pairs))
         if len(symbols) > self.max_symbols:
             log.error("%d symbols stored/configured, over DATA_AGENT_MAX_SYMBOL=%d: keeping the first %d",

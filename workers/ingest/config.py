@@ -21,7 +21,7 @@ class IngestConfig:
     #: a stream silent this long is re-subscribed (Binance updates klines every 2 s: 3 updates missed);
     #: a connection silent this long is pinged, and replaced when no pong comes back
     stall_s: float = 6.0
-    flush_ms: int = 250
+    flush_ms: int = 100  # rows wait at most this long (plus the INSERT) before they are readable
     batch_rows: int = 10_000
     buffer_rows: int = 1_000_000
     streams_per_connection: int = 400

@@ -36,7 +36,7 @@ LAG_BUCKETS_MS: tuple[int, ...] = (*range(10, 101, 10), *range(125, 501, 25), 60
 
 class BatchWriter:
     def __init__(self, store: KlineStore, cache: PriceCache | None, *, batch_rows: int = 10_000,
-                 flush_s: float = 0.25, max_buffer: int = 1_000_000, lag_window: int = 50_000,
+                 flush_s: float = 0.1, max_buffer: int = 1_000_000, lag_window: int = 50_000,
                  clock_ms: Callable[[], int] | None = None) -> None:
         self.store = store
         self.cache = cache
@@ -168,9 +168,12 @@ class BatchWriter:
 
     def _run(self) -> None:
         backoff = 0.0
+        next_round = time.monotonic() + self.flush_s
         while True:
-            self._wake.wait(backoff or self.flush_s)
+            # rounds every flush_s (not flush_s after the last INSERT ended), sooner when a batch is full
+            self._wake.wait(backoff or max(0.0, next_round - time.monotonic()))
             self._wake.clear()
+            next_round = time.monotonic() + self.flush_s
             stopping = self._stop.is_set()
             self._push_cache()
             if self._write_all():

@@ -50,7 +50,22 @@ def test_forced_disconnect_of_every_connection_recovers_every_candle(
         assert all(r.get("serverShutdown") == 1 for r in reasons), reasons
     wait_complete(agent, sim, checked_streams(), fault)
     assert status["dropped_rows"] == 0
-    assert "1008" not in {str(c) for c in sim_get(sim, "/_sim/stats")["closes_by_code"]}
+    stats = sim_get(sim, "/_sim/stats")
+    assert "1008" not in {str(c) for c in stats["closes_by_code"]}, "frame-rate limit tripped"
+    assert stats["handshakes_refused"] == 0, "connection-attempt limit tripped"
+
+
+def test_server_pings_are_answered_and_the_frame_budget_holds(
+        sim_factory: Callable[..., ExchangeSimulator], agent_factory: Callable[..., Agent]) -> None:
+    sim = sim_factory(ping_interval_s=0.2, pong_timeout_s=1.0)
+    agent = agent_factory(sim, SYMBOLS)
+    agent.wait_flowing(14)
+    agent.call("kline.add_symbols", {"symbols": ["SOLUSDT", "BNBUSDT", "XRPUSDT"]})  # SUBSCRIBEs among the pongs
+    time.sleep(3.0)
+    stats = sim_get(sim, "/_sim/stats")
+    assert stats["pings_sent"] >= 10
+    assert stats["closes_by_code"] == {}, stats["closes_by_code"]
+    assert agent.status()["reconnects"] == 0
 
 
 def test_paused_streams_are_resubscribed_and_their_gap_backfilled(
