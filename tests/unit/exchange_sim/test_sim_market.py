@@ -9,7 +9,8 @@ import pytest
 
 from tacore.exchange_sim.candle import Candle
 from tacore.exchange_sim.intervals import CHILD_INTERVAL, INTERVAL_MS, MINUTE_MS
-from tacore.exchange_sim.market import Market, make_profile
+from tacore.exchange_sim.market import Market
+from tacore.exchange_sim.minutes import make_profile
 
 DAY0 = 1_767_225_600_000  # 2026-01-01T00:00:00Z
 
