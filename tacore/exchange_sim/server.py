@@ -251,7 +251,8 @@ def main(argv: list[str] | None = None) -> int:
     stop = threading.Event()
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
-        stop.set()
+        # Event.set from a handler can deadlock with the main thread's stop.wait (same lock): hand it off.
+        threading.Thread(target=stop.set, daemon=True).start()
 
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
     sim = ExchangeSimulator(config)
