@@ -168,6 +168,7 @@ class WsServer:
         cfg = self.hub.config
         pending: list[tuple[float, asyncio.Future[float]]] = []
         next_ping = time.monotonic() + cfg.ping_interval_s
+        pings = 0
         while True:
             now = time.monotonic()
             pending = [(sent, fut) for sent, fut in pending if not fut.done()]
@@ -178,7 +179,8 @@ class WsServer:
                 self.close(client, CLOSE_PONG_TIMEOUT, "Pong timeout")
                 return
             elif now >= next_ping:
-                payload = str(self.hub.clock.now_ms()).encode()
+                pings += 1
+                payload = f"{self.hub.clock.now_ms()}:{pings}".encode()  # unique, as websockets requires
                 try:
                     waiter = await client.conn.ping(payload)
                 except ConnectionClosed:

@@ -164,3 +164,9 @@ def test_ground_truth_defaults_to_everything_closed_since_start(slow_sim: Exchan
         f"{slow_sim.rest_url}/_sim/closed", params={"symbol": "BTCUSDT", "interval": "5m", "start": START}
     ).json()["candles"]
     assert [c["open_time"] for c in since] == [START + i * 5 * MINUTE for i in range(6)]
+
+
+def test_ping_and_server_time_answer_on_the_simulated_clock(slow_sim: ExchangeSimulator) -> None:
+    assert httpx.get(f"{slow_sim.rest_url}/api/v3/ping").json() == {}
+    server_time = httpx.get(f"{slow_sim.rest_url}/api/v3/time").json()["serverTime"]
+    assert START + 30 * MINUTE <= server_time < START + 31 * MINUTE

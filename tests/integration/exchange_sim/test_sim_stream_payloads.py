@@ -123,3 +123,10 @@ async def test_unlisted_symbol_stream_is_accepted_but_never_carries_data(make_si
             if msg.get("id") == 1:
                 break
     assert msg == {"result": ["ethusdt@kline_1m", "btcusdt@kline_1m"], "id": 1}
+
+
+async def test_raw_path_with_several_streams_sends_unwrapped_events_for_each(sim: ExchangeSimulator) -> None:
+    async with connect(f"{sim.ws_url}/ws/btcusdt@kline_1m/ethusdt@kline_1m") as ws:
+        messages = await collect(ws, 0.3)
+    assert {m["s"] for m in messages} == {"BTCUSDT", "ETHUSDT"}
+    assert all(m["e"] == "kline" for m in messages)
