@@ -163,7 +163,7 @@ class RestApi:
         if limit is None:
             limit = DEFAULT_LIMIT
         if limit < 1:
-            raise BinanceError(-1130, "Invalid data sent for a parameter.")
+            raise BinanceError(-1130, "Data sent for parameter 'limit' is not valid.")
         limit = min(limit, MAX_LIMIT)
         if start is not None and end is not None and start > end:
             raise BinanceError(-1023, "Start time is greater than end time.")
