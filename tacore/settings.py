@@ -55,6 +55,7 @@ class Settings(BaseSettings):
     zmq_backend_port: int = Field(5556, ge=1, le=65535)
     max_request_bytes: int = Field(1024 * 1024, ge=256)
     queue_limit: int = Field(10_000, ge=1)
+    queue_max_bytes: int = Field(256 * 1024 * 1024, ge=1024)
     default_timeout_ms: int = Field(30_000, ge=1)
     heartbeat_interval_ms: int = Field(1_000, ge=50)
     heartbeat_liveness: int = Field(3, ge=2)

@@ -51,13 +51,15 @@ class Broker:
         for sock in (self.frontend, self.backend):
             sock.setsockopt(zmq.ROUTER_MANDATORY, 1)
             sock.setsockopt(zmq.LINGER, 1000)
-            sock.setsockopt(zmq.RCVHWM, 100_000)
             sock.setsockopt(zmq.SNDHWM, 100_000)
-        self.frontend.setsockopt(zmq.MAXMSGSIZE, -1)
+        # Per connection: what a client may have sent that the broker has not read yet. The broker drains
+        # fast, so this only bounds memory under a flood (the sender then blocks or drops, by its own HWM).
+        self.frontend.setsockopt(zmq.RCVHWM, 1000)
+        self.backend.setsockopt(zmq.RCVHWM, 100_000)
         self.frontend.bind(settings.frontend_endpoint)
         self.backend.bind(settings.backend_endpoint)
 
-        self.queue = PendingQueue(settings.queue_limit)
+        self.queue = PendingQueue(settings.queue_limit, settings.queue_max_bytes)
         self.workers = WorkerRegistry()
         self.dedupe = DedupeCache(settings.dedupe_max_entries, settings.dedupe_ttl_s)
         self.stats = BrokerStats()
@@ -176,8 +178,8 @@ class Broker:
         if self.queue.full():
             self.counters["busy"] += 1
             self._send_client(envelope, encode_error(
-                request_id, ErrorCode.BUSY, f"queue full ({self.queue.limit} pending); retry later",
-                {"queue_limit": self.queue.limit}))
+                request_id, ErrorCode.BUSY, f"queue full ({len(self.queue)} pending, {self.queue.bytes} bytes); "
+                "retry later", {"queue_limit": self.queue.limit, "queue_max_bytes": self.queue.max_bytes}))
             self._record(request_id, method, ErrorCode.BUSY, None, request.priority, now, now, 0.0)
             return
         timeout_s = self._default_timeout_s if request.timeout_ms is None else request.timeout_ms / 1000.0
@@ -418,6 +420,7 @@ class Broker:
             "queue_depth": len(self.queue),
             "queue_by_method": self.queue.depth_by_method(),
             "queue_limit": self.queue.limit,
+            "queue_bytes": self.queue.bytes,
             "inflight": sum(len(r.inflight) for r in live),
             "live_workers": len(live),
             "workers": [r.to_wire() for r in live] + [r.to_wire() for r in self.workers.recent_dead(now_wall)],

@@ -41,8 +41,10 @@ class PendingQueue:
     small multiple of the queue's size (memory stays flat under a flood).
     """
 
-    def __init__(self, limit: int) -> None:
+    def __init__(self, limit: int, max_bytes: int = 1 << 62) -> None:
         self.limit = limit
+        self.max_bytes = max_bytes
+        self.bytes = 0
         self._by_method: dict[str, list[deque[Pending]]] = {}
         self._counts: dict[str, int] = {}
         self._size = 0
@@ -52,7 +54,7 @@ class PendingQueue:
         return self._size
 
     def full(self) -> bool:
-        return self._size >= self.limit
+        return self._size >= self.limit or self.bytes >= self.max_bytes
 
     def has(self, method: str) -> bool:
         return self._counts.get(method, 0) > 0
@@ -71,6 +73,7 @@ class PendingQueue:
         item.queued = True
         self._counts[item.method] = self._counts.get(item.method, 0) + 1
         self._size += 1
+        self.bytes += len(item.raw)
         heapq.heappush(self._deadlines, (item.deadline, item.seq, item))
         if len(self._deadlines) > 2 * self._size + 1024:
             self._compact()
@@ -132,6 +135,7 @@ class PendingQueue:
             item.queued = False
         self._counts.clear()
         self._size = 0
+        self.bytes = 0
         self._deadlines.clear()
         return items
 
@@ -139,6 +143,7 @@ class PendingQueue:
         item.queued = False
         self._counts[item.method] -= 1
         self._size -= 1
+        self.bytes -= len(item.raw)
 
     def _compact(self) -> None:
         self._deadlines = [entry for entry in self._deadlines if entry[2].queued]

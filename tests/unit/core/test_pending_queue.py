@@ -64,3 +64,13 @@ def test_deadline_heap_stays_within_a_multiple_of_the_queue_size() -> None:
         queue.push(_item(seq, deadline=1e9))
         assert queue.pop_for(["m"]) is not None
     assert len(queue._deadlines) <= 2 * len(queue) + 1024
+
+
+def test_byte_budget_also_bounds_the_queue() -> None:
+    queue = PendingQueue(100, max_bytes=10)
+    big = _item(1)
+    big.raw = b"x" * 10
+    queue.push(big)
+    assert queue.full()
+    queue.pop_for(["m"])
+    assert not queue.full() and queue.bytes == 0
