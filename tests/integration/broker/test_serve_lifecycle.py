@@ -8,10 +8,12 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+import httpx
 import psutil
 import pytest
 
-from tests.support.processes import TACoreProcess
+from clients import LazyPirateClient
+from tests.support.processes import TACoreProcess, wait_until
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
@@ -35,3 +37,27 @@ def test_bad_setting_stops_start_up_with_a_message_naming_it(tmp_path: Path) -> 
                             env={"PATH": "/usr/bin:/bin", "WORKER_COUNT": "zero"}, timeout=30)
     assert result.returncode == 2
     assert "WORKER_COUNT" in result.stderr
+
+
+@pytest.mark.timeout(90)
+def test_demo_serve_runs_every_component_with_live_data_then_stops_cleanly(
+    tacore_factory: Callable[..., TACoreProcess],
+) -> None:
+    tacore = tacore_factory(["serve", "--demo"], WORKER_COUNT="1")
+    api = f"http://127.0.0.1:{tacore.ports['API_PORT']}"
+
+    def healthy() -> bool:
+        response = httpx.get(f"{api}/health", timeout=2)
+        return response.status_code == 200 and response.json()["components"]["data_agent"]["status"] == "up"
+
+    wait_until(healthy, 45, "the sidecar reporting every component up")
+    with LazyPirateClient(tacore.frontend, timeout_ms=5000) as client:
+        wait_until(lambda: client.call("kline.status")["flowing_streams"] >= 28, 20, "4 demo symbols x 7 streams")
+        market = wait_until(lambda: (m := client.get_market_data(["BTCUSDT"]))["symbols"]["BTCUSDT"]["status"] == "ok"
+                            and m, 20, "a BTCUSDT price")
+    assert market["symbols"]["BTCUSDT"]["price"] > 0
+    assert tacore.proc is not None
+    children = psutil.Process(tacore.proc.pid).children(recursive=True)
+    assert tacore.stop(signal.SIGTERM) == 0, tacore.output()[-3000:]
+    _, alive = psutil.wait_procs(children, timeout=5)
+    assert not alive, f"children left running: {alive}"
