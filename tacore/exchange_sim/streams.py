@@ -99,6 +99,11 @@ def _valid_id(value: Any) -> bool:
     return isinstance(value, str) and len(value) <= 36 and value.isalnum()
 
 
+def _consume(future: asyncio.Future[float]) -> None:
+    if not future.cancelled():
+        future.exception()
+
+
 class WsServer:
     """Binance market-stream endpoint behaviour on top of a websockets server."""
 
@@ -185,7 +190,9 @@ class WsServer:
                     waiter = await client.conn.ping(payload)
                 except ConnectionClosed:
                     return
-                pending.append((now, asyncio.ensure_future(waiter)))
+                future = asyncio.ensure_future(waiter)
+                future.add_done_callback(_consume)  # a ping lost with its connection is not an error
+                pending.append((now, future))
                 self.hub.counters["pings_sent"] += 1
                 next_ping = now + cfg.ping_interval_s
             deadline = next_ping
