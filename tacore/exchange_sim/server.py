@@ -139,7 +139,8 @@ class ExchangeSimulator:
             loop.run_until_complete(self._main())
         except BaseException as exc:  # reported to start() or logged; the thread must not die silently
             self._error = exc
-            log.exception("exchange simulator stopped with an error")
+            if self._ready.is_set():  # before that, start() raises it
+                log.exception("exchange simulator stopped with an error")
         finally:
             self._ready.set()
             loop.close()
