@@ -17,6 +17,7 @@ from tacore.exchange_sim.candle import Candle
 from tacore.exchange_sim.intervals import CHILD_INTERVAL, INTERVAL_MS, MINUTE_MS, close_time_of, open_time_of
 from tacore.exchange_sim.minutes import (
     GRID_MS,
+    IntraMinute,
     SymbolProfile,
     aggregate,
     intra_minute,
@@ -70,15 +71,13 @@ class _Hour:
     """One hour of closed minutes plus what live updates inside each minute need."""
 
     candles: list[Candle]
-    paths: list[tuple[int, ...]]
-    tau_high: list[int]
-    tau_low: list[int]
+    intra: IntraMinute
 
 
 class Market:
     """Closed candles (cached) and open candles at any simulated time, for any listed symbol."""
 
-    def __init__(self, seed: int = 0, cache_size: int = 50_000) -> None:
+    def __init__(self, seed: int = 0, cache_size: int = 20_000) -> None:
         self.seed = seed
         self._profiles: dict[str, SymbolProfile] = {}
         self._closed: OrderedDict[tuple[str, str, int], Candle] = OrderedDict()
@@ -148,10 +147,9 @@ class Market:
         first_minute = hour * _HOUR_MINUTES
         block = minute_block(prof, first_minute, _HOUR_MINUTES)
         candles = aggregate(block, 1, "1m")
-        paths, tau_h, tau_l = intra_minute(prof, block, candles)
-        chunk = _Hour(candles, paths, tau_h, tau_l)
+        chunk = _Hour(candles, intra_minute(prof, block))
         self._hours[key] = chunk
-        if len(self._hours) > 2048:
+        if len(self._hours) > 512:
             self._hours.popitem(last=False)
         return chunk
 
@@ -163,12 +161,14 @@ class Market:
             return detail
         hour = self._hour(symbol, minute // _HOUR_MINUTES)
         i = minute % _HOUR_MINUTES
-        path = hour.paths[i]
+        candle = hour.candles[i]
+        path = hour.intra.path(i, candle)
         highs = tuple(itertools.accumulate(path, max))
         lows = tuple(itertools.accumulate(path, min))
-        detail = MinuteDetail(hour.candles[i], path, highs, lows, hour.tau_high[i], hour.tau_low[i])
+        tau_high, tau_low = int(hour.intra.tau_high[i]), int(hour.intra.tau_low[i])
+        detail = MinuteDetail(candle, path, highs, lows, tau_high, tau_low)
         self._details[key] = detail
-        if len(self._details) > 4096:
+        if len(self._details) > 2048:
             self._details.popitem(last=False)
         return detail
 
@@ -191,7 +191,7 @@ class Market:
                 acc = below if acc is None else acc.then(below)
             prefixes[interval] = acc
         self._prefix[key] = prefixes
-        if len(self._prefix) > 4096:
+        if len(self._prefix) > 1024:
             self._prefix.popitem(last=False)
         return prefixes
 

@@ -228,19 +228,31 @@ def aggregate(block: MinuteBlock, minutes_per_candle: int, interval: str) -> lis
     return out
 
 
-def intra_minute(
-    p: SymbolProfile, block: MinuteBlock, candles: list[Candle]
-) -> tuple[list[tuple[int, ...]], list[int], list[int]]:
-    """For each minute of a block: the price at its 13 grid points (open ... close, always inside
-    the minute's low/high) and the offsets of the trades that make its high and its low."""
-    count = len(candles)
+@dataclass(frozen=True, slots=True)
+class IntraMinute:
+    """Inside each minute of a block: 11 inner grid prices and when the high and the low trade.
+
+    Kept as arrays (an hour is ~6 KB) and turned into Python values one minute at a time.
+    """
+
+    inner: I64  # (minutes, 11) prices at 5 s ... 55 s, inside the minute's low/high
+    tau_high: I64  # ms after the open of the trade that makes the high
+    tau_low: I64
+
+    def path(self, i: int, candle: Candle) -> tuple[int, ...]:
+        """The 13 grid prices of minute ``i``: open, the 11 inner points, close."""
+        return (candle.open, *self.inner[i].tolist(), candle.close)
+
+
+def intra_minute(p: SymbolProfile, block: MinuteBlock) -> IntraMinute:
+    """The 5-second bridge path of every minute of a block, pinned to its open and close."""
+    count = len(block.open)
     minutes = np.arange(block.first_minute, block.first_minute + count, dtype=np.int64)
     j = np.arange(1, GRID, dtype=np.int64)
     x0, x1 = block.x[:-1, None], block.x[1:, None]
     bridge = _uniform(p.key, _S_BRIDGE, minutes[:, None] * 16 + j[None, :])
     rel = x0 + (x1 - x0) * (j.astype(np.float64) / float(GRID))[None, :] + _BRIDGE * bridge
-    inner = np.clip(_quantize(p, rel), block.low[:, None], block.high[:, None]).tolist()
-    paths = [(c.open, *row, c.close) for c, row in zip(candles, inner, strict=True)]
+    inner = np.clip(_quantize(p, rel), block.low[:, None], block.high[:, None])
     tau_h = ((0.5 + 0.5 * _uniform(p.key, _S_TAU_H, minutes)) * (MINUTE_MS - 1)).astype(np.int64)
     tau_l = ((0.5 + 0.5 * _uniform(p.key, _S_TAU_L, minutes)) * (MINUTE_MS - 1)).astype(np.int64)
-    return paths, tau_h.tolist(), tau_l.tolist()
+    return IntraMinute(inner, tau_h, tau_l)

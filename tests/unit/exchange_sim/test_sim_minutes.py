@@ -37,8 +37,9 @@ def test_intra_minute_paths_run_from_open_to_close_inside_the_minute_range() -> 
     prof = make_profile("BTCUSDT", 0)
     block = minute_block(prof, MINUTE0, 60)
     candles = aggregate(block, 1, "1m")
-    paths, tau_high, tau_low = intra_minute(prof, block, candles)
-    for candle, path, th, tl in zip(candles, paths, tau_high, tau_low, strict=True):
+    intra = intra_minute(prof, block)
+    for i, candle in enumerate(candles):
+        path, th, tl = intra.path(i, candle), int(intra.tau_high[i]), int(intra.tau_low[i])
         assert len(path) == GRID + 1 and path[0] == candle.open and path[-1] == candle.close
         assert all(candle.low <= p <= candle.high for p in path)
         assert 0 <= th < 60_000 and 0 <= tl < 60_000
