@@ -143,3 +143,22 @@ async def test_a_silent_connection_does_not_block_new_ones(make_sim: Any) -> Non
         async with connect(f"{sim.ws_url}/ws/btcusdt@kline_1m") as fresh:
             assert (await recv_json(fresh))["s"] == "BTCUSDT"
         stuck.transport.abort()
+
+
+async def test_connections_ending_any_way_leave_no_connection_or_stream_behind(sim: ExchangeSimulator) -> None:
+    for i in range(12):
+        ws = await connect(f"{sim.ws_url}/stream?streams=btcusdt@kline_1m/sym{i:02d}usdt@kline_5m")
+        await recv_json(ws)
+        if i % 3 == 0:
+            await ws.close()
+        elif i % 3 == 1:
+            ws.transport.abort()
+        else:
+            mine = [c["id"] for c in sim.stats()["connections"] if f"sym{i:02d}usdt@kline_5m" in c["streams"]]
+            await _control_async(sim, "disconnect", {"mode": "abort", "connection_id": mine[0]})
+    deadline = time.monotonic() + 5
+    while sim.stats()["live_connections"] and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
+    stats = sim.stats()
+    assert stats["live_connections"] == 0 and stats["active_streams"] == 0
+    assert sum(stats["closes_by_code"].values()) == 12
