@@ -124,13 +124,14 @@
       if (w.state === "dead") tr.className = "dead";
       cell(tr, w.worker_id);
       cell(tr, w.kind);
-      cell(tr, w.state + (w.state === "dead" && w.dead_reason ? ` (${w.dead_reason})` : ""), "state-" + w.state);
+      cell(tr, w.state + (w.state === "dead" ? ` ${ago(w.dead_at, now)}` + (w.dead_reason ? ` (${w.dead_reason})` : "") : ""),
+        "state-" + w.state);
       cell(tr, w.pid === null ? "–" : String(w.pid));
       cell(tr, fmt(w.served), "num");
       cell(tr, fmt(w.failed), "num");
       cell(tr, w.cpu_percent === null ? "–" : w.cpu_percent.toFixed(0), "num");
       cell(tr, w.rss_bytes === null ? "–" : (w.rss_bytes / 1048576).toFixed(0), "num");
-      cell(tr, w.state === "dead" ? ago(w.dead_at, now) : ago(w.last_heartbeat, now), "num");
+      cell(tr, ago(w.last_heartbeat, now), "num");
       cell(tr, (w.current || []).map((c) => c.method).join(", ") || "–");
     }, d.broker.up ? "no workers registered" : "broker down");
 
