@@ -14,6 +14,7 @@ from typing import Any
 from fastapi import Depends, FastAPI
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse
+from sqlalchemy import create_engine
 
 from tacore import __version__
 from tacore.api.broker_link import BrokerLink, Sampler
@@ -35,7 +36,11 @@ Every endpoint but `/health` and `/ping` needs the `X-API-Key` header when `API_
 def create_app(settings: Settings, *, sample_interval_s: float = 1.0) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        engine = make_engine(settings.sqlalchemy_url)
+        try:
+            engine = make_engine(settings.sqlalchemy_url)
+        except Exception as exc:  # e.g. the SQLite directory cannot be made: start, and say so in /health
+            log.error("request log database unusable (%s); /logs and /health report it", exc)
+            engine = create_engine(settings.sqlalchemy_url)
         try:
             create_schema(engine)  # the recorder may not have created it yet; reads then see an empty log
         except Exception as exc:

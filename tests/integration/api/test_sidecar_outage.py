@@ -8,7 +8,7 @@ import signal
 import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
-from sidecar_helpers import Service, spawn, wait_until
+from sidecar_helpers import Service, free_ports, private_dir, service_env, spawn, wait_until
 
 BROKER_BACKED = ["/workers", "/methods", "/metrics/summary", "/connections/count", "/connections/list",
                  "/symbols", "/status", "/ping"]
@@ -76,3 +76,24 @@ def test_sidecar_exits_cleanly_on_signals(bare_stack: Service, signum: signal.Si
     assert api.popen.wait(10) == 0
     out = api.output()
     assert "monitoring sidecar stopped" in out and "Traceback" not in out
+
+
+def test_database_down_is_503_naming_it() -> None:
+    """A sidecar alone, its database a PostgreSQL nobody listens on, no broker: 503s, never a 500."""
+    with private_dir("nodb") as tmp:
+        ports = free_ports(6)
+        env = service_env(tmp, ports[:5], DATABASE_URL=f"postgresql+psycopg2://tacore:x@127.0.0.1:{ports[5]}/tacore")
+        svc = Service(f"http://127.0.0.1:{ports[4]}", "", "", None, tmp, env)
+        svc.procs.append(spawn("api", ["api"], env, tmp))
+        try:
+            with svc.client(key=None) as http:
+                health = wait_until(lambda: (r := http.get("/health")).status_code == 503 and r.json(), 15,
+                                    "the sidecar to answer /health")
+                assert health["components"]["database"]["status"] == "down"
+                assert health["components"]["broker"]["status"] == "down"
+                logs = http.get("/logs")
+                assert logs.status_code == 503 and logs.json()["component"] == "database"
+                assert http.get("/workers").status_code == 503
+                assert http.get("/metrics").status_code == 200
+        finally:
+            svc.close()
