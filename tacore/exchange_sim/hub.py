@@ -30,7 +30,8 @@ class Client:
     combined: bool
     connected_at: float = field(default_factory=time.time)
     subs: dict[str, StreamName] = field(default_factory=dict)
-    recent_frames: deque[float] = field(default_factory=deque)
+    frame_tokens: float = -1.0  # token bucket for incoming frames; -1 = full on first use
+    frame_tokens_at: float = 0.0
     frames_received: int = 0
     messages_sent: int = 0
     updates_skipped: int = 0
@@ -124,15 +125,25 @@ class Hub:
         self.closes_by_code[str(code)] += 1
 
     def count_frame(self, client: Client) -> bool:
-        """Record one incoming frame; False when the connection is over its rate limit."""
+        """Record one incoming frame; False when the connection is over its rate limit.
+
+        A token bucket of ``max_frames_per_s`` refilled at that rate per second: a burst of 6 or a
+        sustained 6 a second trips it, while a client pacing at exactly 5 a second is not punished
+        for frames that the network or this loop's own latency delivered bunched together.
+        """
         now = time.monotonic()
         client.frames_received += 1
         self.counters["frames_received"] += 1
-        window = client.recent_frames
-        window.append(now)
-        while window and now - window[0] >= 1.0:
-            window.popleft()
-        return len(window) <= self.config.max_frames_per_s
+        rate = float(self.config.max_frames_per_s)
+        if client.frame_tokens < 0:
+            client.frame_tokens = rate
+        else:
+            client.frame_tokens = min(rate, client.frame_tokens + (now - client.frame_tokens_at) * rate)
+        client.frame_tokens_at = now
+        if client.frame_tokens < 1.0:
+            return False
+        client.frame_tokens -= 1.0
+        return True
 
     # subscriptions -------------------------------------------------------------------------
     def subscribe(self, client: Client, stream: StreamName) -> None:

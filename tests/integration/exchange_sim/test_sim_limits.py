@@ -44,6 +44,16 @@ async def test_sixth_incoming_message_within_a_second_closes_with_1008(sim: Exch
     await _poll(lambda: _stats(sim)["closes_by_code"].get("1008") == 1)
 
 
+async def test_evenly_paced_ten_messages_a_second_are_closed_with_1008(sim: ExchangeSimulator) -> None:
+    async with connect(f"{sim.ws_url}/ws") as ws:
+        with pytest.raises(ConnectionClosed) as info:
+            for i in range(40):  # 4 s at most; the limit trips after about one
+                await ws.send(f'{{"method":"LIST_SUBSCRIPTIONS","id":{i}}}')
+                await asyncio.sleep(0.1)
+            await ws.recv()
+    assert info.value.rcvd is not None and info.value.rcvd.code == 1008
+
+
 async def test_client_pings_count_toward_the_message_rate_limit(sim: ExchangeSimulator) -> None:
     async with connect(f"{sim.ws_url}/ws", ping_interval=None) as ws:
         for _ in range(6):

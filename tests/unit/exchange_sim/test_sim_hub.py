@@ -21,13 +21,22 @@ def test_the_sixth_frame_within_a_second_breaks_the_rate_limit() -> None:
     assert not hub.count_frame(client)
 
 
-def test_frames_older_than_a_second_leave_the_window() -> None:
+def test_the_allowance_refills_at_five_frames_a_second() -> None:
     hub = Hub(SimConfig())
     client = _client(hub)
     for _ in range(5):
-        hub.count_frame(client)
-    client.recent_frames = type(client.recent_frames)(t - 1.5 for t in client.recent_frames)
-    assert hub.count_frame(client)
+        assert hub.count_frame(client)
+    client.frame_tokens_at -= 0.41  # two frames' worth of time passes
+    assert hub.count_frame(client) and hub.count_frame(client)
+    assert not hub.count_frame(client)
+
+
+def test_pacing_at_exactly_five_a_second_never_trips_the_limit() -> None:
+    hub = Hub(SimConfig())
+    client = _client(hub)
+    for _ in range(50):
+        assert hub.count_frame(client)
+        client.frame_tokens_at -= 0.2
 
 
 def test_connection_attempts_past_the_limit_are_refused_and_counted() -> None:
