@@ -32,6 +32,8 @@ T = TypeVar("T")
 #: A broker snapshot older than this means the broker is down, whatever the last poll said.
 STALE_AFTER_S = 3.0
 RECENT_ERRORS = 50
+#: The data agent's polls share the sampler's tick: bounded so a slow agent cannot delay broker polls much.
+KLINE_TIMEOUT_MS = 700.0
 _ERRORS_SCAN_LIMIT = 100_000  # on start, look for recent errors among the newest rows only
 
 
@@ -170,7 +172,7 @@ class Sampler:
             status, metrics = await asyncio.gather(self.link.call("broker.status", timeout_ms=timeout),
                                                    self.link.call("broker.metrics", timeout_ms=timeout))
         except (ComponentUnavailable, RemoteError) as exc:
-            if self.broker_error is None:
+            if self.broker_error is None or self.ticks == 1:
                 log.warning("broker unreachable: %s", exc)
             self.broker_error = str(exc)
             self.series.gap(ts)
@@ -197,8 +199,8 @@ class Sampler:
             return
         try:
             status, connections = await asyncio.gather(
-                self.link.call("kline.status", {}, timeout_ms=1500, priority=9),
-                self.link.call("kline.connections", {}, timeout_ms=1500, priority=9))
+                self.link.call("kline.status", {}, timeout_ms=KLINE_TIMEOUT_MS, priority=9),
+                self.link.call("kline.connections", {}, timeout_ms=KLINE_TIMEOUT_MS, priority=9))
         except (ComponentUnavailable, RemoteError) as exc:
             self.kline_error = str(exc)
             return
