@@ -8,6 +8,7 @@ import signal
 import subprocess
 
 import httpx
+import psutil
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from sidecar_helpers import Service, free_ports, private_dir, service_env, spawn, wait_until
@@ -17,8 +18,12 @@ BROKER_BACKED = ["/workers", "/methods", "/metrics/summary", "/connections/count
 
 
 def test_keyless_sidecar_stays_on_loopback_and_says_so(bare_stack: Service) -> None:
-    log = bare_stack.proc("api").output()
+    api = bare_stack.proc("api")
+    log = api.output()
     assert "API_KEY is not set" in log and "127.0.0.1" in log
+    listening = [c.laddr for c in psutil.Process(api.popen.pid).net_connections(kind="tcp")
+                 if c.status == psutil.CONN_LISTEN]
+    assert listening and all(addr.ip == "127.0.0.1" for addr in listening), listening
     with bare_stack.client(key=None) as anon:
         assert anon.get("/workers").status_code == 200  # no key configured: no key asked
 
