@@ -12,6 +12,7 @@ from html import escape
 from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any
+from urllib.parse import parse_qs
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
@@ -28,7 +29,7 @@ router = APIRouter(tags=["dashboard"])
 STATIC_DIR = Path(str(resources.files("tacore").joinpath("api/static")))
 _SERIES_FIELDS = ("rps", "errors_ps", "p50_ms", "p95_ms", "p99_ms", "queue_depth")
 _LOGIN_PAGE = """<!doctype html><html><head><meta charset="utf-8"><title>TACore - API key</title>
-<link rel="stylesheet" href="/static/login.css"></head><body><form method="get" action="/">
+<link rel="stylesheet" href="/static/login.css"></head><body><form method="post" action="/login">
 <h1>TACore monitor</h1><p>{message}</p><input type="password" name="api_key" placeholder="API key" autofocus>
 <button type="submit">Open</button></form></body></html>"""
 
@@ -39,18 +40,32 @@ async def dashboard(request: Request, settings: SettingsDep,
                     api_key: Annotated[str | None, Query(include_in_schema=False)] = None) -> Response:
     expected = settings.api_key
     if expected is not None:
-        if api_key is not None:
-            if not key_matches(expected, api_key):
-                return HTMLResponse(_LOGIN_PAGE.format(message="Wrong API key."), status_code=401)
-            redirect = RedirectResponse("/", status_code=303)  # drop the key from the address bar
-            redirect.set_cookie(COOKIE, api_key, httponly=True, samesite="strict", path="/")
-            return redirect
+        if api_key is not None:  # a scripted link; the form posts to /login (keeps the key out of history)
+            return _login(expected, api_key)
         supplied = request.headers.get(HEADER) or request.cookies.get(COOKIE)
         if not key_matches(expected, supplied):
             return HTMLResponse(_LOGIN_PAGE.format(message=escape("This sidecar needs its API key.")),
                                 status_code=401)
     return FileResponse(STATIC_DIR / "index.html", media_type="text/html",
                         headers={"Cache-Control": "no-store"})
+
+
+@router.post("/login", include_in_schema=False)
+async def login(request: Request, settings: SettingsDep) -> Response:
+    """The dashboard's key form (``application/x-www-form-urlencoded``, field ``api_key``)."""
+    if settings.api_key is None:
+        return RedirectResponse("/", status_code=303)
+    form = parse_qs((await request.body())[:4096].decode("utf-8", "replace"))
+    return _login(settings.api_key, (form.get("api_key") or [""])[0])
+
+
+def _login(expected: str, supplied: str) -> Response:
+    """Right key: remember it in an HttpOnly, SameSite=Strict cookie and go to the page; wrong: the form."""
+    if not key_matches(expected, supplied):
+        return HTMLResponse(_LOGIN_PAGE.format(message="Wrong API key."), status_code=401)
+    redirect = RedirectResponse("/", status_code=303)  # drop the key from the address bar
+    redirect.set_cookie(COOKIE, supplied, httponly=True, samesite="strict", path="/")
+    return redirect
 
 
 @router.get("/static/login.css", include_in_schema=False)

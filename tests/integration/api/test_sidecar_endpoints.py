@@ -78,6 +78,11 @@ def test_dashboard_login_sets_a_cookie_and_serves_the_page(service: Service) -> 
         assert "/static/vendor/uPlot.iife.min.js" in page.text
         assert anon.get("/static/vendor/uPlot.iife.min.js").status_code == 200
         assert anon.get("/static/../app.py").status_code == 404
+    with service.client(key=None, follow_redirects=False) as browser:  # the form posts the key
+        assert browser.post("/login", data={"api_key": "nope"}).status_code == 401
+        posted = browser.post("/login", data={"api_key": service.api_key})
+        assert posted.status_code == 303 and posted.headers["location"] == "/"
+        assert browser.get("/").status_code == 200
 
 
 def test_openapi_documents_every_endpoint(http: httpx.Client) -> None:
