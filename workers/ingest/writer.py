@@ -57,6 +57,7 @@ class BatchWriter:
         self._latest: dict[StreamKey, KlineRow] = {}
         self._pushed: dict[StreamKey, int] = {}
         self._lags: deque[int] = deque(maxlen=lag_window)
+        self._insert_ms: deque[float] = deque(maxlen=1000)
         self._lag_bounds = np.asarray(LAG_BUCKETS_MS, dtype=np.int64)
         self._lag_counts = np.zeros(len(LAG_BUCKETS_MS) + 1, dtype=np.int64)  # cumulative since start
         self._dropped_closed: dict[StreamKey, int] = {}
@@ -149,7 +150,16 @@ class BatchWriter:
             "since": self.storage_since, "last_error": self.last_error, "rows_written": self.rows_written,
             "batches": self.batches, "buffered_rows": self.buffered_rows, "buffer_limit": self.max_buffer,
             "dropped_rows": self.dropped_rows, "compacted_rows": self.compacted_rows,
+            "insert_ms": self._insert_stats(),
         }
+
+    def _insert_stats(self) -> dict[str, float | None]:
+        """Duration of the last 1,000 INSERTs (how much of the lag is storage)."""
+        if not self._insert_ms:
+            return {"p50": None, "p99": None, "max": None}
+        values = np.fromiter(list(self._insert_ms), dtype=np.float64)
+        p50, p99 = np.percentile(values, [50, 99])
+        return {"p50": round(float(p50), 3), "p99": round(float(p99), 3), "max": round(float(values.max()), 3)}
 
     # -- writer thread ---------------------------------------------------------------------------------
     def start(self) -> None:
@@ -200,12 +210,14 @@ class BatchWriter:
                     pass
                 if not batch:
                     break
+                started = time.perf_counter()
                 try:
                     self.store.insert(batch)
                 except Exception as exc:
                     buffer.extendleft(reversed(batch))
                     self._storage_failed(exc)
                     return False
+                self._insert_ms.append((time.perf_counter() - started) * 1000.0)
                 self._storage_ok()
                 self.rows_written += len(batch)
                 self.batches += 1
