@@ -13,6 +13,7 @@ import asyncio
 import json
 import multiprocessing
 import os
+import random
 import signal
 import socket
 import statistics
@@ -140,8 +141,10 @@ def sidecar_under_load(base: str, endpoint: str, inflight: int, seconds: float, 
     with httpx.Client(base_url=base, headers={"X-API-Key": API_KEY}, timeout=5) as http:
         time.sleep(1.0)  # let the load reach its pace
         end = time.monotonic() + seconds - 2.0
+        paths = list(timings)
         while time.monotonic() < end:
-            for path in timings:
+            random.shuffle(paths)  # the first probe after a pause pays the wake-up: share it out fairly
+            for path in paths:
                 started = time.perf_counter()
                 reply = http.get(path)
                 timings[path].append((time.perf_counter() - started) * 1000.0)

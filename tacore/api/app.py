@@ -6,6 +6,7 @@ and the tests start the very same app. The sampler starts with the app and stops
 
 from __future__ import annotations
 
+import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -51,6 +52,12 @@ def create_app(settings: Settings, *, sample_interval_s: float = 1.0) -> FastAPI
         sampler = Sampler(poll_link, engine, interval_s=sample_interval_s)
         app.state.engine, app.state.link, app.state.sampler = engine, link, sampler
         app.state.prom_registry = build_registry(sampler)
+        app.openapi()  # build the schema now rather than on the first /docs visit
+        # Everything so far lives as long as the process: move it out of the collector's sight, so a
+        # full collection scans only what requests allocate (~20 ms of pause otherwise, once in a while,
+        # right in some request's latency).
+        gc.collect()
+        gc.freeze()
         sampler.start()
         try:
             yield
