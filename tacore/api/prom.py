@@ -41,6 +41,15 @@ def find_counter(data: dict[str, Any] | None, names: tuple[str, ...]) -> float |
     return None
 
 
+def cache_counts(data: dict[str, Any] | None) -> tuple[float | None, float | None, float | None]:
+    """Cache hits, misses and hit rate from ``kline.status`` (None where the agent does not say)."""
+    hits = find_counter(data, ("cache_hits", "hits"))
+    misses = find_counter(data, ("cache_misses", "misses"))
+    if hits is None or misses is None or hits + misses <= 0:
+        return hits, misses, None
+    return hits, misses, round(hits / (hits + misses), 6)
+
+
 class SidecarCollector(Collector):
     def __init__(self, sampler: Sampler) -> None:
         self.sampler = sampler

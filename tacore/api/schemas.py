@@ -124,6 +124,8 @@ class Summary(BaseModel):
     live_workers: int
     uptime_s: float
     snapshot_age_s: float | None
+    targets: dict[str, dict[str, Any]] = Field(
+        description="the seed's key indicators: p95 < 100 ms, CPU < 80 %, memory < 85 %, cache hit rate > 90 %")
 
 
 # -- the seed's Data Agent API ------------------------------------------------------------------

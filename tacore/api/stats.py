@@ -99,3 +99,22 @@ def totals(metrics: Mapping[str, Any]) -> dict[str, Any]:
         "p95_response_ms": rounded(histogram_quantile(0.95, bounds, merged)),
         "p99_response_ms": rounded(histogram_quantile(0.99, bounds, merged)),
     }
+
+
+#: The seed's key indicators (监控关键指标): what an operator expects, checked on every summary.
+TARGETS: dict[str, tuple[str, float]] = {
+    "p95_response_ms": ("<", 100.0),
+    "cpu_percent": ("<", 80.0),
+    "memory_percent": ("<", 85.0),
+    "cache_hit_rate": (">", 0.90),
+}
+
+
+def check_targets(values: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """Each target with its value and whether it is met (None when there is no value yet)."""
+    out: dict[str, dict[str, Any]] = {}
+    for key, (op, limit) in TARGETS.items():
+        value = values.get(key)
+        met = None if value is None else (value < limit if op == "<" else value > limit)
+        out[key] = {"target": f"{op} {limit:g}", "value": value, "met": met}
+    return out

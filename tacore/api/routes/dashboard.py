@@ -20,9 +20,10 @@ from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Resp
 from tacore.api.broker_link import Sampler
 from tacore.api.deps import SamplerDep, SettingsDep
 from tacore.api.errors import ComponentUnavailable
+from tacore.api.prom import cache_counts
 from tacore.api.routes.methods import method_rows
 from tacore.api.security import COOKIE, HEADER, key_matches, require_key
-from tacore.api.stats import totals
+from tacore.api.stats import check_targets, totals
 
 router = APIRouter(tags=["dashboard"])
 
@@ -119,7 +120,12 @@ def build_view(sampler: Sampler, since: float | None) -> dict[str, Any]:
     view["broker"].update(uptime_s=status.get("uptime_s"), queue_depth=status.get("queue_depth"),
                           inflight=status.get("inflight"), live_workers=status.get("live_workers"),
                           counters=status.get("counters", {}), pid=status.get("pid"))
-    view["summary"] = {**totals(metrics), "rps_1m": rps_1m, "rps_now": None if last is None else last.rps}
+    system = sampler.resources.system
+    _, _, hit_rate = cache_counts(sampler.kline_status)
+    figures = {**totals(metrics), "cache_hit_rate": hit_rate, "cpu_percent": system.get("cpu_percent"),
+               "memory_percent": system.get("memory_percent")}
+    view["summary"] = {**figures, "rps_1m": rps_1m, "rps_now": None if last is None else last.rps,
+                       "targets": check_targets(figures)}
     return view
 
 

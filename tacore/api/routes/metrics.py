@@ -12,7 +12,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from tacore.api import prom
 from tacore.api.deps import SamplerDep
 from tacore.api.schemas import Problem, Summary
-from tacore.api.stats import ratio, rounded, totals
+from tacore.api.stats import check_targets, totals
 
 router = APIRouter(tags=["metrics"])
 
@@ -30,12 +30,11 @@ async def summary(sampler: SamplerDep) -> Summary:
     status = sampler.require_status()
     metrics = sampler.require_metrics()
     rps_1m, _ = sampler.series.rates()
-    hits = prom.find_counter(sampler.kline_status, ("cache_hits",))
-    misses = prom.find_counter(sampler.kline_status, ("cache_misses",))
-    hit_rate = None if hits is None or misses is None else rounded(ratio(hits, hits + misses), 6)
+    hits, misses, hit_rate = prom.cache_counts(sampler.kline_status)
     system = sampler.resources.system
+    figures = totals(metrics)
     return Summary(
-        **totals(metrics),
+        **figures,
         requests_per_second_1m=rps_1m,
         cache_hit_rate=hit_rate,
         cache={"hits": hits, "misses": misses},
@@ -48,4 +47,6 @@ async def summary(sampler: SamplerDep) -> Summary:
         live_workers=int(status.get("live_workers", 0)),
         uptime_s=float(status.get("uptime_s", 0.0)),
         snapshot_age_s=sampler.snapshot_age_s(),
+        targets=check_targets({**figures, "cache_hit_rate": hit_rate, "cpu_percent": system.get("cpu_percent"),
+                               "memory_percent": system.get("memory_percent")}),
     )

@@ -116,6 +116,16 @@
     $("queue").textContent = d.broker.up ? `${fmt(d.broker.queue_depth)} · ${fmt(d.broker.inflight)}` : "–";
     const dead = d.workers.filter((w) => w.state === "dead").length;
     $("workers-count").textContent = d.broker.up ? `${d.workers.length - dead} / ${dead}` : "–";
+    $("cache-hit-rate").textContent = pct(s.cache_hit_rate);
+    const targets = s.targets || {};
+    const mark = (id, keys) => {  // the seed's key indicators: green goal when met, red tile when missed
+      const states = keys.map((k) => (targets[k] || {}).met).filter((m) => m !== null && m !== undefined);
+      $(id).classList.toggle("missed", states.includes(false));
+      $(id).classList.toggle("met", states.length > 0 && !states.includes(false));
+    };
+    mark("tile-latency", ["p95_response_ms"]);
+    mark("tile-resources", ["cpu_percent", "memory_percent"]);
+    mark("tile-cache", ["cache_hit_rate"]);
     const sys = (d.resources || {}).system || {};
     $("resources").textContent = sys.cpu_percent === undefined ? "–"
       : `${sys.cpu_percent.toFixed(0)}% · ${sys.memory_percent.toFixed(0)}%`;

@@ -87,6 +87,8 @@ def test_dashboard_updates_live_in_chromium(service: Service, tmp_path: Path) ->
             _wait_for(page, lambda: "ETHUSDT" in page.inner_text("#kline-symbols-table"), 5, "the subscribed symbols")
             assert "1m 5m 15m 30m 1h 4h 1d" in page.inner_text("#kline-symbols-table")
             assert "connected" in page.inner_text("#kline-conn-table")
+            assert _number(page.inner_text("#cache-hit-rate")) == 75.0  # the fake agent: 3 hits per miss
+            assert "missed" in (page.get_attribute("#tile-cache", "class") or "")  # under the seed's 90 %
             assert page.locator("#chart-rps canvas").count() == 1
             assert page.locator("#chart-latency canvas").count() == 1
             page.wait_for_timeout(1200)  # one more tick so the chart has the burst

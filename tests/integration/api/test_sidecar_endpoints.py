@@ -143,6 +143,8 @@ def test_metrics_summary_has_the_seed_fields(service: Service, http: httpx.Clien
     assert body["p95_response_ms"] <= body["p99_response_ms"]
     assert body["cache_hit_rate"] == pytest.approx(0.75, abs=0.01)  # the fake agent counts 3 hits per miss
     assert body["cpu_percent"] >= 0 and 0 < body["memory_percent"] < 100
+    assert body["targets"]["p95_response_ms"]["target"] == "< 100"
+    assert body["targets"]["cache_hit_rate"]["met"] is False  # 75 % is under the seed's 90 %
 
 
 def test_workers_lists_state_pid_methods_and_heartbeat(http: httpx.Client) -> None:

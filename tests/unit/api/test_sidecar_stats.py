@@ -71,3 +71,14 @@ def test_totals_merge_every_method() -> None:
     assert out["requests_total"] == 20 and out["error_total"] == 5 and out["success_rate"] == 0.75
     assert out["p50_response_ms"] == pytest.approx(1.0)
     assert 5.0 < out["p95_response_ms"] <= 10.0
+
+
+def test_targets_follow_the_seeds_key_indicators() -> None:
+    from tacore.api.stats import check_targets
+
+    out = check_targets({"p95_response_ms": 12.0, "cpu_percent": 95.0, "memory_percent": None,
+                         "cache_hit_rate": 0.95})
+    assert out["p95_response_ms"] == {"target": "< 100", "value": 12.0, "met": True}
+    assert out["cpu_percent"]["met"] is False
+    assert out["memory_percent"]["met"] is None
+    assert out["cache_hit_rate"]["met"] is True and out["cache_hit_rate"]["target"] == "> 0.9"
