@@ -37,8 +37,9 @@ import psutil
 import websockets
 
 from clients import LazyPirateClient
+from tacore.intervals import INTERVALS
 from tacore.store.klines import KlineStore
-from workers.ingest.normalise import INTERVALS, kline_row, stream_name
+from workers.ingest.normalise import kline_row, stream_name
 
 ROOT = Path(__file__).resolve().parents[1]
 PY = sys.executable

@@ -9,20 +9,12 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from tacore.intervals import INTERVAL_MS as INTERVAL_MS
+from tacore.intervals import INTERVALS as INTERVALS
+
 MINUTE_MS = 60_000
 
-# The intervals the simulator produces data for; each nests exactly in the next one, so a candle
-# of one interval is always the aggregate of whole candles of its child interval.
-INTERVAL_MS: dict[str, int] = {
-    "1m": 60_000,
-    "5m": 300_000,
-    "15m": 900_000,
-    "30m": 1_800_000,
-    "1h": 3_600_000,
-    "4h": 14_400_000,
-    "1d": 86_400_000,
-}
-INTERVALS: tuple[str, ...] = tuple(INTERVAL_MS)
+# The simulator produces data for TACore's intervals (INTERVAL_MS, INTERVALS, re-exported here).
 CHILD_INTERVAL: dict[str, str] = {
     "5m": "1m",
     "15m": "5m",

@@ -21,6 +21,7 @@ import httpx
 
 from tacore.errors import InvalidParams, Unavailable
 from tacore.events import EventPublisher
+from tacore.intervals import INTERVAL_MS, INTERVALS
 from tacore.settings import Settings
 from tacore.store.klines import KlineStore, StorageError
 from tacore.store.price_cache import PriceCache, PriceSnapshot, open_price_cache
@@ -28,7 +29,7 @@ from workers.ingest.config import IngestConfig
 from workers.ingest.connections import ConnectionConfig, ConnectionListener, ConnectionPool
 from workers.ingest.feed import KlineFeed
 from workers.ingest.limits import attempt_limiter
-from workers.ingest.normalise import INTERVAL_MS, INTERVALS, SYMBOL_RE
+from workers.ingest.normalise import SYMBOL_RE
 from workers.ingest.subscriptions import SubscriptionFile
 from workers.ingest.writer import BatchWriter
 from workers.methods import klines as kline_methods
@@ -348,7 +349,7 @@ def run(settings: Settings, config: IngestConfig | None = None) -> None:
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, stop.set)
-        await DataAgent(settings, config or IngestConfig.from_env()).serve(stop)
+        await DataAgent(settings, config or IngestConfig.load()).serve(stop)
 
     asyncio.run(main())
     log.info("data agent stopped")

@@ -19,9 +19,10 @@ from typing import Any
 
 import httpx
 
+from tacore.intervals import INTERVAL_MS
 from tacore.store.klines import KlineRow
 from workers.ingest.limits import Backoff
-from workers.ingest.normalise import INTERVAL_MS, PayloadError, rest_row
+from workers.ingest.normalise import PayloadError, rest_row
 
 log = logging.getLogger("tacore.ingest.backfill")
 

@@ -5,10 +5,10 @@ benchmarks), through ``TACORE_INGEST_<FIELD>`` environment variables.
 
 from __future__ import annotations
 
-import os
-from collections.abc import Mapping
-from dataclasses import dataclass, fields
-from typing import Any
+from typing import Annotated
+
+from pydantic import Field, ValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from tacore.errors import ConfigError
 from tacore.store.price_cache import DEFAULT_PREFIX
@@ -16,44 +16,37 @@ from tacore.store.price_cache import DEFAULT_PREFIX
 ENV_PREFIX = "TACORE_INGEST_"
 
 
-@dataclass(frozen=True, slots=True)
-class IngestConfig:
+class IngestConfig(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, frozen=True, extra="forbid")
+
     #: a stream silent this long is re-subscribed (Binance updates klines every 2 s: 3 updates missed);
     #: a connection silent this long is pinged, and replaced when no pong comes back
-    stall_s: float = 6.0
-    flush_ms: int = 100  # rows wait at most this long (plus the INSERT) before they are readable
-    batch_rows: int = 10_000
-    buffer_rows: int = 1_000_000
-    streams_per_connection: int = 400
-    names_per_frame: int = 200
-    frames_per_s: int = 4
-    max_conn_age_s: float = 23.5 * 3600
-    backoff_initial_s: float = 0.5
-    backoff_max_s: float = 30.0
-    connect_attempts_per_5min: int = 250
-    backfill_concurrency: int = 4
+    stall_s: Annotated[float, Field(gt=0)] = 6.0
+    #: rows wait at most this long (plus the INSERT) before they are readable
+    flush_ms: Annotated[int, Field(gt=0)] = 100
+    batch_rows: Annotated[int, Field(gt=0)] = 10_000
+    buffer_rows: Annotated[int, Field(gt=0)] = 1_000_000
+    streams_per_connection: Annotated[int, Field(gt=0, le=1024)] = 400  # the exchange's limit per connection
+    names_per_frame: Annotated[int, Field(gt=0)] = 200
+    frames_per_s: Annotated[int, Field(gt=0, le=5)] = 4  # the exchange closes a connection past 5 frames/s
+    max_conn_age_s: Annotated[float, Field(gt=0)] = 23.5 * 3600
+    backoff_initial_s: Annotated[float, Field(gt=0)] = 0.5
+    backoff_max_s: Annotated[float, Field(gt=0)] = 30.0
+    connect_attempts_per_5min: Annotated[int, Field(gt=0, le=300)] = 250  # the exchange refuses past 300
+    backfill_concurrency: Annotated[int, Field(gt=0)] = 4
     #: how long add_* waits for the exchange to acknowledge new streams before answering "pending"
-    subscribe_wait_s: float = 3.0
+    subscribe_wait_s: Annotated[float, Field(ge=0)] = 3.0
     cache_prefix: str = DEFAULT_PREFIX
-    worker_id: str = "data-agent-1"
+    worker_id: Annotated[str, Field(min_length=1)] = "data-agent-1"
     #: a symbol is checked against the exchange's REST API before it is added
     verify_symbols: bool = True
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> IngestConfig:
-        """Defaults, overridden by ``TACORE_INGEST_<FIELD>`` variables (for a fast simulator: demo, tests)."""
-        env = os.environ if environ is None else environ
-        overrides: dict[str, Any] = {}
-        for f in fields(cls):
-            raw = env.get(ENV_PREFIX + f.name.upper())
-            if raw is None:
-                continue
-            default: Any = f.default
-            try:
-                if isinstance(default, bool):
-                    overrides[f.name] = raw.strip().lower() in ("1", "true", "yes", "on")
-                else:
-                    overrides[f.name] = type(default)(raw)
-            except ValueError:
-                raise ConfigError(f"{ENV_PREFIX}{f.name.upper()}: {raw!r} is not a {type(default).__name__}") from None
-        return cls(**overrides)
+    def load(cls) -> IngestConfig:
+        """Defaults overridden by ``TACORE_INGEST_<FIELD>`` variables; a bad one is named."""
+        try:
+            return cls()
+        except ValidationError as exc:
+            problems = [f"{ENV_PREFIX}{'.'.join(str(p) for p in err['loc']).upper()}: {err['msg']}"
+                        for err in exc.errors()]
+            raise ConfigError("invalid data agent tuning: " + "; ".join(problems)) from None

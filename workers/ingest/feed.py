@@ -18,10 +18,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tacore.events import EventPublisher
+from tacore.intervals import INTERVAL_MS
 from tacore.store.klines import KlineRow, candle_dict
 from workers.ingest.backfill import Backfiller
 from workers.ingest.connections import ConnectionPool, ExchangeConnection
-from workers.ingest.normalise import INTERVAL_MS, PayloadError, kline_row, stream_name
+from workers.ingest.normalise import PayloadError, kline_row, stream_name
 from workers.ingest.writer import BatchWriter
 
 log = logging.getLogger("tacore.ingest.feed")

@@ -16,19 +16,8 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from tacore.intervals import INTERVAL_MS
 from tacore.store.klines import CLOSED_VERSION, KlineRow, version_of
-
-#: The intervals the data agent keeps, with their length in milliseconds.
-INTERVAL_MS: dict[str, int] = {
-    "1m": 60_000,
-    "5m": 300_000,
-    "15m": 900_000,
-    "30m": 1_800_000,
-    "1h": 3_600_000,
-    "4h": 14_400_000,
-    "1d": 86_400_000,
-}
-INTERVALS: tuple[str, ...] = tuple(INTERVAL_MS)
 
 SYMBOL_RE = re.compile(r"^[A-Z0-9]{2,20}$")
 

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import orjson
 
-from workers.ingest.normalise import INTERVAL_MS, SYMBOL_RE
+from tacore.intervals import INTERVAL_MS
+from workers.ingest.normalise import SYMBOL_RE
 
 log = logging.getLogger("tacore.ingest.subscriptions")
 

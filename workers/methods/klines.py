@@ -12,7 +12,8 @@ from typing import Any, Protocol
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from tacore.errors import InvalidParams
-from workers.ingest.normalise import INTERVALS, SYMBOL_RE, stream_name
+from tacore.intervals import INTERVALS
+from workers.ingest.normalise import SYMBOL_RE, stream_name
 from workers.registry import MethodRegistry
 
 MAX_HISTORY_LIMIT = 1000
@@ -45,6 +46,21 @@ def check_symbol(value: Any) -> str:
     return symbol
 
 
+def check_symbols(value: Any) -> list[str]:
+    """A list of symbols, checked one by one (every bad one named), duplicates dropped, order kept."""
+    if not isinstance(value, list):
+        raise ValueError("symbols must be a list of symbols")
+    symbols, problems = [], []
+    for index, item in enumerate(value):
+        try:
+            symbols.append(check_symbol(item))
+        except ValueError as exc:
+            problems.append(f"[{index}] {exc}")
+    if problems:
+        raise ValueError("; ".join(problems))
+    return list(dict.fromkeys(symbols))
+
+
 def check_interval(value: Any) -> str:
     if value not in INTERVALS:
         raise ValueError(f"invalid interval {value!r}: one of {', '.join(INTERVALS)}")
@@ -70,20 +86,7 @@ class StreamParams(_Params):
 class SymbolsParams(_Params):
     symbols: list[str] = Field(min_length=1)
 
-    @field_validator("symbols", mode="before")
-    @classmethod
-    def _symbols(cls, value: Any) -> Any:
-        if not isinstance(value, list):
-            raise ValueError("symbols must be a list of symbols")
-        problems = []
-        for index, item in enumerate(value):
-            try:
-                check_symbol(item)
-            except ValueError as exc:
-                problems.append(f"[{index}] {exc}")
-        if problems:
-            raise ValueError("; ".join(problems))
-        return list(dict.fromkeys(check_symbol(item) for item in value))
+    _symbols = field_validator("symbols", mode="before")(check_symbols)
 
 
 class HistoryParams(_Params):

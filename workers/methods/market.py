@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from tacore.errors import InvalidParams
 from tacore.store.price_cache import PriceSnapshot
-from workers.methods.klines import check_symbol
+from workers.methods.klines import check_symbols
 from workers.registry import MethodRegistry
 
 DAY_MS = 86_400_000
@@ -34,12 +34,7 @@ class MarketDataParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
     symbols: list[str] = Field(min_length=1)
 
-    @field_validator("symbols", mode="before")
-    @classmethod
-    def _symbols(cls, value: Any) -> Any:
-        if not isinstance(value, list):
-            raise ValueError("symbols must be a list of symbols")
-        return list(dict.fromkeys(check_symbol(item) for item in value))
+    _symbols = field_validator("symbols", mode="before")(check_symbols)
 
 
 def _ohlcv(candle: dict[str, Any] | None) -> dict[str, Any] | None:

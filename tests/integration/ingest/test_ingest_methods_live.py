@@ -13,8 +13,8 @@ from ingest_harness import Agent, sim_get, wait_complete
 from clients import RemoteError
 from tacore.events import EventSubscriber
 from tacore.exchange_sim.server import ExchangeSimulator
+from tacore.intervals import INTERVALS
 from tests.support.processes import wait_until
-from workers.ingest.normalise import INTERVALS
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
 

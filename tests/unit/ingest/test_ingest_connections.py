@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from tacore.intervals import INTERVALS
 from workers.ingest.connections import ConnectionConfig, ConnectionPool, ExchangeConnection, _merge
 from workers.ingest.limits import attempt_limiter
-from workers.ingest.normalise import INTERVALS, stream_name
+from workers.ingest.normalise import stream_name
 
 
 class Listener:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
 from workers.ingest.limits import Backoff, SlidingWindow, attempt_limiter, frame_budget
 
 
@@ -55,15 +57,24 @@ def test_backoff_doubles_with_jitter_and_caps_then_resets() -> None:
     assert backoff.next_delay() <= 0.5
 
 
-def test_ingest_tuning_comes_from_environment_overrides() -> None:
-    import pytest
-
+def test_ingest_tuning_comes_from_environment_overrides(monkeypatch: pytest.MonkeyPatch) -> None:
     from tacore.errors import ConfigError
     from workers.ingest.config import IngestConfig
 
-    config = IngestConfig.from_env({"TACORE_INGEST_STALL_S": "0.5", "TACORE_INGEST_BATCH_ROWS": "77",
-                                    "TACORE_INGEST_VERIFY_SYMBOLS": "false", "TACORE_INGEST_WORKER_ID": "x"})
+    assert IngestConfig.load() == IngestConfig()
+    for name, value in {"STALL_S": "0.5", "BATCH_ROWS": "77", "VERIFY_SYMBOLS": "false", "WORKER_ID": "x"}.items():
+        monkeypatch.setenv("TACORE_INGEST_" + name, value)
+    config = IngestConfig.load()
     assert (config.stall_s, config.batch_rows, config.verify_symbols, config.worker_id) == (0.5, 77, False, "x")
-    assert IngestConfig.from_env({}) == IngestConfig()
-    with pytest.raises(ConfigError):
-        IngestConfig.from_env({"TACORE_INGEST_BATCH_ROWS": "many"})
+    monkeypatch.setenv("TACORE_INGEST_BATCH_ROWS", "many")
+    with pytest.raises(ConfigError, match="TACORE_INGEST_BATCH_ROWS"):
+        IngestConfig.load()
+
+
+def test_ingest_tuning_beyond_the_exchange_limits_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    from tacore.errors import ConfigError
+    from workers.ingest.config import IngestConfig
+
+    monkeypatch.setenv("TACORE_INGEST_FRAMES_PER_S", "6")
+    with pytest.raises(ConfigError, match="TACORE_INGEST_FRAMES_PER_S"):
+        IngestConfig.load()

@@ -8,8 +8,9 @@ from typing import Any
 import pytest
 
 from tacore.errors import ErrorCode, InvalidParams, TACoreError
+from tacore.intervals import INTERVALS
 from tacore.store.price_cache import PriceSnapshot
-from workers.ingest.normalise import INTERVALS, stream_name
+from workers.ingest.normalise import stream_name
 from workers.methods import klines, market
 from workers.registry import CallContext, MethodRegistry
 

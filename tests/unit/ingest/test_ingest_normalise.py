@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from tacore.intervals import INTERVALS
 from tacore.store.klines import CANDLE_FIELDS, CLOSED_VERSION, candle_dict, version_of
 from workers.ingest.normalise import (
-    INTERVALS,
     PayloadError,
     kline_row,
     parse_stream_name,

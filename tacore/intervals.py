@@ -1,0 +1,18 @@
+"""The kline intervals TACore keeps (the seed's seven), with their length in milliseconds.
+
+One definition for the data agent, the broker methods and the exchange simulator. Each interval
+nests exactly in the next, so a candle of one is always the aggregate of whole candles of the other.
+"""
+
+from __future__ import annotations
+
+INTERVAL_MS: dict[str, int] = {
+    "1m": 60_000,
+    "5m": 300_000,
+    "15m": 900_000,
+    "30m": 1_800_000,
+    "1h": 3_600_000,
+    "4h": 14_400_000,
+    "1d": 86_400_000,
+}
+INTERVALS: tuple[str, ...] = tuple(INTERVAL_MS)
