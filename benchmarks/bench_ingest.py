@@ -5,7 +5,9 @@ In one run (each phase with its own simulator, agent and data directory, all rea
 1. baseline   the seed's way: one WebSocket reader, one ``INSERT`` per message (``asyncio.to_thread``
               per message, as in the seed), for ``--baseline-s``; rows committed per second.
 2. throughput the data agent (``tacore data-agent``) fed as fast as the simulator goes (700 streams,
-              ``--fast-interval-ms``); kline messages/s received and rows/s written, agent CPU.
+              ``--fast-interval-ms``); kline messages/s received and rows/s written, agent CPU: the peak.
+2b. sustained the data agent at 25,000 messages/s offered on a real-time clock (``--sustained-interval-ms``):
+              the rate it keeps up with, its CPU and lag; the ">= 20,000 msg/s on one core" target.
 3. lag        the simulator on a real-time clock at 3,500 messages/s (700 streams every 200 ms);
               exchange event time -> row committed (readable), p50/p99, agent CPU and memory.
 4. long       (``--long``) ``--long-s`` seconds (600 for the issue's run) at 10,000 messages/s:
@@ -275,6 +277,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--throughput-s", type=float, default=20.0)
     parser.add_argument("--fast-interval-ms", type=float, default=20.0, help="700 streams: 35,000 msg/s offered")
     parser.add_argument("--fast-clock", type=float, default=1.0, help="simulated clock speed of the throughput run")
+    parser.add_argument("--sustained-interval-ms", type=float, default=28.0,
+                        help="700 streams: 25,000 msg/s offered, the sustained-rate run")
+    parser.add_argument("--sustained-s", type=float, default=30.0)
     parser.add_argument("--lag-s", type=float, default=20.0)
     parser.add_argument("--long", action="store_true", help="also the long run at 10,000 msg/s")
     parser.add_argument("--long-s", type=float, default=600.0)
@@ -284,10 +289,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     baseline: float | None = None
-    fast = lag = long = None
+    fast = sustained = lag = long = None
     with tempfile.TemporaryDirectory(prefix="bench-ingest-") as tmp:
         root = Path(tmp)
-        for sub in ("baseline", "throughput", "lag", "long"):
+        for sub in ("baseline", "throughput", "sustained", "lag", "long"):
             (root / sub).mkdir()
         if not args.only_long:
             print("phase 1: the seed's one INSERT per message", flush=True)
@@ -295,6 +300,11 @@ def main(argv: list[str] | None = None) -> int:
             print("phase 2: data agent, simulator as fast as it goes", flush=True)
             fast = run_agent_phase(root / "throughput", name="throughput", clock_speed=args.fast_clock,
                                    interval_ms=args.fast_interval_ms, warmup_s=3.0, seconds=args.throughput_s)
+            offered = 700 * 1000.0 / args.sustained_interval_ms
+            print(f"phase 2b: data agent at {offered:,.0f} msg/s offered, real-time clock", flush=True)
+            sustained = run_agent_phase(root / "sustained", name="sustained", clock_speed=1.0,
+                                        interval_ms=args.sustained_interval_ms, warmup_s=5.0,
+                                        seconds=args.sustained_s)
             print("phase 3: data agent at 3,500 msg/s, real-time clock", flush=True)
             lag = run_agent_phase(root / "lag", name="lag", clock_speed=1.0, interval_ms=200.0, warmup_s=3.0,
                                   seconds=args.lag_s)
@@ -305,15 +315,18 @@ def main(argv: list[str] | None = None) -> int:
                                    warmup_s=args.long_warmup_s, seconds=args.long_s)
 
     rows: list[tuple[str, str, str, str]] = []
-    if baseline is not None and fast is not None and lag is not None:
+    if baseline is not None and fast is not None and sustained is not None and lag is not None:
+        sustained_ok = sustained.msg_rate >= 20_000 and sustained.cores <= 1.0 and (sustained.lag["p99"] or 1e9) < 1000
         rows += [
             ("baseline (seed: 1 INSERT/msg)", f"{baseline:,.0f} rows/s", "", ""),
-            ("agent ingest, messages", f"{fast.msg_rate:,.0f} msg/s", ">= 20,000",
-             "ok" if fast.msg_rate >= 20_000 else "MISSED"),
-            ("agent ingest, rows written", f"{fast.row_rate:,.0f} rows/s", "", ""),
-            ("ratio vs baseline", f"{fast.row_rate / max(baseline, 1e-9):,.0f}x", ">= 100x",
-             "ok" if fast.row_rate >= 100 * baseline else "MISSED"),
-            ("agent CPU at full rate", f"{fast.cores:.2f} cores", "<= 1", "ok" if fast.cores <= 1.0 else "MISSED"),
+            ("agent peak ingest", f"{fast.msg_rate:,.0f} msg/s, {fast.cores:.2f} cores", "", ""),
+            ("agent sustained ingest", f"{sustained.msg_rate:,.0f} msg/s, {sustained.cores:.2f} cores",
+             ">= 20,000 on <= 1 core", "ok" if sustained_ok else "MISSED"),
+            ("sustained lag p50/p99", f"{sustained.lag['p50']} / {sustained.lag['p99']} ms", "", ""),
+            ("sustained rows written", f"{sustained.row_rate:,.0f} rows/s, {sustained.dropped} dropped", "", ""),
+            ("sustained ratio vs baseline", f"{sustained.row_rate / max(baseline, 1e-9):,.0f}x", ">= 100x",
+             "ok" if sustained.row_rate >= 100 * baseline else "MISSED"),
+            ("peak ratio vs baseline", f"{fast.row_rate / max(baseline, 1e-9):,.0f}x", "", ""),
             ("lag p50 at 3,500 msg/s", f"{lag.lag['p50']} ms", "", ""),
             ("lag p99 at 3,500 msg/s", f"{lag.lag['p99']} ms", "<= 400",
              "ok" if (lag.lag["p99"] or 1e9) <= 400 else "MISSED"),
