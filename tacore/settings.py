@@ -59,7 +59,7 @@ class Settings(BaseSettings):
     default_timeout_ms: int = Field(30_000, ge=1)
     heartbeat_interval_ms: int = Field(1_000, ge=50)
     heartbeat_liveness: int = Field(3, ge=2)
-    worker_credit: int = Field(4, ge=1, le=64)
+    worker_credit: int = Field(16, ge=1, le=64)
     dedupe_ttl_s: float = Field(300.0, ge=0)
     dedupe_max_entries: int = Field(100_000, ge=0)
 

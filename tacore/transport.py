@@ -27,17 +27,24 @@ def send_frames(sock: zmq.Socket[Any], frames: list[bytes]) -> None:
     _send(sock, frames[last], _NOBLOCK)
 
 
-def recv_batch(sock: zmq.Socket[Any], limit: int) -> list[list[bytes]]:
+def recv_batch(sock: zmq.Socket[Any], limit: int, *, routed: bool = False) -> list[list[bytes]]:
     """Every multipart message waiting on ``sock``, up to ``limit``; an empty list when none is.
 
     Frames are read as ``zmq.Frame`` to learn "more" from the message itself (a getsockopt costs
-    four times a receive); one ``Again`` ends the batch.
+    four times a receive); one ``Again`` ends the batch. On a ROUTER (``routed``) the first frame is
+    the peer's identity, which is always followed by the message: it is read as plain bytes, which
+    costs a quarter of a ``Frame``.
     """
     batch: list[list[bytes]] = []
     try:
         while len(batch) < limit:
-            frame = _recv(sock, _NOBLOCK, False)
-            frames = [frame.bytes]
+            if routed:
+                identity = _recv(sock, _NOBLOCK, True)
+                frame = _recv(sock, _NOBLOCK, False)
+                frames = [identity, frame.bytes]
+            else:
+                frame = _recv(sock, _NOBLOCK, False)
+                frames = [frame.bytes]
             while frame.more:
                 frame = _recv(sock, _NOBLOCK, False)
                 frames.append(frame.bytes)

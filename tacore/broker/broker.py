@@ -125,12 +125,12 @@ class Broker:
 
     def _drain_frontend(self) -> None:
         on_client = self._on_client
-        for frames in recv_batch(self.frontend, _DRAIN_LIMIT):
+        for frames in recv_batch(self.frontend, _DRAIN_LIMIT, routed=True):
             on_client(frames)
 
     def _drain_backend(self) -> None:
         on_worker = self._on_worker
-        batch = recv_batch(self.backend, _DRAIN_LIMIT * 2)
+        batch = recv_batch(self.backend, _DRAIN_LIMIT * 2, routed=True)
         self.counters["worker_messages"] += len(batch)
         for frames in batch:
             on_worker(frames)
@@ -302,7 +302,7 @@ class Broker:
             elif record.slow_inflight:
                 return
             else:
-                item = self.queue.pop_for([m for m in record.methods if workers.is_fast(m)])
+                item = self.queue.pop_for(record.methods, workers.fast)
             if item is None:
                 return
             if item.deadline <= now:

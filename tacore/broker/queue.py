@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import heapq
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Container
 from dataclasses import dataclass, field
 
 from tacore.protocol.envelope import MAX_PRIORITY
@@ -46,7 +46,7 @@ class PendingQueue:
         self.max_bytes = max_bytes
         self.bytes = 0
         self._by_method: dict[str, list[deque[Pending]]] = {}
-        self._counts: dict[str, int] = {}
+        self._counts: dict[str, int] = {}  # method -> queued requests, only methods with some
         self._size = 0
         self._deadlines: list[tuple[float, int, Pending]] = []
 
@@ -57,10 +57,10 @@ class PendingQueue:
         return self._size >= self.limit or self.bytes >= self.max_bytes
 
     def has(self, method: str) -> bool:
-        return self._counts.get(method, 0) > 0
+        return method in self._counts
 
     def depth_by_method(self) -> dict[str, int]:
-        return {method: count for method, count in self._counts.items() if count}
+        return dict(self._counts)
 
     def push(self, item: Pending, *, front: bool = False) -> None:
         levels = self._by_method.get(item.method)
@@ -78,12 +78,15 @@ class PendingQueue:
         if len(self._deadlines) > 2 * self._size + 1024:
             self._compact()
 
-    def pop_for(self, methods: Iterable[str]) -> Pending | None:
-        """The most urgent request among ``methods``: lowest priority number, then oldest."""
+    def pop_for(self, methods: Container[str], only: Container[str] | None = None) -> Pending | None:
+        """The most urgent request among ``methods`` (and ``only``): lowest priority number, then oldest.
+
+        Walks the methods that have queued requests (few), not the worker's methods (many).
+        """
         best: Pending | None = None
         best_levels: list[deque[Pending]] | None = None
-        for method in methods:
-            if not self._counts.get(method):
+        for method in self._counts:
+            if method not in methods or (only is not None and method not in only):
                 continue
             levels = self._by_method[method]
             for queue in levels:
@@ -99,7 +102,7 @@ class PendingQueue:
         return best
 
     def pop_method(self, method: str) -> Pending | None:
-        if not self._counts.get(method):
+        if method not in self._counts:
             return None
         for queue in self._by_method[method]:
             if queue:
@@ -141,7 +144,11 @@ class PendingQueue:
 
     def _taken(self, item: Pending) -> None:
         item.queued = False
-        self._counts[item.method] -= 1
+        left = self._counts[item.method] - 1
+        if left:
+            self._counts[item.method] = left
+        else:
+            del self._counts[item.method]
         self._size -= 1
         self.bytes -= len(item.raw)
 

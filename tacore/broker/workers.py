@@ -66,6 +66,7 @@ class WorkerRegistry:
         self.servers: dict[str, int] = {}  # method -> live workers serving it
         self.idempotent: dict[str, bool] = {}  # method -> declared idempotent (last declaration wins)
         self.method_ms: dict[str, float] = {}  # method -> moving average of its handler time
+        self.fast: set[str] = set()  # methods whose average is at most FAST_METHOD_MS
 
     def add(self, record: WorkerRecord) -> None:
         self.live[record.identity] = record
@@ -87,11 +88,16 @@ class WorkerRegistry:
 
     def is_fast(self, method: str) -> bool:
         """Unknown methods count as slow until their first replies are measured."""
-        return self.method_ms.get(method, FAST_METHOD_MS + 1.0) <= FAST_METHOD_MS
+        return method in self.fast
 
     def observe(self, method: str, processing_ms: float) -> None:
         old = self.method_ms.get(method)
-        self.method_ms[method] = processing_ms if old is None else old + _EWMA_WEIGHT * (processing_ms - old)
+        average = processing_ms if old is None else old + _EWMA_WEIGHT * (processing_ms - old)
+        self.method_ms[method] = average
+        if average <= FAST_METHOD_MS:
+            self.fast.add(method)
+        else:
+            self.fast.discard(method)
 
     def can_take(self, record: WorkerRecord, method: str) -> bool:
         return not record.inflight or (record.slow_inflight == 0 and self.is_fast(method))
