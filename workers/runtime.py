@@ -114,9 +114,11 @@ class Worker:
         poll_ms = int(min(250.0, self.hb_interval_s * 250.0))
         last_heard = time.monotonic()
         lock = self._lock
+        poller = zmq.Poller()  # one for the session: Socket.poll builds a new one on every call
+        poller.register(sock, zmq.POLLIN)
         while not stop.is_set():
             with lock:
-                batch = recv_batch(sock, self._batch_limit) if sock.poll(poll_ms) else []
+                batch = recv_batch(sock, self._batch_limit) if poller.poll(poll_ms) else []
             now = time.monotonic()
             if not batch:
                 if now - last_heard > self.liveness_s:
