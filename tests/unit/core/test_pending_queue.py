@@ -33,6 +33,23 @@ def test_pop_for_several_methods_takes_the_most_urgent() -> None:
     assert [queue.pop_for(["a", "b"]).seq for _ in range(3)] == [2, 3, 1]  # type: ignore[union-attr]
 
 
+def test_pop_for_with_only_skips_methods_outside_it_even_when_more_urgent() -> None:
+    queue = PendingQueue(100)
+    queue.push(_item(1, method="slow", priority=0))
+    queue.push(_item(2, method="fast", priority=9))
+    item = queue.pop_for({"slow", "fast"}, only={"fast"})
+    assert item is not None and item.seq == 2
+    assert queue.pop_for({"slow", "fast"}, only={"fast"}) is None
+    assert queue.depth_by_method() == {"slow": 1}
+
+
+def test_an_emptied_method_leaves_the_depth_table() -> None:
+    queue = PendingQueue(100)
+    queue.push(_item(1, method="a"))
+    queue.pop_for({"a"})
+    assert queue.depth_by_method() == {} and not queue.has("a") and len(queue) == 0
+
+
 def test_bound_is_reported_full() -> None:
     queue = PendingQueue(2)
     queue.push(_item(1))
