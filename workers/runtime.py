@@ -125,16 +125,16 @@ class Worker:
                     return "broker silent"
                 continue
             last_heard = now
-            replies: list[list[bytes]] = []
+            replies: list[bytes] = []
             for frames in batch:
                 command = frames[0][:wp.COMMAND_LENGTH]
-                if command == wp.REQUEST and len(frames) == 2:
+                if command == wp.REQUEST and len(frames) == 1:
                     try:
-                        seq, budget_ms = wp.unpack_request(frames[0])
+                        seq, budget_ms, body = wp.unpack_request(frames[0])
                     except wp.MalformedMessage as exc:
                         log.warning("worker %s: %s", self.worker_id, exc)
                         continue
-                    replies.append(self._handle(seq, budget_ms, frames[1], now))
+                    replies.append(self._handle(seq, budget_ms, body, now))
                 elif command == wp.HEARTBEAT:
                     if len(frames) > 1:
                         try:
@@ -150,11 +150,11 @@ class Worker:
             if replies:
                 with lock:
                     for reply in replies:
-                        send_frames(sock, reply)
+                        send_frames(sock, [reply])
         return "stopping"
 
     # -- one request ------------------------------------------------------------------------------
-    def _handle(self, seq: bytes, budget_ms: int | None, body: bytes, received: float) -> list[bytes]:
+    def _handle(self, seq: bytes, budget_ms: int | None, body: bytes, received: float) -> bytes:
         started = time.perf_counter()
         request_id: str | None = None
         try:
@@ -171,17 +171,16 @@ class Worker:
             ctx = CallContext(request_id, method, self.worker_id, deadline, self.broker_snapshot)
             data = spec.invoke(request.get("params") or {}, ctx)
             elapsed_ms = (time.perf_counter() - started) * 1000.0
-            reply = encode_reply(request_id, data, elapsed_ms)
-            command = wp.pack_reply(seq, True, elapsed_ms)
+            reply = wp.pack_reply(seq, True, elapsed_ms, None, encode_reply(request_id, data, elapsed_ms))
         except TACoreError as exc:
             elapsed_ms = (time.perf_counter() - started) * 1000.0
-            reply = encode_error(request_id, exc.code, exc.message, exc.details, elapsed_ms)
-            command = wp.pack_reply(seq, False, elapsed_ms, str(exc.code))
+            reply = wp.pack_reply(seq, False, elapsed_ms, str(exc.code),
+                                  encode_error(request_id, exc.code, exc.message, exc.details, elapsed_ms))
         except Exception as exc:
             elapsed_ms = (time.perf_counter() - started) * 1000.0
             log.exception("worker %s: handler failed (request_id=%s)", self.worker_id, request_id)
-            reply = encode_error(request_id if isinstance(request_id, str) else None, ErrorCode.INTERNAL,
-                                 f"{type(exc).__name__}: {exc}", None, elapsed_ms)
-            command = wp.pack_reply(seq, False, elapsed_ms, str(ErrorCode.INTERNAL))
+            reply = wp.pack_reply(seq, False, elapsed_ms, str(ErrorCode.INTERNAL), encode_error(
+                request_id if isinstance(request_id, str) else None, ErrorCode.INTERNAL,
+                f"{type(exc).__name__}: {exc}", None, elapsed_ms))
         self.served += 1
-        return [command, reply]
+        return reply

@@ -230,16 +230,16 @@ class Broker:
         record = self.workers.live.get(identity)
         now = time.monotonic()
         if command == wp.REPLY:
-            if record is None or len(frames) != 3:
+            if record is None or len(frames) != 2:
                 self._send_worker(identity, [wp.DISCONNECT])
                 return
             record.expires_at = now + self._liveness_s
             try:
-                seq, ok, processing_ms, code = wp.unpack_reply(frames[1])
+                seq, ok, processing_ms, code, body = wp.unpack_reply(frames[1])
             except wp.MalformedMessage as exc:
                 log.warning("worker %s: %s", record.worker_id, exc)
                 return
-            self._on_reply(record, seq, ok, processing_ms, code, frames[2], now)
+            self._on_reply(record, seq, ok, processing_ms, code, body, now)
         elif command == wp.HEARTBEAT:
             if record is None:
                 self._send_worker(identity, [wp.DISCONNECT])
@@ -319,7 +319,7 @@ class Broker:
         record.inflight[item.key] = item
         self.workers.took(record)
         budget_ms = int((item.deadline - now) * 1000.0) + 1
-        self._to_workers.append((item, record, [record.identity, wp.pack_request(item.key, budget_ms), item.raw]))
+        self._to_workers.append((item, record, [record.identity, wp.pack_request(item.key, budget_ms, item.raw)]))
 
     def _send_worker(self, identity: bytes, frames: list[bytes]) -> None:
         with contextlib.suppress(zmq.ZMQError):
