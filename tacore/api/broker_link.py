@@ -130,6 +130,7 @@ class Sampler:
         self.timings: dict[str, float] = {"poll_ms": 0.0, "work_ms": 0.0, "lag_ms": 0.0, "lag_max_ms": 0.0}
         self._lags: deque[float] = deque(maxlen=60)
         self._memo: dict[str, tuple[int, float, Any]] = {}
+        self._warm: dict[str, Callable[[], Any]] = {}
         self._last_log_id: int | None = None
         self._task: asyncio.Task[None] | None = None
 
@@ -187,6 +188,7 @@ class Sampler:
             self.broker_ok_at, self.broker_error = ts, None
             self.series.observe(ts, metrics)
         self.resources.sample(local_targets(self.status) if self.broker_up() and self.status else {})
+        self._rebuild_warm()
         self.timings["poll_ms"] = round((polled - started) * 1000.0, 3)
         self.timings["work_ms"] = round((time.perf_counter() - polled) * 1000.0, 3)
         if self.ticks % self.kline_every == 1 or self.kline_every == 1:
@@ -241,6 +243,21 @@ class Sampler:
         value = build()
         self._memo[key] = (self.ticks, now, value)
         return value
+
+    def keep_warm(self, key: str, build: Callable[[], Any]) -> None:
+        """Build ``key``'s memo entry in every tick, right after the poll, instead of in the first request
+        after it: a scrape then never pays for a rendering (under load that is the slowest request's cost).
+        """
+        self._warm[key] = build
+
+    def _rebuild_warm(self) -> None:
+        for key, build in self._warm.items():
+            try:
+                value = build()
+            except Exception:  # e.g. a 503 while the broker is down: the request path builds and raises it
+                self._memo.pop(key, None)
+                continue
+            self._memo[key] = (self.ticks, time.monotonic(), value)
 
     def broker_up(self) -> bool:
         return (self.broker_error is None and self.broker_ok_at is not None

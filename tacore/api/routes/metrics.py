@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
-from prometheus_client import CONTENT_TYPE_LATEST
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry
 
 from tacore.api import prom
 from tacore.api.deps import SamplerDep
@@ -20,8 +20,16 @@ router = APIRouter(tags=["metrics"])
 @router.get("/metrics", response_class=Response, summary="Prometheus exposition",
             responses={200: {"content": {CONTENT_TYPE_LATEST: {}}, "description": "text format 0.0.4"}})
 async def metrics(request: Request, sampler: SamplerDep) -> Response:
-    body = sampler.memo("metrics", lambda: prom.render(request.app.state.prom_registry))
+    body = sampler.memo(MEMO_KEY, lambda: render(request.app.state.prom_registry))
     return Response(body, media_type=CONTENT_TYPE_LATEST)
+
+
+MEMO_KEY = "metrics"
+
+
+def render(registry: CollectorRegistry) -> bytes:
+    """The exposition, as the sampler keeps it warm (``Sampler.keep_warm``) and the route serves it."""
+    return prom.render(registry)
 
 
 @router.get("/metrics/summary", response_model=Summary, responses={503: {"model": Problem}},

@@ -22,10 +22,18 @@ async def workers(
     kind: Annotated[str | None, Query(min_length=1, max_length=64, description="e.g. worker, data-agent")] = None,
 ) -> Response:
     if state is None and kind is None:  # the common case: rendered once per broker poll
-        body = sampler.memo("workers", lambda: workers_reply(sampler, None, None).model_dump_json().encode())
+        body = sampler.memo(MEMO_KEY, lambda: render(sampler))
     else:
         body = workers_reply(sampler, state, kind).model_dump_json().encode()
     return Response(body, media_type="application/json")
+
+
+MEMO_KEY = "workers"
+
+
+def render(sampler: Sampler) -> bytes:
+    """The unfiltered reply, as the sampler keeps it warm (``Sampler.keep_warm``) and the route serves it."""
+    return workers_reply(sampler, None, None).model_dump_json().encode()
 
 
 def workers_reply(sampler: Sampler, state: str | None, kind: str | None) -> WorkersReply:

@@ -131,3 +131,26 @@ def test_key_comparison() -> None:
     assert not key_matches("secret", "Secret")
     assert not key_matches("secret", None)
     assert not key_matches("secret", "")
+
+
+async def test_a_kept_warm_view_is_built_by_the_tick_and_not_by_the_next_request() -> None:
+    sampler = _sampler({"broker.status": _status([_worker("w1")]), "broker.metrics": METRICS})
+    builds: list[int] = []
+    sampler.keep_warm("view", lambda: builds.append(sampler.ticks) or len(builds))
+    await sampler.tick()
+    assert builds == [1]
+    assert sampler.memo("view", lambda: pytest.fail("the request rendered the view")) == 1
+    await sampler.tick()
+    assert builds == [1, 2] and sampler.memo("view", lambda: -1) == 2
+
+
+async def test_a_warm_build_that_fails_leaves_the_request_to_build_and_raise() -> None:
+    replies: dict[str, Any] = {"broker.status": _status([_worker("w1")]), "broker.metrics": METRICS}
+    sampler = _sampler(replies)
+    sampler.keep_warm("status", lambda: sampler.require_status()["live_workers"])
+    await sampler.tick()
+    assert sampler.memo("status", lambda: -1) == 1
+    sampler.link.replies = None  # type: ignore[attr-defined]  # the broker goes away
+    await sampler.tick()
+    with pytest.raises(ComponentUnavailable):
+        sampler.memo("status", sampler.require_status)
