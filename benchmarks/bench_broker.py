@@ -42,14 +42,13 @@ print("ready", flush=True)
 zmq.proxy(front, back)
 """
 
-REP_WORKER_SCRIPT = r"""
+# The JSON work of TACore's health.check, done by the workers of both baselines.
+_HEALTH_WORK = r"""
 import os, sys, time, orjson, zmq
 started = time.time()
-ctx = zmq.Context()
-sock = ctx.socket(zmq.REP); sock.connect(sys.argv[1])
 worker_id = sys.argv[2]
-while True:
-    body = sock.recv()
+
+def health_check(body):
     t0 = time.perf_counter()
     request = orjson.loads(body)
     params = request.get("params") or {}
@@ -58,7 +57,13 @@ while True:
             "worker_id": worker_id, "pid": os.getpid()}
     reply = {"status": "success", "request_id": request.get("request_id"), "data": data, "error": None,
              "processing_time_ms": round((time.perf_counter() - t0) * 1000, 3), "timestamp": round(time.time(), 3)}
-    sock.send(orjson.dumps(reply))
+    return orjson.dumps(reply)
+"""
+
+REP_WORKER_SCRIPT = _HEALTH_WORK + r"""
+sock = zmq.Context().socket(zmq.REP); sock.connect(sys.argv[1])
+while True:
+    sock.send(health_check(sock.recv()))
 """
 
 # The ZeroMQ guide's load-balancing broker (lbbroker), with REQ workers that say READY first.
@@ -83,24 +88,12 @@ while True:
         back.send_multipart([idle.pop(0), b"", client, *rest])
 """
 
-PLAIN_WORKER_SCRIPT = r"""
-import os, sys, time, orjson, zmq
-started = time.time()
-ctx = zmq.Context()
-sock = ctx.socket(zmq.REQ); sock.connect(sys.argv[1])
-worker_id = sys.argv[2]
+PLAIN_WORKER_SCRIPT = _HEALTH_WORK + r"""
+sock = zmq.Context().socket(zmq.REQ); sock.connect(sys.argv[1])
 sock.send(b"READY")
 while True:
     client, empty, body = sock.recv_multipart()
-    t0 = time.perf_counter()
-    request = orjson.loads(body)
-    params = request.get("params") or {}
-    detailed = bool(params.get("detailed", False))
-    data = {"status": "healthy", "version": "0.1.0", "uptime_s": round(time.time() - started, 3),
-            "worker_id": worker_id, "pid": os.getpid()}
-    reply = {"status": "success", "request_id": request.get("request_id"), "data": data, "error": None,
-             "processing_time_ms": round((time.perf_counter() - t0) * 1000, 3), "timestamp": round(time.time(), 3)}
-    sock.send_multipart([client, empty, orjson.dumps(reply)])
+    sock.send_multipart([client, empty, health_check(body)])
 """
 
 
@@ -167,30 +160,26 @@ def start_tacore(workdir: Path) -> Target:
     return Target("tacore", endpoint, [proc], broker_pid)
 
 
-def start_proxy() -> Target:
+def start_baseline(name: str, broker_script: str, worker_script: str) -> Target:
+    """A broker script and 2 worker scripts, each a process of its own, on free ports."""
     front, back = free_port(), free_port()
-    proxy = subprocess.Popen([sys.executable, "-c", PROXY_SCRIPT, f"tcp://127.0.0.1:{front}",
-                              f"tcp://127.0.0.1:{back}"], stdout=subprocess.PIPE)
-    assert proxy.stdout is not None
-    proxy.stdout.readline()
-    workers = [subprocess.Popen([sys.executable, "-c", REP_WORKER_SCRIPT, f"tcp://127.0.0.1:{back}", f"rep{i}"])
-               for i in (1, 2)]
-    endpoint = f"tcp://127.0.0.1:{front}"
-    wait_for(endpoint)
-    return Target("zmq.proxy", endpoint, [proxy, *workers], proxy.pid)
-
-
-def start_plain_broker() -> Target:
-    front, back = free_port(), free_port()
-    broker = subprocess.Popen([sys.executable, "-c", PLAIN_BROKER_SCRIPT, f"tcp://127.0.0.1:{front}",
+    broker = subprocess.Popen([sys.executable, "-c", broker_script, f"tcp://127.0.0.1:{front}",
                                f"tcp://127.0.0.1:{back}"], stdout=subprocess.PIPE)
     assert broker.stdout is not None
     broker.stdout.readline()
-    workers = [subprocess.Popen([sys.executable, "-c", PLAIN_WORKER_SCRIPT, f"tcp://127.0.0.1:{back}",
-                                 f"plain{i}"]) for i in (1, 2)]
+    workers = [subprocess.Popen([sys.executable, "-c", worker_script, f"tcp://127.0.0.1:{back}", f"{name}-{i}"])
+               for i in (1, 2)]
     endpoint = f"tcp://127.0.0.1:{front}"
     wait_for(endpoint)
-    return Target("plain", endpoint, [broker, *workers], broker.pid)
+    return Target(name, endpoint, [broker, *workers], broker.pid)
+
+
+def start_proxy() -> Target:
+    return start_baseline("zmq.proxy", PROXY_SCRIPT, REP_WORKER_SCRIPT)
+
+
+def start_plain_broker() -> Target:
+    return start_baseline("plain", PLAIN_BROKER_SCRIPT, PLAIN_WORKER_SCRIPT)
 
 
 def latency_round(endpoint: str, requests: int) -> list[float]:
