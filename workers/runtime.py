@@ -155,8 +155,10 @@ class Worker:
 
     # -- one request ------------------------------------------------------------------------------
     def _handle(self, seq: bytes, budget_ms: int | None, body: bytes, received: float) -> bytes:
+        """The REPLY frame for one REQUEST: the client's reply plus the status the broker keeps stats by."""
         started = time.perf_counter()
         request_id: str | None = None
+        code: str | None = None
         try:
             request = orjson.loads(body)
             request_id = request.get("request_id")
@@ -171,16 +173,16 @@ class Worker:
             ctx = CallContext(request_id, method, self.worker_id, deadline, self.broker_snapshot)
             data = spec.invoke(request.get("params") or {}, ctx)
             elapsed_ms = (time.perf_counter() - started) * 1000.0
-            reply = wp.pack_reply(seq, True, elapsed_ms, None, encode_reply(request_id, data, elapsed_ms))
+            reply = encode_reply(request_id, data, elapsed_ms)
         except TACoreError as exc:
             elapsed_ms = (time.perf_counter() - started) * 1000.0
-            reply = wp.pack_reply(seq, False, elapsed_ms, str(exc.code),
-                                  encode_error(request_id, exc.code, exc.message, exc.details, elapsed_ms))
+            code = str(exc.code)
+            reply = encode_error(request_id, exc.code, exc.message, exc.details, elapsed_ms)
         except Exception as exc:
             elapsed_ms = (time.perf_counter() - started) * 1000.0
             log.exception("worker %s: handler failed (request_id=%s)", self.worker_id, request_id)
-            reply = wp.pack_reply(seq, False, elapsed_ms, str(ErrorCode.INTERNAL), encode_error(
-                request_id if isinstance(request_id, str) else None, ErrorCode.INTERNAL,
-                f"{type(exc).__name__}: {exc}", None, elapsed_ms))
+            code = str(ErrorCode.INTERNAL)
+            reply = encode_error(request_id if isinstance(request_id, str) else None, ErrorCode.INTERNAL,
+                                 f"{type(exc).__name__}: {exc}", None, elapsed_ms)
         self.served += 1
-        return reply
+        return wp.pack_reply(seq, code is None, elapsed_ms, code, reply)

@@ -254,7 +254,11 @@ class Sampler:
         for key, build in self._warm.items():
             try:
                 value = build()
-            except Exception:  # e.g. a 503 while the broker is down: the request path builds and raises it
+            except ComponentUnavailable:  # the broker is down: the request path builds and answers the 503
+                self._memo.pop(key, None)
+                continue
+            except Exception:  # a bug in a view: say so, and let the request path raise it too
+                log.exception("sampler: rendering %r failed", key)
                 self._memo.pop(key, None)
                 continue
             self._memo[key] = (self.ticks, time.monotonic(), value)
