@@ -60,6 +60,7 @@ class Settings(BaseSettings):
     heartbeat_interval_ms: int = Field(1_000, ge=50)
     heartbeat_liveness: int = Field(3, ge=2)
     worker_credit: int = Field(16, ge=1, le=64)
+    broker_spin_us: int = Field(250, ge=0, le=10_000)
     dedupe_ttl_s: float = Field(300.0, ge=0)
     dedupe_max_entries: int = Field(100_000, ge=0)
 

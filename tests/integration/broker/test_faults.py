@@ -97,6 +97,7 @@ def test_killed_worker_requests_are_all_answered_idempotent_ones_rerun_once(
     status = tacore.status()
     assert status["counters"]["redispatched"] == 1
     assert status["counters"]["worker_lost"] == 1
+    assert status["inflight"] == 0 == sum(len(w["current"]) for w in status["workers"] if w["state"] != "dead")
     assert workers[keeper].poll() is None
 
 

@@ -1,0 +1,70 @@
+"""The broker's spin (BROKER_SPIN_US): it waits awake for a lone request's next message, never under load or idle."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from typing import Any
+
+import psutil
+import zmq
+
+from tests.support.processes import TACoreProcess
+
+
+def _sequential(endpoint: str, count: int) -> None:
+    sock = zmq.Context.instance().socket(zmq.REQ)
+    sock.setsockopt(zmq.LINGER, 0)
+    sock.connect(endpoint)
+    try:
+        for i in range(count):
+            sock.send(json.dumps({"request_id": f"seq-{uuid.uuid4().hex}-{i}", "method": "health.check"}).encode())
+            assert sock.poll(5000), "no reply"
+            assert json.loads(sock.recv())["status"] == "success"
+    finally:
+        sock.close()
+
+
+def _flood(endpoint: str, count: int, in_flight: int) -> None:
+    sock = zmq.Context.instance().socket(zmq.DEALER)
+    sock.setsockopt(zmq.LINGER, 0)
+    sock.connect(endpoint)
+    sent = answered = 0
+    prefix = uuid.uuid4().hex
+    try:
+        while answered < count:
+            while sent < count and sent - answered < in_flight:
+                sock.send_multipart([b"", json.dumps({"request_id": f"{prefix}-{sent}",
+                                                      "method": "health.check"}).encode()])
+                sent += 1
+            assert sock.poll(5000), "no reply"
+            reply: dict[str, Any] = json.loads(sock.recv_multipart()[-1])
+            assert reply["status"] == "success"
+            answered += 1
+    finally:
+        sock.close()
+
+
+def test_lone_requests_are_awaited_awake_but_a_loaded_broker_never_spins(tacore: TACoreProcess) -> None:
+    before = tacore.status()["counters"]["spins"]
+    _sequential(tacore.frontend, 200)
+    lone = tacore.status()["counters"]["spins"] - before
+    assert lone >= 200, f"one request at a time: expected a spin per request, saw {lone}"
+
+    before = tacore.status()["counters"]["spins"]
+    _flood(tacore.frontend, 3000, in_flight=64)
+    loaded = tacore.status()["counters"]["spins"] - before
+    # only the ramp-up and the tail, when fewer requests are outstanding than there are workers
+    assert loaded < 100, f"64 in flight: the broker spun {loaded} times"
+
+
+def test_an_idle_broker_sleeps_after_traffic_stops(tacore: TACoreProcess) -> None:
+    broker = psutil.Process(tacore.status()["pid"])
+    _sequential(tacore.frontend, 200)
+    time.sleep(0.5)
+    cpu0 = sum(broker.cpu_times()[:2])
+    time.sleep(2.0)
+    idle_cpu = sum(broker.cpu_times()[:2]) - cpu0
+    # heartbeats (every 200 ms here, both ways) each allow one spin of 250 us: a few ms a second
+    assert idle_cpu < 0.15, f"idle broker used {idle_cpu:.3f} s of CPU in 2 s"
