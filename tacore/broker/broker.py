@@ -94,7 +94,7 @@ class Broker:
         poller.register(self.frontend, zmq.POLLIN)
         poller.register(self.backend, zmq.POLLIN)
         next_heartbeat = time.monotonic() + self._hb_interval_s
-        active = False  # the last wake-up found messages
+        lone = False  # the last wake-up took exactly one message: traffic is one request at a time
         log.info("broker up: frontend %s, backend %s", self.settings.frontend_endpoint,
                  self.settings.backend_endpoint)
         try:
@@ -107,16 +107,17 @@ class Broker:
                 if self.records is not None and self.records.due(now + 0.05):
                     wake = min(wake, now + self.records.flush_s)
                 timeout_ms = max(0, math.ceil((wake - now) * 1000.0))
-                if active and timeout_ms and self._spin_s and self._has_idle_worker():
+                if lone and timeout_ms and self._spin_s and self._has_idle_worker():
                     events = dict(self._spin(poller, timeout_ms))
                 else:
                     events = dict(poller.poll(timeout_ms))
-                active = bool(events)
                 self.counters["wakeups"] += 1
+                taken = 0
                 if self.backend in events:
-                    self._drain_backend()
+                    taken += self._drain_backend()
                 if self.frontend in events:
-                    self._drain_frontend()
+                    taken += self._drain_frontend()
+                lone = taken == 1
                 now = time.monotonic()
                 if len(self.queue):
                     for item in self.queue.expire(now):
@@ -133,11 +134,12 @@ class Broker:
     def _spin(self, poller: zmq.Poller, timeout_ms: int) -> list[tuple[Any, int]]:
         """Poll without sleeping for up to ``BROKER_SPIN_US``, then block.
 
-        With few requests outstanding each one costs the broker two wake-ups, and waking a sleeping
+        With requests coming one at a time each costs the broker two wake-ups, and waking a sleeping
         thread (on a VM: a halted vCPU) costs more than the broker's own work. The next message of a
         lone request (its reply, the client's next call) usually comes within a few hundred us, so
-        the broker waits for it awake. Only called while a worker is idle: the spin never takes a
-        core from queued work, and under load it never runs.
+        the broker waits for it awake. Only called after a wake-up that took a single message and
+        while a worker is idle: under load wake-ups take batches, and the spin never takes a core
+        from queued work.
         """
         self.counters["spins"] += 1
         ready = poller.poll(0)
@@ -152,17 +154,20 @@ class Broker:
     def _has_idle_worker(self) -> bool:
         return not len(self.queue) and self._inflight < len(self.workers.live)
 
-    def _drain_frontend(self) -> None:
+    def _drain_frontend(self) -> int:
         on_client = self._on_client
-        for frames in recv_batch(self.frontend, _DRAIN_LIMIT, routed=True):
+        batch = recv_batch(self.frontend, _DRAIN_LIMIT, routed=True)
+        for frames in batch:
             on_client(frames)
+        return len(batch)
 
-    def _drain_backend(self) -> None:
+    def _drain_backend(self) -> int:
         on_worker = self._on_worker
         batch = recv_batch(self.backend, _DRAIN_LIMIT * 2, routed=True)
         self.counters["worker_messages"] += len(batch)
         for frames in batch:
             on_worker(frames)
+        return len(batch)
 
     # -- clients ----------------------------------------------------------------------------------
     def _on_client(self, frames: list[bytes]) -> None:
