@@ -265,15 +265,21 @@ class Broker:
         record = self.workers.live.get(identity)
         now = time.monotonic()
         if command == wp.REPLY:
-            if record is None or len(frames) != 2:
+            if record is None:
+                self._send_worker(identity, [wp.DISCONNECT])
+                return
+            try:
+                if len(frames) != 2:
+                    raise wp.MalformedMessage(f"REPLY in {len(frames) - 1} frames, not 1")
+                seq, ok, processing_ms, code, body = wp.unpack_reply(frames[1])
+            except wp.MalformedMessage as exc:
+                # Its replies cannot be trusted: remove it now (its requests are re-run or answered at once,
+                # not after its heartbeat expires) and tell it to register anew.
+                log.warning("worker %s broke the protocol: %s", record.worker_id, exc)
+                self._worker_gone(record, f"protocol error: {exc}")
                 self._send_worker(identity, [wp.DISCONNECT])
                 return
             record.expires_at = now + self._liveness_s
-            try:
-                seq, ok, processing_ms, code, body = wp.unpack_reply(frames[1])
-            except wp.MalformedMessage as exc:
-                log.warning("worker %s: %s", record.worker_id, exc)
-                return
             self._on_reply(record, seq, ok, processing_ms, code, body, now)
         elif command == wp.HEARTBEAT:
             if record is None:

@@ -17,6 +17,7 @@ import pytest
 import zmq
 
 from clients import LazyPirateClient
+from tacore.protocol import worker as wp
 from tests.support.processes import TACoreProcess, raw_call, wait_until
 
 
@@ -179,3 +180,53 @@ def test_flood_past_the_queue_bound_gets_busy_and_broker_memory_stays_bounded(
     assert raw_call(tacore.frontend, {"method": "health.check"})["status"] == "success"
     growth = rss[-1] - rss[1]
     assert growth < 20 * 1024 * 1024, f"broker memory grew by {growth / 1e6:.1f} MB over the last waves: {rss}"
+
+
+def _raw_worker(backend: str, methods: dict[str, dict[str, bool]]) -> zmq.Socket[Any]:
+    sock = _dealer(backend)
+    sock.send_multipart([wp.READY, json.dumps({"worker_id": "raw", "pid": os.getpid(), "kind": "test",
+                                               "credit": 1, "methods": methods}).encode()])
+    return sock
+
+
+def _next_command(sock: zmq.Socket[Any], command: bytes, timeout_s: float = 5.0) -> list[bytes]:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if sock.poll(100):
+            frames = sock.recv_multipart()
+            if frames[0][:wp.COMMAND_LENGTH] == command:
+                return frames
+    raise AssertionError(f"no {wp.COMMAND_NAMES[command]} within {timeout_s} s")
+
+
+@pytest.mark.parametrize("bad_reply", [
+    pytest.param(lambda seq: [wp.REPLY + seq], id="too-short"),
+    pytest.param(lambda seq: [wp.pack_reply(seq, True, 0.1, None, b"{}"), b"extra"], id="two-frames"),
+    pytest.param(lambda seq: [wp.REPLY + seq + b"\x00" + b"\x00" * 4 + b"\x09AB"], id="truncated-code"),
+])
+def test_a_worker_that_breaks_the_protocol_is_removed_at_once_and_its_request_answered(
+    tacore_factory: Callable[..., TACoreProcess], bad_reply: Callable[[bytes], list[bytes]]
+) -> None:
+    tacore = tacore_factory(HEARTBEAT_INTERVAL_MS="1000", WORKER_COUNT="1")  # liveness: 3 s
+    tacore.wait_healthy(workers=1)
+    worker = _raw_worker(tacore.backend, {"test.raw": {"idempotent": False}})
+    client = _dealer(tacore.frontend)
+    try:
+        wait_until(lambda: tacore.status()["methods"].get("test.raw", {}).get("workers") == 1, 5, "the raw worker")
+        _request(client, "doomed", "test.raw", 0)
+        request = _next_command(worker, wp.REQUEST)
+        seq, _, _ = wp.unpack_request(request[0])
+        sent_at = time.monotonic()
+        worker.send_multipart(bad_reply(seq))
+        replies = _collect(client, 1, timeout_s=5)
+        answered_in = time.monotonic() - sent_at
+        _next_command(worker, wp.DISCONNECT)
+    finally:
+        client.close()
+        worker.close()
+    assert replies["doomed"]["error"]["code"] == "WORKER_LOST"
+    assert answered_in < 1.0, f"answered after {answered_in:.2f} s: the broker waited for the heartbeat to expire"
+    status = tacore.status()
+    assert any(w["worker_id"] == "raw" and w["dead_reason"].startswith("protocol error") for w in status["workers"])
+    assert status["inflight"] == 0
+    assert raw_call(tacore.frontend, {"method": "health.check"})["status"] == "success"
