@@ -2,8 +2,10 @@
 
 All sides do the same JSON work for ``health.check``. A third, reference column is the ZeroMQ guide's
 plain Python load-balancing broker (``lbbroker``: one message per poll, no queue, deadlines or logs)
-with 2 REQ workers: the floor a broker with Python in the path reaches on this machine. Rounds are
-interleaved (TACore, proxy, plain broker, TACore...) so machine noise hits all alike. Measures p50/p99
+with 2 REQ workers: the floor a broker with Python in the path reaches on this machine. A fourth is
+TACore with ``BROKER_SPIN_US=0`` (the broker always sleeps in poll): what the spin buys and costs.
+Rounds are interleaved (TACore, TACore without spin, proxy, plain broker, TACore...) so machine
+noise hits all alike. Measures p50/p99
 latency with one REQ client, throughput with the asyncio client at 64 in flight, and CPU time per
 request of each broker process (for TACore: the broker's own process, not its workers or recorder).
 
@@ -142,11 +144,14 @@ class Target:
                 proc.kill()
 
 
-def start_tacore(workdir: Path) -> Target:
+def start_tacore(workdir: Path, name: str = "tacore", **extra_env: str) -> Target:
+    workdir = workdir / name
+    workdir.mkdir()
     ports = {name: free_port() for name in ("ZMQ_FRONTEND_PORT", "ZMQ_BACKEND_PORT", "EVENTS_PORT", "RECORDER_PORT",
                                             "API_PORT")}
     env = {**os.environ, **{k: str(v) for k, v in ports.items()}, "TACORESERVICE_LOG_LEVEL": "WARNING",
-           "DATABASE_PATH": str(workdir / "bench.db"), "LOG_DIR": str(workdir / "logs"), "WORKER_COUNT": "2"}
+           "DATABASE_PATH": str(workdir / "bench.db"), "LOG_DIR": str(workdir / "logs"), "WORKER_COUNT": "2",
+           **extra_env}
     proc = subprocess.Popen([sys.executable, "-m", "tacore", "serve", "--no-data-agent", "--no-api"], env=env,
                             cwd=workdir)
     endpoint = f"tcp://127.0.0.1:{ports['ZMQ_FRONTEND_PORT']}"
@@ -157,7 +162,7 @@ def start_tacore(workdir: Path) -> Target:
     sock.send(json.dumps({"request_id": uuid.uuid4().hex, "method": "broker.status"}).encode())
     broker_pid = json.loads(sock.recv())["data"]["pid"]
     sock.close()
-    return Target("tacore", endpoint, [proc], broker_pid)
+    return Target(name, endpoint, [proc], broker_pid)
 
 
 def start_baseline(name: str, broker_script: str, worker_script: str) -> Target:
@@ -241,7 +246,8 @@ def main() -> int:
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as tmp:
-        targets = [start_tacore(Path(tmp)), start_proxy(), start_plain_broker()]
+        targets = [start_tacore(Path(tmp)), start_tacore(Path(tmp), "nospin", BROKER_SPIN_US="0"), start_proxy(),
+                   start_plain_broker()]
         results: dict[str, dict[str, list[float]]] = {t.name: {"lat": [], "tput": [], "cpu": []} for t in targets}
         try:
             for _ in range(args.rounds):
@@ -259,21 +265,26 @@ def main() -> int:
     for name, r in results.items():
         summary[name] = {"p50_us": pct(r["lat"], 0.50), "p99_us": pct(r["lat"], 0.99),
                          "throughput_rps": statistics.median(r["tput"]), "cpu_us_per_req": statistics.median(r["cpu"])}
-    t, p, plain = summary["tacore"], summary["zmq.proxy"], summary["plain"]
+    t, p, plain, nospin = summary["tacore"], summary["zmq.proxy"], summary["plain"], summary["nospin"]
     ratios = {"throughput": t["throughput_rps"] / p["throughput_rps"], "p50": t["p50_us"] / p["p50_us"],
               "p99": t["p99_us"] / p["p99_us"],
+              "nospin_throughput": nospin["throughput_rps"] / p["throughput_rps"],
+              "nospin_p50": nospin["p50_us"] / p["p50_us"], "nospin_p99": nospin["p99_us"] / p["p99_us"],
               "plain_throughput": plain["throughput_rps"] / p["throughput_rps"],
               "plain_p50": plain["p50_us"] / p["p50_us"], "plain_p99": plain["p99_us"] / p["p99_us"]}
-    print(f"\n{'':24}{'TACore':>12}{'zmq.proxy':>12}{'ratio':>8}{'target':>11}   {'plain Python lbbroker':>22}")
+    print(f"\n{'':24}{'TACore':>12}{'zmq.proxy':>12}{'ratio':>8}{'target':>11}   {'plain Python lbbroker':>22}"
+          f"   {'TACore, BROKER_SPIN_US=0':>24}")
     for label, key, ratio, target, fmt in (
         ("p50 latency (us)", "p50_us", "p50", "<= 1.2x", ".1f"),
         ("p99 latency (us)", "p99_us", "p99", "<= 1.5x", ".1f"),
         ("throughput (req/s, 64)", "throughput_rps", "throughput", ">= 0.4x", ".0f"),
     ):
         plain_cell = f"{plain[key]:{fmt}} ({ratios['plain_' + ratio]:.2f}x)"
-        print(f"{label:24}{t[key]:12{fmt}}{p[key]:12{fmt}}{ratios[ratio]:8.2f}{target:>11}   {plain_cell:>22}")
+        nospin_cell = f"{nospin[key]:{fmt}} ({ratios['nospin_' + ratio]:.2f}x)"
+        print(f"{label:24}{t[key]:12{fmt}}{p[key]:12{fmt}}{ratios[ratio]:8.2f}{target:>11}   {plain_cell:>22}"
+              f"   {nospin_cell:>24}")
     print(f"{'broker CPU (us/req)':24}{t['cpu_us_per_req']:12.1f}{p['cpu_us_per_req']:12.1f}{'':8}{'<= 30 us':>11}"
-          f"   {plain['cpu_us_per_req']:22.1f}")
+          f"   {plain['cpu_us_per_req']:22.1f}   {nospin['cpu_us_per_req']:24.1f}")
     print(f"\n{args.rounds} interleaved rounds; latency: {args.latency_requests} requests/round, one REQ client; "
           f"throughput: {args.throughput_seconds:.0f} s/round, asyncio client, {args.in_flight} in flight. "
           "Ratios are to zmq.proxy.")
