@@ -508,6 +508,7 @@ class Broker:
                                     {"worker_id": record.worker_id}, (now - item.received) * 1000.0)
                 self._finish(item, body, ErrorCode.WORKER_LOST, record.worker_id, 0.0, now, cache=False)
             record.inflight.clear()
+        self._inflight = 0
         self._flush()
         for identity in list(self.workers.live):
             self._send_worker(identity, [wp.DISCONNECT])
