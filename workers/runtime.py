@@ -1,9 +1,10 @@
 """The worker runtime: a DEALER that registers its methods, runs requests, heartbeats and reconnects.
 
-Handlers run in the thread that calls ``run`` (no hand-off on the hot path). Heartbeats come from a
-small side thread that shares the socket under a lock, so a handler that takes seconds does not make
-the worker look dead. When the broker goes silent or says DISCONNECT, the worker drops its socket,
-waits (exponential backoff with jitter) and registers again on a fresh one.
+Handlers run in the thread that calls ``run`` (no hand-off on the hot path), which owns the socket
+and sends the heartbeats; while a handler runs it lends the socket (a lock) to a small side thread
+that beats instead, so a handler that takes seconds does not make the worker look dead. When the
+broker goes silent or says DISCONNECT, the worker drops its socket, waits (exponential backoff with
+jitter) and registers again on a fresh one.
 """
 
 from __future__ import annotations
@@ -54,6 +55,7 @@ class Worker:
         self._batch_limit = max(1, credit // 2)
         self._lock = threading.Lock()
         self._socket: zmq.Socket[Any] | None = None
+        self._next_beat = 0.0  # time.monotonic() when the next HEARTBEAT is due
         self._ready_payload = orjson.dumps({
             "worker_id": self.worker_id, "pid": os.getpid(), "host": socketlib.gethostname(), "kind": kind,
             "credit": credit, "methods": registry.declaration(),
@@ -89,6 +91,7 @@ class Worker:
         try:
             with self._lock:
                 sock.send_multipart([wp.READY, self._ready_payload])
+                self._next_beat = time.monotonic() + self.hb_interval_s
             beat.start()
             return self._serve(sock, stop)
         finally:
@@ -103,38 +106,60 @@ class Worker:
             self._socket = None
 
     def _heartbeats(self, sock: zmq.Socket[Any], session_over: threading.Event, stop: threading.Event) -> None:
-        while not session_over.wait(self.hb_interval_s) and not stop.is_set():
-            with self._lock:
-                try:
-                    sock.send(wp.HEARTBEAT, zmq.NOBLOCK)
-                except zmq.ZMQError:
+        """Beat while the main thread runs a handler; it beats itself the rest of the time.
+
+        It never waits for the socket's lock: the main thread holds it except while handlers run, so
+        a blocking acquire would lose every race to the main loop and starve (an idle worker on a busy
+        machine then looked dead), and every release would wake this thread for nothing.
+        """
+        while not session_over.wait(self.hb_interval_s / 4) and not stop.is_set():
+            if not self._lock.acquire(blocking=False):
+                continue  # the main thread has the socket and beats on time itself
+            try:
+                if time.monotonic() >= self._next_beat and not self._beat(sock):
                     return
+            finally:
+                self._lock.release()
+
+    def _beat(self, sock: zmq.Socket[Any]) -> bool:
+        """Send a HEARTBEAT (the caller holds the lock); False once the socket is unusable."""
+        try:
+            sock.send(wp.HEARTBEAT, zmq.NOBLOCK)
+        except zmq.ZMQError:
+            return False
+        self._next_beat = time.monotonic() + self.hb_interval_s
+        return True
 
     def _serve(self, sock: zmq.Socket[Any], stop: threading.Event) -> str:
+        with self._lock:  # held while this thread uses the socket; let go only while handlers run
+            return self._serve_locked(sock, stop)
+
+    def _serve_locked(self, sock: zmq.Socket[Any], stop: threading.Event) -> str:
         poll_ms = int(min(250.0, self.hb_interval_s * 250.0))
         last_heard = time.monotonic()
         lock = self._lock
         poller = zmq.Poller()  # one for the session: Socket.poll builds a new one on every call
         poller.register(sock, zmq.POLLIN)
         while not stop.is_set():
-            with lock:
-                batch = recv_batch(sock, self._batch_limit) if poller.poll(poll_ms) else []
+            now = time.monotonic()
+            if now >= self._next_beat:
+                self._beat(sock)
+            wait_ms = max(0, min(poll_ms, int((self._next_beat - now) * 1000.0) + 1))
+            batch = recv_batch(sock, self._batch_limit) if poller.poll(wait_ms) else []
             now = time.monotonic()
             if not batch:
                 if now - last_heard > self.liveness_s:
                     return "broker silent"
                 continue
             last_heard = now
-            replies: list[bytes] = []
+            requests: list[tuple[bytes, int | None, bytes]] = []
             for frames in batch:
                 command = frames[0][:wp.COMMAND_LENGTH]
                 if command == wp.REQUEST and len(frames) == 1:
                     try:
-                        seq, budget_ms, body = wp.unpack_request(frames[0])
+                        requests.append(wp.unpack_request(frames[0]))
                     except wp.MalformedMessage as exc:
                         log.warning("worker %s: %s", self.worker_id, exc)
-                        continue
-                    replies.append(self._handle(seq, budget_ms, body, now))
                 elif command == wp.HEARTBEAT:
                     if len(frames) > 1:
                         try:
@@ -147,10 +172,14 @@ class Worker:
                     return "broker said disconnect"
                 else:
                     log.warning("worker %s: malformed message from the broker dropped", self.worker_id)
-            if replies:
-                with lock:
-                    for reply in replies:
-                        send_frames(sock, [reply])
+            if requests:
+                lock.release()  # the heartbeat thread may use the socket while handlers run
+                try:
+                    replies = [self._handle(seq, budget_ms, body, now) for seq, budget_ms, body in requests]
+                finally:
+                    lock.acquire()
+                for reply in replies:
+                    send_frames(sock, [reply])
         return "stopping"
 
     # -- one request ------------------------------------------------------------------------------
