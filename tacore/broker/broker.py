@@ -83,7 +83,6 @@ class Broker:
         self._liveness_s = self._hb_interval_s * settings.heartbeat_liveness
         self._stopping = False
         self._spin_s = settings.broker_spin_us / 1e6
-        self._inflight = 0  # requests at workers (the sum of every live record's inflight)
         self._to_clients: list[list[bytes]] = []
         self._to_workers: list[tuple[Pending, WorkerRecord, list[bytes]]] = []
 
@@ -107,10 +106,7 @@ class Broker:
                 if self.records is not None and self.records.due(now + 0.05):
                     wake = min(wake, now + self.records.flush_s)
                 timeout_ms = max(0, math.ceil((wake - now) * 1000.0))
-                if lone and timeout_ms and self._spin_s and self._has_idle_worker():
-                    events = dict(self._spin(poller, timeout_ms))
-                else:
-                    events = dict(poller.poll(timeout_ms))
+                events = dict(self._wait(poller, timeout_ms, lone))
                 self.counters["wakeups"] += 1
                 taken = 0
                 if self.backend in events:
@@ -131,16 +127,18 @@ class Broker:
         finally:
             self._shutdown()
 
-    def _spin(self, poller: zmq.Poller, timeout_ms: int) -> list[tuple[Any, int]]:
-        """Poll without sleeping for up to ``BROKER_SPIN_US``, then block.
+    def _wait(self, poller: zmq.Poller, timeout_ms: int, lone: bool) -> list[tuple[Any, int]]:
+        """Poll for up to ``timeout_ms``; after a ``lone`` wake-up, awake for up to ``BROKER_SPIN_US`` first.
 
         With requests coming one at a time each costs the broker two wake-ups, and waking a sleeping
         thread (on a VM: a halted vCPU) costs more than the broker's own work. The next message of a
         lone request (its reply, the client's next call) usually comes within a few hundred us, so
-        the broker waits for it awake. Only called after a wake-up that took a single message and
+        the broker waits for it awake. It spins only after a wake-up that took a single message and
         while a worker is idle: under load wake-ups take batches, and the spin never takes a core
         from queued work.
         """
+        if not (lone and timeout_ms and self._spin_s and self._has_idle_worker()):
+            return poller.poll(timeout_ms)
         self.counters["spins"] += 1
         ready = poller.poll(0)
         if not ready:
@@ -152,7 +150,7 @@ class Broker:
         return ready
 
     def _has_idle_worker(self) -> bool:
-        return not len(self.queue) and self._inflight < len(self.workers.live)
+        return not len(self.queue) and self.workers.inflight < len(self.workers.live)
 
     def _drain_frontend(self) -> int:
         on_client = self._on_client
@@ -242,9 +240,7 @@ class Broker:
                     send_frames(self.backend, frames)
                 except zmq.ZMQError as exc:  # never reached the worker: it cannot have run, so it goes back
                     log.warning("worker %s unreachable (%s)", record.worker_id, exc)
-                    if record.inflight.pop(item.key, None) is item:
-                        self._inflight -= 1
-                        record.slow_inflight -= item.slow
+                    if self.workers.unassign(record, item.key) is item:
                         item.attempts -= 1
                         self.queue.push(item, front=True)
                     self._worker_gone(record, "unreachable")
@@ -320,12 +316,10 @@ class Broker:
 
     def _on_reply(self, record: WorkerRecord, seq: bytes, ok: bool, processing_ms: float, code: str | None,
                   body: bytes, now: float) -> None:
-        item = record.inflight.pop(seq, None)
+        item = self.workers.unassign(record, seq)
         if item is None:
             log.warning("worker %s replied to an unknown request", record.worker_id)
             return
-        self._inflight -= 1
-        record.slow_inflight -= item.slow
         self.workers.observe(item.method, processing_ms)
         record.served += 1
         if not ok:
@@ -357,10 +351,7 @@ class Broker:
         item.dispatched = now
         item.worker_identity = record.identity
         item.slow = not self.workers.is_fast(item.method)
-        record.slow_inflight += item.slow
-        record.inflight[item.key] = item
-        self._inflight += 1
-        self.workers.took(record)
+        self.workers.assign(record, item)
         budget_ms = int((item.deadline - now) * 1000.0) + 1
         self._to_workers.append((item, record, [record.identity, wp.pack_request(item.key, budget_ms, item.raw)]))
 
@@ -374,10 +365,7 @@ class Broker:
         log.warning("worker %s (pid %s) removed: %s; %d request(s) in flight", record.worker_id, record.pid,
                     reason, len(record.inflight))
         now = time.monotonic()
-        lost = list(record.inflight.values())
-        record.inflight.clear()
-        self._inflight -= len(lost)
-        record.slow_inflight = 0
+        lost = self.workers.unassign_all(record)
         for item in lost:
             if self.workers.idempotent.get(item.method) and item.attempts < 2 and item.deadline > now:
                 self.counters["redispatched"] += 1
@@ -410,7 +398,7 @@ class Broker:
             kinds[record.kind] = kinds.get(record.kind, 0) + 1
         return orjson.dumps({"queue_depth": len(self.queue), "live_workers": len(self.workers.live),
                              "workers_by_kind": kinds,
-                             "inflight": self._inflight,
+                             "inflight": self.workers.inflight,
                              "sent_at": time.time()})
 
     # -- answers ----------------------------------------------------------------------------------
@@ -465,7 +453,7 @@ class Broker:
             "queue_by_method": self.queue.depth_by_method(),
             "queue_limit": self.queue.limit,
             "queue_bytes": self.queue.bytes,
-            "inflight": self._inflight,
+            "inflight": self.workers.inflight,
             "live_workers": len(live),
             "workers": [r.to_wire() for r in live] + [r.to_wire() for r in self.workers.recent_dead(now_wall)],
             "methods": {m: {"idempotent": self.workers.idempotent.get(m, False),
@@ -480,7 +468,7 @@ class Broker:
         return {
             "uptime_s": round(time.time() - self.started_at, 3),
             "queue_depth": len(self.queue),
-            "inflight": self._inflight,
+            "inflight": self.workers.inflight,
             "latency_buckets_ms": list(LATENCY_BUCKETS_MS),
             "methods": self.stats.to_wire(),
             "counters": dict(self.counters),
@@ -502,13 +490,11 @@ class Broker:
                                 "not run", None, (now - item.received) * 1000.0)
             self._finish(item, body, ErrorCode.UNAVAILABLE, None, 0.0, now, cache=False)
         for record in list(self.workers.live.values()):
-            for item in record.inflight.values():  # may have run: not retryable
+            for item in self.workers.unassign_all(record):  # may have run: not retryable
                 body = encode_error(item.request_id, ErrorCode.WORKER_LOST, "broker shutting down while the "
                                     "request ran; it may or may not have taken effect",
                                     {"worker_id": record.worker_id}, (now - item.received) * 1000.0)
                 self._finish(item, body, ErrorCode.WORKER_LOST, record.worker_id, 0.0, now, cache=False)
-            record.inflight.clear()
-        self._inflight = 0
         self._flush()
         for identity in list(self.workers.live):
             self._send_worker(identity, [wp.DISCONNECT])

@@ -67,6 +67,7 @@ class WorkerRegistry:
         self.idempotent: dict[str, bool] = {}  # method -> declared idempotent (last declaration wins)
         self.method_ms: dict[str, float] = {}  # method -> moving average of its handler time
         self.fast: set[str] = set()  # methods whose average is at most FAST_METHOD_MS
+        self.inflight = 0  # requests at live workers: the sum of their ``inflight``, kept rather than summed
 
     def add(self, record: WorkerRecord) -> None:
         self.live[record.identity] = record
@@ -108,6 +109,29 @@ class WorkerRegistry:
             if method in record.methods and self.can_take(record, method):
                 return record
         return None
+
+    def assign(self, record: WorkerRecord, item: Pending) -> None:
+        """``item`` is being sent to ``record``; ``record`` becomes most recently used (or leaves ``ready``)."""
+        record.inflight[item.key] = item
+        record.slow_inflight += item.slow
+        self.inflight += 1
+        self.took(record)
+
+    def unassign(self, record: WorkerRecord, key: bytes) -> Pending | None:
+        """The request ``record`` holds under ``key``, no longer in flight there (None if it holds none)."""
+        item = record.inflight.pop(key, None)
+        if item is not None:
+            record.slow_inflight -= item.slow
+            self.inflight -= 1
+        return item
+
+    def unassign_all(self, record: WorkerRecord) -> list[Pending]:
+        """Every request ``record`` holds, no longer in flight there (it died or the broker is stopping)."""
+        items = list(record.inflight.values())
+        record.inflight.clear()
+        record.slow_inflight = 0
+        self.inflight -= len(items)
+        return items
 
     def took(self, record: WorkerRecord) -> None:
         """``record`` was just given a request: it becomes most recently used, or leaves ``ready``."""

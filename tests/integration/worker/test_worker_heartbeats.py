@@ -4,6 +4,7 @@ machine and while a long handler runs, so the broker never takes a live worker f
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -33,8 +34,6 @@ def cpu_hogs() -> Iterator[Callable[[], None]]:
     hogs: list[subprocess.Popen[bytes]] = []
 
     def start() -> None:
-        import os
-
         hogs.extend(subprocess.Popen([sys.executable, "-c", "while True: pass"])
                     for _ in range((os.cpu_count() or 1) + 1))
 

@@ -55,3 +55,21 @@ def test_removed_worker_leaves_the_method_counts_and_is_remembered_dead() -> Non
     registry.remove(a, "heartbeat expired")
     assert registry.servers["fast"] == 0 and registry.pick("fast") is None
     assert [r.worker_id for r in registry.recent_dead(a.dead_at or 0)] == ["a"]
+
+
+def test_in_flight_count_follows_assign_unassign_and_a_lost_worker() -> None:
+    registry = WorkerRegistry()
+    a, b = _worker("a"), _worker("b")
+    registry.add(a)
+    registry.add(b)
+    items = [Pending(i, bytes([i]), f"r{i}", "fast", 5, b"{}", [], 0.0, 0.0, 1e9) for i in range(3)]
+    items[2].slow = True
+    registry.assign(a, items[0])
+    registry.assign(a, items[1])
+    registry.assign(b, items[2])
+    assert registry.inflight == 3 and b.slow_inflight == 1
+    assert registry.unassign(a, items[0].key) is items[0]
+    assert registry.unassign(a, items[0].key) is None  # a second reply to the same request changes nothing
+    assert registry.inflight == 2
+    assert registry.unassign_all(b) == [items[2]]
+    assert registry.inflight == 1 and b.slow_inflight == 0 and not b.inflight
