@@ -77,6 +77,10 @@ class Settings(BaseSettings):
     request_log_batch_size: int = Field(1_000, ge=1)
     request_log_flush_ms: int = Field(200, ge=10)
     request_log_buffer: int = Field(200_000, ge=100)
+    #: run the recorder under SCHED_IDLE: its batch writes never delay a request (they took a core
+    #: for milliseconds every flush and showed up in the broker's p99); under sustained saturation
+    #: the log lags, bounded by REQUEST_LOG_BUFFER
+    recorder_idle_priority: bool = True
 
     # -- cache -----------------------------------------------------------------------------------
     redis_url: str | None = None

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import uuid
 from collections.abc import Callable, Iterator
 
+import psutil
 import pytest
 from sqlalchemy import create_engine, func, select, text
 
@@ -92,3 +94,24 @@ def test_request_log_works_on_a_database_server(
     wait_until(lambda: _rows(url, dialect) == 300, 10, f"300 requests logged in {dialect}")
     detailed = raw_call(tacore.frontend, {"method": "health.check", "params": {"detailed": True}})
     assert detailed["data"]["dependencies"]["database"]["kind"] == dialect
+
+
+def test_the_recorder_runs_behind_the_processes_that_serve_requests(tacore: TACoreProcess) -> None:
+    assert tacore.proc is not None
+    children = psutil.Process(tacore.proc.pid).children(recursive=True)
+    recorder_port = tacore.ports["RECORDER_PORT"]
+
+    def listens_on_recorder_port(proc: psutil.Process) -> bool:
+        return any(c.laddr.port == recorder_port and c.status == psutil.CONN_LISTEN
+                   for c in proc.net_connections(kind="tcp"))
+
+    recorders = [p for p in children if listens_on_recorder_port(p)]
+    assert len(recorders) == 1, f"no single process listens on RECORDER_PORT: {children}"
+    recorder = recorders[0]
+    policies = {t.id: os.sched_getscheduler(t.id) for t in recorder.threads()}
+    assert set(policies.values()) == {os.SCHED_IDLE}, f"recorder threads' policies: {policies}"
+    broker_pid = tacore.status()["pid"]
+    assert os.sched_getscheduler(broker_pid) == os.SCHED_OTHER
+    assert asyncio.run(_burst(tacore.frontend, 200, "idle")) is None
+    url = f"sqlite:///{tacore.env['DATABASE_PATH']}"
+    wait_until(lambda: _rows(url, "idle") == 200, 10, "requests logged by the idle-priority recorder")

@@ -55,8 +55,10 @@ def test_lone_requests_are_awaited_awake_but_a_loaded_broker_never_spins(tacore:
     before = tacore.status()["counters"]["spins"]
     _flood(tacore.frontend, 3000, in_flight=64)
     loaded = tacore.status()["counters"]["spins"] - before
-    # only the ramp-up and the tail, when fewer requests are outstanding than there are workers
-    assert loaded < 100, f"64 in flight: the broker spun {loaded} times"
+    # Under load a wake-up takes a batch and the broker does not spin; it may after a wake-up that happened
+    # to take one message while a worker was idle (the ramp-up, the tail, a stall of the machine's
+    # scheduler): at most a few per cent of the requests, where one at a time it spun for each.
+    assert loaded < 3000 * 0.1, f"64 in flight: the broker spun {loaded} times for 3000 requests"
 
 
 def test_an_idle_broker_sleeps_after_traffic_stops(tacore: TACoreProcess) -> None:
