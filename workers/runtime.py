@@ -51,7 +51,7 @@ class Worker:
         self.sessions = 0  # registrations so far (1 + reconnects)
         self.served = 0
         # Half the credit per batch: the broker refills one half while this worker runs the other, and the
-        # replies of a batch leave together, so the broker wakes once for several of them.
+        # replies of a batch leave in one message, so the broker wakes and reads once for several of them.
         self._batch_limit = max(1, credit // 2)
         self._lock = threading.Lock()
         self._socket: zmq.Socket[Any] | None = None
@@ -152,12 +152,12 @@ class Worker:
                     return "broker silent"
                 continue
             last_heard = now
-            requests: list[tuple[bytes, int | None, bytes]] = []
+            requests: list[wp.RequestEntry] = []
             for frames in batch:
                 command = frames[0][:wp.COMMAND_LENGTH]
                 if command == wp.REQUEST and len(frames) == 1:
                     try:
-                        requests.append(wp.unpack_request(frames[0]))
+                        requests.extend(wp.unpack_requests(frames[0]))
                     except wp.MalformedMessage as exc:
                         log.warning("worker %s: %s", self.worker_id, exc)
                 elif command == wp.HEARTBEAT:
@@ -172,19 +172,20 @@ class Worker:
                     return "broker said disconnect"
                 else:
                     log.warning("worker %s: malformed message from the broker dropped", self.worker_id)
-            if requests:
+            limit = self._batch_limit
+            for start in range(0, len(requests), limit):
+                chunk = requests[start:start + limit]
                 lock.release()  # the heartbeat thread may use the socket while handlers run
                 try:
-                    replies = [self._handle(seq, budget_ms, body, now) for seq, budget_ms, body in requests]
+                    replies = [self._handle(seq, budget_ms, body, now) for seq, budget_ms, body in chunk]
                 finally:
                     lock.acquire()
-                for reply in replies:
-                    send_frames(sock, [reply])
+                send_frames(sock, [wp.pack_replies(replies)])
         return "stopping"
 
     # -- one request ------------------------------------------------------------------------------
-    def _handle(self, seq: bytes, budget_ms: int | None, body: bytes, received: float) -> bytes:
-        """The REPLY frame for one REQUEST: the client's reply plus the status the broker keeps stats by."""
+    def _handle(self, seq: int, budget_ms: int | None, body: bytes, received: float) -> wp.ReplyEntry:
+        """The REPLY entry for one request: the client's reply plus the status the broker keeps stats by."""
         started = time.perf_counter()
         request_id: str | None = None
         code: str | None = None
@@ -214,4 +215,4 @@ class Worker:
             reply = encode_error(request_id if isinstance(request_id, str) else None, ErrorCode.INTERNAL,
                                  f"{type(exc).__name__}: {exc}", None, elapsed_ms)
         self.served += 1
-        return wp.pack_reply(seq, code is None, elapsed_ms, code, reply)
+        return seq, code is None, elapsed_ms, code, reply

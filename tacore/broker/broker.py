@@ -84,7 +84,7 @@ class Broker:
         self._stopping = False
         self._spin_s = settings.broker_spin_us / 1e6
         self._to_clients: list[list[bytes]] = []
-        self._to_workers: list[tuple[Pending, WorkerRecord, list[bytes]]] = []
+        self._to_workers: list[WorkerRecord] = []  # workers with requests in their outbox
 
     # -- the loop ---------------------------------------------------------------------------------
     def run(self, stop: threading.Event | None = None) -> None:
@@ -216,8 +216,8 @@ class Broker:
             return
         timeout_s = self._default_timeout_s if request.timeout_ms is None else request.timeout_ms / 1000.0
         self._seq += 1
-        item = Pending(self._seq, wp.pack_seq(self._seq), request_id, method, request.priority, body, [envelope],
-                       now, time.time(), now + timeout_s)
+        item = Pending(self._seq, request_id, method, request.priority, body, [envelope], now, time.time(),
+                       now + timeout_s)
         if request_id is not None:
             self.active[request_id] = item
         worker = None if self.queue.has(method) else self.workers.pick(method)
@@ -230,19 +230,24 @@ class Broker:
         self._to_clients.append([*envelope, body])
 
     def _flush(self) -> None:
-        """Send what this wake-up produced, back to back: the I/O thread then writes it in few syscalls."""
+        """Send what this wake-up produced: one REQUEST message per worker, then the replies back to back."""
+        now = time.monotonic()
         while self._to_workers:
-            sends, self._to_workers = self._to_workers, []
-            for item, record, frames in sends:
+            records, self._to_workers = self._to_workers, []
+            for record in records:
+                items, record.outbox = record.outbox, []
                 if record.dead_at is not None:
                     continue  # removed meanwhile; _worker_gone already dealt with its requests
+                frame = wp.pack_requests([(item.seq, int((item.deadline - now) * 1000.0) + 1, item.raw)
+                                          for item in items])
                 try:
-                    send_frames(self.backend, frames)
-                except zmq.ZMQError as exc:  # never reached the worker: it cannot have run, so it goes back
+                    send_frames(self.backend, [record.identity, frame])
+                except zmq.ZMQError as exc:  # never reached the worker: none of them ran, so they go back
                     log.warning("worker %s unreachable (%s)", record.worker_id, exc)
-                    if self.workers.unassign(record, item.key) is item:
-                        item.attempts -= 1
-                        self.queue.push(item, front=True)
+                    for item in reversed(items):
+                        if self.workers.unassign(record, item.seq) is item:
+                            item.attempts -= 1
+                            self.queue.push(item, front=True)
                     self._worker_gone(record, "unreachable")
         if self._to_clients:
             replies, self._to_clients = self._to_clients, []
@@ -264,19 +269,21 @@ class Broker:
             if record is None:
                 self._send_worker(identity, [wp.DISCONNECT])
                 return
+            record.expires_at = now + self._liveness_s
+            on_reply = self._on_reply
             try:
                 if len(frames) != 2:
                     raise wp.MalformedMessage(f"REPLY in {len(frames) - 1} frames, not 1")
-                seq, ok, processing_ms, code, body = wp.unpack_reply(frames[1])
+                for seq, ok, processing_ms, code, body in wp.iter_replies(frames[1]):
+                    on_reply(record, seq, ok, processing_ms, code, body, now)
             except wp.MalformedMessage as exc:
-                # Its replies cannot be trusted: remove it now (its requests are re-run or answered at once,
+                # What follows cannot be trusted: remove it now (its requests are re-run or answered at once,
                 # not after its heartbeat expires) and tell it to register anew.
                 log.warning("worker %s broke the protocol: %s", record.worker_id, exc)
                 self._worker_gone(record, f"protocol error: {exc}")
                 self._send_worker(identity, [wp.DISCONNECT])
                 return
-            record.expires_at = now + self._liveness_s
-            self._on_reply(record, seq, ok, processing_ms, code, body, now)
+            self._feed(record, now)
         elif command == wp.HEARTBEAT:
             if record is None:
                 self._send_worker(identity, [wp.DISCONNECT])
@@ -314,7 +321,7 @@ class Broker:
                  len(methods), credit)
         self._feed(record, now)
 
-    def _on_reply(self, record: WorkerRecord, seq: bytes, ok: bool, processing_ms: float, code: str | None,
+    def _on_reply(self, record: WorkerRecord, seq: int, ok: bool, processing_ms: float, code: str | None,
                   body: bytes, now: float) -> None:
         item = self.workers.unassign(record, seq)
         if item is None:
@@ -327,7 +334,6 @@ class Broker:
         self._finish(item, body, None if ok else (code or ErrorCode.INTERNAL), record.worker_id, processing_ms,
                      now, cache=True)
         self.workers.freed(record)
-        self._feed(record, now)
 
     def _feed(self, record: WorkerRecord, now: float) -> None:
         """Give ``record`` queued work while it has credit (never an expired request)."""
@@ -352,8 +358,9 @@ class Broker:
         item.worker_identity = record.identity
         item.slow = not self.workers.is_fast(item.method)
         self.workers.assign(record, item)
-        budget_ms = int((item.deadline - now) * 1000.0) + 1
-        self._to_workers.append((item, record, [record.identity, wp.pack_request(item.key, budget_ms, item.raw)]))
+        if not record.outbox:
+            self._to_workers.append(record)
+        record.outbox.append(item)
 
     def _send_worker(self, identity: bytes, frames: list[bytes]) -> None:
         with contextlib.suppress(zmq.ZMQError):

@@ -16,8 +16,7 @@ _LEVELS = MAX_PRIORITY + 1
 class Pending:
     """A request the broker accepted and owes an answer to."""
 
-    seq: int
-    key: bytes  # seq as sent to the worker and echoed in its REPLY
+    seq: int  # the broker's number for it, sent to the worker and echoed in its REPLY
     request_id: str | None
     method: str
     priority: int

@@ -30,7 +30,8 @@ class WorkerRecord:
     expires_at: float  # time.monotonic()
     connected_at: float = field(default_factory=time.time)
     last_heartbeat: float = field(default_factory=time.time)
-    inflight: dict[bytes, Pending] = field(default_factory=dict)
+    inflight: dict[int, Pending] = field(default_factory=dict)  # by seq
+    outbox: list[Pending] = field(default_factory=list)  # assigned this wake-up, sent by the broker's flush
     slow_inflight: int = 0
     served: int = 0
     failed: int = 0
@@ -112,14 +113,14 @@ class WorkerRegistry:
 
     def assign(self, record: WorkerRecord, item: Pending) -> None:
         """``item`` is being sent to ``record``; ``record`` becomes most recently used (or leaves ``ready``)."""
-        record.inflight[item.key] = item
+        record.inflight[item.seq] = item
         record.slow_inflight += item.slow
         self.inflight += 1
         self.took(record)
 
-    def unassign(self, record: WorkerRecord, key: bytes) -> Pending | None:
-        """The request ``record`` holds under ``key``, no longer in flight there (None if it holds none)."""
-        item = record.inflight.pop(key, None)
+    def unassign(self, record: WorkerRecord, seq: int) -> Pending | None:
+        """The request ``record`` holds under ``seq``, no longer in flight there (None if it holds none)."""
+        item = record.inflight.pop(seq, None)
         if item is not None:
             record.slow_inflight -= item.slow
             self.inflight -= 1

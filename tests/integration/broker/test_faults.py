@@ -200,12 +200,13 @@ def _next_command(sock: zmq.Socket[Any], command: bytes, timeout_s: float = 5.0)
 
 
 @pytest.mark.parametrize("bad_reply", [
-    pytest.param(lambda seq: [wp.REPLY + seq], id="too-short"),
-    pytest.param(lambda seq: [wp.pack_reply(seq, True, 0.1, None, b"{}"), b"extra"], id="two-frames"),
-    pytest.param(lambda seq: [wp.REPLY + seq + b"\x00" + b"\x00" * 4 + b"\x09AB"], id="truncated-code"),
+    pytest.param(lambda seq: [wp.REPLY + seq.to_bytes(8, "little")], id="too-short"),
+    pytest.param(lambda seq: [wp.pack_replies([(seq, True, 0.1, None, b"{}")]), b"extra"], id="two-frames"),
+    pytest.param(lambda seq: [wp.pack_replies([(seq, False, 0.1, "INTERNAL", b"{}")])[:-4]], id="truncated-code"),
+    pytest.param(lambda seq: [wp.REPLY], id="no-reply"),
 ])
 def test_a_worker_that_breaks_the_protocol_is_removed_at_once_and_its_request_answered(
-    tacore_factory: Callable[..., TACoreProcess], bad_reply: Callable[[bytes], list[bytes]]
+    tacore_factory: Callable[..., TACoreProcess], bad_reply: Callable[[int], list[bytes]]
 ) -> None:
     tacore = tacore_factory(HEARTBEAT_INTERVAL_MS="1000", WORKER_COUNT="1")  # liveness: 3 s
     tacore.wait_healthy(workers=1)
@@ -215,7 +216,7 @@ def test_a_worker_that_breaks_the_protocol_is_removed_at_once_and_its_request_an
         wait_until(lambda: tacore.status()["methods"].get("test.raw", {}).get("workers") == 1, 5, "the raw worker")
         _request(client, "doomed", "test.raw", 0)
         request = _next_command(worker, wp.REQUEST)
-        seq, _, _ = wp.unpack_request(request[0])
+        [(seq, _, _)] = wp.unpack_requests(request[0])
         sent_at = time.monotonic()
         worker.send_multipart(bad_reply(seq))
         replies = _collect(client, 1, timeout_s=5)

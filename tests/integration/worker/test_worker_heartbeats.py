@@ -79,9 +79,9 @@ def test_an_idle_worker_and_one_in_a_long_handler_keep_beating_on_a_saturated_ma
 
     idle_gaps, _ = _beat_gaps(sock, identity, 3.0)
     request = json.dumps({"request_id": "long", "method": "test.sleep", "params": {"ms": 2000}}).encode()
-    sock.send_multipart([identity, wp.pack_request(wp.pack_seq(1), 10_000, request)])
+    sock.send_multipart([identity, wp.pack_requests([(1, 10_000, request)])])
     busy_gaps, replies = _beat_gaps(sock, identity, 3.0)
 
     assert max(idle_gaps) < LIVENESS_S, f"idle worker went silent for {max(idle_gaps):.2f} s"
     assert max(busy_gaps) < LIVENESS_S, f"worker in a 2 s handler went silent for {max(busy_gaps):.2f} s"
-    assert len(replies) == 1 and wp.unpack_reply(replies[0])[1] is True
+    assert len(replies) == 1 and [ok for _, ok, *_ in wp.iter_replies(replies[0])] == [True]

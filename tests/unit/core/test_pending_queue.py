@@ -4,7 +4,7 @@ from tacore.broker.queue import Pending, PendingQueue
 
 
 def _item(seq: int, method: str = "m", priority: int = 5, deadline: float = 100.0) -> Pending:
-    return Pending(seq, seq.to_bytes(8, "little"), f"r{seq}", method, priority, b"{}", [], 0.0, 0.0, deadline)
+    return Pending(seq, f"r{seq}", method, priority, b"{}", [], 0.0, 0.0, deadline)
 
 
 def test_lower_priority_number_goes_first_then_fifo() -> None:

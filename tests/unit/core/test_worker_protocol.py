@@ -5,25 +5,42 @@ import pytest
 from tacore.protocol import worker as wp
 
 
-def test_request_frame_round_trips_seq_budget_and_the_client_request() -> None:
-    seq = wp.pack_seq(123456789)
-    body = b'{"method": "health.check"}'
-    assert wp.unpack_request(wp.pack_request(seq, 2500, body)) == (seq, 2500, body)
-    assert wp.unpack_request(wp.pack_request(seq, None, b"")) == (seq, None, b"")
+def test_request_frame_round_trips_every_entry_in_order() -> None:
+    entries: list[wp.RequestEntry] = [(123456789, 2500, b'{"method": "health.check"}'), (7, None, b""),
+                                      (2**64 - 1, 0, b"x" * 70_000)]
+    assert wp.unpack_requests(wp.pack_requests(entries)) == entries
 
 
-def test_reply_frame_round_trips_status_time_code_and_the_reply() -> None:
-    seq = wp.pack_seq(7)
-    got_seq, ok, ms, code, body = wp.unpack_reply(wp.pack_reply(seq, False, 12.5, "INTERNAL", b'{"x": 1}'))
-    assert (got_seq, ok, code, body) == (seq, False, "INTERNAL", b'{"x": 1}') and ms == pytest.approx(12.5)
-    assert wp.unpack_reply(wp.pack_reply(seq, True, 0.25, None, b"{}"))[1:] == (True, 0.25, None, b"{}")
+def test_a_budget_out_of_range_is_clamped_not_taken_for_no_deadline() -> None:
+    frame = wp.pack_requests([(1, -5, b"a"), (2, 2**40, b"b")])
+    assert [budget for _, budget, _ in wp.unpack_requests(frame)] == [0, wp.NO_DEADLINE - 1]
 
 
-def test_malformed_frames_raise_malformed_message() -> None:
+def test_reply_frame_round_trips_status_time_code_and_each_reply() -> None:
+    entries: list[wp.ReplyEntry] = [(7, False, 12.5, "INTERNAL", b'{"x": 1}'), (8, True, 0.25, None, b"{}"),
+                                    (9, True, 1.0, None, b"")]
+    got = list(wp.iter_replies(wp.pack_replies(entries)))
+    assert [(s, ok, code, body) for s, ok, _, code, body in got] == [(s, ok, c, b) for s, ok, _, c, b in entries]
+    assert [ms for _, _, ms, _, _ in got] == pytest.approx([12.5, 0.25, 1.0])  # sent as f32
+
+
+@pytest.mark.parametrize("frame", [
+    pytest.param(wp.REQUEST, id="no-entry"),
+    pytest.param(wp.REQUEST + b"short", id="short-header"),
+    pytest.param(wp.pack_requests([(1, 5, b"abcdef")])[:-2], id="short-body"),
+    pytest.param(wp.pack_requests([(1, 5, b"ok")]) + b"\x01\x02", id="trailing-garbage"),
+])
+def test_malformed_request_frames_raise_malformed_message(frame: bytes) -> None:
     with pytest.raises(wp.MalformedMessage):
-        wp.unpack_request(wp.REQUEST + b"short")
+        wp.unpack_requests(frame)
+
+
+def test_replies_before_a_malformed_entry_are_delivered_then_it_raises() -> None:
+    good = wp.pack_replies([(1, True, 0.1, None, b"{}"), (2, True, 0.1, None, b"{}")])
+    truncated = wp.pack_replies([(3, False, 1.0, "INTERNAL", b"body")])[len(wp.REPLY):-3]
+    replies = wp.iter_replies(good + truncated)
+    assert [next(replies)[0], next(replies)[0]] == [1, 2]
     with pytest.raises(wp.MalformedMessage):
-        wp.unpack_reply(wp.REPLY)
-    truncated = wp.pack_reply(wp.pack_seq(1), False, 1.0, "INTERNAL", b"")[:-3]
+        next(replies)
     with pytest.raises(wp.MalformedMessage):
-        wp.unpack_reply(truncated)
+        list(wp.iter_replies(wp.REPLY))

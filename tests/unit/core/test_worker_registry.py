@@ -9,9 +9,9 @@ def _worker(name: str, credit: int = 4) -> WorkerRecord:
 
 
 def _busy(record: WorkerRecord, slow: bool) -> None:
-    item = Pending(1, b"k", "r", "x", 5, b"{}", [], 0.0, 0.0, 1e9)
+    item = Pending(1, "r", "x", 5, b"{}", [], 0.0, 0.0, 1e9)
     item.slow = slow
-    record.inflight[b"k"] = item
+    record.inflight[1] = item
     record.slow_inflight += slow
 
 
@@ -62,14 +62,14 @@ def test_in_flight_count_follows_assign_unassign_and_a_lost_worker() -> None:
     a, b = _worker("a"), _worker("b")
     registry.add(a)
     registry.add(b)
-    items = [Pending(i, bytes([i]), f"r{i}", "fast", 5, b"{}", [], 0.0, 0.0, 1e9) for i in range(3)]
+    items = [Pending(i, f"r{i}", "fast", 5, b"{}", [], 0.0, 0.0, 1e9) for i in range(3)]
     items[2].slow = True
     registry.assign(a, items[0])
     registry.assign(a, items[1])
     registry.assign(b, items[2])
     assert registry.inflight == 3 and b.slow_inflight == 1
-    assert registry.unassign(a, items[0].key) is items[0]
-    assert registry.unassign(a, items[0].key) is None  # a second reply to the same request changes nothing
+    assert registry.unassign(a, items[0].seq) is items[0]
+    assert registry.unassign(a, items[0].seq) is None  # a second reply to the same request changes nothing
     assert registry.inflight == 2
     assert registry.unassign_all(b) == [items[2]]
     assert registry.inflight == 1 and b.slow_inflight == 0 and not b.inflight
