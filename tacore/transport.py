@@ -27,6 +27,13 @@ def send_frames(sock: zmq.Socket[Any], frames: list[bytes]) -> None:
     _send(sock, frames[last], _NOBLOCK)
 
 
+def send_routed(sock: zmq.Socket[Any], envelope: list[bytes], body: bytes) -> None:
+    """Send ``body`` behind the return address ``envelope`` (a ROUTER's identity, a REQ's delimiter...)."""
+    for frame in envelope:
+        _send(sock, frame, _MORE_NOBLOCK)
+    _send(sock, body, _NOBLOCK)
+
+
 def recv_batch(sock: zmq.Socket[Any], limit: int, *, routed: bool = False) -> list[list[bytes]]:
     """Every multipart message waiting on ``sock``, up to ``limit``; an empty list when none is.
 

@@ -27,9 +27,9 @@ from tacore.broker.stats import LATENCY_BUCKETS_MS, BrokerStats
 from tacore.broker.workers import WorkerRecord, WorkerRegistry
 from tacore.errors import ErrorCode, InvalidRequest
 from tacore.protocol import worker as wp
-from tacore.protocol.envelope import decode_request, encode_error, encode_reply
+from tacore.protocol.envelope import Request, decode_request, encode_error, encode_reply
 from tacore.settings import Settings
-from tacore.transport import recv_batch, send_frames
+from tacore.transport import recv_batch, send_frames, send_routed
 
 log = logging.getLogger("tacore.broker")
 
@@ -83,15 +83,16 @@ class Broker:
         self._liveness_s = self._hb_interval_s * settings.heartbeat_liveness
         self._stopping = False
         self._spin_s = settings.broker_spin_us / 1e6
-        self._to_clients: list[list[bytes]] = []
+        self._to_clients: list[tuple[list[bytes], bytes]] = []  # (envelope, reply)
         self._to_workers: list[WorkerRecord] = []  # workers with requests in their outbox
 
     # -- the loop ---------------------------------------------------------------------------------
     def run(self, stop: threading.Event | None = None) -> None:
         stop = stop or threading.Event()
         poller = zmq.Poller()
+        poller.register(self.backend, zmq.POLLIN)  # first: replies free credit for the requests after them
         poller.register(self.frontend, zmq.POLLIN)
-        poller.register(self.backend, zmq.POLLIN)
+        backend = self.backend
         next_heartbeat = time.monotonic() + self._hb_interval_s
         lone = False  # the last wake-up took exactly one message: traffic is one request at a time
         log.info("broker up: frontend %s, backend %s", self.settings.frontend_endpoint,
@@ -106,13 +107,11 @@ class Broker:
                 if self.records is not None and self.records.due(now + 0.05):
                     wake = min(wake, now + self.records.flush_s)
                 timeout_ms = max(0, math.ceil((wake - now) * 1000.0))
-                events = dict(self._wait(poller, timeout_ms, lone))
+                events = self._wait(poller, timeout_ms, lone)
                 self.counters["wakeups"] += 1
                 taken = 0
-                if self.backend in events:
-                    taken += self._drain_backend()
-                if self.frontend in events:
-                    taken += self._drain_frontend()
+                for sock, _ in events:
+                    taken += self._drain_backend() if sock is backend else self._drain_frontend()
                 lone = taken == 1
                 now = time.monotonic()
                 if len(self.queue):
@@ -153,10 +152,9 @@ class Broker:
         return not len(self.queue) and self.workers.inflight < len(self.workers.live)
 
     def _drain_frontend(self) -> int:
-        on_client = self._on_client
         batch = recv_batch(self.frontend, _DRAIN_LIMIT, routed=True)
-        for frames in batch:
-            on_client(frames)
+        if batch:
+            self._on_clients(batch)
         return len(batch)
 
     def _drain_backend(self) -> int:
@@ -168,21 +166,59 @@ class Broker:
         return len(batch)
 
     # -- clients ----------------------------------------------------------------------------------
-    def _on_client(self, frames: list[bytes]) -> None:
+    def _on_clients(self, batch: list[list[bytes]]) -> None:
+        """Admit one wake-up's requests; the common case (a fresh call to a served method) stays inline.
+
+        Everything else (a bad frame, a broker method, a retry, an unknown method, a full queue) is
+        answered by ``_on_other_client``. The wake-up's clock stands for the arrival of its batch.
+        """
         now = time.monotonic()
-        self.counters["received"] += 1
+        wall = time.time()
+        self.counters["received"] += len(batch)
+        max_bytes = self._max_bytes
+        declared = self.declared
+        active = self.active
+        dedupe = self.dedupe
+        full = self.queue.full
+        admit = self._admit
+        for frames in batch:
+            body = frames[-1]
+            try:
+                request = decode_request(body, max_bytes)
+            except InvalidRequest as exc:
+                self._on_invalid_client(frames, exc, now)
+                continue
+            method = request.method
+            request_id = request.request_id
+            if (method not in declared or full()
+                    or (request_id is not None and (request_id in active or request_id in dedupe))):
+                self._on_other_client(frames[:-1], request, now)
+            else:
+                admit(frames[:-1], request, now, wall)
+
+    def _admit(self, envelope: list[bytes], request: Request, now: float, wall: float) -> None:
+        """Accept a request: from here on the broker owes it exactly one answer."""
+        timeout_ms = request.timeout_ms
+        self._seq += 1
+        item = Pending(self._seq, request.request_id, request.method, request.priority, request.raw, [envelope],
+                       now, wall, now + (self._default_timeout_s if timeout_ms is None else timeout_ms / 1000.0))
+        if item.request_id is not None:
+            self.active[item.request_id] = item
+        worker = None if self.queue.has(item.method) else self.workers.pick(item.method)
+        if worker is None:
+            self.queue.push(item)
+        else:
+            self._dispatch(item, worker, now)
+
+    def _on_invalid_client(self, frames: list[bytes], exc: InvalidRequest, now: float) -> None:
         if len(frames) < 2:
             return  # a ROUTER always prefixes the identity: nothing to answer to
-        envelope = frames[:-1]
-        body = frames[-1]
-        try:
-            request = decode_request(body, self._max_bytes)
-        except InvalidRequest as exc:
-            self.counters["invalid_request"] += 1
-            reply = encode_error(exc.request_id, ErrorCode.INVALID_REQUEST, exc.message, exc.details)
-            self._send_client(envelope, reply)
-            self._record(exc.request_id, _INVALID_METHOD, ErrorCode.INVALID_REQUEST, None, 5, now, now, 0.0)
-            return
+        self.counters["invalid_request"] += 1
+        reply = encode_error(exc.request_id, ErrorCode.INVALID_REQUEST, exc.message, exc.details)
+        self._send_client(frames[:-1], reply)
+        self._record(exc.request_id, _INVALID_METHOD, ErrorCode.INVALID_REQUEST, None, 5, now, now, 0.0)
+
+    def _on_other_client(self, envelope: list[bytes], request: Request, now: float) -> None:
         method = request.method
         request_id = request.request_id
         if method in BROKER_METHODS:
@@ -214,20 +250,10 @@ class Broker:
                 "retry later", {"queue_limit": self.queue.limit, "queue_max_bytes": self.queue.max_bytes}))
             self._record(request_id, method, ErrorCode.BUSY, None, request.priority, now, now, 0.0)
             return
-        timeout_s = self._default_timeout_s if request.timeout_ms is None else request.timeout_ms / 1000.0
-        self._seq += 1
-        item = Pending(self._seq, request_id, method, request.priority, body, [envelope], now, time.time(),
-                       now + timeout_s)
-        if request_id is not None:
-            self.active[request_id] = item
-        worker = None if self.queue.has(method) else self.workers.pick(method)
-        if worker is None:
-            self.queue.push(item)
-        else:
-            self._dispatch(item, worker, now)
+        self._admit(envelope, request, now, time.time())  # its dedupe entry had expired: a fresh request
 
     def _send_client(self, envelope: list[bytes], body: bytes) -> None:
-        self._to_clients.append([*envelope, body])
+        self._to_clients.append((envelope, body))
 
     def _flush(self) -> None:
         """Send what this wake-up produced: one REQUEST message per worker, then the replies back to back."""
@@ -252,9 +278,9 @@ class Broker:
         if self._to_clients:
             replies, self._to_clients = self._to_clients, []
             frontend = self.frontend
-            for frames in replies:
+            for envelope, body in replies:
                 try:
-                    send_frames(frontend, frames)
+                    send_routed(frontend, envelope, body)
                 except zmq.ZMQError as exc:  # client gone (EHOSTUNREACH) or not reading (EAGAIN)
                     self.counters["reply_undeliverable"] += 1
                     log.debug("reply undeliverable: %s", exc)
@@ -270,12 +296,10 @@ class Broker:
                 self._send_worker(identity, [wp.DISCONNECT])
                 return
             record.expires_at = now + self._liveness_s
-            on_reply = self._on_reply
             try:
                 if len(frames) != 2:
                     raise wp.MalformedMessage(f"REPLY in {len(frames) - 1} frames, not 1")
-                for seq, ok, processing_ms, code, body in wp.iter_replies(frames[1]):
-                    on_reply(record, seq, ok, processing_ms, code, body, now)
+                self._on_replies(record, frames[1], now)
             except wp.MalformedMessage as exc:
                 # What follows cannot be trusted: remove it now (its requests are re-run or answered at once,
                 # not after its heartbeat expires) and tell it to register anew.
@@ -315,25 +339,32 @@ class Broker:
                               info.get("host"), str(info.get("kind", "worker")), methods, idempotent, credit,
                               now + self._liveness_s)
         self.workers.add(record)
-        self.declared.update(methods)
+        self.declared.update(methods - BROKER_METHODS)  # the broker answers those itself
         self._send_worker(identity, [wp.HEARTBEAT, self._snapshot()])
         log.info("worker %s ready (pid %s, %d methods, credit %d)", record.worker_id, record.pid,
                  len(methods), credit)
         self._feed(record, now)
 
-    def _on_reply(self, record: WorkerRecord, seq: int, ok: bool, processing_ms: float, code: str | None,
-                  body: bytes, now: float) -> None:
-        item = self.workers.unassign(record, seq)
-        if item is None:
-            log.warning("worker %s replied to an unknown request", record.worker_id)
-            return
-        self.workers.observe(item.method, processing_ms)
-        record.served += 1
-        if not ok:
-            record.failed += 1
-        self._finish(item, body, None if ok else (code or ErrorCode.INTERNAL), record.worker_id, processing_ms,
-                     now, cache=True)
-        self.workers.freed(record)
+    def _on_replies(self, record: WorkerRecord, frame: bytes, now: float) -> None:
+        """Answer each request a REPLY frame carries; raises MalformedMessage where the frame breaks."""
+        workers = self.workers
+        unassign = workers.unassign
+        observe = workers.observe
+        finish = self._finish
+        worker_id = record.worker_id
+        for seq, ok, processing_ms, code, body in wp.iter_replies(frame):
+            item = unassign(record, seq)
+            if item is None:
+                log.warning("worker %s replied to an unknown request", worker_id)
+                continue
+            observe(item.method, processing_ms)
+            record.served += 1
+            if ok:
+                finish(item, body, None, worker_id, processing_ms, now, cache=True)
+            else:
+                record.failed += 1
+                finish(item, body, code or ErrorCode.INTERNAL, worker_id, processing_ms, now, cache=True)
+        workers.freed(record)
 
     def _feed(self, record: WorkerRecord, now: float) -> None:
         """Give ``record`` queued work while it has credit (never an expired request)."""
@@ -355,8 +386,7 @@ class Broker:
     def _dispatch(self, item: Pending, record: WorkerRecord, now: float) -> None:
         item.attempts += 1
         item.dispatched = now
-        item.worker_identity = record.identity
-        item.slow = not self.workers.is_fast(item.method)
+        item.slow = item.method not in self.workers.fast
         self.workers.assign(record, item)
         if not record.outbox:
             self._to_workers.append(record)
@@ -420,8 +450,9 @@ class Broker:
 
     def _finish(self, item: Pending, body: bytes, error_code: str | None, worker_id: str | None,
                 processing_ms: float, now: float, *, cache: bool) -> None:
+        to_clients = self._to_clients
         for envelope in item.envelopes:
-            self._send_client(envelope, body)
+            to_clients.append((envelope, body))
         self.counters["answered"] += 1
         request_id = item.request_id
         if request_id is not None:
@@ -429,8 +460,9 @@ class Broker:
                 del self.active[request_id]
             if cache:
                 self.dedupe.put(request_id, body, now)
-        queue_ms = ((item.dispatched or now) - item.received) * 1000.0
-        total_ms = (now - item.received) * 1000.0
+        received = item.received
+        queue_ms = ((item.dispatched or now) - received) * 1000.0
+        total_ms = (now - received) * 1000.0
         self.stats.observe(item.method, error_code, total_ms, queue_ms)
         if self.records is not None:
             self.records.add([request_id, item.method, "success" if error_code is None else "error", error_code,

@@ -26,7 +26,6 @@ class Pending:
     received_wall: float  # time.time()
     deadline: float  # time.monotonic()
     dispatched: float = 0.0
-    worker_identity: bytes | None = None
     attempts: int = 0
     slow: bool = False  # dispatched as a slow method (see workers.FAST_METHOD_MS)
     queued: bool = field(default=False)

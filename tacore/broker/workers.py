@@ -106,17 +106,22 @@ class WorkerRegistry:
 
     def pick(self, method: str) -> WorkerRecord | None:
         """The least recently used worker with credit that serves ``method`` and may take it now."""
-        for record in self.ready.values():
-            if method in record.methods and self.can_take(record, method):
+        fast = method in self.fast
+        for record in self.ready.values():  # can_take, inlined: this runs for every request
+            if method in record.methods and (not record.inflight or (fast and not record.slow_inflight)):
                 return record
         return None
 
     def assign(self, record: WorkerRecord, item: Pending) -> None:
         """``item`` is being sent to ``record``; ``record`` becomes most recently used (or leaves ``ready``)."""
-        record.inflight[item.seq] = item
+        inflight = record.inflight
+        inflight[item.seq] = item
         record.slow_inflight += item.slow
         self.inflight += 1
-        self.took(record)
+        if len(inflight) < record.credit:
+            self.ready.move_to_end(record.identity)
+        else:
+            self.ready.pop(record.identity, None)
 
     def unassign(self, record: WorkerRecord, seq: int) -> Pending | None:
         """The request ``record`` holds under ``seq``, no longer in flight there (None if it holds none)."""
@@ -133,13 +138,6 @@ class WorkerRegistry:
         record.slow_inflight = 0
         self.inflight -= len(items)
         return items
-
-    def took(self, record: WorkerRecord) -> None:
-        """``record`` was just given a request: it becomes most recently used, or leaves ``ready``."""
-        if record.free > 0:
-            self.ready.move_to_end(record.identity)
-        else:
-            self.ready.pop(record.identity, None)
 
     def freed(self, record: WorkerRecord) -> None:
         if record.identity in self.live and record.identity not in self.ready:

@@ -24,3 +24,19 @@ def test_prune_drops_only_expired_entries() -> None:
     cache.put("b", b"2", now=5.0)
     assert cache.prune(now=3.0) == 1
     assert len(cache) == 1
+
+
+def test_a_request_id_stored_again_keeps_its_newer_reply_past_the_older_expiry() -> None:
+    cache = DedupeCache(max_entries=10, ttl_s=10.0)
+    cache.put("r", b"old", now=0.0)
+    cache.put("r", b"new", now=5.0)
+    assert cache.prune(now=12.0) == 0  # the first entry's slot is stale: the newer one stays
+    assert cache.get("r", now=12.0) == b"new" and "r" in cache
+    assert cache.prune(now=16.0) == 1 and "r" not in cache
+
+
+def test_memory_stays_bounded_when_the_same_ids_are_stored_over_and_over() -> None:
+    cache = DedupeCache(max_entries=100, ttl_s=1e9)
+    for i in range(10_000):
+        cache.put(f"r{i % 7}", b"x", now=float(i))
+    assert len(cache._order) <= 100 and len(cache) == 7

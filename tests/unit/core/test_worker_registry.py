@@ -22,8 +22,23 @@ def test_least_recently_used_worker_with_credit_is_picked_first() -> None:
     registry.add(b)
     registry.observe("fast", 0.1)
     assert registry.pick("fast") is a
-    registry.took(a)
+    registry.assign(a, Pending(1, "r1", "fast", 5, b"{}", [], 0.0, 0.0, 1e9))
     assert registry.pick("fast") is b
+    registry.assign(b, Pending(2, "r2", "fast", 5, b"{}", [], 0.0, 0.0, 1e9))
+    assert registry.pick("fast") is a
+
+
+def test_a_worker_out_of_credit_is_not_picked_until_a_reply_frees_it() -> None:
+    registry = WorkerRegistry()
+    a = _worker("a", credit=2)
+    registry.add(a)
+    registry.observe("fast", 0.1)
+    registry.assign(a, Pending(1, "r1", "fast", 5, b"{}", [], 0.0, 0.0, 1e9))
+    registry.assign(a, Pending(2, "r2", "fast", 5, b"{}", [], 0.0, 0.0, 1e9))
+    assert registry.pick("fast") is None
+    registry.unassign(a, 1)
+    registry.freed(a)
+    assert registry.pick("fast") is a
 
 
 def test_slow_methods_only_go_to_workers_with_nothing_in_flight() -> None:
