@@ -34,6 +34,7 @@ from tacore.transport import recv_batch, send_frames, send_routed
 log = logging.getLogger("tacore.broker")
 
 BROKER_METHODS = frozenset({"broker.status", "broker.metrics"})
+_LONE_WAKEUPS = 4  # wake-ups in a row that took one message each before the broker spins (see _wait)
 _DRAIN_LIMIT = 512  # messages taken from one socket per wake-up before looking at the other
 _INVALID_METHOD = "(invalid)"
 
@@ -94,7 +95,7 @@ class Broker:
         poller.register(self.frontend, zmq.POLLIN)
         backend = self.backend
         next_heartbeat = time.monotonic() + self._hb_interval_s
-        lone = False  # the last wake-up took exactly one message: traffic is one request at a time
+        lone = 0  # consecutive wake-ups that took exactly one message: traffic is one request at a time
         log.info("broker up: frontend %s, backend %s", self.settings.frontend_endpoint,
                  self.settings.backend_endpoint)
         try:
@@ -112,7 +113,7 @@ class Broker:
                 taken = 0
                 for sock, _ in events:
                     taken += self._drain_backend() if sock is backend else self._drain_frontend()
-                lone = taken == 1
+                lone = lone + 1 if taken == 1 else 0
                 now = time.monotonic()
                 if len(self.queue):
                     for item in self.queue.expire(now):
@@ -126,17 +127,18 @@ class Broker:
         finally:
             self._shutdown()
 
-    def _wait(self, poller: zmq.Poller, timeout_ms: int, lone: bool) -> list[tuple[Any, int]]:
-        """Poll for up to ``timeout_ms``; after a ``lone`` wake-up, awake for up to ``BROKER_SPIN_US`` first.
+    def _wait(self, poller: zmq.Poller, timeout_ms: int, lone: int) -> list[tuple[Any, int]]:
+        """Poll for up to ``timeout_ms``, first awake for up to ``BROKER_SPIN_US`` when traffic is one at a time.
 
         With requests coming one at a time each costs the broker two wake-ups, and waking a sleeping
         thread (on a VM: a halted vCPU) costs more than the broker's own work. The next message of a
         lone request (its reply, the client's next call) usually comes within a few hundred us, so
-        the broker waits for it awake. It spins only after a wake-up that took a single message and
-        while a worker is idle: under load wake-ups take batches, and the spin never takes a core
-        from queued work.
+        the broker waits for it awake. It spins only after ``_LONE_WAKEUPS`` wake-ups in a row took
+        one message each, and while a worker is idle: under load wake-ups take batches (a lone one
+        now and then, between a slow client's bursts, must not buy a spin that takes a core from the
+        client and the workers), and the spin never takes a core from queued work.
         """
-        if not (lone and timeout_ms and self._spin_s and self._has_idle_worker()):
+        if not (lone >= _LONE_WAKEUPS and timeout_ms and self._spin_s and self._has_idle_worker()):
             return poller.poll(timeout_ms)
         self.counters["spins"] += 1
         ready = poller.poll(0)
