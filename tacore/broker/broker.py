@@ -233,7 +233,7 @@ class Broker:
                 self.counters["deduped"] += 1
                 active.envelopes.append(envelope)
                 return
-            cached = self.dedupe.get(request_id, now)
+            cached = self.dedupe.get(request_id)
             if cached is not None:
                 self.counters["deduped"] += 1
                 self._send_client(envelope, cached)
