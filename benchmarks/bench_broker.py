@@ -125,8 +125,10 @@ def wait_for(endpoint: str, timeout: float = 15.0) -> None:
 
 
 class Target:
-    def __init__(self, name: str, endpoint: str, procs: list[subprocess.Popen[bytes]], cpu_pid: int) -> None:
+    def __init__(self, name: str, endpoint: str, procs: list[subprocess.Popen[bytes]], cpu_pid: int,
+                 core: str = "") -> None:
         self.name = name
+        self.core = core
         self.endpoint = endpoint
         self.procs = procs
         self.cpu = psutil.Process(cpu_pid)
@@ -161,9 +163,9 @@ def start_tacore(workdir: Path, name: str = "tacore", **extra_env: str) -> Targe
     sock = ctx.socket(zmq.REQ)
     sock.connect(endpoint)
     sock.send(json.dumps({"request_id": uuid.uuid4().hex, "method": "broker.status"}).encode())
-    broker_pid = json.loads(sock.recv())["data"]["pid"]
+    status = json.loads(sock.recv())["data"]
     sock.close()
-    return Target(name, endpoint, [proc], broker_pid)
+    return Target(name, endpoint, [proc], status["pid"], status["core"])
 
 
 def start_baseline(name: str, broker_script: str, worker_script: str) -> Target:
@@ -297,7 +299,7 @@ def main() -> int:
     steal = (ticks1[1] - ticks0[1]) / max(1, ticks1[0] - ticks0[0])
     print(f"\n{args.rounds} interleaved rounds; latency: {args.latency_requests} requests/round, one REQ client; "
           f"throughput: {args.throughput_seconds:.0f} s/round, asyncio client, {args.in_flight} in flight. "
-          "Ratios are to zmq.proxy.")
+          f"Ratios are to zmq.proxy. TACore's broker core: {targets[0].core} (see setup.py).")
     print(f"CPU steal during the run: {steal:.1%} of the machine's CPU time (other guests of the hypervisor; "
           "figures are noisy when it is high).")
     if args.json:

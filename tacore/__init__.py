@@ -2,4 +2,8 @@
 
 from __future__ import annotations
 
+from tacore.compiled import verify as _verify_compiled_core
+
 __version__ = "0.1.0"
+
+_verify_compiled_core()

@@ -25,6 +25,7 @@ from tacore.broker.queue import Pending, PendingQueue
 from tacore.broker.records import RecordShipper
 from tacore.broker.stats import LATENCY_BUCKETS_MS, BrokerStats
 from tacore.broker.workers import WorkerRecord, WorkerRegistry
+from tacore.compiled import core_kind
 from tacore.errors import ErrorCode, InvalidRequest
 from tacore.protocol import worker as wp
 from tacore.protocol.envelope import Request, decode_request, encode_error, encode_reply
@@ -489,6 +490,7 @@ class Broker:
             "started_at": round(self.started_at, 3),
             "uptime_s": round(now_wall - self.started_at, 3),
             "pid": os.getpid(),
+            "core": core_kind(__file__),  # compiled (mypyc) or python: see setup.py
             "host": socketlib.gethostname(),
             "queue_depth": len(self.queue),
             "queue_by_method": self.queue.depth_by_method(),
