@@ -1,12 +1,15 @@
 # TACore in one container: broker, workers, data agent (embedded chDB), sidecar.
 FROM python:3.11-slim
 WORKDIR /app
-COPY pyproject.toml README.md ./
+COPY pyproject.toml setup.py README.md ./
 COPY tacore ./tacore
 COPY workers ./workers
 COPY clients ./clients
 COPY config ./config
-RUN pip install --no-cache-dir .
+# A C compiler only while installing: setup.py compiles the broker's core with mypyc.
+RUN apt-get update && apt-get install -y --no-install-recommends gcc libc6-dev \
+ && pip install --no-cache-dir . \
+ && apt-get purge -y gcc libc6-dev && apt-get autoremove -y && rm -rf /var/lib/apt/lists/*
 # Reachable from outside the container: bind everything, and the sidecar then needs API_KEY.
 ENV BIND_ADDRESS=0.0.0.0 \
     API_HOST=0.0.0.0 \

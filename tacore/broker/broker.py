@@ -253,7 +253,7 @@ class Broker:
                 "retry later", {"queue_limit": self.queue.limit, "queue_max_bytes": self.queue.max_bytes}))
             self._record(request_id, method, ErrorCode.BUSY, None, request.priority, now, now, 0.0)
             return
-        self._admit(envelope, request, now, time.time())  # its dedupe entry had expired: a fresh request
+        self._admit(envelope, request, now, time.time())  # none of the above after all: an ordinary request
 
     def _send_client(self, envelope: list[bytes], body: bytes) -> None:
         self._to_clients.append((envelope, body))
