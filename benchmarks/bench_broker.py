@@ -1,15 +1,15 @@
 """Broker benchmark: TACore (broker + 2 workers) against a zmq.proxy ROUTER/DEALER device with 2 REP workers.
 
-All sides do the same JSON work for ``health.check``. A third, reference column is the ZeroMQ guide's
-plain Python load-balancing broker (``lbbroker``: one message per poll, no queue, deadlines or logs)
-with 2 REQ workers: the floor a broker with Python in the path reaches on this machine. A fourth is
-TACore with ``BROKER_SPIN_US=0`` (the broker always sleeps in poll): what the spin buys and costs.
-Rounds are interleaved (TACore, TACore without spin, proxy, plain broker, TACore...) so machine
-noise hits all alike. Measures p50/p99
+All sides do the same JSON work for ``health.check``. Three references run beside them: TACore with
+its core as plain Python (what the mypyc build of setup.py buys), TACore with ``BROKER_SPIN_US=0``
+(the broker always sleeps in poll: what the spin buys and costs), and the ZeroMQ guide's plain
+Python load-balancing broker (``lbbroker``: one message per poll, no queue, deadlines or logs) with
+2 REQ workers. Rounds are interleaved, each target in turn, and each round starts with the next
+target, so machine noise hits all alike and none always follows the same one. Measures p50/p99
 latency with one REQ client, throughput with the asyncio client at 64 in flight, and CPU time per
 request of each broker process (for TACore: the broker's own process, not its workers or recorder).
 
-    python benchmarks/bench_broker.py [--rounds 3] [--latency-requests 3000] [--throughput-seconds 3]
+    python benchmarks/bench_broker.py [--rounds 5] [--latency-requests 3000] [--throughput-seconds 3]
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ import argparse
 import asyncio
 import json
 import os
+import shutil
 import socket
 import statistics
 import subprocess
@@ -245,9 +246,52 @@ def pct(samples: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
+TARGETS = {  # name -> what the row is; the first is TACore as installed, the rest references
+    "tacore": "TACore",
+    "tacore-python": "TACore, plain-Python core",
+    "tacore-nospin": "TACore, BROKER_SPIN_US=0",
+    "zmq.proxy": "zmq.proxy (baseline)",
+    "plain": "plain Python lbbroker",
+}
+GOALS = {"p50_us": 1.2, "p99_us": 1.5, "throughput_rps": 0.4, "cpu_us_per_req": 30.0}
+
+
+def pure_python_tree(tmp: Path) -> Path:
+    """The project's packages without compiled modules: put first on PYTHONPATH, they run as plain Python."""
+    tree = tmp / "pure-python"
+    for package in ("tacore", "workers", "clients"):
+        shutil.copytree(ROOT / package, tree / package,
+                        ignore=shutil.ignore_patterns("*.so", "_compiled.json", "__pycache__"))
+    return tree
+
+
+def report(summary: dict[str, dict[str, float]], cores: dict[str, str]) -> dict[str, dict[str, float]]:
+    """Print one row per target with its ratios to the proxy; return the ratios."""
+    proxy = summary["zmq.proxy"]
+    ratios = {name: {key: row[key] / proxy[key] for key in ("p50_us", "p99_us", "throughput_rps")}
+              for name, row in summary.items()}
+    print(f"\n{'':36}{'p50 latency':>18}{'p99 latency':>18}{'throughput (64)':>22}{'broker CPU':>14}")
+    print(f"{'target':36}{'<= 1.2x':>18}{'<= 1.5x':>18}{'>= 0.4x':>22}{'<= 30 us':>14}")
+    for name, label in TARGETS.items():
+        row, ratio = summary[name], ratios[name]
+        if name in cores:
+            label += f" [{cores[name]}]"
+        print(f"{label:36}{row['p50_us']:9.1f} us {ratio['p50_us']:4.2f}x"
+              f"{row['p99_us']:9.1f} us {ratio['p99_us']:4.2f}x"
+              f"{row['throughput_rps']:10.0f} req/s {ratio['throughput_rps']:4.2f}x{row['cpu_us_per_req']:9.1f} us")
+    tacore = ratios["tacore"]
+    met = {
+        "p50": tacore["p50_us"] <= GOALS["p50_us"], "p99": tacore["p99_us"] <= GOALS["p99_us"],
+        "throughput": tacore["throughput_rps"] >= GOALS["throughput_rps"],
+        "cpu": summary["tacore"]["cpu_us_per_req"] <= GOALS["cpu_us_per_req"],
+    }
+    print("TACore against the targets: " + ", ".join(f"{k} {'met' if v else 'MISSED'}" for k, v in met.items()))
+    return ratios
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--latency-requests", type=int, default=3000)
     parser.add_argument("--throughput-seconds", type=float, default=3.0)
     parser.add_argument("--in-flight", type=int, default=64)
@@ -256,14 +300,18 @@ def main() -> int:
 
     ticks0 = cpu_ticks()
     with tempfile.TemporaryDirectory() as tmp:
-        targets = [start_tacore(Path(tmp)), start_tacore(Path(tmp), "nospin", BROKER_SPIN_US="0"), start_proxy(),
-                   start_plain_broker()]
+        pure = pure_python_tree(Path(tmp))
+        targets = [start_tacore(Path(tmp)),
+                   start_tacore(Path(tmp), "tacore-python", PYTHONPATH=str(pure)),
+                   start_tacore(Path(tmp), "tacore-nospin", BROKER_SPIN_US="0"),
+                   start_proxy(), start_plain_broker()]
         results: dict[str, dict[str, list[float]]] = {t.name: {"lat": [], "tput": [], "cpu": []} for t in targets}
         try:
-            for _ in range(args.rounds):
-                for target in targets:
+            for round_no in range(args.rounds):
+                order = targets[round_no % len(targets):] + targets[:round_no % len(targets)]  # no fixed slot
+                for target in order:
                     results[target.name]["lat"].extend(latency_round(target.endpoint, args.latency_requests))
-                for target in targets:
+                for target in order:
                     rate, cpu_us = throughput_round(target, args.throughput_seconds, args.in_flight)
                     results[target.name]["tput"].append(rate)
                     results[target.name]["cpu"].append(cpu_us)
@@ -275,31 +323,12 @@ def main() -> int:
     for name, r in results.items():
         summary[name] = {"p50_us": pct(r["lat"], 0.50), "p99_us": pct(r["lat"], 0.99),
                          "throughput_rps": statistics.median(r["tput"]), "cpu_us_per_req": statistics.median(r["cpu"])}
-    t, p, plain, nospin = summary["tacore"], summary["zmq.proxy"], summary["plain"], summary["nospin"]
-    ratios = {"throughput": t["throughput_rps"] / p["throughput_rps"], "p50": t["p50_us"] / p["p50_us"],
-              "p99": t["p99_us"] / p["p99_us"],
-              "nospin_throughput": nospin["throughput_rps"] / p["throughput_rps"],
-              "nospin_p50": nospin["p50_us"] / p["p50_us"], "nospin_p99": nospin["p99_us"] / p["p99_us"],
-              "plain_throughput": plain["throughput_rps"] / p["throughput_rps"],
-              "plain_p50": plain["p50_us"] / p["p50_us"], "plain_p99": plain["p99_us"] / p["p99_us"]}
-    print(f"\n{'':24}{'TACore':>12}{'zmq.proxy':>12}{'ratio':>8}{'target':>11}   {'plain Python lbbroker':>22}"
-          f"   {'TACore, BROKER_SPIN_US=0':>24}")
-    for label, key, ratio, goal, fmt in (
-        ("p50 latency (us)", "p50_us", "p50", "<= 1.2x", ".1f"),
-        ("p99 latency (us)", "p99_us", "p99", "<= 1.5x", ".1f"),
-        ("throughput (req/s, 64)", "throughput_rps", "throughput", ">= 0.4x", ".0f"),
-    ):
-        plain_cell = f"{plain[key]:{fmt}} ({ratios['plain_' + ratio]:.2f}x)"
-        nospin_cell = f"{nospin[key]:{fmt}} ({ratios['nospin_' + ratio]:.2f}x)"
-        print(f"{label:24}{t[key]:12{fmt}}{p[key]:12{fmt}}{ratios[ratio]:8.2f}{goal:>11}   {plain_cell:>22}"
-              f"   {nospin_cell:>24}")
-    print(f"{'broker CPU (us/req)':24}{t['cpu_us_per_req']:12.1f}{p['cpu_us_per_req']:12.1f}{'':8}{'<= 30 us':>11}"
-          f"   {plain['cpu_us_per_req']:22.1f}   {nospin['cpu_us_per_req']:24.1f}")
+    ratios = report(summary, {t.name: t.core for t in targets if t.core})
     ticks1 = cpu_ticks()
     steal = (ticks1[1] - ticks0[1]) / max(1, ticks1[0] - ticks0[0])
     print(f"\n{args.rounds} interleaved rounds; latency: {args.latency_requests} requests/round, one REQ client; "
-          f"throughput: {args.throughput_seconds:.0f} s/round, asyncio client, {args.in_flight} in flight. "
-          f"Ratios are to zmq.proxy. TACore's broker core: {targets[0].core} (see setup.py).")
+          f"throughput: {args.throughput_seconds:.0f} s/round, asyncio client, {args.in_flight} in flight; "
+          "broker CPU: its process (thread + libzmq I/O thread) per request at 64 in flight. Ratios are to zmq.proxy.")
     print(f"CPU steal during the run: {steal:.1%} of the machine's CPU time (other guests of the hypervisor; "
           "figures are noisy when it is high).")
     if args.json:
