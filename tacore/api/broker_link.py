@@ -126,6 +126,7 @@ class Sampler:
         self.recent_errors: deque[dict[str, Any]] = deque(maxlen=RECENT_ERRORS)
         self.database_error: str | None = None
         self.ticks = 0
+        self._views_of = 0  # the tick whose poll the memoised views show (the current one once it has polled)
         #: the sampler's own cost, last tick (ms): broker round trip, CPU work in the loop, wake-up lag
         self.timings: dict[str, float] = {"poll_ms": 0.0, "work_ms": 0.0, "lag_ms": 0.0, "lag_max_ms": 0.0}
         self._lags: deque[float] = deque(maxlen=60)
@@ -188,6 +189,7 @@ class Sampler:
             self.broker_ok_at, self.broker_error = ts, None
             self.series.observe(ts, metrics)
         self.resources.sample(local_targets(self.status) if self.broker_up() and self.status else {})
+        self._views_of = self.ticks
         self._rebuild_warm()
         self.timings["poll_ms"] = round((polled - started) * 1000.0, 3)
         self.timings["work_ms"] = round((time.perf_counter() - polled) * 1000.0, 3)
@@ -232,16 +234,18 @@ class Sampler:
     def memo(self, key: str, build: Callable[[], T]) -> T:
         """``build()`` at most once per poll: every reader between two polls shares one rendering.
 
-        An entry also expires after two intervals, so a sampler that stopped ticking never pins an old
-        answer; a build that raises (a 503) is not kept.
+        A view stays valid while the next tick awaits the broker (it shows the last poll until the new
+        one lands; a request in that window used to miss and render on its own). An entry also expires
+        after two intervals, so a sampler that stopped ticking never pins an old answer; a build that
+        raises (a 503) is not kept.
         """
         hit = self._memo.get(key)
         now = time.monotonic()
-        if hit is not None and hit[0] == self.ticks and now - hit[1] < 2 * self.interval_s:
+        if hit is not None and hit[0] == self._views_of and now - hit[1] < 2 * self.interval_s:
             value: T = hit[2]
             return value
         value = build()
-        self._memo[key] = (self.ticks, now, value)
+        self._memo[key] = (self._views_of, now, value)
         return value
 
     def keep_warm(self, key: str, build: Callable[[], Any]) -> None:
@@ -261,7 +265,7 @@ class Sampler:
                 log.exception("sampler: rendering %r failed", key)
                 self._memo.pop(key, None)
                 continue
-            self._memo[key] = (self.ticks, time.monotonic(), value)
+            self._memo[key] = (self._views_of, time.monotonic(), value)
 
     def broker_up(self) -> bool:
         return (self.broker_error is None and self.broker_ok_at is not None
