@@ -75,11 +75,15 @@ def _ext_modules() -> list[Any]:
     return list(mypycify([*options, *COMPILED], opt_level="3", debug_level="0", group_name="tacore._core"))
 
 
+SHARED_LIBRARY = "tacore/_core__mypyc"  # what mypyc builds for group_name "tacore._core"
+
+
 def _remove_in_place_build() -> None:
     """An earlier editable install's compiled modules would still shadow the sources: remove them."""
-    for path in [*COMPILED, "tacore/_core__mypyc.py"]:
-        for built in (ROOT / path).parent.glob(Path(path).stem + ".cpython-*"):
-            built.unlink()
+    for stem in [path.removesuffix(".py") for path in COMPILED] + [SHARED_LIBRARY]:
+        built = ROOT / stem
+        for extension in built.parent.glob(built.name + ".cpython-*"):
+            extension.unlink()
     (ROOT / MANIFEST).unlink(missing_ok=True)
 
 

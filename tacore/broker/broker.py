@@ -11,8 +11,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
-import os
-import socket as socketlib
 import threading
 import time
 from typing import Any
@@ -20,12 +18,12 @@ from typing import Any
 import orjson
 import zmq
 
+from tacore.broker import views
 from tacore.broker.dedupe import DedupeCache
 from tacore.broker.queue import Pending, PendingQueue
 from tacore.broker.records import RecordShipper
-from tacore.broker.stats import LATENCY_BUCKETS_MS, BrokerStats
+from tacore.broker.stats import BrokerStats
 from tacore.broker.workers import WorkerRecord, WorkerRegistry
-from tacore.compiled import core_kind
 from tacore.errors import ErrorCode, InvalidRequest
 from tacore.protocol import worker as wp
 from tacore.protocol.envelope import Request, decode_request, encode_error, encode_reply
@@ -173,7 +171,7 @@ class Broker:
         """Admit one wake-up's requests; the common case (a fresh call to a served method) stays inline.
 
         Everything else (a bad frame, a broker method, a retry, an unknown method, a full queue) is
-        answered by ``_on_other_client``. The wake-up's clock stands for the arrival of its batch.
+        answered by ``_on_uncommon_request``. The wake-up's clock stands for the arrival of its batch.
         """
         now = time.monotonic()
         wall = time.time()
@@ -189,13 +187,13 @@ class Broker:
             try:
                 request = decode_request(body, max_bytes)
             except InvalidRequest as exc:
-                self._on_invalid_client(frames, exc, now)
+                self._reject_invalid(frames, exc, now)
                 continue
             method = request.method
             request_id = request.request_id
             if (method not in declared or full()
                     or (request_id is not None and (request_id in active or request_id in dedupe))):
-                self._on_other_client(frames[:-1], request, now)
+                self._on_uncommon_request(frames[:-1], request, now)
             else:
                 admit(frames[:-1], request, now, wall)
 
@@ -213,7 +211,7 @@ class Broker:
         else:
             self._dispatch(item, worker, now)
 
-    def _on_invalid_client(self, frames: list[bytes], exc: InvalidRequest, now: float) -> None:
+    def _reject_invalid(self, frames: list[bytes], exc: InvalidRequest, now: float) -> None:
         if len(frames) < 2:
             return  # a ROUTER always prefixes the identity: nothing to answer to
         self.counters["invalid_request"] += 1
@@ -221,7 +219,8 @@ class Broker:
         self._send_client(frames[:-1], reply)
         self._record(exc.request_id, _INVALID_METHOD, ErrorCode.INVALID_REQUEST, None, 5, now, now, 0.0)
 
-    def _on_other_client(self, envelope: list[bytes], request: Request, now: float) -> None:
+    def _on_uncommon_request(self, envelope: list[bytes], request: Request, now: float) -> None:
+        """A broker method, a retry of a known request_id, an unknown method or a full queue."""
         method = request.method
         request_id = request.request_id
         if method in BROKER_METHODS:
@@ -343,7 +342,7 @@ class Broker:
                               now + self._liveness_s)
         self.workers.add(record)
         self.declared.update(methods - BROKER_METHODS)  # the broker answers those itself
-        self._send_worker(identity, [wp.HEARTBEAT, self._snapshot()])
+        self._send_worker(identity, [wp.HEARTBEAT, views.heartbeat_snapshot(self)])
         log.info("worker %s ready (pid %s, %d methods, credit %d)", record.worker_id, record.pid,
                  len(methods), credit)
         self._feed(record, now)
@@ -389,7 +388,7 @@ class Broker:
     def _dispatch(self, item: Pending, record: WorkerRecord, now: float) -> None:
         item.attempts += 1
         item.dispatched = now
-        item.slow = item.method not in self.workers.fast
+        item.slow = not self.workers.is_fast(item.method)
         self.workers.assign(record, item)
         if not record.outbox:
             self._to_workers.append(record)
@@ -426,20 +425,10 @@ class Broker:
     def _heartbeat(self, now: float) -> None:
         for record in self.workers.expired(now):
             self._worker_gone(record, "heartbeat expired")
-        snapshot = self._snapshot()
+        snapshot = views.heartbeat_snapshot(self)
         for identity in list(self.workers.live):
             self._send_worker(identity, [wp.HEARTBEAT, snapshot])
         self.dedupe.prune(now)
-
-    def _snapshot(self) -> bytes:
-        """What workers learn of the broker with each heartbeat (health.check reports it)."""
-        kinds: dict[str, int] = {}
-        for record in self.workers.live.values():
-            kinds[record.kind] = kinds.get(record.kind, 0) + 1
-        return orjson.dumps({"queue_depth": len(self.queue), "live_workers": len(self.workers.live),
-                             "workers_by_kind": kinds,
-                             "inflight": self.workers.inflight,
-                             "sent_at": time.time()})
 
     # -- answers ----------------------------------------------------------------------------------
     def _answer_timeout(self, item: Pending, now: float) -> None:
@@ -453,9 +442,8 @@ class Broker:
 
     def _finish(self, item: Pending, body: bytes, error_code: str | None, worker_id: str | None,
                 processing_ms: float, now: float, *, cache: bool) -> None:
-        to_clients = self._to_clients
         for envelope in item.envelopes:
-            to_clients.append((envelope, body))
+            self._send_client(envelope, body)
         self.counters["answered"] += 1
         request_id = item.request_id
         if request_id is not None:
@@ -484,38 +472,12 @@ class Broker:
 
     # -- introspection ----------------------------------------------------------------------------
     def status(self) -> dict[str, Any]:
-        now_wall = time.time()
-        live = list(self.workers.live.values())
-        return {
-            "started_at": round(self.started_at, 3),
-            "uptime_s": round(now_wall - self.started_at, 3),
-            "pid": os.getpid(),
-            "core": core_kind(__file__),  # compiled (mypyc) or python: see setup.py
-            "host": socketlib.gethostname(),
-            "queue_depth": len(self.queue),
-            "queue_by_method": self.queue.depth_by_method(),
-            "queue_limit": self.queue.limit,
-            "queue_bytes": self.queue.bytes,
-            "inflight": self.workers.inflight,
-            "live_workers": len(live),
-            "workers": [r.to_wire() for r in live] + [r.to_wire() for r in self.workers.recent_dead(now_wall)],
-            "methods": {m: {"idempotent": self.workers.idempotent.get(m, False),
-                            "workers": self.workers.servers.get(m, 0)} for m in sorted(self.declared)},
-            "counters": dict(self.counters),
-            "dedupe_entries": len(self.dedupe),
-            "request_log": None if self.records is None else {"shipped": self.records.shipped,
-                                                                "dropped": self.records.dropped},
-        }
+        """``broker.status``: workers, queue, counters (shapes in docs/CONTRACTS.md)."""
+        return views.status(self)
 
     def metrics(self) -> dict[str, Any]:
-        return {
-            "uptime_s": round(time.time() - self.started_at, 3),
-            "queue_depth": len(self.queue),
-            "inflight": self.workers.inflight,
-            "latency_buckets_ms": list(LATENCY_BUCKETS_MS),
-            "methods": self.stats.to_wire(),
-            "counters": dict(self.counters),
-        }
+        """``broker.metrics``: per-method counts and latency histograms."""
+        return views.metrics(self)
 
     # -- shutdown ---------------------------------------------------------------------------------
     def _shutdown(self) -> None:

@@ -106,19 +106,17 @@ class WorkerRegistry:
 
     def pick(self, method: str) -> WorkerRecord | None:
         """The least recently used worker with credit that serves ``method`` and may take it now."""
-        fast = method in self.fast
-        for record in self.ready.values():  # can_take, inlined: this runs for every request
-            if method in record.methods and (not record.inflight or (fast and not record.slow_inflight)):
+        for record in self.ready.values():
+            if method in record.methods and self.can_take(record, method):
                 return record
         return None
 
     def assign(self, record: WorkerRecord, item: Pending) -> None:
         """``item`` is being sent to ``record``; ``record`` becomes most recently used (or leaves ``ready``)."""
-        inflight = record.inflight
-        inflight[item.seq] = item
+        record.inflight[item.seq] = item
         record.slow_inflight += item.slow
         self.inflight += 1
-        if len(inflight) < record.credit:
+        if record.free > 0:
             self.ready.move_to_end(record.identity)
         else:
             self.ready.pop(record.identity, None)
