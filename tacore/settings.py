@@ -47,6 +47,8 @@ class Settings(BaseSettings):
     log_level: LogLevel = Field("INFO", validation_alias=AliasChoices("TACORESERVICE_LOG_LEVEL", "log_level"))
     log_dir: Path = Path("logs")
     logging_config: Path = Path("config/logging.yaml")
+    #: markets, accounts and risk limits; the packaged defaults when the file does not exist
+    trading_config: Path = Path("config/trading_config.yaml")
     data_dir: Path = Path("data")
 
     # -- broker ----------------------------------------------------------------------------------
