@@ -157,9 +157,13 @@ class KlineStore:
             client.insert(self.table, columns, column_names=COLUMNS, column_oriented=True)
 
     # -- reads ---------------------------------------------------------------------------------
-    def _query(self, sql: str, parameters: Mapping[str, Any] | None = None) -> list[tuple[Any, ...]]:
+    def query(self, sql: str, parameters: Mapping[str, Any] | None = None) -> list[tuple[Any, ...]]:
+        """Rows of any read statement (``{name:Type}`` placeholders bound from ``parameters``); the table is
+        ``self.table``. Analytics compile their questions to one such query instead of pulling candles."""
         with self._session() as client:
             return list(client.query(sql, parameters=dict(parameters or {})).result_rows)
+
+    _query = query
 
     def history(self, symbol: str, interval: str, *, start: int | None = None, end: int | None = None,
                 limit: int = 500) -> list[dict[str, Any]]:
