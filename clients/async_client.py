@@ -10,7 +10,7 @@ from typing import Any
 import zmq
 import zmq.asyncio
 
-from clients.envelope import decode_reply, encode_request, new_request_id
+from clients.envelope import decode_reply, encode_request, in_progress_pause, new_request_id
 from clients.errors import RemoteError, RequestTimeout
 from clients.methods import ServiceMethods
 
@@ -61,15 +61,19 @@ class AsyncClient(ServiceMethods[Any]):
         wait_s = (self.timeout_ms if timeout_ms is None else timeout_ms) / 1000.0
         loop = asyncio.get_running_loop()
         attempts = self.retries + 1
-        for _ in range(attempts):
+        for attempt in range(attempts):
             future = self._pending.get(request_id)
             if future is None or future.done():
                 future = self._pending[request_id] = loop.create_future()
             await self._socket.send_multipart([b"", frame])
             try:
-                return await asyncio.wait_for(asyncio.shield(future), wait_s)
+                reply = await asyncio.wait_for(asyncio.shield(future), wait_s)
             except TimeoutError:
                 continue
+            pause = in_progress_pause(reply, wait_s * 1000.0) if attempt + 1 < attempts else None
+            if pause is None:
+                return reply
+            await asyncio.sleep(pause)  # the first run is still open: ask again for its reply
         self._pending.pop(request_id, None)
         raise RequestTimeout(method, request_id, attempts, wait_s * 1000.0)
 

@@ -26,3 +26,13 @@ def decode_reply(frame: bytes) -> dict[str, Any]:
     if not isinstance(reply, dict):
         raise ValueError("reply is not a JSON object")
     return reply
+
+
+def in_progress_pause(reply: dict[str, Any], wait_ms: float) -> float | None:
+    """Seconds to wait before asking again when ``reply`` is ``IN_PROGRESS``; None for any other reply."""
+    error = reply.get("error")
+    if reply.get("status") != "error" or not isinstance(error, dict) or error.get("code") != "IN_PROGRESS":
+        return None
+    details = error.get("details")
+    after_ms = details.get("retry_after_ms") if isinstance(details, dict) else None
+    return min(float(after_ms) if isinstance(after_ms, (int, float)) else 200.0, wait_ms) / 1000.0

@@ -1,17 +1,20 @@
 """The synchronous Lazy Pirate client: REQ socket, poll with a timeout, retry on a fresh socket.
 
 Every retry of one call carries the same request_id, so the broker answers a retry of a request it
-already ran with the reply it already has, instead of running it twice.
+already ran with the reply it already has, instead of running it twice; an ``IN_PROGRESS`` answer (a
+non-idempotent call's first run is still open, e.g. after a broker restart) is asked again later,
+within the same retries.
 """
 
 from __future__ import annotations
 
+import time
 from types import TracebackType
 from typing import Any
 
 import zmq
 
-from clients.envelope import decode_reply, encode_request, new_request_id
+from clients.envelope import decode_reply, encode_request, in_progress_pause, new_request_id
 from clients.errors import RemoteError, RequestTimeout
 from clients.methods import ServiceMethods
 
@@ -40,15 +43,19 @@ class LazyPirateClient(ServiceMethods[Any]):
         frame = encode_request(method, params, request_id, priority, deadline_ms)
         wait_ms = self.timeout_ms if timeout_ms is None else timeout_ms
         attempts = self.retries + 1
-        for _ in range(attempts):
+        for attempt in range(attempts):
             self._socket.send(frame)
             while self._socket.poll(int(wait_ms), zmq.POLLIN):
                 reply = decode_reply(self._socket.recv())
                 if reply.get("request_id") in (request_id, None):
+                    if attempt + 1 < attempts and (pause := in_progress_pause(reply, wait_ms)) is not None:
+                        time.sleep(pause)  # the first run is still open: ask again for its reply
+                        break
                     return reply
-            # Lazy Pirate: a REQ socket that got no answer is stuck; drop it and start a new one.
-            self._socket.close()
-            self._socket = self._connect()
+            else:
+                # Lazy Pirate: a REQ socket that got no answer is stuck; drop it and start a new one.
+                self._socket.close()
+                self._socket = self._connect()
         raise RequestTimeout(method, request_id, attempts, wait_ms)
 
     def call(self, method: str, params: dict[str, Any] | None = None, **options: Any) -> Any:

@@ -14,6 +14,21 @@ class ServiceMethods(Generic[R]):
     def call(self, method: str, params: dict[str, Any] | None = None, **options: Any) -> R:
         raise NotImplementedError
 
+    def cancel(self, request_id: str, reason: str | None = None, **options: Any) -> R:
+        """Cancel a call still queued or running (``broker.cancel``); its caller is answered ``CANCELLED``.
+
+        Returns ``{"request_id", "cancelled", "state"}``: ``queued`` (it never ran), ``dispatched`` (a worker
+        had it and was told to stop: it may have run), ``answered`` or ``unknown`` (nothing to cancel).
+        """
+        params: dict[str, Any] = {"request_id": request_id}
+        if reason is not None:
+            params["reason"] = reason
+        return self.call("broker.cancel", params, **options)
+
+    def preempt(self, request_id: str, reason: str, **options: Any) -> R:
+        """Internal, for the flow scheduler: cancel a call to make room for more urgent work (``broker.preempt``)."""
+        return self.call("broker.preempt", {"request_id": request_id, "reason": reason}, **options)
+
     def health_check(self, detailed: bool = False, **options: Any) -> R:
         return self.call("health.check", {"detailed": detailed}, **options)
 

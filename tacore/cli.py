@@ -69,11 +69,11 @@ def _worker(settings: Settings, args: argparse.Namespace) -> int:
 def _broker(settings: Settings, args: argparse.Namespace) -> int:
     from tacore.broker import Broker
     from tacore.logconfig import configure_logging
-    from workers.methods import default_registry
+    from workers.pool import load_registry
 
     configure_logging(settings, "broker")
     stop = stop_event_on_signals()
-    Broker(settings, expected_methods=frozenset(default_registry().names()),
+    Broker(settings, expected_methods=frozenset(load_registry(settings.worker_registry).names()),
            ship_records=not args.no_request_log).run(stop)
     return 0
 

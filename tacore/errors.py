@@ -17,10 +17,15 @@ class ErrorCode(StrEnum):
     WORKER_LOST = "WORKER_LOST"
     UNAVAILABLE = "UNAVAILABLE"
     INTERNAL = "INTERNAL"
+    CANCELLED = "CANCELLED"
+    IN_PROGRESS = "IN_PROGRESS"
 
 
-#: A retry of the same call may succeed for these codes (the request was never run).
-RETRYABLE_CODES = frozenset({ErrorCode.BUSY, ErrorCode.TIMEOUT, ErrorCode.UNAVAILABLE})
+#: A retry of the same call may succeed for these codes and cannot do harm: the request was never run
+#: (or, IN_PROGRESS, its first run is still open and a retry with the same request_id gets its reply).
+#: A TIMEOUT of a request that was already at a worker is the exception: its reply says
+#: ``retryable: false`` when the method is not idempotent (docs/protocol.md).
+RETRYABLE_CODES = frozenset({ErrorCode.BUSY, ErrorCode.TIMEOUT, ErrorCode.UNAVAILABLE, ErrorCode.IN_PROGRESS})
 
 
 class TACoreError(Exception):
@@ -71,6 +76,18 @@ class DeadlineExceeded(TACoreError):
 
 class WorkerLost(TACoreError):
     code = ErrorCode.WORKER_LOST
+
+
+class Cancelled(TACoreError):
+    """The request was cancelled (by its client, a preemption, its deadline or a stopping worker)."""
+
+    code = ErrorCode.CANCELLED
+
+
+class InProgress(TACoreError):
+    """A non-idempotent request's first run (same request_id) is still open; retry later for its reply."""
+
+    code = ErrorCode.IN_PROGRESS
 
 
 class Unavailable(TACoreError):

@@ -82,8 +82,7 @@ class Component:
 
 class Service:
     def __init__(self, settings: Settings, *, data_agent: bool = True, api: bool = True, demo: bool = False) -> None:
-        from workers.methods import default_registry
-        from workers.pool import WorkerPool
+        from workers.pool import WorkerPool, load_registry
 
         self._ctx = multiprocessing.get_context("spawn")
         components: list[Component] = []
@@ -98,7 +97,9 @@ class Service:
                 "data_agent_symbols": sorted({*settings.data_agent_symbols, *DEMO_SYMBOLS}),
             })
         self.settings = settings
-        expected = frozenset(default_registry().names()) | (DATA_AGENT_METHODS if data_agent else frozenset())
+        expected = frozenset(load_registry(settings.worker_registry).names())
+        if data_agent:
+            expected |= DATA_AGENT_METHODS
         components.append(Component("recorder", _run_recorder, (settings,)))
         components.append(Component("broker", _run_broker, (settings, expected)))
         if data_agent:

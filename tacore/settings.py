@@ -71,6 +71,16 @@ class Settings(BaseSettings):
     broker_connect: str | None = None
     reconnect_initial_ms: int = Field(250, ge=10)
     reconnect_max_ms: int = Field(8_000, ge=10)
+    #: ``module:function`` returning the MethodRegistry a pool worker serves
+    worker_registry: str = "workers.methods:default_registry"
+    #: a handler running this long hands the requests waiting behind it at its worker back to the broker
+    worker_handback_ms: int = Field(100, ge=10)
+    #: a pool worker whose handler still runs this long past its deadline (or after SIGTERM) is recycled
+    worker_recycle_grace_ms: int = Field(5_000, ge=50)
+    #: where non-idempotent requests are claimed (SQLAlchemy URL); unset: the service's server database
+    #: (DATABASE_URL), or SQLite ``idempotency.db`` beside DATABASE_PATH
+    idempotency_url: str | None = None
+    idempotency_ttl_s: float = Field(86_400.0, gt=0)
 
     # -- request log -----------------------------------------------------------------------------
     database_path: Path = Path("data/tacoreservice.db")
@@ -103,7 +113,7 @@ class Settings(BaseSettings):
     api_key: str | None = None
 
     @field_validator("redis_url", "database_url", "clickhouse_url", "api_key", "broker_connect", "api_host",
-                     mode="before")
+                     "idempotency_url", mode="before")
     @classmethod
     def _blank_is_unset(cls, value: Any) -> Any:
         return None if isinstance(value, str) and not value.strip() else value
@@ -177,6 +187,12 @@ class Settings(BaseSettings):
     @property
     def sqlalchemy_url(self) -> str:
         return self.database_url or f"sqlite:///{self.database_path}"
+
+    @property
+    def idempotency_store_url(self) -> str:
+        from tacore.store.idempotency import store_url
+
+        return store_url(self.database_url, self.database_path, self.idempotency_url)
 
     @property
     def clickhouse_dsn(self) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -48,13 +49,17 @@ def shared_tacore(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TACorePr
 
 @pytest.fixture
 def test_worker_factory(tmp_path: Path) -> Iterator[Callable[..., subprocess.Popen[bytes]]]:
-    """Start test-method workers (tests.support.method_worker.py) as real processes; killed after."""
+    """Start test-method workers (tests.support.method_worker.py) as real processes; killed after.
+
+    Every worker of a test claims non-idempotent requests in the same SQLite file.
+    """
     procs: list[subprocess.Popen[bytes]] = []
 
-    def start(endpoint: str, worker_id: str, credit: int = 1) -> subprocess.Popen[bytes]:
+    def start(endpoint: str, worker_id: str, credit: int = 1, **env: str) -> subprocess.Popen[bytes]:
         log = (tmp_path / f"{worker_id}.out").open("ab")
+        environ = {**os.environ, "IDEMPOTENCY_URL": f"sqlite:///{tmp_path / 'idempotency.db'}", **env}
         proc = subprocess.Popen([sys.executable, "-m", "tests.support.method_worker", endpoint, worker_id, str(credit)],
-                                cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+                                cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env=environ)
         log.close()
         procs.append(proc)
         return proc

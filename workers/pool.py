@@ -1,39 +1,60 @@
-"""WorkerPool: keeps ``WORKER_COUNT`` worker processes alive, restarting any that exits or is killed."""
+"""WorkerPool: keeps ``WORKER_COUNT`` worker processes alive, restarting any that exits, is killed or hangs.
+
+A worker whose handler overruns its deadline by ``WORKER_RECYCLE_GRACE_MS`` ends itself (the runtime's
+watcher); the pool starts a new one. Each worker also writes, in a shared double, when it must be gone
+(the running handler's deadline plus the grace): a handler that holds the GIL in C code keeps the
+watcher from running, so the pool kills a process still alive ``_BACKSTOP_S`` after that time.
+"""
 
 from __future__ import annotations
 
+import importlib
 import logging
 import multiprocessing
 import threading
 import time
 from multiprocessing.process import BaseProcess
+from typing import Any
 
 from tacore.settings import Settings
 
 log = logging.getLogger("tacore.worker")
 
 _CHECK_S = 0.2
+_BACKSTOP_S = 1.0
 
 
-def worker_main(settings: Settings, worker_id: str) -> None:
+def load_registry(spec: str) -> Any:
+    """The MethodRegistry named by ``module:function`` (``WORKER_REGISTRY``)."""
+    module, _, name = spec.partition(":")
+    return getattr(importlib.import_module(module), name or "default_registry")()
+
+
+def worker_main(settings: Settings, worker_id: str, watchdog: Any = None) -> None:
     """Entry point of one pool worker process."""
     from tacore.childprocess import become_supervised_child
     from tacore.logconfig import configure_logging
     from tacore.signals import stop_event_on_signals
+    from tacore.store.idempotency import IdempotencyStore
     from workers import dependencies
-    from workers.methods import default_registry
     from workers.runtime import Worker
 
     become_supervised_child()
     configure_logging(settings, "worker")
     stop = stop_event_on_signals()
     dependencies.configure(settings)
-    worker = Worker(settings.worker_endpoint, default_registry(), worker_id=worker_id, kind="worker",
+    registry = load_registry(settings.worker_registry)
+    store = None
+    if any(not spec.idempotent for spec in registry):
+        store = IdempotencyStore(settings.idempotency_store_url, ttl_s=settings.idempotency_ttl_s)
+    worker = Worker(settings.worker_endpoint, registry, worker_id=worker_id, kind="worker",
                     credit=settings.worker_credit, heartbeat_interval_ms=settings.heartbeat_interval_ms,
                     liveness=settings.heartbeat_liveness, reconnect_initial_ms=settings.reconnect_initial_ms,
-                    reconnect_max_ms=settings.reconnect_max_ms)
-    log.info("worker %s started, serving %s via %s", worker_id, ", ".join(worker.registry.names()),
-             settings.worker_endpoint)
+                    reconnect_max_ms=settings.reconnect_max_ms, idempotency=store,
+                    handback_ms=settings.worker_handback_ms, recycle_grace_ms=settings.worker_recycle_grace_ms,
+                    exit_on_overrun=True, watchdog=watchdog)
+    log.info("worker %s started, serving %s via %s%s", worker_id, ", ".join(worker.registry.names()),
+             settings.worker_endpoint, f"; idempotency records in {store.describe()}" if store else "")
     worker.run(stop)
     log.info("worker %s stopped after %d requests", worker_id, worker.served)
 
@@ -44,8 +65,10 @@ class WorkerPool:
         self.count = count or settings.worker_count
         self.prefix = prefix
         self.restarts = 0
+        self.recycled = 0
         self._ctx = multiprocessing.get_context("spawn")
         self._procs: dict[str, BaseProcess] = {}
+        self._watchdogs: dict[str, Any] = {}  # worker_id -> RawValue('d'): monotonic time it must be gone by
 
     def start(self) -> None:
         for index in range(self.count):
@@ -55,10 +78,27 @@ class WorkerPool:
         return {worker_id: proc.pid for worker_id, proc in self._procs.items()}
 
     def check(self) -> None:
-        """Restart every worker process that has exited."""
+        """Kill a worker hung past its deadline and grace; restart every worker process that has exited."""
+        now = time.monotonic()
         for worker_id, proc in list(self._procs.items()):
+            gone_by = self._watchdogs[worker_id].value
+            killed = False
+            if gone_by and now > gone_by + _BACKSTOP_S and proc.is_alive():
+                log.error("worker %s (pid %s) is still running a request %.1f s past its deadline and grace "
+                          "and did not end itself (a handler holding the GIL?); killing it", worker_id, proc.pid,
+                          now - gone_by)
+                proc.kill()
+                proc.join(1)
+                killed = True
             if not proc.is_alive():
-                log.warning("worker %s (pid %s) exited with %s; restarting", worker_id, proc.pid, proc.exitcode)
+                from workers.runtime import EXIT_RECYCLED
+
+                if proc.exitcode == EXIT_RECYCLED or killed:
+                    self.recycled += 1
+                    log.warning("worker %s (pid %s) recycled (a handler overran its deadline); replacing it",
+                                worker_id, proc.pid)
+                else:
+                    log.warning("worker %s (pid %s) exited with %s; restarting", worker_id, proc.pid, proc.exitcode)
                 self.restarts += 1
                 self._spawn(worker_id)
 
@@ -69,18 +109,22 @@ class WorkerPool:
         self.stop()
 
     def stop(self, timeout: float = 5.0) -> None:
+        """SIGTERM every worker; one still running after ``timeout`` (a hung handler) is killed."""
         for proc in self._procs.values():
             if proc.is_alive() and proc.pid is not None:
                 proc.terminate()
-        deadline = time.monotonic() + timeout
+        deadline = time.monotonic() + max(timeout, self.settings.worker_recycle_grace_ms / 1000.0 + _BACKSTOP_S)
         for proc in self._procs.values():
             proc.join(max(0.0, deadline - time.monotonic()))
             if proc.is_alive():
+                log.warning("%s did not stop in time; killing it", proc.name)
                 proc.kill()
                 proc.join(1)
 
     def _spawn(self, worker_id: str) -> None:
-        proc = self._ctx.Process(target=worker_main, args=(self.settings, worker_id), name=f"tacore-{worker_id}",
-                                 daemon=False)
+        watchdog = self._ctx.RawValue("d", 0.0)
+        proc = self._ctx.Process(target=worker_main, args=(self.settings, worker_id, watchdog),
+                                 name=f"tacore-{worker_id}", daemon=False)
         proc.start()
         self._procs[worker_id] = proc
+        self._watchdogs[worker_id] = watchdog

@@ -8,31 +8,18 @@ other exception becomes ``INTERNAL`` and the worker lives on.
 from __future__ import annotations
 
 import inspect
-import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, TypeVar, get_type_hints
 
 from pydantic import BaseModel, ValidationError
 
 from tacore.errors import InvalidParams
+from workers.context import CallContext, CancelSignal
+
+__all__ = ["CallContext", "CancelSignal", "MethodRegistry", "MethodSpec", "method_spec"]
 
 F = TypeVar("F", bound=Callable[..., Any])
-
-
-@dataclass(slots=True)
-class CallContext:
-    """What a handler may know about the call besides its params."""
-
-    request_id: str | None
-    method: str
-    worker_id: str
-    deadline: float | None = None  # time.monotonic() value, None when the call has no deadline
-    #: the last snapshot the broker sent with a heartbeat (queue_depth, live_workers, inflight, received_at); read-only
-    broker: dict[str, Any] = field(default_factory=dict)
-
-    def remaining_s(self) -> float | None:
-        return None if self.deadline is None else max(0.0, self.deadline - time.monotonic())
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,14 +32,21 @@ class MethodSpec:
     description: str = ""
 
     def invoke(self, params: dict[str, Any], ctx: CallContext) -> Any:
+        return self.call(self.validate(params), ctx)
+
+    def validate(self, params: dict[str, Any]) -> BaseModel:
+        """The params model; ``INVALID_PARAMS`` with a detail per field otherwise."""
         try:
-            model = self.params_model.model_validate(params)
+            return self.params_model.model_validate(params)
         except ValidationError as exc:
             details = [
                 {"field": ".".join(str(p) for p in err["loc"]) or None, "message": err["msg"], "type": err["type"]}
                 for err in exc.errors(include_url=False)
             ]
             raise InvalidParams(f"invalid params for {self.name}", details=details) from None
+
+    def call(self, model: BaseModel, ctx: CallContext) -> Any:
+        """Run the handler on validated params; a pydantic result becomes plain data."""
         result = self.handler(model, ctx) if self.wants_context else self.handler(model)
         if isinstance(result, BaseModel):
             return result.model_dump(mode="json")

@@ -1,10 +1,14 @@
 """The worker runtime: a DEALER that registers its methods, runs requests, heartbeats and reconnects.
 
 Handlers run in the thread that calls ``run`` (no hand-off on the hot path), which owns the socket
-and sends the heartbeats; while a handler runs it lends the socket (a lock) to a small side thread
-that beats instead, so a handler that takes seconds does not make the worker look dead. When the
-broker goes silent or says DISCONNECT, the worker drops its socket, waits (exponential backoff with
-jitter) and registers again on a fresh one.
+and sends the heartbeats. While a handler runs it lends the socket (a lock) to a watcher thread that
+keeps the session alive and the call bounded: it beats, reads what the broker sends (more requests,
+CANCELs, which reach the running handler through ``ctx.cancelled``), sets ``ctx.cancelled`` at the
+deadline, hands the requests waiting behind a handler that overruns back to the broker (never to
+start them afterwards), and, in a pool worker, ends the process when a handler is still running
+``recycle_grace_ms`` past its deadline (or after a stop), so the pool replaces it and its capacity
+returns. When the broker goes silent or says DISCONNECT, the worker drops its socket, waits
+(exponential backoff with jitter) and registers again on a fresh one.
 """
 
 from __future__ import annotations
@@ -14,29 +18,64 @@ import logging
 import os
 import random
 import socket as socketlib
+import sys
 import threading
 import time
+import traceback
 import uuid
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 import zmq
 
-from tacore.errors import ErrorCode, TACoreError
+from tacore.errors import RETRYABLE_CODES, Cancelled, ErrorCode, TACoreError
 from tacore.protocol import worker as wp
 from tacore.protocol.envelope import encode_error, encode_reply
+from tacore.store.idempotency import IdempotencyStore, StoreUnavailable, params_hash
 from tacore.transport import recv_batch, send_frames
-from workers.registry import CallContext, MethodRegistry
+from workers.context import CallContext, CancelSignal
+from workers.registry import MethodRegistry
 
 log = logging.getLogger("tacore.worker")
 
+#: Exit status of a worker process that ended itself because a handler overran (the pool says "recycled").
+EXIT_RECYCLED = 75
+#: How often the watcher looks at a running handler (and the socket): the precision of cancels and hand-backs.
+WATCH_TICK_S = 0.025
+#: ``(budget_ms, request, received)`` of a request the worker holds but has not started (by seq).
+_Held = tuple[int | None, bytes, float]
+
+
+class Watchdog(Protocol):
+    """A shared double (``multiprocessing.RawValue('d')``): when this process must be gone (monotonic s, 0 = never)."""
+
+    value: float
+
+
+class _Running:
+    """The request being handled: the watcher reads it to cancel, hand back and recycle."""
+
+    __slots__ = ("deadline", "handed_back", "seq", "signal", "started", "stop_at")
+
+    def __init__(self, seq: int, started: float, deadline: float | None) -> None:
+        self.seq = seq
+        self.started = started
+        self.deadline = deadline
+        self.signal = CancelSignal()
+        self.stop_at: float | None = None  # set when the worker is told to stop while this runs
+        self.handed_back = False
 
 
 class Worker:
     def __init__(self, endpoint: str, registry: MethodRegistry, *, worker_id: str | None = None,
                  kind: str = "worker", credit: int = 2, heartbeat_interval_ms: int = 1000, liveness: int = 3,
                  reconnect_initial_ms: int = 250, reconnect_max_ms: int = 8000,
-                 context: zmq.Context[Any] | None = None) -> None:
+                 context: zmq.Context[Any] | None = None, idempotency: IdempotencyStore | None = None,
+                 handback_ms: int = 100, recycle_grace_ms: int = 5000, exit_on_overrun: bool = False,
+                 watchdog: Watchdog | None = None) -> None:
+        if idempotency is None and any(not spec.idempotent for spec in registry):
+            raise ValueError("a worker serving non-idempotent methods needs an idempotency store "
+                             "(IDEMPOTENCY_URL): without one a retry after a broker restart could run them twice")
         self.endpoint = endpoint
         self.registry = registry
         self.worker_id = worker_id or f"{kind}-{uuid.uuid4().hex[:8]}"
@@ -47,15 +86,26 @@ class Worker:
         self.reconnect_initial_s = reconnect_initial_ms / 1000.0
         self.reconnect_max_s = reconnect_max_ms / 1000.0
         self.context: zmq.Context[Any] = context or zmq.Context.instance()
+        self.idempotency = idempotency
+        self.handback_s = handback_ms / 1000.0
+        self.recycle_grace_s = recycle_grace_ms / 1000.0
+        self.exit_on_overrun = exit_on_overrun
+        self._watchdog = watchdog
         self.broker_snapshot: dict[str, Any] = {}
         self.sessions = 0  # registrations so far (1 + reconnects)
         self.served = 0
-        # Half the credit per batch: the broker refills one half while this worker runs the other, and the
-        # replies of a batch leave in one message, so the broker wakes and reads once for several of them.
+        self.handed_back = 0
+        # Replies leave in batches of half the credit: the broker refills one half while this worker runs
+        # the other, and it wakes and reads once for several replies.
         self._batch_limit = max(1, credit // 2)
-        self._lock = threading.Lock()
-        self._socket: zmq.Socket[Any] | None = None
+        self._lock = threading.Lock()  # the socket and everything below; the main thread lends it while handlers run
+        self._held: dict[int, _Held] = {}  # seq -> received, not started (insertion order = arrival)
+        self._replies: list[wp.ReplyEntry] = []
+        self._running: _Running | None = None
+        self._session_end: str | None = None
+        self._last_heard = 0.0
         self._next_beat = 0.0  # time.monotonic() when the next HEARTBEAT is due
+        self._owner = f"{self.worker_id} pid {os.getpid()}@{socketlib.gethostname()}"
         self._ready_payload = orjson.dumps({
             "worker_id": self.worker_id, "pid": os.getpid(), "host": socketlib.gethostname(), "kind": kind,
             "credit": credit, "methods": registry.declaration(),
@@ -83,43 +133,30 @@ class Worker:
         sock.setsockopt(zmq.LINGER, 0)
         sock.setsockopt(zmq.IDENTITY, f"{self.worker_id}#{self.sessions}".encode())
         sock.connect(self.endpoint)
-        self._socket = sock
         self.sessions += 1
         session_over = threading.Event()
-        beat = threading.Thread(target=self._heartbeats, args=(sock, session_over, stop), daemon=True,
-                                name=f"{self.worker_id}-heartbeat")
+        watcher = threading.Thread(target=self._watch, args=(sock, session_over, stop), daemon=True,
+                                   name=f"{self.worker_id}-watcher")
         try:
             with self._lock:
+                self._held.clear()
+                self._replies.clear()
+                self._session_end = None
                 sock.send_multipart([wp.READY, self._ready_payload])
                 self._next_beat = time.monotonic() + self.hb_interval_s
-            beat.start()
+                self._last_heard = time.monotonic()
+            watcher.start()
             return self._serve(sock, stop)
         finally:
             session_over.set()
-            if beat.is_alive():
-                beat.join(timeout=2)
+            if watcher.is_alive():
+                watcher.join(timeout=2)
             if stop.is_set():
                 with self._lock, contextlib.suppress(zmq.ZMQError):
+                    self._give_back(sock, 0)  # held requests run elsewhere, never here
                     sock.send(wp.DISCONNECT, zmq.NOBLOCK)
                 sock.setsockopt(zmq.LINGER, 200)
             sock.close()
-            self._socket = None
-
-    def _heartbeats(self, sock: zmq.Socket[Any], session_over: threading.Event, stop: threading.Event) -> None:
-        """Beat while the main thread runs a handler; it beats itself the rest of the time.
-
-        It never waits for the socket's lock: the main thread holds it except while handlers run, so
-        a blocking acquire would lose every race to the main loop and starve (an idle worker on a busy
-        machine then looked dead), and every release would wake this thread for nothing.
-        """
-        while not session_over.wait(self.hb_interval_s / 4) and not stop.is_set():
-            if not self._lock.acquire(blocking=False):
-                continue  # the main thread has the socket and beats on time itself
-            try:
-                if time.monotonic() >= self._next_beat and not self._beat(sock):
-                    return
-            finally:
-                self._lock.release()
 
     def _beat(self, sock: zmq.Socket[Any]) -> bool:
         """Send a HEARTBEAT (the caller holds the lock); False once the socket is unusable."""
@@ -130,89 +167,260 @@ class Worker:
         self._next_beat = time.monotonic() + self.hb_interval_s
         return True
 
+    # -- the main thread --------------------------------------------------------------------------
     def _serve(self, sock: zmq.Socket[Any], stop: threading.Event) -> str:
         with self._lock:  # held while this thread uses the socket; let go only while handlers run
             return self._serve_locked(sock, stop)
 
     def _serve_locked(self, sock: zmq.Socket[Any], stop: threading.Event) -> str:
         poll_ms = int(min(250.0, self.hb_interval_s * 250.0))
-        last_heard = time.monotonic()
         lock = self._lock
+        held = self._held
         poller = zmq.Poller()  # one for the session: Socket.poll builds a new one on every call
         poller.register(sock, zmq.POLLIN)
         while not stop.is_set():
+            if self._session_end is not None:
+                return self._session_end
             now = time.monotonic()
             if now >= self._next_beat:
                 self._beat(sock)
-            wait_ms = max(0, min(poll_ms, int((self._next_beat - now) * 1000.0) + 1))
-            batch = recv_batch(sock, self._batch_limit) if poller.poll(wait_ms) else []
-            now = time.monotonic()
-            if not batch:
-                if now - last_heard > self.liveness_s:
-                    return "broker silent"
+            if not held:
+                if self._replies:
+                    self._send_replies(sock)
+                wait_ms = max(0, min(poll_ms, int((self._next_beat - now) * 1000.0) + 1))
+                batch = recv_batch(sock, self._batch_limit) if poller.poll(wait_ms) else []
+                now = time.monotonic()
+                if not batch:
+                    if now - self._last_heard > self.liveness_s:
+                        return "broker silent"
+                    continue
+                self._last_heard = now
+                self._absorb(batch, now)
                 continue
-            last_heard = now
-            requests: list[wp.RequestEntry] = []
-            for frames in batch:
-                command = frames[0][:wp.COMMAND_LENGTH]
-                if command == wp.REQUEST and len(frames) == 1:
-                    try:
-                        requests.extend(wp.unpack_requests(frames[0]))
-                    except wp.MalformedMessage as exc:
-                        log.warning("worker %s: %s", self.worker_id, exc)
-                elif command == wp.HEARTBEAT:
-                    if len(frames) > 1:
-                        try:
-                            snapshot = orjson.loads(frames[1])
-                            snapshot["received_at"] = time.time()
-                            self.broker_snapshot = snapshot
-                        except orjson.JSONDecodeError:
-                            pass
-                elif command == wp.DISCONNECT:
-                    return "broker said disconnect"
-                else:
-                    log.warning("worker %s: malformed message from the broker dropped", self.worker_id)
-            limit = self._batch_limit
-            for start in range(0, len(requests), limit):
-                chunk = requests[start:start + limit]
-                lock.release()  # the heartbeat thread may use the socket while handlers run
-                try:
-                    replies = [self._handle(seq, budget_ms, body, now) for seq, budget_ms, body in chunk]
-                finally:
-                    lock.acquire()
-                send_frames(sock, [wp.pack_replies(replies)])
+            seq = next(iter(held))
+            budget_ms, body, received = held.pop(seq)
+            running = self._running = _Running(
+                seq, now, None if budget_ms is None else received + budget_ms / 1000.0)
+            lock.release()  # the watcher may use the socket while the handler runs
+            try:
+                reply = self._handle(running, body)
+            finally:
+                lock.acquire()
+                self._running = None
+                if self._watchdog is not None:
+                    self._watchdog.value = 0.0
+            self._replies.append(reply)
+            if running.handed_back or len(self._replies) >= self._batch_limit or not held:
+                self._send_replies(sock)
         return "stopping"
 
+    def _send_replies(self, sock: zmq.Socket[Any]) -> None:
+        replies, self._replies = self._replies, []
+        send_frames(sock, [wp.pack_replies(replies)])
+
+    def _absorb(self, batch: list[list[bytes]], now: float) -> None:
+        """Take in what the broker sent (whichever thread holds the lock)."""
+        for frames in batch:
+            command = frames[0][:wp.COMMAND_LENGTH]
+            if command == wp.REQUEST and len(frames) == 1:
+                try:
+                    entries = wp.unpack_requests(frames[0])
+                except wp.MalformedMessage as exc:
+                    log.warning("worker %s: %s", self.worker_id, exc)
+                    continue
+                for seq, budget_ms, body in entries:
+                    self._held[seq] = (budget_ms, body, now)
+            elif command == wp.CANCEL and len(frames) == 1:
+                try:
+                    cancels = wp.unpack_cancels(frames[0])
+                except wp.MalformedMessage as exc:
+                    log.warning("worker %s: %s", self.worker_id, exc)
+                    continue
+                for seq, kind, text in cancels:
+                    self._cancel(seq, wp.CANCEL_KINDS.get(kind, "client"), text)
+            elif command == wp.HEARTBEAT:
+                if len(frames) > 1:
+                    try:
+                        snapshot = orjson.loads(frames[1])
+                        snapshot["received_at"] = time.time()
+                        self.broker_snapshot = snapshot
+                    except orjson.JSONDecodeError:
+                        pass
+            elif command == wp.DISCONNECT:
+                self._session_end = "broker said disconnect"
+            else:
+                log.warning("worker %s: malformed message from the broker dropped", self.worker_id)
+
+    def _cancel(self, seq: int, kind: str, text: str) -> None:
+        if self._held.pop(seq, None) is not None:  # not started: it never will be
+            code = ErrorCode.TIMEOUT if kind == "deadline" else ErrorCode.CANCELLED
+            self._replies.append((seq, False, 0.0, str(code), b""))
+            return
+        running = self._running
+        if running is not None and running.seq == seq:
+            running.signal.set(kind, text or kind)
+
+    # -- the watcher thread -----------------------------------------------------------------------
+    def _watch(self, sock: zmq.Socket[Any], session_over: threading.Event, stop: threading.Event) -> None:
+        """Keep the session alive and the running handler bounded while the main thread is in a handler.
+
+        It never waits for the socket's lock: the main thread holds it except while handlers run, so
+        a blocking acquire would lose every race to the main loop and starve (an idle worker on a busy
+        machine then looked dead), and every release would wake this thread for nothing.
+        """
+        while not session_over.wait(WATCH_TICK_S):
+            if not self._lock.acquire(blocking=False):
+                continue  # the main thread has the socket and beats on time itself
+            try:
+                if not self._watch_once(sock, stop):
+                    return
+            except zmq.ZMQError as exc:
+                log.warning("worker %s: watcher: %s", self.worker_id, exc)
+                return
+            finally:
+                self._lock.release()
+
+    def _watch_once(self, sock: zmq.Socket[Any], stop: threading.Event) -> bool:
+        now = time.monotonic()
+        if now >= self._next_beat and not self._beat(sock):
+            return False
+        batch = recv_batch(sock, 64)
+        if batch:
+            self._last_heard = now
+            self._absorb(batch, now)
+        running = self._running
+        if running is not None:
+            self._bound(sock, running, now, stop)
+        if self._replies:
+            self._send_replies(sock)  # replies of earlier requests do not wait for a long handler
+        return True
+
+    def _bound(self, sock: zmq.Socket[Any], running: _Running, now: float, stop: threading.Event) -> None:
+        """Cancel at the deadline or stop, hand back what waits behind an overrun, recycle past the grace."""
+        deadline = running.deadline
+        overdue = deadline is not None and now >= deadline
+        if overdue:
+            running.signal.set("deadline", "the request's deadline passed")
+        if stop.is_set():
+            running.signal.set("shutdown", "the worker is stopping")
+            if running.stop_at is None:
+                running.stop_at = now + self.recycle_grace_s
+        if self._held and (overdue or running.stop_at is not None or now - running.started >= self.handback_s):
+            self._give_back(sock, running.seq)
+            running.handed_back = True
+        if not self.exit_on_overrun:
+            return
+        limits = [t for t in (running.stop_at, None if deadline is None else deadline + self.recycle_grace_s)
+                  if t is not None]
+        if limits and now >= min(limits):
+            self._recycle(sock, running, now)
+
+    def _give_back(self, sock: zmq.Socket[Any], stuck_seq: int) -> None:
+        """Return every held request to the broker; this worker will never start them."""
+        if not self._held:
+            return
+        seqs = list(self._held)
+        self._held.clear()
+        self.handed_back += len(seqs)
+        send_frames(sock, [wp.pack_handback(stuck_seq, seqs)])
+        log.warning("worker %s: handed %d waiting request(s) back to the broker (stuck on %d)", self.worker_id,
+                    len(seqs), stuck_seq)
+
+    def _recycle(self, sock: zmq.Socket[Any], running: _Running, now: float) -> None:
+        """End this process: its handler overran the grace (or ignored a stop); the pool starts a new one."""
+        why = "the worker was told to stop" if running.stop_at is not None else "its deadline passed"
+        frame = sys._current_frames().get(threading.main_thread().ident or 0)
+        stack = "".join(traceback.format_stack(frame)) if frame is not None else "(no stack)"
+        log.error("worker %s: request %d still running %.1f s after it started, %.1f s after %s; exiting so "
+                  "the pool replaces this process. Handler stack:\n%s", self.worker_id, running.seq,
+                  now - running.started, self.recycle_grace_s, why, stack)
+        with contextlib.suppress(zmq.ZMQError):
+            self._give_back(sock, running.seq)
+            if self._replies:
+                self._send_replies(sock)
+            sock.send(wp.DISCONNECT, zmq.NOBLOCK)
+        time.sleep(0.1)  # the I/O thread sends what is queued; os._exit would drop it
+        logging.shutdown()
+        os._exit(EXIT_RECYCLED)
+
     # -- one request ------------------------------------------------------------------------------
-    def _handle(self, seq: int, budget_ms: int | None, body: bytes, received: float) -> wp.ReplyEntry:
+    def _handle(self, running: _Running, body: bytes) -> wp.ReplyEntry:
         """The REPLY entry for one request: the client's reply plus the status the broker keeps stats by."""
         started = time.perf_counter()
         request_id: str | None = None
         code: str | None = None
+        claimed: str | None = None
         try:
             request = orjson.loads(body)
             request_id = request.get("request_id")
             method = request["method"]
-            deadline = None if budget_ms is None else received + budget_ms / 1000.0
+            deadline = running.deadline
             if deadline is not None and time.monotonic() >= deadline:
                 raise TACoreError("deadline passed before the worker could start it; it was not run",
                                   code=ErrorCode.TIMEOUT)
             spec = self.registry.get(method)
             if spec is None:
                 raise TACoreError(f"worker {self.worker_id} does not serve {method!r}", code=ErrorCode.UNKNOWN_METHOD)
-            ctx = CallContext(request_id, method, self.worker_id, deadline, self.broker_snapshot)
-            data = spec.invoke(request.get("params") or {}, ctx)
+            params = request.get("params") or {}
+            model = spec.validate(params)
+            if running.signal:
+                raise Cancelled(f"cancelled before it started ({running.signal.reason}); it was not run",
+                                details={"kind": running.signal.kind, "ran": False})
+            if not spec.idempotent and isinstance(request_id, str) and self.idempotency is not None:
+                stored = self._claim(request_id, method, params, deadline)
+                if stored is not None:
+                    return running.seq, stored[0], (time.perf_counter() - started) * 1000.0, stored[1], stored[2]
+                claimed = request_id
+            ctx = CallContext(request_id, method, self.worker_id, deadline, self.broker_snapshot, running.signal)
+            if self._watchdog is not None and deadline is not None:
+                self._watchdog.value = deadline + self.recycle_grace_s
+            data = spec.call(model, ctx)
             elapsed_ms = (time.perf_counter() - started) * 1000.0
             reply = encode_reply(request_id, data, elapsed_ms)
         except TACoreError as exc:
             elapsed_ms = (time.perf_counter() - started) * 1000.0
             code = str(exc.code)
-            reply = encode_error(request_id, exc.code, exc.message, exc.details, elapsed_ms)
+            reply = encode_error(request_id if isinstance(request_id, str) else None, exc.code, exc.message,
+                                 exc.details, elapsed_ms)
         except Exception as exc:
             elapsed_ms = (time.perf_counter() - started) * 1000.0
             log.exception("worker %s: handler failed (request_id=%s)", self.worker_id, request_id)
             code = str(ErrorCode.INTERNAL)
             reply = encode_error(request_id if isinstance(request_id, str) else None, ErrorCode.INTERNAL,
                                  f"{type(exc).__name__}: {exc}", None, elapsed_ms)
+        if claimed is not None and self.idempotency is not None:
+            if code is not None and code in RETRYABLE_CODES:
+                self.idempotency.release(claimed)  # a retryable error declares the run had no effect
+            else:
+                self.idempotency.complete(claimed, code is None, code, reply)
         self.served += 1
-        return seq, code is None, elapsed_ms, code, reply
+        return running.seq, code is None, elapsed_ms, code, reply
+
+    def _claim(self, request_id: str, method: str, params: Any,
+               deadline: float | None) -> tuple[bool, str | None, bytes] | None:
+        """Claim a non-idempotent request for its first run; None to run it, else (ok, code, reply) to send."""
+        assert self.idempotency is not None
+        remaining = 0.0 if deadline is None else max(0.0, deadline - time.monotonic())
+        lease_s = remaining + self.recycle_grace_s + 1.0 if deadline is not None else 86_400.0
+        try:
+            found = self.idempotency.claim(request_id, method, params_hash(params), self._owner, lease_s)
+        except StoreUnavailable as exc:
+            raise TACoreError(f"the idempotency store is unavailable ({exc}); the request was not run",
+                              code=ErrorCode.UNAVAILABLE) from None
+        if found.outcome == "claimed":
+            return None
+        if found.outcome == "done":
+            return found.ok, found.error_code, found.reply
+        first = {"owner": found.owner, "claimed_at": round(found.claimed_at, 3),
+                 "lease_until": round(found.lease_until, 3)}
+        if found.outcome == "mismatch":
+            raise TACoreError(f"request_id {request_id!r} was already used for another call ({found.method}); "
+                              "use a new request_id", code=ErrorCode.INVALID_REQUEST, details=first)
+        if found.outcome == "running":
+            retry_ms = max(50, min(1000, int((found.lease_until - time.time()) * 1000)))
+            raise TACoreError(f"the first run of {request_id!r} is still in progress; retry with the same "
+                              "request_id for its reply", code=ErrorCode.IN_PROGRESS,
+                              details={**first, "retry_after_ms": retry_ms})
+        raise TACoreError(f"the first run of {request_id!r} ended without a reply (its worker died or was "
+                          "recycled); it may or may not have taken effect", code=ErrorCode.WORKER_LOST,
+                          details={**first, "first_run": "interrupted"})

@@ -18,13 +18,14 @@ from typing import Any
 import orjson
 import zmq
 
-from tacore.broker import views
+from tacore.broker import cancel, views
 from tacore.broker.dedupe import DedupeCache
+from tacore.broker.inflight import InflightDeadlines
 from tacore.broker.queue import Pending, PendingQueue
 from tacore.broker.records import RecordShipper
 from tacore.broker.stats import BrokerStats
 from tacore.broker.workers import WorkerRecord, WorkerRegistry
-from tacore.errors import ErrorCode, InvalidRequest
+from tacore.errors import RETRYABLE_CODES, ErrorCode, InvalidRequest
 from tacore.protocol import worker as wp
 from tacore.protocol.envelope import Request, decode_request, encode_error, encode_reply
 from tacore.settings import Settings
@@ -32,7 +33,7 @@ from tacore.transport import recv_batch, send_frames, send_routed
 
 log = logging.getLogger("tacore.broker")
 
-BROKER_METHODS = frozenset({"broker.status", "broker.metrics"})
+BROKER_METHODS = frozenset({"broker.status", "broker.metrics", *cancel.CANCEL_METHODS})
 _LONE_WAKEUPS = 4  # wake-ups in a row that took one message each before the broker spins (see _wait)
 _DRAIN_LIMIT = 512  # messages taken from one socket per wake-up before looking at the other
 _INVALID_METHOD = "(invalid)"
@@ -73,7 +74,8 @@ class Broker:
         self.active: dict[str, Pending] = {}  # request_id -> queued or in-flight request
         self.counters = dict.fromkeys(
             ("received", "answered", "busy", "timeout", "worker_lost", "invalid_request", "unknown_method",
-             "deduped", "redispatched", "reply_undeliverable", "wakeups", "spins", "worker_messages"), 0,
+             "deduped", "redispatched", "reply_undeliverable", "wakeups", "spins", "worker_messages",
+             "timeout_dispatched", "cancelled", "late_replies", "dropped_unstarted", "handed_back"), 0,
         )
         self.started_at = time.time()
         self._seq = 0
@@ -85,6 +87,8 @@ class Broker:
         self._spin_s = settings.broker_spin_us / 1e6
         self._to_clients: list[tuple[list[bytes], bytes]] = []  # (envelope, reply)
         self._to_workers: list[WorkerRecord] = []  # workers with requests in their outbox
+        self.inflight_deadlines = InflightDeadlines()
+        self.cancels: list[tuple[WorkerRecord, wp.CancelEntry]] = []  # sent after this wake-up's requests
 
     # -- the loop ---------------------------------------------------------------------------------
     def run(self, stop: threading.Event | None = None) -> None:
@@ -104,6 +108,9 @@ class Broker:
                 deadline = self.queue.next_deadline()
                 if deadline is not None:
                     wake = min(wake, deadline)
+                deadline = self.inflight_deadlines.next_deadline()
+                if deadline is not None:
+                    wake = min(wake, deadline)
                 if self.records is not None and self.records.due(now + 0.05):
                     wake = min(wake, now + self.records.flush_s)
                 timeout_ms = max(0, math.ceil((wake - now) * 1000.0))
@@ -117,6 +124,9 @@ class Broker:
                 if len(self.queue):
                     for item in self.queue.expire(now):
                         self._answer_timeout(item, now)
+                if len(self.inflight_deadlines):
+                    for item in self.inflight_deadlines.expire(now):
+                        self._answer_timeout_dispatched(item, now)
                 if now >= next_heartbeat:
                     self._heartbeat(now)
                     next_heartbeat = now + self._hb_interval_s
@@ -224,8 +234,7 @@ class Broker:
         method = request.method
         request_id = request.request_id
         if method in BROKER_METHODS:
-            data = self.status() if method == "broker.status" else self.metrics()
-            self._send_client(envelope, encode_reply(request_id, data, (time.monotonic() - now) * 1000.0))
+            self._on_broker_method(envelope, request, now)
             return
         if request_id is not None:
             active = self.active.get(request_id)
@@ -254,6 +263,22 @@ class Broker:
             return
         self._admit(envelope, request, now, time.time())  # none of the above after all: an ordinary request
 
+    def _on_broker_method(self, envelope: list[bytes], request: Request, now: float) -> None:
+        method = request.method
+        request_id = request.request_id
+        if method == "broker.status":
+            data = self.status()
+        elif method == "broker.metrics":
+            data = self.metrics()
+        else:
+            parsed = cancel.parse(method, request.params)
+            if isinstance(parsed, list):
+                self._send_client(envelope, encode_error(request_id, ErrorCode.INVALID_PARAMS,
+                                                         f"invalid params for {method}", parsed))
+                return
+            data = cancel.cancel(self, parsed[0], cancel.CANCEL_METHODS[method], parsed[1], now)
+        self._send_client(envelope, encode_reply(request_id, data, (time.monotonic() - now) * 1000.0))
+
     def _send_client(self, envelope: list[bytes], body: bytes) -> None:
         self._to_clients.append((envelope, body))
 
@@ -264,8 +289,8 @@ class Broker:
             records, self._to_workers = self._to_workers, []
             for record in records:
                 items, record.outbox = record.outbox, []
-                if record.dead_at is not None:
-                    continue  # removed meanwhile; _worker_gone already dealt with its requests
+                if record.dead_at is not None or not items:
+                    continue  # removed meanwhile (_worker_gone dealt with its requests), or all cancelled
                 frame = wp.pack_requests([(item.seq, int((item.deadline - now) * 1000.0) + 1, item.raw)
                                           for item in items])
                 try:
@@ -273,10 +298,12 @@ class Broker:
                 except zmq.ZMQError as exc:  # never reached the worker: none of them ran, so they go back
                     log.warning("worker %s unreachable (%s)", record.worker_id, exc)
                     for item in reversed(items):
-                        if self.workers.unassign(record, item.seq) is item:
+                        if self.workers.unassign(record, item.seq) is item and not item.answered:
                             item.attempts -= 1
                             self.queue.push(item, front=True)
                     self._worker_gone(record, "unreachable")
+        if self.cancels:
+            self._send_cancels()
         if self._to_clients:
             replies, self._to_clients = self._to_clients, []
             frontend = self.frontend
@@ -286,6 +313,16 @@ class Broker:
                 except zmq.ZMQError as exc:  # client gone (EHOSTUNREACH) or not reading (EAGAIN)
                     self.counters["reply_undeliverable"] += 1
                     log.debug("reply undeliverable: %s", exc)
+
+    def _send_cancels(self) -> None:
+        """One CANCEL message per worker, after the REQUESTs of this wake-up (a cancel never overtakes its request)."""
+        by_worker: dict[bytes, list[wp.CancelEntry]] = {}
+        for record, entry in self.cancels:
+            if record.dead_at is None:
+                by_worker.setdefault(record.identity, []).append(entry)
+        self.cancels = []
+        for identity, entries in by_worker.items():
+            self._send_worker(identity, [wp.pack_cancels(entries)])
 
     # -- workers ----------------------------------------------------------------------------------
     def _on_worker(self, frames: list[bytes]) -> None:
@@ -323,6 +360,21 @@ class Broker:
         elif command == wp.DISCONNECT:
             if record is not None:
                 self._worker_gone(record, "disconnected")
+        elif command == wp.HANDBACK:
+            if record is None:
+                self._send_worker(identity, [wp.DISCONNECT])
+                return
+            record.expires_at = now + self._liveness_s
+            try:
+                if len(frames) != 2:
+                    raise wp.MalformedMessage(f"HANDBACK in {len(frames) - 1} frames, not 1")
+                stuck, seqs = wp.unpack_handback(frames[1])
+            except wp.MalformedMessage as exc:
+                log.warning("worker %s broke the protocol: %s", record.worker_id, exc)
+                self._worker_gone(record, f"protocol error: {exc}")
+                self._send_worker(identity, [wp.DISCONNECT])
+                return
+            self._on_handback(record, stuck, seqs, now)
         else:
             log.warning("dropped a malformed message from worker %r (%d frames)", identity, len(frames))
 
@@ -359,19 +411,55 @@ class Broker:
             if item is None:
                 log.warning("worker %s replied to an unknown request", worker_id)
                 continue
+            if seq == record.stuck_seq:
+                record.stuck_seq = 0
+            if item.answered:  # its client had its answer (deadline, cancel): this one is dropped
+                self._late(item, body)
+                continue
             observe(item.method, processing_ms)
             record.served += 1
             if ok:
                 finish(item, body, None, worker_id, processing_ms, now, cache=True)
             else:
                 record.failed += 1
-                finish(item, body, code or ErrorCode.INTERNAL, worker_id, processing_ms, now, cache=True)
+                error = code or ErrorCode.INTERNAL
+                # a retryable error (nothing ran, or a dependency was down) is not kept: a retry is a fresh try
+                finish(item, body, error, worker_id, processing_ms, now, cache=error not in RETRYABLE_CODES)
         workers.freed(record)
+
+    def _late(self, item: Pending, body: bytes) -> None:
+        if body:
+            self.counters["late_replies"] += 1
+            log.info("dropped the late reply of %s (request_id %s): its client was answered before",
+                     item.method, item.request_id)
+        else:
+            self.counters["dropped_unstarted"] += 1  # the worker dropped it unstarted, as told
+
+    def _on_handback(self, record: WorkerRecord, stuck: int, seqs: list[int], now: float) -> None:
+        """``record`` will never start ``seqs``: queue them again (first in line) for the other workers."""
+        if stuck and stuck in record.inflight:
+            self.workers.stuck(record, stuck)
+        for seq in seqs:
+            item = self.workers.unassign(record, seq)
+            if item is None:
+                continue
+            self.counters["handed_back"] += 1
+            if item.answered:
+                continue  # its client had its answer; it never ran
+            item.attempts -= 1
+            self.queue.push(item, front=True)
+        log.warning("worker %s handed back %d request(s)%s", record.worker_id, len(seqs),
+                    f", stuck on {stuck}" if stuck else "")
+        self.workers.freed(record)
+        for other in list(self.workers.ready.values()):
+            if not len(self.queue):
+                break
+            self._feed(other, now)
 
     def _feed(self, record: WorkerRecord, now: float) -> None:
         """Give ``record`` queued work while it has credit (never an expired request)."""
         workers = self.workers
-        while record.free > 0 and len(self.queue) and not self._stopping:
+        while record.free > 0 and len(self.queue) and not self._stopping and not record.stuck_seq:
             if not record.inflight:
                 item = self.queue.pop_for(record.methods)
             elif record.slow_inflight:
@@ -390,6 +478,7 @@ class Broker:
         item.dispatched = now
         item.slow = not self.workers.is_fast(item.method)
         self.workers.assign(record, item)
+        self.inflight_deadlines.push(item, self.workers.inflight)
         if not record.outbox:
             self._to_workers.append(record)
         record.outbox.append(item)
@@ -406,6 +495,8 @@ class Broker:
         now = time.monotonic()
         lost = self.workers.unassign_all(record)
         for item in lost:
+            if item.answered:
+                continue  # its client had its answer (deadline, cancel)
             if self.workers.idempotent.get(item.method) and item.attempts < 2 and item.deadline > now:
                 self.counters["redispatched"] += 1
                 worker = self.workers.pick(item.method)
@@ -437,8 +528,30 @@ class Broker:
         reason = "no live worker serves it" if not self.workers.servers.get(item.method) else "queue wait"
         body = encode_error(item.request_id, ErrorCode.TIMEOUT,
                             f"deadline passed after {waited_ms:.0f} ms in the queue ({reason}); it was not run",
-                            {"waited_ms": round(waited_ms, 3)}, waited_ms)
+                            {"waited_ms": round(waited_ms, 3), "state": "queued"}, waited_ms)
         self._finish(item, body, ErrorCode.TIMEOUT, None, 0.0, now, cache=False)
+
+    def _answer_timeout_dispatched(self, item: Pending, now: float) -> None:
+        """The deadline of a request a worker holds: answer TIMEOUT now, tell the worker to cancel it."""
+        record: WorkerRecord = item.worker
+        self.counters["timeout"] += 1
+        self.counters["timeout_dispatched"] += 1
+        item.answered = True
+        waited_ms = (now - item.received) * 1000.0
+        idempotent = self.workers.idempotent.get(item.method, False)
+        body = encode_error(
+            item.request_id, ErrorCode.TIMEOUT,
+            f"deadline passed after {waited_ms:.0f} ms; the request was at worker {record.worker_id} for "
+            f"{(now - item.dispatched) * 1000.0:.0f} ms and may have run (the worker was told to cancel it)",
+            {"waited_ms": round(waited_ms, 3), "state": "dispatched", "worker_id": record.worker_id,
+             "idempotent": idempotent}, waited_ms, retryable=idempotent)
+        self.cancels.append((record, (item.seq, wp.CANCEL_DEADLINE, "")))
+        self._finish(item, body, ErrorCode.TIMEOUT, record.worker_id, 0.0, now, cache=False)
+
+    def finish(self, item: Pending, body: bytes, error_code: str | None, worker_id: str | None,
+               processing_ms: float, now: float, *, cache: bool) -> None:
+        """Answer ``item``'s client(s) with ``body`` (for the broker's helpers, e.g. ``cancel``)."""
+        self._finish(item, body, error_code, worker_id, processing_ms, now, cache=cache)
 
     def _finish(self, item: Pending, body: bytes, error_code: str | None, worker_id: str | None,
                 processing_ms: float, now: float, *, cache: bool) -> None:
@@ -496,6 +609,8 @@ class Broker:
             self._finish(item, body, ErrorCode.UNAVAILABLE, None, 0.0, now, cache=False)
         for record in list(self.workers.live.values()):
             for item in self.workers.unassign_all(record):  # may have run: not retryable
+                if item.answered:
+                    continue
                 body = encode_error(item.request_id, ErrorCode.WORKER_LOST, "broker shutting down while the "
                                     "request ran; it may or may not have taken effect",
                                     {"worker_id": record.worker_id}, (now - item.received) * 1000.0)

@@ -6,6 +6,7 @@ import heapq
 from collections import deque
 from collections.abc import Container
 from dataclasses import dataclass, field
+from typing import Any
 
 from tacore.protocol.envelope import MAX_PRIORITY
 
@@ -29,6 +30,10 @@ class Pending:
     attempts: int = 0
     slow: bool = False  # dispatched as a slow method (see workers.FAST_METHOD_MS)
     queued: bool = field(default=False)
+    #: the WorkerRecord holding it (assigned, in its outbox or sent), None otherwise
+    worker: Any = None
+    #: its client was answered while a worker still held it (deadline, cancel): the worker's reply is dropped
+    answered: bool = False
 
 
 class PendingQueue:
@@ -108,6 +113,12 @@ class PendingQueue:
                 self._taken(item)
                 return item
         return None  # pragma: no cover - counts and deques agree
+
+    def remove(self, item: Pending) -> None:
+        """Take ``item`` out of the queue (a client cancelled it); its deadline entry goes lazily."""
+        if item.queued:
+            self._by_method[item.method][item.priority].remove(item)
+            self._taken(item)
 
     def next_deadline(self) -> float | None:
         while self._deadlines and not self._deadlines[0][2].queued:

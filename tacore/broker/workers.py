@@ -33,6 +33,8 @@ class WorkerRecord:
     inflight: dict[int, Pending] = field(default_factory=dict)  # by seq
     outbox: list[Pending] = field(default_factory=list)  # assigned this wake-up, sent by the broker's flush
     slow_inflight: int = 0
+    #: the seq of a request it said it is stuck on (HANDBACK): it gets no work until that one's reply comes
+    stuck_seq: int = 0
     served: int = 0
     failed: int = 0
     dead_at: float | None = None
@@ -43,7 +45,8 @@ class WorkerRecord:
         return self.credit - len(self.inflight)
 
     def to_wire(self) -> dict[str, Any]:
-        state = "dead" if self.dead_at is not None else "busy" if self.inflight else "idle"
+        state = ("dead" if self.dead_at is not None else "stuck" if self.stuck_seq else "busy" if self.inflight
+                 else "idle")
         return {
             "worker_id": self.worker_id, "pid": self.pid, "host": self.host, "kind": self.kind, "state": state,
             "methods": sorted(self.methods), "credit": self.credit, "served": self.served, "failed": self.failed,
@@ -51,7 +54,8 @@ class WorkerRecord:
             "dead_at": None if self.dead_at is None else round(self.dead_at, 3), "dead_reason": self.dead_reason,
             "current": [
                 {"request_id": item.request_id, "method": item.method,
-                 "since": round(item.received_wall + (item.dispatched - item.received), 3)}
+                 "since": round(item.received_wall + (item.dispatched - item.received), 3),
+                 "answered": item.answered}
                 for item in self.inflight.values()
             ],
         }
@@ -114,6 +118,7 @@ class WorkerRegistry:
     def assign(self, record: WorkerRecord, item: Pending) -> None:
         """``item`` is being sent to ``record``; ``record`` becomes most recently used (or leaves ``ready``)."""
         record.inflight[item.seq] = item
+        item.worker = record
         record.slow_inflight += item.slow
         self.inflight += 1
         if record.free > 0:
@@ -125,6 +130,7 @@ class WorkerRegistry:
         """The request ``record`` holds under ``seq``, no longer in flight there (None if it holds none)."""
         item = record.inflight.pop(seq, None)
         if item is not None:
+            item.worker = None
             record.slow_inflight -= item.slow
             self.inflight -= 1
         return item
@@ -132,14 +138,21 @@ class WorkerRegistry:
     def unassign_all(self, record: WorkerRecord) -> list[Pending]:
         """Every request ``record`` holds, no longer in flight there (it died or the broker is stopping)."""
         items = list(record.inflight.values())
+        for item in items:
+            item.worker = None
         record.inflight.clear()
         record.slow_inflight = 0
         self.inflight -= len(items)
         return items
 
     def freed(self, record: WorkerRecord) -> None:
-        if record.identity in self.live and record.identity not in self.ready:
+        if record.stuck_seq == 0 and record.identity in self.live and record.identity not in self.ready:
             self.ready[record.identity] = record
+
+    def stuck(self, record: WorkerRecord, seq: int) -> None:
+        """``record`` said it is stuck on ``seq``: no more work for it until that request's reply."""
+        record.stuck_seq = seq
+        self.ready.pop(record.identity, None)
 
     def expired(self, now: float) -> list[WorkerRecord]:
         return [record for record in self.live.values() if record.expires_at <= now]

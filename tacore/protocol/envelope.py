@@ -87,19 +87,21 @@ def encode_reply(request_id: str | None, data: Any, processing_time_ms: float) -
     )
 
 
-def error_body(code: ErrorCode, message: str, details: Any = None) -> dict[str, Any]:
-    return {"code": str(code), "message": message, "retryable": code in RETRYABLE_CODES, "details": details}
+def error_body(code: ErrorCode, message: str, details: Any = None, retryable: bool | None = None) -> dict[str, Any]:
+    """``retryable`` defaults to the code's (``RETRYABLE_CODES``); a caller that knows better says so."""
+    return {"code": str(code), "message": message,
+            "retryable": code in RETRYABLE_CODES if retryable is None else retryable, "details": details}
 
 
 def encode_error(request_id: str | None, code: ErrorCode, message: str, details: Any = None,
-                 processing_time_ms: float = 0.0) -> bytes:
+                 processing_time_ms: float = 0.0, retryable: bool | None = None) -> bytes:
     """An error reply; ``error`` is ``{"code", "message", "retryable", "details"}``."""
     return orjson.dumps(
         {
             "status": "error",
             "request_id": request_id,
             "data": None,
-            "error": error_body(code, message, details),
+            "error": error_body(code, message, details, retryable),
             "processing_time_ms": round(processing_time_ms, 3),
             "timestamp": round(time.time(), 3),
         },

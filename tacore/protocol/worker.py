@@ -1,15 +1,22 @@
-"""The broker <-> worker protocol, Majordomo style, packed into as few messages as possible.
+"""The broker <-> worker protocol (TAW4), Majordomo style, packed into as few messages as possible.
 
 After the ROUTER identity every message is one command frame (``HEADER`` + one command byte);
 REQUEST and REPLY carry one or more entries in that same frame, each a fixed binary part and the
 client's request (or the worker's reply); READY and the broker's HEARTBEAT add one JSON frame:
 
-    READY       worker -> broker  [b"TAW3\\x01", json {worker_id, pid, host, kind, credit, methods}]
-    REQUEST     broker -> worker  [b"TAW3\\x02" (<seq u64><budget_ms u32><length u32> request)+]
-    REPLY       worker -> broker  [b"TAW3\\x03" (<seq u64><ok u8><processing_ms f32><code_len u8><length u32>
+    READY       worker -> broker  [b"TAW4\\x01", json {worker_id, pid, host, kind, credit, methods}]
+    REQUEST     broker -> worker  [b"TAW4\\x02" (<seq u64><budget_ms u32><length u32> request)+]
+    REPLY       worker -> broker  [b"TAW4\\x03" (<seq u64><ok u8><processing_ms f32><code_len u8><length u32>
                                                  <code> reply)+]
-    HEARTBEAT   both ways         [b"TAW3\\x04"] (+ json broker snapshot when the broker sends it)
-    DISCONNECT  both ways         [b"TAW3\\x05"]
+    HEARTBEAT   both ways         [b"TAW4\\x04"] (+ json broker snapshot when the broker sends it)
+    DISCONNECT  both ways         [b"TAW4\\x05"]
+    CANCEL      broker -> worker  [b"TAW4\\x06" (<seq u64><reason u8><text_len u8><text>)+]
+    HANDBACK    worker -> broker  [b"TAW4\\x07" <stuck_seq u64> (<seq u64>)*]
+
+A worker answers every seq it was sent with exactly one REPLY entry, a cancelled one included
+(``ok`` 0, code ``CANCELLED`` or ``TIMEOUT``, empty body when it never started), except the seqs it
+hands back: HANDBACK says "I am stuck on ``stuck_seq``; these I have not started and never will",
+so the broker may run them elsewhere without ever running one twice.
 
 One message carries every request the broker has for a worker at one wake-up, and every reply a
 worker has after one batch: each message costs the Python broker calls, and both I/O threads a
@@ -23,17 +30,27 @@ import struct
 from collections.abc import Iterable, Iterator
 from typing import Final
 
-HEADER: Final = b"TAW3"
+HEADER: Final = b"TAW4"
 
 READY: Final = HEADER + b"\x01"
 REQUEST: Final = HEADER + b"\x02"
 REPLY: Final = HEADER + b"\x03"
 HEARTBEAT: Final = HEADER + b"\x04"
 DISCONNECT: Final = HEADER + b"\x05"
+CANCEL: Final = HEADER + b"\x06"
+HANDBACK: Final = HEADER + b"\x07"
 
 COMMAND_LENGTH: Final = len(READY)
 COMMAND_NAMES: Final = {READY: "READY", REQUEST: "REQUEST", REPLY: "REPLY", HEARTBEAT: "HEARTBEAT",
-                        DISCONNECT: "DISCONNECT"}
+                        DISCONNECT: "DISCONNECT", CANCEL: "CANCEL", HANDBACK: "HANDBACK"}
+
+#: Why the broker cancels a request (the CANCEL entry's reason byte; the handler reads the name).
+CANCEL_DEADLINE: Final = 1
+CANCEL_CLIENT: Final = 2
+CANCEL_PREEMPT: Final = 3
+CANCEL_SHUTDOWN: Final = 4  # the worker's own: it is stopping (never on the wire from the broker)
+CANCEL_KINDS: Final = {CANCEL_DEADLINE: "deadline", CANCEL_CLIENT: "client", CANCEL_PREEMPT: "preempt",
+                       CANCEL_SHUTDOWN: "shutdown"}
 
 #: ``budget_ms`` of a request that has no deadline.
 NO_DEADLINE: Final = 0xFFFFFFFF
@@ -43,8 +60,13 @@ RequestEntry = tuple[int, int | None, bytes]
 #: (seq, ok, processing_ms, error code or None, the reply frame for the client)
 ReplyEntry = tuple[int, bool, float, str | None, bytes]
 
+#: (seq, reason kind, reason text)
+CancelEntry = tuple[int, int, str]
+
 _REQUEST_ENTRY = struct.Struct("<QII")
 _REPLY_ENTRY = struct.Struct("<QBfBI")
+_CANCEL_ENTRY = struct.Struct("<QBB")
+_SEQ = struct.Struct("<Q")
 
 
 class MalformedMessage(ValueError):
@@ -122,3 +144,49 @@ def iter_replies(frame: bytes) -> Iterator[ReplyEntry]:
         code = frame[at:body_at].decode("ascii", "replace") if code_length else None
         at = body_at + length
         yield seq, ok != 0, processing_ms, code, frame[body_at:at]
+
+
+def pack_cancels(entries: Iterable[CancelEntry]) -> bytes:
+    """One CANCEL frame; each reason text is cut to 255 bytes of UTF-8."""
+    pack = _CANCEL_ENTRY.pack
+    parts = [CANCEL]
+    for seq, kind, text in entries:
+        raw = text.encode("utf-8")[:255].decode("utf-8", "ignore").encode("utf-8")  # whole characters only
+        parts.append(pack(seq, kind, len(raw)))
+        parts.append(raw)
+    return b"".join(parts)
+
+
+def unpack_cancels(frame: bytes) -> list[CancelEntry]:
+    """Every entry of a CANCEL frame; MalformedMessage if any is cut short or there is none."""
+    end = len(frame)
+    at = COMMAND_LENGTH
+    size = _CANCEL_ENTRY.size
+    entries: list[CancelEntry] = []
+    while at < end:
+        if end - at < size:
+            raise MalformedMessage("CANCEL entry is too short")
+        seq, kind, length = _CANCEL_ENTRY.unpack_from(frame, at)
+        at += size
+        if end - at < length:
+            raise MalformedMessage("CANCEL entry is shorter than its reason")
+        entries.append((seq, kind, frame[at:at + length].decode("utf-8", "replace")))
+        at += length
+    if not entries:
+        raise MalformedMessage("CANCEL frame carries no entry")
+    return entries
+
+
+def pack_handback(stuck_seq: int, seqs: Iterable[int]) -> bytes:
+    """One HANDBACK frame: the worker is stuck on ``stuck_seq`` and will never start ``seqs``."""
+    pack = _SEQ.pack
+    return b"".join([HANDBACK, pack(stuck_seq), *(pack(seq) for seq in seqs)])
+
+
+def unpack_handback(frame: bytes) -> tuple[int, list[int]]:
+    """(stuck_seq, returned seqs) of a HANDBACK frame; MalformedMessage unless whole seqs follow the header."""
+    body = len(frame) - COMMAND_LENGTH
+    if body < _SEQ.size or body % _SEQ.size:
+        raise MalformedMessage("HANDBACK frame is not a whole number of seqs")
+    seqs = [seq for (seq,) in _SEQ.iter_unpack(frame[COMMAND_LENGTH:])]
+    return seqs[0], seqs[1:]

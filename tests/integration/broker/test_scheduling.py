@@ -144,19 +144,22 @@ def test_retry_of_a_request_id_gets_the_same_reply_without_running_again(
     assert tacore.status()["counters"]["deduped"] == 2
 
 
-def test_a_request_id_whose_reply_outlived_the_dedupe_ttl_runs_as_a_fresh_request(
+def test_past_the_dedupe_ttl_an_idempotent_request_runs_afresh_a_non_idempotent_one_never(
     tacore_factory: Callable[..., TACoreProcess], test_worker_factory: Callable[..., Popen[bytes]]
 ) -> None:
     tacore = tacore_factory(DEDUPE_TTL_S="0.5")  # pruned on each heartbeat (every 200 ms here)
     tacore.wait_healthy(workers=2)
     test_worker_factory(tacore.backend, "ttl-worker", 1)
     _wait_for_method(tacore, "test.sleep")
-    request = {"request_id": "ttl-1", "method": "test.sleep", "params": {"tag": "ttl"}}
-    first = raw_call(tacore.frontend, request)
-    assert raw_call(tacore.frontend, request) == first  # within the TTL: the stored reply
+    idempotent = {"request_id": "ttl-1", "method": "test.sleep_idempotent", "params": {"tag": "ttl"}}
+    plain = {"request_id": "ttl-2", "method": "test.sleep", "params": {"tag": "ttl"}}
+    first = raw_call(tacore.frontend, idempotent)
+    first_plain = raw_call(tacore.frontend, plain)
+    assert raw_call(tacore.frontend, idempotent) == first  # within the TTL: the broker's stored reply
     time.sleep(0.5 + 0.2 + 0.3)  # the TTL, a heartbeat interval, slack
-    fresh = raw_call(tacore.frontend, request)
-    assert fresh["status"] == "success" and fresh["data"]["order"] == first["data"]["order"] + 1
+    fresh = raw_call(tacore.frontend, idempotent)
+    assert fresh["status"] == "success" and fresh["data"]["order"] == first_plain["data"]["order"] + 1
+    assert raw_call(tacore.frontend, plain) == first_plain  # the durable record still answers: never run twice
 
 
 def test_lazy_pirate_client_retries_with_the_same_request_id(

@@ -44,3 +44,35 @@ def test_replies_before_a_malformed_entry_are_delivered_then_it_raises() -> None
         next(replies)
     with pytest.raises(wp.MalformedMessage):
         list(wp.iter_replies(wp.REPLY))
+
+
+def test_cancel_frame_round_trips_seq_kind_and_reason_cut_to_255_bytes() -> None:
+    entries: list[wp.CancelEntry] = [(5, wp.CANCEL_DEADLINE, ""), (2**64 - 1, wp.CANCEL_PREEMPT, "flow 7 first"),
+                                     (9, wp.CANCEL_CLIENT, "é" * 200)]
+    got = wp.unpack_cancels(wp.pack_cancels(entries))
+    assert got[:2] == entries[:2]
+    assert got[2][:2] == (9, wp.CANCEL_CLIENT) and len(got[2][2].encode()) <= 255
+
+
+@pytest.mark.parametrize("frame", [
+    pytest.param(wp.CANCEL, id="no-entry"),
+    pytest.param(wp.CANCEL + b"\x01\x02", id="short-header"),
+    pytest.param(wp.pack_cancels([(1, wp.CANCEL_CLIENT, "reason")])[:-2], id="short-reason"),
+])
+def test_malformed_cancel_frames_raise_malformed_message(frame: bytes) -> None:
+    with pytest.raises(wp.MalformedMessage):
+        wp.unpack_cancels(frame)
+
+
+def test_handback_frame_carries_the_stuck_seq_and_the_returned_ones() -> None:
+    assert wp.unpack_handback(wp.pack_handback(41, [42, 43, 2**64 - 1])) == (41, [42, 43, 2**64 - 1])
+    assert wp.unpack_handback(wp.pack_handback(0, [])) == (0, [])
+    for bad in (wp.HANDBACK, wp.pack_handback(1, [2])[:-1]):
+        with pytest.raises(wp.MalformedMessage):
+            wp.unpack_handback(bad)
+
+
+def test_every_command_shares_the_taw4_header_and_a_distinct_byte() -> None:
+    commands = list(wp.COMMAND_NAMES)
+    assert all(c.startswith(b"TAW4") and len(c) == wp.COMMAND_LENGTH for c in commands)
+    assert len(set(commands)) == len(commands) == 7

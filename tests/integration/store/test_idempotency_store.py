@@ -1,0 +1,114 @@
+"""The durable idempotency records on SQLite (a file, as in production) and on PostgreSQL and MariaDB."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+
+from tacore.store.idempotency import IdempotencyStore, StoreUnavailable, params_hash, store_url
+
+_SERVERS = {
+    "postgresql": ("postgresql+psycopg2://postgres@127.0.0.1:5432/postgres",
+                   "postgresql+psycopg2://postgres@127.0.0.1:5432/{name}", '"', " WITH (FORCE)"),
+    "mysql": ("mysql+pymysql://root@127.0.0.1:3306/", "mysql+pymysql://root@127.0.0.1:3306/{name}", "`", ""),
+}
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres),
+                        pytest.param("mysql", marks=pytest.mark.postgres)])
+def store_at(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A store URL in a fresh database: a SQLite file, or a database created on the server and dropped after."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'idempotency.db'}"
+        return
+    admin_url, url, quote, drop_suffix = _SERVERS[request.param]
+    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    name = f"tacore_idem_{uuid.uuid4().hex[:8]}"
+    with admin.connect() as conn:
+        conn.execute(text(f"CREATE DATABASE {quote}{name}{quote}"))
+    try:
+        yield url.format(name=name)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f"DROP DATABASE IF EXISTS {quote}{name}{quote}{drop_suffix}"))
+        admin.dispose()
+
+
+def test_a_request_id_is_claimed_once_and_its_stored_reply_answers_every_later_claim(store_at: str) -> None:
+    first, second = IdempotencyStore(store_at), IdempotencyStore(store_at)  # two workers, one database
+    try:
+        phash = params_hash({"qty": "1.5", "symbol": "BTCUSDT"})
+        assert first.claim("order-1", "execute.order", phash, "w1", lease_s=30).outcome == "claimed"
+        running = second.claim("order-1", "execute.order", phash, "w2", lease_s=30)
+        assert (running.outcome, running.owner) == ("running", "w1")
+        first.complete("order-1", True, None, b'{"status":"success"}')
+        done = second.claim("order-1", "execute.order", phash, "w2", lease_s=30)
+        assert (done.outcome, done.ok, done.reply) == ("done", True, b'{"status":"success"}')
+    finally:
+        first.close()
+        second.close()
+
+
+def test_a_run_still_open_past_its_lease_is_answered_lost_never_run_again(store_at: str) -> None:
+    store = IdempotencyStore(store_at)
+    try:
+        store.claim("order-2", "execute.order", params_hash({}), "w1", lease_s=0.05)
+        time.sleep(0.1)
+        assert store.claim("order-2", "execute.order", params_hash({}), "w2", lease_s=30).outcome == "lost"
+    finally:
+        store.close()
+
+
+def test_a_released_claim_lets_a_retry_run_and_a_reused_request_id_is_caught(store_at: str) -> None:
+    store = IdempotencyStore(store_at)
+    try:
+        store.claim("order-3", "execute.order", params_hash({"qty": 1}), "w1", lease_s=30)
+        store.release("order-3")  # the run raised a retryable error: it had no effect
+        assert store.claim("order-3", "execute.order", params_hash({"qty": 1}), "w1", lease_s=30).outcome == "claimed"
+        assert store.claim("order-3", "execute.order", params_hash({"qty": 2}), "w1", lease_s=30).outcome == "mismatch"
+        assert store.claim("order-3", "other.method", params_hash({"qty": 1}), "w1", lease_s=30).outcome == "mismatch"
+    finally:
+        store.close()
+
+
+def test_records_older_than_the_ttl_are_purged_and_their_request_id_runs_afresh(store_at: str) -> None:
+    store = IdempotencyStore(store_at, ttl_s=0.05)
+    try:
+        store.claim("order-4", "m", params_hash({}), "w1", lease_s=30)
+        store.complete("order-4", False, "INTERNAL", b"{}")
+        time.sleep(0.1)
+        assert store.purge() == 1
+        assert store.claim("order-4", "m", params_hash({}), "w1", lease_s=30).outcome == "claimed"
+        store.complete("order-4", True, None, b"{}")
+        time.sleep(0.1)  # expired but not purged yet: a claim removes it and takes the id afresh
+        assert store.claim("order-4", "m", params_hash({}), "w1", lease_s=30).outcome == "claimed"
+    finally:
+        store.close()
+
+
+def test_a_store_that_cannot_be_reached_refuses_the_claim(tmp_path: Path) -> None:
+    blocked = tmp_path / "not-a-dir"
+    blocked.write_text("a file where the database directory should be")
+    with pytest.raises(Exception):  # noqa: B017 - creating the schema fails at once, whatever the driver says
+        IdempotencyStore(f"sqlite:///{blocked / 'idempotency.db'}")
+    store = IdempotencyStore(f"sqlite:///{tmp_path / 'idempotency.db'}", timeout_s=0.2)
+    try:
+        (tmp_path / "idempotency.db").unlink()
+        (tmp_path / "idempotency.db").mkdir()  # the file is gone and cannot be made again
+        store.engine.dispose()
+        with pytest.raises(StoreUnavailable):
+            store.claim("order-5", "m", params_hash({}), "w1", lease_s=30)
+    finally:
+        store.close()
+
+
+def test_the_default_location_is_a_file_of_its_own_or_the_server_database(tmp_path: Path) -> None:
+    assert store_url(None, tmp_path / "svc.db", None) == f"sqlite:///{tmp_path / 'idempotency.db'}"
+    assert store_url("sqlite:////x/y.db", tmp_path / "svc.db", None) == f"sqlite:///{tmp_path / 'idempotency.db'}"
+    assert store_url("postgresql+psycopg2://db/x", tmp_path / "svc.db", None) == "postgresql+psycopg2://db/x"
+    assert store_url("postgresql+psycopg2://db/x", tmp_path / "svc.db", "mysql+pymysql://o/z") == "mysql+pymysql://o/z"
