@@ -18,7 +18,7 @@ import zmq
 
 from clients import LazyPirateClient
 from tacore.protocol import worker as wp
-from tests.support.processes import TACoreProcess, raw_call, wait_until
+from tests.support.processes import ROOT, TACoreProcess, raw_call, wait_until
 
 
 def _dealer(endpoint: str) -> zmq.Socket[Any]:
@@ -231,3 +231,44 @@ def test_a_worker_that_breaks_the_protocol_is_removed_at_once_and_its_request_an
     assert any(w["worker_id"] == "raw" and w["dead_reason"].startswith("protocol error") for w in status["workers"])
     assert status["inflight"] == 0
     assert raw_call(tacore.frontend, {"method": "health.check"})["status"] == "success"
+
+
+def test_broker_kill_9_then_a_lazy_pirate_retry_never_runs_a_non_idempotent_request_twice(
+    tacore_factory: Callable[..., TACoreProcess], test_worker_factory: Callable[..., Popen[bytes]], tmp_path: Path
+) -> None:
+    # the broker knows the test methods from start (as it knows its pool's), so a call waits for the worker
+    broker = tacore_factory(["broker", "--no-request-log"], PYTHONPATH=str(ROOT),
+                            WORKER_REGISTRY="tests.support.method_worker:build_registry")
+    for i in (1, 2):
+        test_worker_factory(broker.backend, f"once-{i}", 1)
+    wait_until(lambda: broker.status()["methods"].get("test.count", {}).get("workers") == 2, 10, "the workers")
+    runs = tmp_path / "runs"
+    result: dict[str, Any] = {}
+
+    def call() -> None:
+        with LazyPirateClient(broker.frontend, timeout_ms=400, retries=30) as client:
+            # long enough that the other worker, idle, has registered with the new broker and gets the retry:
+            # it finds the first run open (IN_PROGRESS), and the client asks again until the stored reply comes
+            result["reply"] = client.request("test.count", {"ms": 3000, "tag": "once", "path": str(runs)},
+                                             request_id="exactly-once", deadline_ms=20_000)
+
+    caller = threading.Thread(target=call)
+    caller.start()
+    wait_until(runs.exists, 5, "the handler started")
+    assert broker.proc is not None
+    broker.proc.kill()  # kill -9: the broker's memory (active requests, dedupe cache) is gone
+    broker.proc.wait(5)
+    restarted = TACoreProcess(tmp_path / "again", ["broker", "--no-request-log"], env=broker.env, ports=broker.ports)
+    restarted.env = broker.env
+    restarted.start()
+    try:
+        caller.join(30)
+        assert not caller.is_alive()
+        answered = raw_call(restarted.frontend, {"method": "broker.metrics"})["data"]["methods"]["test.count"]
+    finally:
+        restarted.stop()
+    assert answered["errors"].get("IN_PROGRESS", 0) >= 1, answered  # the retry met the open first run
+    reply = result["reply"]
+    assert reply["status"] == "success", reply
+    assert len(runs.read_text().splitlines()) == 1, "the request ran twice"
+    assert reply["data"]["runs"] == 1
