@@ -92,3 +92,23 @@ class CallContext:
         if self.cancelled:
             raise Cancelled(f"{self.method}: cancelled ({self.cancelled.reason})",
                             details={"kind": self.cancelled.kind, "reason": self.cancelled.reason})
+
+
+_current = threading.local()
+
+
+def current_call() -> CallContext | None:
+    """The call this thread is running (set by the worker runtime), for code that bounds a dependency call
+    by the request's deadline without the context being passed down to it."""
+    ctx: CallContext | None = getattr(_current, "ctx", None)
+    return ctx
+
+
+def bound_timeout(cap: float) -> float:
+    """``cap`` seconds, or less when the call this thread runs has a nearer deadline."""
+    ctx = current_call()
+    return cap if ctx is None else ctx.timeout_s(cap)
+
+
+def set_current_call(ctx: CallContext | None) -> None:
+    _current.ctx = ctx

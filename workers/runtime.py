@@ -33,7 +33,7 @@ from tacore.protocol import worker as wp
 from tacore.protocol.envelope import encode_error, encode_reply
 from tacore.store.idempotency import IdempotencyStore, StoreUnavailable, params_hash
 from tacore.transport import recv_batch, send_frames
-from workers.context import CallContext, CancelSignal
+from workers.context import CallContext, CancelSignal, set_current_call
 from workers.registry import MethodRegistry
 
 log = logging.getLogger("tacore.worker")
@@ -374,7 +374,11 @@ class Worker:
             ctx = CallContext(request_id, method, self.worker_id, deadline, self.broker_snapshot, running.signal)
             if self._watchdog is not None and deadline is not None:
                 self._watchdog.value = deadline + self.recycle_grace_s
-            data = spec.call(model, ctx)
+            set_current_call(ctx)
+            try:
+                data = spec.call(model, ctx)
+            finally:
+                set_current_call(None)
             elapsed_ms = (time.perf_counter() - started) * 1000.0
             reply = encode_reply(request_id, data, elapsed_ms)
         except TACoreError as exc:

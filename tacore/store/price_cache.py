@@ -104,7 +104,8 @@ class RedisPriceCache:
         self.prefix = prefix
         self.hits = 0
         self.misses = 0
-        self._redis = redis.Redis.from_url(url, socket_timeout=2.0, socket_connect_timeout=2.0)
+        # well under a request's deadline: a read that waits longer is answered from the candle store
+        self._redis = redis.Redis.from_url(url, socket_timeout=0.5, socket_connect_timeout=0.5)
 
     def key(self, symbol: str) -> str:
         return f"{self.prefix}{symbol}"

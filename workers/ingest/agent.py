@@ -25,6 +25,7 @@ from tacore.intervals import INTERVAL_MS, INTERVALS
 from tacore.settings import Settings
 from tacore.store.klines import KlineStore, StorageError
 from tacore.store.price_cache import PriceCache, PriceSnapshot, open_price_cache
+from workers.context import bound_timeout
 from workers.ingest.config import IngestConfig
 from workers.ingest.connections import ConnectionConfig, ConnectionListener, ConnectionPool
 from workers.ingest.feed import KlineFeed
@@ -41,6 +42,7 @@ log = logging.getLogger("tacore.ingest")
 T = TypeVar("T")
 Pair = tuple[str, str]
 _CALL_TIMEOUT_S = 15.0
+_CACHE_RETRY_S = 5.0
 
 
 class DataAgent:
@@ -61,6 +63,7 @@ class DataAgent:
         self._lock = asyncio.Lock()
         self._known_symbols: set[str] = set()
         self._http: httpx.AsyncClient | None = None
+        self._cache_down_until = 0.0
 
     # -- lifecycle (event loop) --------------------------------------------------------------------
     async def start(self) -> None:
@@ -157,12 +160,13 @@ class DataAgent:
         if self.loop is None:
             coro.close()
             raise Unavailable("data agent is starting")
+        timeout_s = bound_timeout(timeout_s)  # never past the deadline of the request being served
         future = asyncio.run_coroutine_threadsafe(coro, self.loop)
         try:
             return future.result(timeout_s)
         except TimeoutError:
             future.cancel()
-            raise Unavailable(f"data agent did not answer within {timeout_s:.0f} s") from None
+            raise Unavailable(f"data agent did not answer within {timeout_s:.1f} s") from None
 
     async def _feed(self) -> KlineFeed:
         if self.feed is None:
@@ -194,10 +198,15 @@ class DataAgent:
 
     # -- MarketService (any thread) --------------------------------------------------------------------
     def price_snapshot(self, symbol: str) -> PriceSnapshot | None:
+        """The cached snapshot, or None (the caller reads the store). After a failed read the cache is
+        skipped for ``_CACHE_RETRY_S``: a frozen Redis costs one read timeout, not one per symbol."""
+        if time.monotonic() < self._cache_down_until:
+            return None
         try:
             return self.cache.get(symbol)
         except Exception as exc:
-            log.warning("price cache read failed: %s", exc)
+            self._cache_down_until = time.monotonic() + _CACHE_RETRY_S
+            log.warning("price cache read failed (%s); reading the candle store for %.0f s", exc, _CACHE_RETRY_S)
             return None
 
     def latest_candle(self, symbol: str, interval: str) -> dict[str, Any] | None:

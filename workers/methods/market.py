@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from tacore.errors import InvalidParams
 from tacore.store.price_cache import PriceSnapshot
 from workers.methods.klines import check_symbols
-from workers.registry import MethodRegistry
+from workers.registry import CallContext, MethodRegistry
 
 DAY_MS = 86_400_000
 HOUR_MS = 3_600_000
@@ -71,12 +71,15 @@ def build_registry(service: MarketService) -> MethodRegistry:
     registry = MethodRegistry()
 
     @registry.method("get.market_data", idempotent=True)
-    def get_market_data(params: MarketDataParams) -> dict[str, Any]:
+    def get_market_data(params: MarketDataParams, ctx: CallContext) -> dict[str, Any]:
         """Per symbol: price, current 1m and 1d OHLCV, 24 h change, event time (or status no_data)."""
         if len(params.symbols) > service.max_symbols:
             raise InvalidParams(f"at most {service.max_symbols} symbols per call",
                                 details=[{"field": "symbols", "message": f"at most {service.max_symbols}"}])
-        data = {symbol: market_entry(service, symbol) for symbol in params.symbols}
+        data = {}
+        for symbol in params.symbols:
+            ctx.check()  # past the deadline (or cancelled) the rest is not read: the client has its answer
+            data[symbol] = market_entry(service, symbol)
         missing = [s for s, entry in data.items() if entry["status"] == "no_data"]
         return {"symbols": data, "count": len(data), "no_data": missing}
 
