@@ -28,6 +28,7 @@ COMPILED = [
     "tacore/protocol/worker.py",
     "tacore/broker/broker.py",
     "tacore/broker/dedupe.py",
+    "tacore/broker/inflight.py",
     "tacore/broker/queue.py",
     "tacore/broker/records.py",
     "tacore/broker/stats.py",

@@ -9,7 +9,12 @@ target, so machine noise hits all alike and none always follows the same one. Me
 latency with one REQ client, throughput with the asyncio client at 64 in flight, and CPU time per
 request of each broker process (for TACore: the broker's own process, not its workers or recorder).
 
+With ``--non-idempotent`` one more TACore row calls ``bench.health_once`` (benchmarks/bench_methods.py):
+the same work declared not idempotent, so each request also claims and completes its durable
+idempotency record (SQLite by default): what exactly-once across restarts costs.
+
     python benchmarks/bench_broker.py [--rounds 5] [--latency-requests 3000] [--throughput-seconds 3]
+                                      [--non-idempotent]
 """
 
 from __future__ import annotations
@@ -127,8 +132,9 @@ def wait_for(endpoint: str, timeout: float = 15.0) -> None:
 
 class Target:
     def __init__(self, name: str, endpoint: str, procs: list[subprocess.Popen[bytes]], cpu_pid: int,
-                 core: str = "") -> None:
+                 core: str = "", method: str = "health.check") -> None:
         self.name = name
+        self.method = method
         self.core = core
         self.endpoint = endpoint
         self.procs = procs
@@ -148,7 +154,7 @@ class Target:
                 proc.kill()
 
 
-def start_tacore(workdir: Path, name: str = "tacore", **extra_env: str) -> Target:
+def start_tacore(workdir: Path, name: str = "tacore", method: str = "health.check", **extra_env: str) -> Target:
     workdir = workdir / name
     workdir.mkdir()
     ports = {name: free_port() for name in ("ZMQ_FRONTEND_PORT", "ZMQ_BACKEND_PORT", "EVENTS_PORT", "RECORDER_PORT",
@@ -166,7 +172,7 @@ def start_tacore(workdir: Path, name: str = "tacore", **extra_env: str) -> Targe
     sock.send(json.dumps({"request_id": uuid.uuid4().hex, "method": "broker.status"}).encode())
     status = json.loads(sock.recv())["data"]
     sock.close()
-    return Target(name, endpoint, [proc], status["pid"], status["core"])
+    return Target(name, endpoint, [proc], status["pid"], status["core"], method)
 
 
 def start_baseline(name: str, broker_script: str, worker_script: str) -> Target:
@@ -191,7 +197,7 @@ def start_plain_broker() -> Target:
     return start_baseline("plain", PLAIN_BROKER_SCRIPT, PLAIN_WORKER_SCRIPT)
 
 
-def latency_round(endpoint: str, requests: int) -> list[float]:
+def latency_round(endpoint: str, requests: int, method: str = "health.check") -> list[float]:
     ctx: zmq.Context[Any] = zmq.Context.instance()
     sock = ctx.socket(zmq.REQ)
     sock.setsockopt(zmq.LINGER, 0)
@@ -199,7 +205,7 @@ def latency_round(endpoint: str, requests: int) -> list[float]:
     samples = []
     prefix = uuid.uuid4().hex[:12]
     for i in range(requests + 100):
-        body = json.dumps({"request_id": f"{prefix}-{i}", "method": "health.check",
+        body = json.dumps({"request_id": f"{prefix}-{i}", "method": method,
                            "params": {"detailed": False}}).encode()
         t0 = time.perf_counter()
         sock.send(body)
@@ -210,14 +216,14 @@ def latency_round(endpoint: str, requests: int) -> list[float]:
     return samples
 
 
-async def _throughput(endpoint: str, seconds: float, in_flight: int) -> int:
+async def _throughput(endpoint: str, seconds: float, in_flight: int, method: str = "health.check") -> int:
     done = 0
     stop_at = time.monotonic() + seconds
     async with AsyncClient(endpoint, timeout_ms=10_000, retries=0) as client:
         async def lane() -> None:
             nonlocal done
             while time.monotonic() < stop_at:
-                reply = await client.request("health.check", {"detailed": False})
+                reply = await client.request(method, {"detailed": False})
                 if reply["status"] != "success":
                     raise RuntimeError(reply)
                 done += 1
@@ -229,7 +235,7 @@ async def _throughput(endpoint: str, seconds: float, in_flight: int) -> int:
 def throughput_round(target: Target, seconds: float, in_flight: int) -> tuple[float, float]:
     cpu0 = target.cpu_seconds()
     t0 = time.perf_counter()
-    done = asyncio.run(_throughput(target.endpoint, seconds, in_flight))
+    done = asyncio.run(_throughput(target.endpoint, seconds, in_flight, target.method))
     elapsed = time.perf_counter() - t0
     cpu = target.cpu_seconds() - cpu0
     return done / elapsed, cpu / done * 1e6
@@ -250,6 +256,7 @@ TARGETS = {  # name -> what the row is; the first is TACore as installed, the re
     "tacore": "TACore",
     "tacore-python": "TACore, plain-Python core",
     "tacore-nospin": "TACore, BROKER_SPIN_US=0",
+    "tacore-once": "TACore, non-idempotent method",
     "zmq.proxy": "zmq.proxy (baseline)",
     "plain": "plain Python lbbroker",
 }
@@ -273,6 +280,8 @@ def report(summary: dict[str, dict[str, float]], cores: dict[str, str]) -> dict[
     print(f"\n{'':36}{'p50 latency':>18}{'p99 latency':>18}{'throughput (64)':>22}{'broker CPU':>14}")
     print(f"{'target':36}{'<= 1.2x':>18}{'<= 1.5x':>18}{'>= 0.4x':>22}{'<= 30 us':>14}")
     for name, label in TARGETS.items():
+        if name not in summary:
+            continue
         row, ratio = summary[name], ratios[name]
         if name in cores:
             label += f" [{cores[name]}]"
@@ -296,6 +305,8 @@ def main() -> int:
     parser.add_argument("--throughput-seconds", type=float, default=3.0)
     parser.add_argument("--in-flight", type=int, default=64)
     parser.add_argument("--json", type=Path, help="also write the figures here")
+    parser.add_argument("--non-idempotent", action="store_true",
+                        help="add a TACore row calling a non-idempotent method (durable idempotency records)")
     args = parser.parse_args()
 
     ticks0 = cpu_ticks()
@@ -305,12 +316,16 @@ def main() -> int:
                    start_tacore(Path(tmp), "tacore-python", PYTHONPATH=str(pure)),
                    start_tacore(Path(tmp), "tacore-nospin", BROKER_SPIN_US="0"),
                    start_proxy(), start_plain_broker()]
+        if args.non_idempotent:
+            targets.append(start_tacore(Path(tmp), "tacore-once", "bench.health_once", PYTHONPATH=str(ROOT),
+                                        WORKER_REGISTRY="benchmarks.bench_methods:build_registry"))
         results: dict[str, dict[str, list[float]]] = {t.name: {"lat": [], "tput": [], "cpu": []} for t in targets}
         try:
             for round_no in range(args.rounds):
                 order = targets[round_no % len(targets):] + targets[:round_no % len(targets)]  # no fixed slot
                 for target in order:
-                    results[target.name]["lat"].extend(latency_round(target.endpoint, args.latency_requests))
+                    results[target.name]["lat"].extend(latency_round(target.endpoint, args.latency_requests,
+                                                                     target.method))
                 for target in order:
                     rate, cpu_us = throughput_round(target, args.throughput_seconds, args.in_flight)
                     results[target.name]["tput"].append(rate)
