@@ -18,7 +18,7 @@ from typing import Any
 import orjson
 import zmq
 
-from tacore.broker import cancel, views
+from tacore.broker import cancel, overruns, shutdown, views
 from tacore.broker.dedupe import DedupeCache
 from tacore.broker.inflight import InflightDeadlines
 from tacore.broker.queue import Pending, PendingQueue
@@ -126,7 +126,7 @@ class Broker:
                         self._answer_timeout(item, now)
                 if len(self.inflight_deadlines):
                     for item in self.inflight_deadlines.expire(now):
-                        self._answer_timeout_dispatched(item, now)
+                        overruns.answer_timeout_dispatched(self, item, now)
                 if now >= next_heartbeat:
                     self._heartbeat(now)
                     next_heartbeat = now + self._hb_interval_s
@@ -303,7 +303,7 @@ class Broker:
                             self.queue.push(item, front=True)
                     self._worker_gone(record, "unreachable")
         if self.cancels:
-            self._send_cancels()
+            overruns.send_cancels(self)
         if self._to_clients:
             replies, self._to_clients = self._to_clients, []
             frontend = self.frontend
@@ -313,16 +313,6 @@ class Broker:
                 except zmq.ZMQError as exc:  # client gone (EHOSTUNREACH) or not reading (EAGAIN)
                     self.counters["reply_undeliverable"] += 1
                     log.debug("reply undeliverable: %s", exc)
-
-    def _send_cancels(self) -> None:
-        """One CANCEL message per worker, after the REQUESTs of this wake-up (a cancel never overtakes its request)."""
-        by_worker: dict[bytes, list[wp.CancelEntry]] = {}
-        for record, entry in self.cancels:
-            if record.dead_at is None:
-                by_worker.setdefault(record.identity, []).append(entry)
-        self.cancels = []
-        for identity, entries in by_worker.items():
-            self._send_worker(identity, [wp.pack_cancels(entries)])
 
     # -- workers ----------------------------------------------------------------------------------
     def _on_worker(self, frames: list[bytes]) -> None:
@@ -374,7 +364,7 @@ class Broker:
                 self._worker_gone(record, f"protocol error: {exc}")
                 self._send_worker(identity, [wp.DISCONNECT])
                 return
-            self._on_handback(record, stuck, seqs, now)
+            overruns.on_handback(self, record, stuck, seqs, now)
         else:
             log.warning("dropped a malformed message from worker %r (%d frames)", identity, len(frames))
 
@@ -414,7 +404,7 @@ class Broker:
             if seq == record.stuck_seq:
                 record.stuck_seq = 0
             if item.answered:  # its client had its answer (deadline, cancel): this one is dropped
-                self._late(item, body)
+                overruns.late(self, item, body)
                 continue
             observe(item.method, processing_ms)
             record.served += 1
@@ -426,35 +416,6 @@ class Broker:
                 # a retryable error (nothing ran, or a dependency was down) is not kept: a retry is a fresh try
                 finish(item, body, error, worker_id, processing_ms, now, cache=error not in RETRYABLE_CODES)
         workers.freed(record)
-
-    def _late(self, item: Pending, body: bytes) -> None:
-        if body:
-            self.counters["late_replies"] += 1
-            log.info("dropped the late reply of %s (request_id %s): its client was answered before",
-                     item.method, item.request_id)
-        else:
-            self.counters["dropped_unstarted"] += 1  # the worker dropped it unstarted, as told
-
-    def _on_handback(self, record: WorkerRecord, stuck: int, seqs: list[int], now: float) -> None:
-        """``record`` will never start ``seqs``: queue them again (first in line) for the other workers."""
-        if stuck and stuck in record.inflight:
-            self.workers.stuck(record, stuck)
-        for seq in seqs:
-            item = self.workers.unassign(record, seq)
-            if item is None:
-                continue
-            self.counters["handed_back"] += 1
-            if item.answered:
-                continue  # its client had its answer; it never ran
-            item.attempts -= 1
-            self.queue.push(item, front=True)
-        log.warning("worker %s handed back %d request(s)%s", record.worker_id, len(seqs),
-                    f", stuck on {stuck}" if stuck else "")
-        self.workers.freed(record)
-        for other in list(self.workers.ready.values()):
-            if not len(self.queue):
-                break
-            self._feed(other, now)
 
     def _feed(self, record: WorkerRecord, now: float) -> None:
         """Give ``record`` queued work while it has credit (never an expired request)."""
@@ -531,23 +492,6 @@ class Broker:
                             {"waited_ms": round(waited_ms, 3), "state": "queued"}, waited_ms)
         self._finish(item, body, ErrorCode.TIMEOUT, None, 0.0, now, cache=False)
 
-    def _answer_timeout_dispatched(self, item: Pending, now: float) -> None:
-        """The deadline of a request a worker holds: answer TIMEOUT now, tell the worker to cancel it."""
-        record: WorkerRecord = item.worker
-        self.counters["timeout"] += 1
-        self.counters["timeout_dispatched"] += 1
-        item.answered = True
-        waited_ms = (now - item.received) * 1000.0
-        idempotent = self.workers.idempotent.get(item.method, False)
-        body = encode_error(
-            item.request_id, ErrorCode.TIMEOUT,
-            f"deadline passed after {waited_ms:.0f} ms; the request was at worker {record.worker_id} for "
-            f"{(now - item.dispatched) * 1000.0:.0f} ms and may have run (the worker was told to cancel it)",
-            {"waited_ms": round(waited_ms, 3), "state": "dispatched", "worker_id": record.worker_id,
-             "idempotent": idempotent}, waited_ms, retryable=idempotent)
-        self.cancels.append((record, (item.seq, wp.CANCEL_DEADLINE, "")))
-        self._finish(item, body, ErrorCode.TIMEOUT, record.worker_id, 0.0, now, cache=False)
-
     def finish(self, item: Pending, body: bytes, error_code: str | None, worker_id: str | None,
                processing_ms: float, now: float, *, cache: bool) -> None:
         """Answer ``item``'s client(s) with ``body`` (for the broker's helpers, e.g. ``cancel``)."""
@@ -594,34 +538,4 @@ class Broker:
 
     # -- shutdown ---------------------------------------------------------------------------------
     def _shutdown(self) -> None:
-        """Let in-flight work finish briefly, answer what is left, tell workers, flush the log."""
-        self._stopping = True  # no new dispatches: queued requests are answered below
-        self._flush()
-        grace_end = time.monotonic() + 2.0
-        while any(r.inflight for r in self.workers.live.values()) and time.monotonic() < grace_end:
-            if self.backend.poll(50):
-                self._drain_backend()
-                self._flush()
-        now = time.monotonic()
-        for item in self.queue.drain():  # never ran: safe to retry
-            body = encode_error(item.request_id, ErrorCode.UNAVAILABLE, "broker shutting down; the request was "
-                                "not run", None, (now - item.received) * 1000.0)
-            self._finish(item, body, ErrorCode.UNAVAILABLE, None, 0.0, now, cache=False)
-        for record in list(self.workers.live.values()):
-            for item in self.workers.unassign_all(record):  # may have run: not retryable
-                if item.answered:
-                    continue
-                body = encode_error(item.request_id, ErrorCode.WORKER_LOST, "broker shutting down while the "
-                                    "request ran; it may or may not have taken effect",
-                                    {"worker_id": record.worker_id}, (now - item.received) * 1000.0)
-                self._finish(item, body, ErrorCode.WORKER_LOST, record.worker_id, 0.0, now, cache=False)
-        self._flush()
-        for identity in list(self.workers.live):
-            self._send_worker(identity, [wp.DISCONNECT])
-        if self.records is not None:
-            self.records.close()
-        self.frontend.close(linger=500)
-        self.backend.close(linger=500)
-        if self._own_context:
-            self.context.term()
-        log.info("broker stopped: %s", self.counters)
+        shutdown.shutdown(self)
