@@ -17,13 +17,14 @@ _CHECK_S = 0.2
 
 def worker_main(settings: Settings, worker_id: str) -> None:
     """Entry point of one pool worker process."""
-    from tacore.childprocess import become_supervised_child
+    from tacore.childprocess import become_supervised_child, name_process
     from tacore.logconfig import configure_logging
     from tacore.signals import stop_event_on_signals
     from workers import dependencies
     from workers.methods import default_registry
     from workers.runtime import Worker
 
+    name_process(f"worker {worker_id}")
     become_supervised_child()
     configure_logging(settings, "worker")
     stop = stop_event_on_signals()
