@@ -17,8 +17,9 @@ from clients.methods import ServiceMethods
 
 class AsyncClient(ServiceMethods[Any]):
     def __init__(self, endpoint: str = "tcp://127.0.0.1:5555", *, timeout_ms: float = 5000, retries: int = 1,
-                 context: zmq.asyncio.Context | None = None) -> None:
+                 context: zmq.asyncio.Context | None = None, internal: bool = False) -> None:
         self.endpoint = endpoint
+        self.internal = internal  # TACore's own housekeeping: counted apart from user traffic
         self.timeout_ms = timeout_ms
         self.retries = retries
         self._own_context = context is None
@@ -57,7 +58,7 @@ class AsyncClient(ServiceMethods[Any]):
         await self.connect()
         assert self._socket is not None
         request_id = request_id or new_request_id()
-        frame = encode_request(method, params, request_id, priority, deadline_ms)
+        frame = encode_request(method, params, request_id, priority, deadline_ms, self.internal)
         wait_s = (self.timeout_ms if timeout_ms is None else timeout_ms) / 1000.0
         loop = asyncio.get_running_loop()
         attempts = self.retries + 1

@@ -12,12 +12,15 @@ def new_request_id() -> str:
 
 
 def encode_request(method: str, params: dict[str, Any] | None, request_id: str, priority: int | None,
-                   timeout_ms: float | None) -> bytes:
+                   timeout_ms: float | None, internal: bool = False) -> bytes:
+    """``internal`` marks TACore's own housekeeping calls: the broker counts them apart from users'."""
     request: dict[str, Any] = {"request_id": request_id, "method": method, "params": params or {}}
     if priority is not None:
         request["priority"] = priority
     if timeout_ms is not None:
         request["timeout_ms"] = timeout_ms
+    if internal:
+        request["internal"] = True
     return json.dumps(request, separators=(",", ":")).encode()
 
 

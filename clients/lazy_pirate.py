@@ -21,8 +21,9 @@ from clients.methods import ServiceMethods
 
 class LazyPirateClient(ServiceMethods[Any]):
     def __init__(self, endpoint: str = "tcp://127.0.0.1:5555", *, timeout_ms: float = 2500, retries: int = 3,
-                 context: zmq.Context[Any] | None = None) -> None:
+                 context: zmq.Context[Any] | None = None, internal: bool = False) -> None:
         self.endpoint = endpoint
+        self.internal = internal  # TACore's own housekeeping: counted apart from user traffic
         self.timeout_ms = timeout_ms
         self.retries = retries
         self._own_context = context is None
@@ -40,7 +41,7 @@ class LazyPirateClient(ServiceMethods[Any]):
                 deadline_ms: float | None = None) -> dict[str, Any]:
         """Send one call and return the whole reply; ``deadline_ms`` becomes the request's ``timeout_ms``."""
         request_id = request_id or new_request_id()
-        frame = encode_request(method, params, request_id, priority, deadline_ms)
+        frame = encode_request(method, params, request_id, priority, deadline_ms, self.internal)
         wait_ms = self.timeout_ms if timeout_ms is None else timeout_ms
         attempts = self.retries + 1
         for attempt in range(attempts):

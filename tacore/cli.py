@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import socket
 import sys
 from typing import Any
 
 from tacore import __version__
+from tacore.childprocess import name_process
 from tacore.errors import ConfigError
 from tacore.settings import Settings, load_settings
 from tacore.signals import stop_event_on_signals
@@ -17,6 +19,7 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
     from tacore.logconfig import configure_logging
     from tacore.service import Service
 
+    name_process("serve")
     overrides: dict[str, Any] = {}
     if args.workers:
         overrides["worker_count"] = args.workers
@@ -40,14 +43,46 @@ def _call(settings: Settings, args: argparse.Namespace) -> int:
         print("tacore call: params must be a JSON object", file=sys.stderr)
         return 2
     endpoint = args.endpoint or settings.client_endpoint
+    refused = nothing_listening(endpoint)
+    if refused is not None:
+        print(f"tacore call: no TACore service answered at {endpoint}: nothing is listening there ({refused}). "
+              "Start one with `tacore serve`, or name the right one with --endpoint (or ZMQ_FRONTEND_PORT).",
+              file=sys.stderr)
+        return 3
     with LazyPirateClient(endpoint, timeout_ms=args.timeout_ms, retries=args.retries) as client:
         try:
             reply = client.request(args.method, params, priority=args.priority, deadline_ms=args.deadline_ms)
-        except RequestTimeout as exc:
-            print(f"tacore call: {exc}", file=sys.stderr)
+        except RequestTimeout:
+            attempts = args.retries + 1
+            print(f"tacore call: no TACore service answered at {endpoint}: something accepts connections there but "
+                  f"sent no reply to {args.method} in {attempts} attempt(s) of {args.timeout_ms:.0f} ms. Is it a "
+                  "TACore broker's client port (ZMQ_FRONTEND_PORT), and is it overloaded?", file=sys.stderr)
             return 3
     print(json.dumps(reply, indent=2, ensure_ascii=False))
     return 0 if reply.get("status") == "success" else 1
+
+
+def nothing_listening(endpoint: str, timeout_s: float = 1.0) -> str | None:
+    """Why nothing can answer at a ``tcp://HOST:PORT`` endpoint (e.g. "connection refused"), or None.
+
+    ZeroMQ connects lazily and retries forever, so a call to an endpoint where nothing listens would
+    only time out; one plain TCP connect first tells the user at once what is wrong.
+    """
+    if not endpoint.startswith("tcp://"):
+        return None
+    host, _, port = endpoint.removeprefix("tcp://").rpartition(":")
+    host = host.strip("[]") or "127.0.0.1"
+    if host in ("*", "0.0.0.0"):
+        host = "127.0.0.1"
+    try:
+        with socket.create_connection((host, int(port)), timeout=timeout_s):
+            return None
+    except ConnectionRefusedError:
+        return "connection refused"
+    except TimeoutError:
+        return f"no answer to a TCP connect in {timeout_s:.0f} s"
+    except (OSError, ValueError) as exc:
+        return str(exc) or type(exc).__name__
 
 
 def _worker(settings: Settings, args: argparse.Namespace) -> int:
@@ -60,6 +95,7 @@ def _worker(settings: Settings, args: argparse.Namespace) -> int:
     if args.count:
         update["worker_count"] = args.count
     settings = settings.model_copy(update=update)
+    name_process("worker pool")
     configure_logging(settings, "workers")
     stop = stop_event_on_signals()
     WorkerPool(settings, prefix=args.prefix).run(stop)
@@ -71,6 +107,7 @@ def _broker(settings: Settings, args: argparse.Namespace) -> int:
     from tacore.logconfig import configure_logging
     from workers.pool import load_registry
 
+    name_process("broker")
     configure_logging(settings, "broker")
     stop = stop_event_on_signals()
     Broker(settings, expected_methods=frozenset(load_registry(settings.worker_registry).names()),
@@ -81,6 +118,7 @@ def _broker(settings: Settings, args: argparse.Namespace) -> int:
 def _data_agent(settings: Settings, args: argparse.Namespace) -> int:
     from workers.ingest.agent import run
 
+    name_process("data-agent")
     run(settings)
     return 0
 
@@ -88,6 +126,7 @@ def _data_agent(settings: Settings, args: argparse.Namespace) -> int:
 def _api(settings: Settings, args: argparse.Namespace) -> int:
     from tacore.api.server import run
 
+    name_process("sidecar")
     run(settings)
     return 0
 
@@ -136,6 +175,7 @@ def main(argv: list[str] | None = None) -> int:
     if argv and argv[0] == "exchange-sim":  # the simulator parses its own flags
         from tacore.exchange_sim.server import main as sim_main
 
+        name_process("exchange-sim")
         return sim_main(argv[1:])
     args = build_parser().parse_args(argv)
     try:

@@ -16,7 +16,8 @@ import orjson
 import zmq
 
 from tacore.settings import Settings
-from tacore.store.request_log import create_schema, insert_records, make_engine
+from tacore.store.migrate import upgrade_schema
+from tacore.store.request_log import insert_records, make_engine
 
 log = logging.getLogger("tacore.recorder")
 perf_log = logging.getLogger("tacore.performance")
@@ -28,7 +29,7 @@ class RequestRecorder:
     def __init__(self, settings: Settings, context: zmq.Context[Any] | None = None) -> None:
         self.settings = settings
         self.engine = make_engine(settings.sqlalchemy_url)
-        create_schema(self.engine)
+        upgrade_schema(self.engine)
         self.context: zmq.Context[Any] = context or zmq.Context.instance()
         self.socket = self.context.socket(zmq.PULL)
         self.socket.setsockopt(zmq.RCVHWM, 10_000)

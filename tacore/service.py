@@ -1,7 +1,18 @@
-"""``tacore serve``: starts TACore's processes, restarts any that dies, and stops them all in order.
+"""``tacore serve``: starts TACore's processes, says when all of them answer, restarts any that dies,
+and stops them in an order that loses no request.
 
-Children (spawned, never forked, so no ZeroMQ context crosses a fork): recorder, broker, the worker
-pool, the data agent, the monitoring sidecar, and in demo mode the exchange simulator.
+Children are spawned (never forked, so no ZeroMQ context crosses a fork) and each names itself
+``tacore: <name>``. A component is one ``Component`` entry in ``Service._components``: its process
+entry point, how to tell it answers, and the step of the orderly stop it belongs to; the worker pool
+is the one non-process entry. The orderly stop (``Service.stop``):
+
+1. ``stop-intake``: the processes that make requests on their own (the sidecar's polling; the flow
+   scheduler once it exists) stop, so no new internal traffic starts;
+2. the broker drains (SIGUSR1): new requests are answered UNAVAILABLE without running, the queued
+   and in-flight ones are answered by the workers, and their records reach the recorder;
+3. ``stop-work``: the workers and the data agent disconnect from the broker and exit;
+4. ``stop-last``: the exchange simulator, then the recorder, which writes every record it received;
+5. the broker, which by then holds nothing.
 """
 
 from __future__ import annotations
@@ -16,7 +27,10 @@ from dataclasses import dataclass, field
 from multiprocessing.process import BaseProcess
 from typing import Any
 
-from tacore.childprocess import become_supervised_child
+import httpx
+
+from tacore.banner import ReadyFacts, closing_summary, ready_banner
+from tacore.childprocess import become_supervised_child, name_process
 from tacore.settings import Settings
 
 log = logging.getLogger("tacore.service")
@@ -29,9 +43,16 @@ DATA_AGENT_METHODS = frozenset({
 })
 DEMO_SYMBOLS = ["BTCUSDT", "ETHUSDT", "BNBUSDT", "SOLUSDT"]
 _STOP_TIMEOUT_S = 8.0
+#: How long the broker may take to answer what it holds once it drains; then the stop goes on.
+DRAIN_GRACE_S = 10.0
+READY_TIMEOUT_S = 90.0
+
+# Stop steps, in order (see the module docstring).
+STOP_INTAKE, STOP_WORK, STOP_LAST = "stop-intake", "stop-work", "stop-last"
 
 
-def _child(target: Callable[..., None], args: tuple[Any, ...]) -> None:
+def _child(name: str, target: Callable[..., None], args: tuple[Any, ...]) -> None:
+    name_process(name)
     become_supervised_child()
     target(*args)
 
@@ -39,11 +60,11 @@ def _child(target: Callable[..., None], args: tuple[Any, ...]) -> None:
 def _run_broker(settings: Settings, expected: frozenset[str]) -> None:
     from tacore.broker import Broker
     from tacore.logconfig import configure_logging
-    from tacore.signals import stop_event_on_signals
+    from tacore.signals import drain_and_stop_events
 
     configure_logging(settings, "broker")
-    stop = stop_event_on_signals()
-    Broker(settings, expected_methods=expected).run(stop)
+    leave, stop = drain_and_stop_events()
+    Broker(settings, expected_methods=expected).serve(leave, stop)
 
 
 def _run_recorder(settings: Settings) -> None:
@@ -58,7 +79,7 @@ def _run_data_agent(settings: Settings) -> None:
     run(settings)
 
 
-def _run_api(settings: Settings) -> None:
+def _run_sidecar(settings: Settings) -> None:
     from tacore.api.server import run
 
     run(settings)
@@ -72,9 +93,13 @@ def _run_exchange_sim(argv: list[str]) -> None:
 
 @dataclass
 class Component:
-    name: str
+    """One child process: how it runs, how to tell it answers, and when it stops."""
+
+    name: str  # also its process title: "tacore: <name>"
     target: Callable[..., None]
     args: tuple[Any, ...]
+    stop_step: str
+    answers: Callable[[], bool]  # True once it serves (a real request or a bound port)
     process: BaseProcess | None = None
     restarts: int = 0
     started_at: float = field(default=0.0)
@@ -82,74 +107,225 @@ class Component:
 
 class Service:
     def __init__(self, settings: Settings, *, data_agent: bool = True, api: bool = True, demo: bool = False) -> None:
+        from clients import LazyPirateClient
         from workers.pool import WorkerPool, load_registry
 
         self._ctx = multiprocessing.get_context("spawn")
-        components: list[Component] = []
+        self.sim_rest_url: str | None = None
+        sim_ports: tuple[int, int] | None = None
         if demo:
-            ws_port, rest_port = _free_port(), _free_port()
-            components.append(Component("exchange-sim", _run_exchange_sim, ([
-                "--host", "127.0.0.1", "--ws-port", str(ws_port), "--rest-port", str(rest_port),
-                "--clock-speed", "60"],)))
+            sim_ports = (_free_port(), _free_port())
+            self.sim_rest_url = f"http://127.0.0.1:{sim_ports[1]}"
             settings = settings.model_copy(update={
-                "exchange_ws_url": f"ws://127.0.0.1:{ws_port}",
-                "exchange_rest_url": f"http://127.0.0.1:{rest_port}",
+                "exchange_ws_url": f"ws://127.0.0.1:{sim_ports[0]}",
+                "exchange_rest_url": self.sim_rest_url,
                 "data_agent_symbols": sorted({*settings.data_agent_symbols, *DEMO_SYMBOLS}),
             })
         self.settings = settings
+        self.data_agent = data_agent
+        self.api = api
+        # The supervisor's own calls (readiness, the closing figures) are internal traffic.
+        self.client = LazyPirateClient(settings.client_endpoint, timeout_ms=400, retries=0, internal=True)
+        self.pool = WorkerPool(settings)
         expected = frozenset(load_registry(settings.worker_registry).names())
         if data_agent:
             expected |= DATA_AGENT_METHODS
-        components.append(Component("recorder", _run_recorder, (settings,)))
-        components.append(Component("broker", _run_broker, (settings, expected)))
-        if data_agent:
-            components.append(Component("data-agent", _run_data_agent, (settings,)))
-        if api:
-            components.append(Component("api", _run_api, (settings,)))
-        self.components = components
-        self.pool = WorkerPool(settings)
+        self.components = self._components(expected, sim_ports)
+        self.started_at = 0.0
+        self.ready_at: float | None = None
+        self.last_status: dict[str, Any] | None = None
+        self.last_metrics: dict[str, Any] | None = None
 
+    # -- what runs ---------------------------------------------------------------------------------
+    def _components(self, expected: frozenset[str], sim_ports: tuple[int, int] | None) -> list[Component]:
+        """Every child process, in start order. Adding a component (the flow scheduler) is one entry."""
+        s = self.settings
+        components: list[Component] = []
+        if sim_ports is not None:
+            ws_port, rest_port = sim_ports
+            components.append(Component(
+                "exchange-sim", _run_exchange_sim, ([
+                    "--host", "127.0.0.1", "--ws-port", str(ws_port), "--rest-port", str(rest_port),
+                    "--clock-speed", "60"],),
+                STOP_LAST, lambda: _port_open(rest_port)))
+        components.append(Component("recorder", _run_recorder, (s,), STOP_LAST,
+                                    lambda: _port_open(s.recorder_port)))
+        components.append(Component("broker", _run_broker, (s, expected), "broker", self._broker_answers))
+        if self.data_agent:
+            components.append(Component("data-agent", _run_data_agent, (s,), STOP_WORK, self._data_agent_answers))
+        if self.api:
+            components.append(Component("sidecar", _run_sidecar, (s,), STOP_INTAKE, self._sidecar_answers))
+        return components
+
+    def _component(self, name: str) -> Component | None:
+        return next((c for c in self.components if c.name == name), None)
+
+    # -- running -----------------------------------------------------------------------------------
     def run(self, stop: threading.Event) -> None:
+        from tacore.store.migrate import upgrade_schema
+        from tacore.store.request_log import make_engine
+
+        self.started_at = time.monotonic()
+        engine = make_engine(self.settings.sqlalchemy_url)
+        try:
+            upgrade_schema(engine)  # once, before any process reads or writes the request log
+        finally:
+            engine.dispose()
         for component in self.components:
             self._start(component)
-            if component.name in ("recorder", "exchange-sim"):
-                time.sleep(0.2)  # let it bind before its producers connect
-        self.pool.start()
-        log.info("tacore serving: clients on %s, %d workers, components: %s", self.settings.frontend_endpoint,
-                 self.pool.count, ", ".join(c.name for c in self.components))
-        while not stop.wait(0.2):
-            for component in self.components:
-                assert component.process is not None
-                if not component.process.is_alive():
-                    log.error("%s (pid %s) exited with %s; restarting", component.name, component.process.pid,
-                              component.process.exitcode)
-                    component.restarts += 1
-                    if time.monotonic() - component.started_at < 2.0:
-                        time.sleep(1.0)  # do not spin on a component that dies at start-up
-                    self._start(component)
-            self.pool.check()
-        self.stop()
+            if component.name == "broker":
+                self.pool.start()
+        log.info("tacore starting: %s, %d workers", ", ".join(c.name for c in self.components), self.pool.count)
+        try:
+            while not stop.wait(0.2):
+                self._supervise()
+                if self.ready_at is None:
+                    self._check_ready()
+        finally:
+            self.stop()
+            self.client.close()
 
-    def stop(self) -> None:
-        """Broker first (it answers what it holds), then the producers, the recorder last (it flushes)."""
-        order = ["broker", "api", "workers", "data-agent", "exchange-sim", "recorder"]
-        by_name = {c.name: c for c in self.components}
-        for name in order:
-            if name == "workers":
-                self.pool.stop(_STOP_TIMEOUT_S)
-                continue
-            component = by_name.get(name)
-            if component is None or component.process is None:
-                continue
-            _terminate(component.process)
-        log.info("tacore stopped")
+    def _supervise(self) -> None:
+        for component in self.components:
+            assert component.process is not None
+            if not component.process.is_alive():
+                log.error("%s (pid %s) exited with %s; restarting", component.name, component.process.pid,
+                          component.process.exitcode)
+                component.restarts += 1
+                if time.monotonic() - component.started_at < 2.0:
+                    time.sleep(1.0)  # do not spin on a component that dies at start-up
+                self._start(component)
+        self.pool.check()
 
     def _start(self, component: Component) -> None:
-        proc = self._ctx.Process(target=_child, args=(component.target, component.args),
+        proc = self._ctx.Process(target=_child, args=(component.name, component.target, component.args),
                                  name=f"tacore-{component.name}")
         proc.start()
         component.process = proc
         component.started_at = time.monotonic()
+
+    # -- readiness ---------------------------------------------------------------------------------
+    def _check_ready(self) -> None:
+        waiting = [c.name for c in self.components if not _safely(c.answers)]
+        if not self._workers_answer():
+            waiting.append("workers")
+        elapsed = time.monotonic() - self.started_at
+        if waiting:
+            if elapsed > READY_TIMEOUT_S and int(elapsed * 5) % 150 == 0:  # every 30 s once overdue
+                log.warning("still waiting for %s to answer after %.0f s", ", ".join(waiting), elapsed)
+            return
+        self.ready_at = time.monotonic()
+        facts = self._ready_facts(self.ready_at - self.started_at)
+        text = ready_banner(facts)
+        print(text, flush=True)
+        log.info("tacore ready in %.1f s: clients on %s, dashboard %s", facts.startup_s, facts.client_endpoint,
+                 facts.dashboard_url or "(no sidecar)")
+
+    def _broker_answers(self) -> bool:
+        self.last_status = self._call("broker.status")
+        return self.last_status is not None
+
+    def _workers_answer(self) -> bool:
+        status = self.last_status or {}
+        live = [w for w in status.get("workers", []) if w.get("kind") == "worker" and w.get("state") != "dead"]
+        return len(live) >= self.pool.count
+
+    def _data_agent_answers(self) -> bool:
+        serving = (self.last_status or {}).get("methods", {}).get("kline.symbols", {}).get("workers", 0)
+        return bool(serving) and self._call("kline.symbols") is not None
+
+    def _sidecar_answers(self) -> bool:
+        response = httpx.get(f"http://127.0.0.1:{self.settings.api_port}/health", timeout=0.5)
+        return response.status_code in (200, 503)  # 503: it answers, and says what is down
+
+    def _call(self, method: str) -> Any:
+        reply = self.client.request(method, {}, timeout_ms=400)
+        return reply.get("data") if reply.get("status") == "success" else None
+
+    def _ready_facts(self, startup_s: float) -> ReadyFacts:
+        s = self.settings
+        symbols: list[str] = []
+        if self.data_agent:
+            data = _safely(lambda: self._call("kline.symbols")) or {}
+            symbols = list(data.get("symbols", []))
+        host = "127.0.0.1" if s.api_bind_host in ("0.0.0.0", "::") else s.api_bind_host
+        dashboard = f"http://{host}:{s.api_port}/" if self.api else None
+        return ReadyFacts(
+            version=_version(), startup_s=round(startup_s, 1), client_endpoint=s.frontend_endpoint,
+            worker_endpoint=s.backend_endpoint, events_endpoint=s.events_endpoint,
+            workers=[f"{self.pool.prefix}{i + 1}" for i in range(self.pool.count)],
+            dashboard_url=dashboard, docs_url=None if dashboard is None else dashboard + "docs",
+            api_key=s.api_key is not None, data_dir=str(s.data_dir.resolve()), log_dir=str(s.log_dir.resolve()),
+            request_log=_safe_url(s.database_url) if s.database_url else f"SQLite {s.database_path.resolve()}",
+            candles="embedded chDB" if s.clickhouse_url is None else
+            f"ClickHouse at {_safe_url(s.clickhouse_url)}",
+            data_agent=self.data_agent, symbols=symbols,
+            source=f"the exchange simulator ({self.sim_rest_url})" if self.sim_rest_url else s.exchange_ws_url,
+            subscriptions_file=str((s.data_dir / "data-agent" / "subscriptions.json").resolve()),
+        )
+
+    # -- the orderly stop ----------------------------------------------------------------------------
+    def stop(self) -> None:
+        """Intake, drain, work, last, broker (see the module docstring); then the closing summary."""
+        began = time.monotonic()
+        self._stop_step(STOP_INTAKE)
+        broker = self._component("broker")
+        if broker is not None and broker.process is not None and broker.process.is_alive():
+            self._drain(broker.process)
+        self.pool.stop(_STOP_TIMEOUT_S)
+        self._stop_step(STOP_WORK)
+        self._wait_records_shipped()
+        self._stop_step(STOP_LAST)
+        if broker is not None and broker.process is not None:
+            _terminate(broker.process)
+        summary = closing_summary(self.last_status, self.last_metrics, uptime_s=time.monotonic() - self.started_at,
+                                  stop_s=time.monotonic() - began, restarts=self._restarts())
+        print(summary, flush=True)
+        log.info("tacore stopped. %s", "; ".join(" ".join(line.split()) for line in summary.splitlines()[1:]))
+
+    def _stop_step(self, step: str) -> None:
+        """Stop every component of ``step``, in the reverse of their start order."""
+        for component in reversed([c for c in self.components if c.stop_step == step]):
+            if component.process is not None:
+                _terminate(component.process)
+
+    def _drain(self, broker: BaseProcess) -> None:
+        """Ask the broker to drain (SIGUSR1) and wait until it holds nothing, up to ``DRAIN_GRACE_S``."""
+        import os
+        import signal
+
+        if broker.pid is None:
+            return
+        os.kill(broker.pid, signal.SIGUSR1)
+        deadline = time.monotonic() + DRAIN_GRACE_S
+        while time.monotonic() < deadline:
+            status = _safely(lambda: self._call("broker.status"))
+            if status is not None:
+                self.last_status = status
+                if status.get("draining") and not status.get("queue_depth") and not status.get("inflight"):
+                    break
+            time.sleep(0.05)
+        else:
+            log.warning("broker still held requests after %.0f s of draining; stopping anyway", DRAIN_GRACE_S)
+        self.last_metrics = _safely(lambda: self._call("broker.metrics")) or self.last_metrics
+
+    def _wait_records_shipped(self, timeout_s: float = 3.0) -> None:
+        """Until the broker has shipped every request-log record to the recorder (or ``timeout_s``)."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            status = _safely(lambda: self._call("broker.status"))
+            if status is None:
+                return
+            self.last_status = status
+            if not (status.get("request_log") or {}).get("pending"):
+                return
+            time.sleep(0.05)
+
+    def _restarts(self) -> dict[str, int]:
+        counts = {c.name: c.restarts for c in self.components if c.restarts}
+        if self.pool.restarts:
+            counts["workers"] = self.pool.restarts
+        return counts
 
 
 def _terminate(proc: BaseProcess) -> None:
@@ -162,8 +338,37 @@ def _terminate(proc: BaseProcess) -> None:
         proc.join(2)
 
 
+def _safely(check: Callable[[], Any]) -> Any:
+    """A readiness probe's answer; any failure (refused, timed out) is "not yet"."""
+    try:
+        return check()
+    except Exception:
+        return None
+
+
+def _port_open(port: int) -> bool:
+    with socket.socket() as sock:
+        sock.settimeout(0.2)
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
         return port
+
+
+def _safe_url(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(url).render_as_string(hide_password=True) if "://" in url else url
+    except Exception:
+        return url
+
+
+def _version() -> str:
+    from tacore import __version__
+
+    return __version__

@@ -32,13 +32,14 @@ def load_registry(spec: str) -> Any:
 
 def worker_main(settings: Settings, worker_id: str, watchdog: Any = None) -> None:
     """Entry point of one pool worker process."""
-    from tacore.childprocess import become_supervised_child
+    from tacore.childprocess import become_supervised_child, name_process
     from tacore.logconfig import configure_logging
     from tacore.signals import stop_event_on_signals
     from tacore.store.idempotency import IdempotencyStore
     from workers import dependencies
     from workers.runtime import Worker
 
+    name_process(f"worker {worker_id}")
     become_supervised_child()
     configure_logging(settings, "worker")
     stop = stop_event_on_signals()

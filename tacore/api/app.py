@@ -24,7 +24,8 @@ from tacore.api.prom import build_registry
 from tacore.api.routes import dashboard, data_agent, health, logs, methods, metrics, workers
 from tacore.api.security import require_key
 from tacore.settings import Settings
-from tacore.store.request_log import create_schema, make_engine
+from tacore.store.migrate import upgrade_schema
+from tacore.store.request_log import make_engine
 
 log = logging.getLogger("tacore.api")
 
@@ -43,15 +44,16 @@ def create_app(settings: Settings, *, sample_interval_s: float = 1.0) -> FastAPI
             log.error("request log database unusable (%s); /logs and /health report it", exc)
             engine = create_engine(settings.sqlalchemy_url)
         try:
-            create_schema(engine)  # the recorder may not have created it yet; reads then see an empty log
+            upgrade_schema(engine)  # the recorder may not have created it yet; reads then see an empty log
         except Exception as exc:
             log.warning("request log schema not ready (%s); /logs answers 503 until it is", exc)
-        poll_link = BrokerLink(settings.client_endpoint)
+        poll_link = BrokerLink(settings.client_endpoint, internal=True)
         await poll_link.start()
         link = BrokerLink(settings.client_endpoint, persistent=False)
         sampler = Sampler(poll_link, engine, interval_s=sample_interval_s)
         app.state.engine, app.state.link, app.state.sampler = engine, link, sampler
         app.state.prom_registry = build_registry(sampler)
+        app.state.prom_registry_all = build_registry(sampler, internal=True)
         registry = app.state.prom_registry
         sampler.keep_warm(metrics.MEMO_KEY, lambda: metrics.render(registry))
         sampler.keep_warm(workers.MEMO_KEY, lambda: workers.render(sampler))

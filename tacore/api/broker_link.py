@@ -24,6 +24,7 @@ from tacore.api import log_reader
 from tacore.api.errors import ComponentUnavailable
 from tacore.api.resources import ResourceSampler, local_targets
 from tacore.api.series import SeriesBuilder
+from tacore.api.stats import with_traffic
 
 log = logging.getLogger("tacore.api")
 
@@ -47,15 +48,18 @@ class BrokerLink:
     runs minutes later.
     """
 
-    def __init__(self, endpoint: str, *, timeout_ms: float = 1000.0, persistent: bool = True) -> None:
+    def __init__(self, endpoint: str, *, timeout_ms: float = 1000.0, persistent: bool = True,
+                 internal: bool = False) -> None:
         self.endpoint = endpoint
         self.timeout_ms = timeout_ms
         self.persistent = persistent
+        self.internal = internal  # the sidecar's own polling: marked so it stays out of user figures
         self._context = zmq.asyncio.Context()
         self._client: AsyncClient | None = None
 
     def _new_client(self) -> AsyncClient:
-        return AsyncClient(self.endpoint, timeout_ms=self.timeout_ms, retries=0, context=self._context)
+        return AsyncClient(self.endpoint, timeout_ms=self.timeout_ms, retries=0, context=self._context,
+                           internal=self.internal)
 
     async def start(self) -> None:
         if self.persistent and self._client is None:
@@ -113,7 +117,8 @@ class Sampler:
         self.interval_s = interval_s
         self.kline_every = kline_every
         self.errors_every = errors_every
-        self.series = SeriesBuilder()
+        self.series = SeriesBuilder()  # user traffic
+        self.series_all = SeriesBuilder()  # user traffic and TACore's own calls (shown on request)
         self.resources = ResourceSampler()
         self.status: dict[str, Any] | None = None
         self.metrics: dict[str, Any] | None = None
@@ -178,6 +183,7 @@ class Sampler:
                 log.warning("broker unreachable: %s", exc)
             self.broker_error = str(exc)
             self.series.gap(ts)
+            self.series_all.gap(ts)
             if isinstance(exc, ComponentUnavailable):
                 await self.link.reset()  # never deliver stale polls to a broker that comes back
             polled = time.perf_counter()
@@ -188,6 +194,7 @@ class Sampler:
             self.status, self.metrics = status, metrics
             self.broker_ok_at, self.broker_error = ts, None
             self.series.observe(ts, metrics)
+            self.series_all.observe(ts, with_traffic(metrics, True))
         self.resources.sample(local_targets(self.status) if self.broker_up() and self.status else {})
         self._views_of = self.ticks
         self._rebuild_warm()
@@ -280,10 +287,14 @@ class Sampler:
             raise ComponentUnavailable("broker", self._down_message())
         return self.status
 
-    def require_metrics(self) -> dict[str, Any]:
+    def require_metrics(self, internal: bool = False) -> dict[str, Any]:
+        """The last ``broker.metrics``: user traffic, or with TACore's own calls added (``internal``)."""
         if not self.broker_up() or self.metrics is None:
             raise ComponentUnavailable("broker", self._down_message())
-        return self.metrics
+        return dict(with_traffic(self.metrics, internal))
+
+    def traffic_series(self, internal: bool = False) -> SeriesBuilder:
+        return self.series_all if internal else self.series
 
     def _down_message(self) -> str:
         since = "" if self.broker_ok_at is None else f" (last answer {time.time() - self.broker_ok_at:.1f} s ago)"

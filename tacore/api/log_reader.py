@@ -17,7 +17,7 @@ from tacore.store.request_log import request_log
 
 COLUMNS = (
     "id", "request_id", "method", "status", "error_code", "worker_id", "priority",
-    "queue_ms", "processing_ms", "total_ms", "received_at", "finished_at",
+    "queue_ms", "processing_ms", "total_ms", "received_at", "finished_at", "internal",
 )
 _SELECT = [request_log.c[name] for name in COLUMNS]
 
@@ -33,6 +33,7 @@ class LogFilter:
     worker_id: str | None = None
     since: float | None = None
     until: float | None = None
+    internal: bool | None = None  # False: user traffic only; True: TACore's own calls only
 
     def clauses(self) -> list[ColumnElement[bool]]:
         c = request_log.c
@@ -51,6 +52,8 @@ class LogFilter:
             clauses.append(c.received_at >= self.since)
         if self.until is not None:
             clauses.append(c.received_at <= self.until)
+        if self.internal is not None:
+            clauses.append(c.internal.is_(self.internal))
         return clauses
 
 
@@ -75,9 +78,10 @@ def max_id(engine: Engine) -> int:
 
 
 def errors_between(engine: Engine, after_id: int, upto_id: int, limit: int) -> list[dict[str, Any]]:
-    """Error rows with ``after_id < id <= upto_id``, newest first: an incremental scan on the primary key."""
+    """Users' error rows with ``after_id < id <= upto_id``, newest first: an incremental scan on the primary
+    key (TACore's own calls failing, e.g. the sidecar's polls while the data agent restarts, are not shown)."""
     c = request_log.c
-    query = (select(*_SELECT).where(c.id > after_id, c.id <= upto_id, c.status == "error")
+    query = (select(*_SELECT).where(c.id > after_id, c.id <= upto_id, c.status == "error", c.internal.is_(False))
              .order_by(c.id.desc()).limit(limit))
     with engine.connect() as conn:
         return [dict(row._mapping) for row in conn.execute(query)]
@@ -97,5 +101,6 @@ def shape_rows(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
             item[key] = round(float(item[key]), 3)
         for key in ("received_at", "finished_at"):
             item[key] = round(float(item[key]), 6)
+        item["internal"] = bool(item.get("internal", False))
         out.append(item)
     return out

@@ -17,6 +17,7 @@ from prometheus_client.process_collector import ProcessCollector
 from prometheus_client.registry import Collector
 
 from tacore.api.broker_link import Sampler
+from tacore.api.stats import with_traffic
 
 WORKER_STATES = ("idle", "busy", "dead")
 
@@ -51,8 +52,11 @@ def cache_counts(data: dict[str, Any] | None) -> tuple[float | None, float | Non
 
 
 class SidecarCollector(Collector):
-    def __init__(self, sampler: Sampler) -> None:
+    """``internal``: the request families count TACore's own calls too (by default user traffic only)."""
+
+    def __init__(self, sampler: Sampler, internal: bool = False) -> None:
         self.sampler = sampler
+        self.internal = internal
 
     def collect(self) -> Iterator[Metric]:
         sampler = self.sampler
@@ -69,7 +73,7 @@ class SidecarCollector(Collector):
             timings.add_metric([part.removesuffix("_ms")], value)
         yield timings
         if up and sampler.status is not None and sampler.metrics is not None:
-            yield from self._broker(sampler.status, sampler.metrics)
+            yield from self._broker(sampler.status, dict(with_traffic(sampler.metrics, self.internal)))
         yield from self._data_agent()
         yield from self._resources()
 
@@ -160,10 +164,10 @@ def _fmt(bound: float) -> str:
     return repr(round(bound, 9))
 
 
-def build_registry(sampler: Sampler) -> CollectorRegistry:
+def build_registry(sampler: Sampler, *, internal: bool = False) -> CollectorRegistry:
     """The sidecar's registry: the service's families plus the sidecar's own ``process_*``."""
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(SidecarCollector(sampler))
+    registry.register(SidecarCollector(sampler, internal))
     ProcessCollector(registry=registry)
     return registry
 

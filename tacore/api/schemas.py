@@ -39,6 +39,7 @@ class LogEntry(BaseModel):
     total_ms: float
     received_at: float = Field(description="epoch seconds")
     finished_at: float = Field(description="epoch seconds")
+    internal: bool = Field(False, description="TACore's own call (the sidecar's polling, the scheduler's)")
 
 
 class LogPage(BaseModel):

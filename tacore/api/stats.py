@@ -118,3 +118,35 @@ def check_targets(values: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
         met = None if value is None else (value < limit if op == "<" else value > limit)
         out[key] = {"target": f"{op} {limit:g}", "value": value, "met": met}
     return out
+
+
+def _merge_method(a: Mapping[str, Any], b: Mapping[str, Any]) -> dict[str, Any]:
+    errors = dict(a.get("errors", {}))
+    for code, n in b.get("errors", {}).items():
+        errors[code] = errors.get(code, 0) + int(n)
+    size = max(len(a.get("latency_counts", [])), len(b.get("latency_counts", [])))
+    return {
+        "count": int(a.get("count", 0)) + int(b.get("count", 0)),
+        "success": int(a.get("success", 0)) + int(b.get("success", 0)),
+        "error": int(a.get("error", 0)) + int(b.get("error", 0)),
+        "errors": errors,
+        "latency_counts": add_counts((a.get("latency_counts", []), b.get("latency_counts", [])), size),
+        "latency_sum_ms": float(a.get("latency_sum_ms", 0.0)) + float(b.get("latency_sum_ms", 0.0)),
+        "queue_sum_ms": float(a.get("queue_sum_ms", 0.0)) + float(b.get("queue_sum_ms", 0.0)),
+    }
+
+
+def with_traffic(metrics: Mapping[str, Any], internal: bool) -> Mapping[str, Any]:
+    """``broker.metrics`` as the user figures read it.
+
+    The broker counts TACore's own calls (the sidecar's polling, the scheduler's) apart, under
+    ``internal_methods``; ``methods`` is user traffic. With ``internal`` the two are added up, so an
+    operator can see everything on request; by default the own calls stay out of every figure.
+    """
+    own: Mapping[str, Mapping[str, Any]] = metrics.get("internal_methods") or {}
+    if not internal or not own:
+        return metrics
+    merged = {name: dict(entry) for name, entry in metrics.get("methods", {}).items()}
+    for name, entry in own.items():
+        merged[name] = _merge_method(merged.get(name, {}), entry)
+    return {**metrics, "methods": merged}

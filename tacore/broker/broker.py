@@ -64,6 +64,7 @@ class Broker:
         self.workers = WorkerRegistry()
         self.dedupe = DedupeCache(settings.dedupe_max_entries, settings.dedupe_ttl_s)
         self.stats = BrokerStats()
+        self.internal_stats = BrokerStats()  # the service's own calls (sidecar polling, scheduler), kept apart
         self.records: RecordShipper | None = None
         if ship_records:
             self.records = RecordShipper(
@@ -75,7 +76,8 @@ class Broker:
         self.counters = dict.fromkeys(
             ("received", "answered", "busy", "timeout", "worker_lost", "invalid_request", "unknown_method",
              "deduped", "redispatched", "reply_undeliverable", "wakeups", "spins", "worker_messages",
-             "timeout_dispatched", "cancelled", "late_replies", "dropped_unstarted", "handed_back"), 0,
+             "refused_stopping", "timeout_dispatched", "cancelled", "late_replies", "dropped_unstarted",
+             "handed_back"), 0,
         )
         self.started_at = time.time()
         self._seq = 0
@@ -84,6 +86,7 @@ class Broker:
         self._hb_interval_s = settings.heartbeat_interval_ms / 1000.0
         self._liveness_s = self._hb_interval_s * settings.heartbeat_liveness
         self._stopping = False
+        self.draining = False  # an orderly stop began: no new requests, the rest are answered (see serve)
         self._spin_s = settings.broker_spin_us / 1e6
         self._to_clients: list[tuple[list[bytes], bytes]] = []  # (envelope, reply)
         self._to_workers: list[WorkerRecord] = []  # workers with requests in their outbox
@@ -92,49 +95,73 @@ class Broker:
 
     # -- the loop ---------------------------------------------------------------------------------
     def run(self, stop: threading.Event | None = None) -> None:
-        stop = stop or threading.Event()
+        """Serve until ``stop`` is set, then shut down (queued requests are answered UNAVAILABLE)."""
+        log.info("broker up: frontend %s, backend %s", self.settings.frontend_endpoint,
+                 self.settings.backend_endpoint)
+        try:
+            self._loop(stop or threading.Event())
+        finally:
+            self._shutdown()
+
+    def serve(self, wake: threading.Event, stop: threading.Event) -> None:
+        """Serve until ``wake``; unless ``stop`` is set by then, drain until it is, then shut down.
+
+        Draining is the first step of an orderly stop (``tacore serve`` sends SIGUSR1): new requests
+        are answered UNAVAILABLE without running, while the queued and in-flight ones still go to the
+        workers and are answered; the workers stay registered until they disconnect themselves. The
+        hot loop is the same one: draining only makes every new request take the uncommon path.
+        """
+        log.info("broker up: frontend %s, backend %s", self.settings.frontend_endpoint,
+                 self.settings.backend_endpoint)
+        try:
+            self._loop(wake)
+            if not stop.is_set():
+                self.draining = True
+                self.queue.limit = 0  # every new request is "queue full": _on_uncommon_request refuses it
+                log.info("broker draining: %d queued, %d in flight; new requests are answered UNAVAILABLE",
+                         len(self.queue), self.workers.inflight)
+                self._loop(stop)
+        finally:
+            self._shutdown()
+
+    def _loop(self, stop: threading.Event) -> None:
         poller = zmq.Poller()
         poller.register(self.backend, zmq.POLLIN)  # first: replies free credit for the requests after them
         poller.register(self.frontend, zmq.POLLIN)
         backend = self.backend
         next_heartbeat = time.monotonic() + self._hb_interval_s
         lone = 0  # consecutive wake-ups that took exactly one message: traffic is one request at a time
-        log.info("broker up: frontend %s, backend %s", self.settings.frontend_endpoint,
-                 self.settings.backend_endpoint)
-        try:
-            while not stop.is_set():
-                now = time.monotonic()
-                wake = min(next_heartbeat, now + 0.25)
-                deadline = self.queue.next_deadline()
-                if deadline is not None:
-                    wake = min(wake, deadline)
-                deadline = self.inflight_deadlines.next_deadline()
-                if deadline is not None:
-                    wake = min(wake, deadline)
-                if self.records is not None and self.records.due(now + 0.05):
-                    wake = min(wake, now + self.records.flush_s)
-                timeout_ms = max(0, math.ceil((wake - now) * 1000.0))
-                events = self._wait(poller, timeout_ms, lone)
-                self.counters["wakeups"] += 1
-                taken = 0
-                for sock, _ in events:
-                    taken += self._drain_backend() if sock is backend else self._drain_frontend()
-                lone = lone + 1 if taken == 1 else 0
-                now = time.monotonic()
-                if len(self.queue):
-                    for item in self.queue.expire(now):
-                        self._answer_timeout(item, now)
-                if len(self.inflight_deadlines):
-                    for item in self.inflight_deadlines.expire(now):
-                        overruns.answer_timeout_dispatched(self, item, now)
-                if now >= next_heartbeat:
-                    self._heartbeat(now)
-                    next_heartbeat = now + self._hb_interval_s
-                self._flush()
-                if self.records is not None and self.records.due(now):
-                    self.records.flush()
-        finally:
-            self._shutdown()
+        while not stop.is_set():
+            now = time.monotonic()
+            wake = min(next_heartbeat, now + 0.25)
+            deadline = self.queue.next_deadline()
+            if deadline is not None:
+                wake = min(wake, deadline)
+            deadline = self.inflight_deadlines.next_deadline()
+            if deadline is not None:
+                wake = min(wake, deadline)
+            if self.records is not None and self.records.due(now + 0.05):
+                wake = min(wake, now + self.records.flush_s)
+            timeout_ms = max(0, math.ceil((wake - now) * 1000.0))
+            events = self._wait(poller, timeout_ms, lone)
+            self.counters["wakeups"] += 1
+            taken = 0
+            for sock, _ in events:
+                taken += self._drain_backend() if sock is backend else self._drain_frontend()
+            lone = lone + 1 if taken == 1 else 0
+            now = time.monotonic()
+            if len(self.queue):
+                for item in self.queue.expire(now):
+                    self._answer_timeout(item, now)
+            if len(self.inflight_deadlines):
+                for item in self.inflight_deadlines.expire(now):
+                    overruns.answer_timeout_dispatched(self, item, now)
+            if now >= next_heartbeat:
+                self._heartbeat(now)
+                next_heartbeat = now + self._hb_interval_s
+            self._flush()
+            if self.records is not None and self.records.due(now):
+                self.records.flush()
 
     def _wait(self, poller: zmq.Poller, timeout_ms: int, lone: int) -> list[tuple[Any, int]]:
         """Poll for up to ``timeout_ms``, first awake for up to ``BROKER_SPIN_US`` when traffic is one at a time.
@@ -212,7 +239,8 @@ class Broker:
         timeout_ms = request.timeout_ms
         self._seq += 1
         item = Pending(self._seq, request.request_id, request.method, request.priority, request.raw, [envelope],
-                       now, wall, now + (self._default_timeout_s if timeout_ms is None else timeout_ms / 1000.0))
+                       now, wall, now + (self._default_timeout_s if timeout_ms is None else timeout_ms / 1000.0),
+                       request.internal)
         if item.request_id is not None:
             self.active[item.request_id] = item
         worker = None if self.queue.has(item.method) else self.workers.pick(item.method)
@@ -227,7 +255,7 @@ class Broker:
         self.counters["invalid_request"] += 1
         reply = encode_error(exc.request_id, ErrorCode.INVALID_REQUEST, exc.message, exc.details)
         self._send_client(frames[:-1], reply)
-        self._record(exc.request_id, _INVALID_METHOD, ErrorCode.INVALID_REQUEST, None, 5, now, now, 0.0)
+        self._record(exc.request_id, _INVALID_METHOD, ErrorCode.INVALID_REQUEST, None, 5, now, now, 0.0, False)
 
     def _on_uncommon_request(self, envelope: list[bytes], request: Request, now: float) -> None:
         """A broker method, a retry of a known request_id, an unknown method or a full queue."""
@@ -247,19 +275,28 @@ class Broker:
                 self.counters["deduped"] += 1
                 self._send_client(envelope, cached)
                 return
+        if self.draining:
+            self.counters["refused_stopping"] += 1
+            self._send_client(envelope, encode_error(
+                request_id, ErrorCode.UNAVAILABLE, "TACore is stopping and takes no new requests; it was not run",
+                {"reason": "stopping"}))
+            self._record(request_id, method, ErrorCode.UNAVAILABLE, None, request.priority, now, now, 0.0,
+                         request.internal)
+            return
         if method not in self.declared:
             self.counters["unknown_method"] += 1
             self._send_client(envelope, encode_error(
                 request_id, ErrorCode.UNKNOWN_METHOD, f"no worker serves method {method!r}",
                 {"method": method}))
-            self._record(request_id, method, ErrorCode.UNKNOWN_METHOD, None, request.priority, now, now, 0.0)
+            self._record(request_id, method, ErrorCode.UNKNOWN_METHOD, None, request.priority, now, now, 0.0,
+                         request.internal)
             return
         if self.queue.full():
             self.counters["busy"] += 1
             self._send_client(envelope, encode_error(
                 request_id, ErrorCode.BUSY, f"queue full ({len(self.queue)} pending, {self.queue.bytes} bytes); "
                 "retry later", {"queue_limit": self.queue.limit, "queue_max_bytes": self.queue.max_bytes}))
-            self._record(request_id, method, ErrorCode.BUSY, None, request.priority, now, now, 0.0)
+            self._record(request_id, method, ErrorCode.BUSY, None, request.priority, now, now, 0.0, request.internal)
             return
         self._admit(envelope, request, now, time.time())  # none of the above after all: an ordinary request
 
@@ -451,8 +488,11 @@ class Broker:
     def _worker_gone(self, record: WorkerRecord, reason: str) -> None:
         """Remove a worker; re-dispatch its idempotent requests once, answer the rest WORKER_LOST."""
         self.workers.remove(record, reason)
-        log.warning("worker %s (pid %s) removed: %s; %d request(s) in flight", record.worker_id, record.pid,
-                    reason, len(record.inflight))
+        if reason == "disconnected" and not record.inflight:  # an orderly stop: the worker said goodbye
+            log.info("worker %s (pid %s) disconnected", record.worker_id, record.pid)
+        else:
+            log.warning("worker %s (pid %s) removed: %s; %d request(s) in flight", record.worker_id, record.pid,
+                        reason, len(record.inflight))
         now = time.monotonic()
         lost = self.workers.unassign_all(record)
         for item in lost:
@@ -511,21 +551,21 @@ class Broker:
         received = item.received
         queue_ms = ((item.dispatched or now) - received) * 1000.0
         total_ms = (now - received) * 1000.0
-        self.stats.observe(item.method, error_code, total_ms, queue_ms)
+        (self.internal_stats if item.internal else self.stats).observe(item.method, error_code, total_ms, queue_ms)
         if self.records is not None:
             self.records.add([request_id, item.method, "success" if error_code is None else "error", error_code,
                               worker_id, item.priority, queue_ms, processing_ms, total_ms, item.received_wall,
-                              item.received_wall + total_ms / 1000.0])
+                              item.received_wall + total_ms / 1000.0, item.internal])
 
     def _record(self, request_id: str | None, method: str, code: str, worker_id: str | None, priority: int,
-                received: float, now: float, processing_ms: float) -> None:
+                received: float, now: float, processing_ms: float, internal: bool) -> None:
         """Log and count a request answered by the broker itself before it was queued."""
         total_ms = (time.monotonic() - received) * 1000.0
-        self.stats.observe(method, code, total_ms, 0.0)
+        (self.internal_stats if internal else self.stats).observe(method, code, total_ms, 0.0)
         if self.records is not None:
             wall = time.time()
             self.records.add([request_id, method, "error", code, worker_id, priority, 0.0, processing_ms,
-                              round(total_ms, 3), wall - total_ms / 1000.0, wall])
+                              round(total_ms, 3), wall - total_ms / 1000.0, wall, internal])
 
     # -- introspection ----------------------------------------------------------------------------
     def status(self) -> dict[str, Any]:

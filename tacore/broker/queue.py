@@ -26,6 +26,7 @@ class Pending:
     received: float  # time.monotonic()
     received_wall: float  # time.time()
     deadline: float  # time.monotonic()
+    internal: bool = False  # the service's own call: its stats and log row are marked so
     dispatched: float = 0.0
     attempts: int = 0
     slow: bool = False  # dispatched as a slow method (see workers.FAST_METHOD_MS)

@@ -40,6 +40,11 @@ class RecordShipper:
         if len(self._batch) >= self.batch_size:
             self.flush()
 
+    @property
+    def pending(self) -> int:
+        """Records not shipped yet (batched or waiting for the recorder)."""
+        return len(self._batch) + self._backlog_records
+
     def due(self, now: float) -> bool:
         return bool(self._batch or self._backlog) and now - self._last_flush >= self.flush_s
 

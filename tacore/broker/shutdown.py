@@ -6,6 +6,7 @@ import logging
 import time
 from typing import TYPE_CHECKING
 
+from tacore.broker import views
 from tacore.errors import ErrorCode
 from tacore.protocol import worker as wp
 from tacore.protocol.envelope import encode_error
@@ -47,4 +48,4 @@ def shutdown(broker: Broker) -> None:
     broker.backend.close(linger=500)
     if broker._own_context:
         broker.context.term()
-    log.info("broker stopped: %s", broker.counters)
+    log.info("broker stopped: %s", views.describe_counters(broker.counters))

@@ -35,6 +35,7 @@ def status(broker: Broker) -> dict[str, Any]:
         "queue_depth": len(broker.queue),
         "queue_by_method": broker.queue.depth_by_method(),
         "queue_limit": broker.queue.limit,
+        "draining": broker.draining,  # an orderly stop began: new requests are answered UNAVAILABLE
         "queue_bytes": broker.queue.bytes,
         "inflight": workers.inflight,
         "live_workers": len(live),
@@ -43,7 +44,8 @@ def status(broker: Broker) -> dict[str, Any]:
                     for m in sorted(broker.declared)},
         "counters": dict(broker.counters),
         "dedupe_entries": len(broker.dedupe),
-        "request_log": None if records is None else {"shipped": records.shipped, "dropped": records.dropped},
+        "request_log": None if records is None else {"shipped": records.shipped, "dropped": records.dropped,
+                                                     "pending": records.pending},
     }
 
 
@@ -54,6 +56,7 @@ def metrics(broker: Broker) -> dict[str, Any]:
         "inflight": broker.workers.inflight,
         "latency_buckets_ms": list(LATENCY_BUCKETS_MS),
         "methods": broker.stats.to_wire(),
+        "internal_methods": broker.internal_stats.to_wire(),
         "counters": dict(broker.counters),
     }
 
@@ -65,3 +68,16 @@ def heartbeat_snapshot(broker: Broker) -> bytes:
         kinds[record.kind] = kinds.get(record.kind, 0) + 1
     return orjson.dumps({"queue_depth": len(broker.queue), "live_workers": len(broker.workers.live),
                          "workers_by_kind": kinds, "inflight": broker.workers.inflight, "sent_at": time.time()})
+
+
+def describe_counters(counters: dict[str, int]) -> str:
+    """The broker's counters in words, for its closing log line (``broker.status`` has them as numbers)."""
+    c = counters
+    return (f"{c.get('received', 0):,} requests read; {c.get('answered', 0):,} accepted and answered "
+            f"(by a worker, or TIMEOUT / WORKER_LOST / UNAVAILABLE when it could not run); not accepted: "
+            f"{c.get('busy', 0):,} BUSY (queue full), {c.get('refused_stopping', 0):,} while stopping, "
+            f"{c.get('invalid_request', 0):,} unreadable, {c.get('unknown_method', 0):,} unknown method; of the "
+            f"accepted, {c.get('timeout', 0):,} timed out in the queue and {c.get('worker_lost', 0):,} were lost "
+            f"with a worker ({c.get('redispatched', 0):,} re-run elsewhere); {c.get('deduped', 0):,} retries "
+            f"answered without running twice; {c.get('reply_undeliverable', 0):,} replies found their client gone "
+            f"(broker.status/metrics calls are counted as read only)")

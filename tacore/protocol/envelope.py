@@ -28,6 +28,7 @@ class Request:
     priority: int
     timeout_ms: float | None
     raw: bytes
+    internal: bool  # the service's own traffic (``"internal": true``): counted apart from user requests
 
 
 def decode_request(frame: bytes, max_bytes: int) -> Request:
@@ -69,7 +70,10 @@ def decode_request(frame: bytes, max_bytes: int) -> Request:
     if timeout_ms is not None and (type(timeout_ms) not in (int, float) or not timeout_ms > 0):
         raise InvalidRequest("timeout_ms must be a positive number of milliseconds",
                              request_id=request_id, details={"field": "timeout_ms"})
-    return Request(request_id, method, params, priority, timeout_ms, frame)
+    internal = obj.get("internal", False)
+    if type(internal) is not bool:
+        raise InvalidRequest("internal must be true or false", request_id=request_id, details={"field": "internal"})
+    return Request(request_id, method, params, priority, timeout_ms, frame, internal)
 
 
 def encode_reply(request_id: str | None, data: Any, processing_time_ms: float) -> bytes:

@@ -2,7 +2,9 @@
 
 The broker never touches the database: it ships compact records to the recorder (see
 ``tacore.recorder``), which inserts them here in batches. Any SQLAlchemy URL works; the default is
-SQLite at ``DATABASE_PATH``.
+SQLite at ``DATABASE_PATH``. The schema is managed by Alembic (``tacore/store/migrations``,
+applied at start-up by ``tacore.store.migrate.upgrade_schema``): this table definition is what the
+newest migration produces, and a test holds the two equal.
 """
 
 from __future__ import annotations
@@ -11,7 +13,20 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Column, Float, Index, Integer, MetaData, String, Table, create_engine, event, insert
+from sqlalchemy import (
+    Boolean,
+    Column,
+    Float,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    create_engine,
+    event,
+    false,
+    insert,
+)
 from sqlalchemy.engine import Engine
 
 metadata = MetaData()
@@ -31,16 +46,19 @@ request_log = Table(
     Column("total_ms", Float, nullable=False),  # receipt -> reply sent
     Column("received_at", Float, nullable=False),  # epoch seconds
     Column("finished_at", Float, nullable=False),  # epoch seconds
+    #: the service's own traffic (the sidecar's polling, the scheduler's calls): kept out of user figures
+    Column("internal", Boolean, nullable=False, server_default=false()),
     Index("ix_request_log_received_at", "received_at"),
     Index("ix_request_log_request_id", "request_id"),
     Index("ix_request_log_method_received", "method", "received_at"),
     Index("ix_request_log_error_code", "error_code"),
+    Index("ix_request_log_internal_received", "internal", "received_at"),
 )
 
 #: Field order of a record as the broker ships it (a JSON array, to keep the hot path cheap).
 RECORD_FIELDS: tuple[str, ...] = (
     "request_id", "method", "status", "error_code", "worker_id", "priority",
-    "queue_ms", "processing_ms", "total_ms", "received_at", "finished_at",
+    "queue_ms", "processing_ms", "total_ms", "received_at", "finished_at", "internal",
 )
 
 
@@ -60,10 +78,6 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA busy_timeout=5000")
     cursor.close()
-
-
-def create_schema(engine: Engine) -> None:
-    metadata.create_all(engine)
 
 
 def insert_records(engine: Engine, records: Sequence[Sequence[Any]]) -> int:

@@ -22,6 +22,7 @@ from tacore.api.deps import SamplerDep, SettingsDep
 from tacore.api.errors import ComponentUnavailable
 from tacore.api.prom import cache_counts
 from tacore.api.routes.methods import method_rows
+from tacore.api.routes.metrics import InternalParam
 from tacore.api.security import COOKIE, HEADER, key_matches, require_key
 from tacore.api.stats import check_targets, totals
 
@@ -87,17 +88,20 @@ async def static(path: str) -> FileResponse:
 async def dashboard_data(
     sampler: SamplerDep,
     since: Annotated[float | None, Query(ge=0, description="only chart points newer than this epoch time")] = None,
+    internal: InternalParam = False,
 ) -> dict[str, Any]:
-    return build_view(sampler, since)
+    return build_view(sampler, since, internal)
 
 
-def build_view(sampler: Sampler, since: float | None) -> dict[str, Any]:
+def build_view(sampler: Sampler, since: float | None, internal: bool = False) -> dict[str, Any]:
+    """The page's data; its request figures are user traffic unless ``internal`` adds TACore's own calls."""
     up = sampler.broker_up()
     view: dict[str, Any] = {
         "now": round(time.time(), 3),
         "broker": {"up": up, "error": None if up else sampler.broker_error,
                    "snapshot_age_s": sampler.snapshot_age_s()},
-        "series": _series(sampler, since),
+        "series": _series(sampler, since, internal),
+        "internal": internal,
         "window_s": sampler.series.ring.capacity,
         "errors": list(sampler.recent_errors)[:20],
         "database_error": sampler.database_error,
@@ -109,14 +113,14 @@ def build_view(sampler: Sampler, since: float | None) -> dict[str, Any]:
         return view
     try:
         status = sampler.require_status()
-        metrics = sampler.require_metrics()
+        metrics = sampler.require_metrics(internal)
         view["workers"] = sampler.workers()
-        view["methods"] = method_rows(sampler)
+        view["methods"] = method_rows(sampler, internal)
     except ComponentUnavailable:  # went stale between the check and now
         view["broker"]["up"] = False
         return view
-    rps_1m, _ = sampler.series.rates()
-    last = sampler.series.ring.last()
+    rps_1m, _ = sampler.traffic_series(internal).rates()
+    last = sampler.traffic_series(internal).ring.last()
     view["broker"].update(uptime_s=status.get("uptime_s"), queue_depth=status.get("queue_depth"),
                           inflight=status.get("inflight"), live_workers=status.get("live_workers"),
                           counters=status.get("counters", {}), pid=status.get("pid"))
@@ -129,8 +133,8 @@ def build_view(sampler: Sampler, since: float | None) -> dict[str, Any]:
     return view
 
 
-def _series(sampler: Sampler, since: float | None) -> dict[str, list[Any]]:
-    samples = sampler.series.ring.since(since)
+def _series(sampler: Sampler, since: float | None, internal: bool) -> dict[str, list[Any]]:
+    samples = sampler.traffic_series(internal).ring.since(since)
     out: dict[str, list[Any]] = {"ts": [s.ts for s in samples]}
     for name in _SERIES_FIELDS:
         out[name] = [getattr(s, name) for s in samples]

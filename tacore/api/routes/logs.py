@@ -33,8 +33,14 @@ def to_epoch(value: datetime | None) -> float | None:
     return value.timestamp()
 
 
+#: whose requests ``GET /logs`` lists: users' (the default), TACore's own calls, or both
+Origin = Literal["user", "internal", "all"]
+_ORIGIN_FILTER: dict[str, bool | None] = {"user": False, "internal": True, "all": None}
+
+
 def build_filter(method: str | None, status: str | None, error_code: ErrorCode | None, request_id: str | None,
-                 worker_id: str | None, since: datetime | None, until: datetime | None) -> log_reader.LogFilter:
+                 worker_id: str | None, since: datetime | None, until: datetime | None,
+                 origin: Origin = "user") -> log_reader.LogFilter:
     """The filter, or a 422 shaped like FastAPI's own when the time range is empty."""
     since_s, until_s = to_epoch(since), to_epoch(until)
     if since_s is not None and until_s is not None and since_s > until_s:
@@ -44,7 +50,8 @@ def build_filter(method: str | None, status: str | None, error_code: ErrorCode |
         }])
     return log_reader.LogFilter(method=method, status=status,
                                 error_code=None if error_code is None else str(error_code),
-                                request_id=request_id, worker_id=worker_id, since=since_s, until=until_s)
+                                request_id=request_id, worker_id=worker_id, since=since_s, until=until_s,
+                                internal=_ORIGIN_FILTER[origin])
 
 
 @router.get("/logs", response_model=LogPage, responses={503: {"model": Problem}},
@@ -58,10 +65,12 @@ async def logs(
     worker_id: Annotated[str | None, Query(min_length=1, max_length=128)] = None,
     since: TimeParam = None,
     until: TimeParam = None,
+    origin: Annotated[Origin, Query(description="user requests (default), TACore's own calls (internal: the "
+                                                "sidecar's polling, the scheduler's), or all")] = "user",
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 100,
     offset: Annotated[int, Query(ge=0, le=100_000_000)] = 0,
 ) -> LogPage:
-    flt = build_filter(method, status, error_code, request_id, worker_id, since, until)
+    flt = build_filter(method, status, error_code, request_id, worker_id, since, until, origin)
     total, rows = await asyncio.to_thread(log_reader.read_page, engine, flt, limit, offset)
     items = [LogEntry(**row) for row in log_reader.shape_rows(rows)]
     return LogPage(total=total, limit=limit, offset=offset, items=items)

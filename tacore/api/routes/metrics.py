@@ -5,7 +5,9 @@ Both read the sampler's last snapshot: a scrape never reaches the broker.
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry
 
@@ -16,15 +18,23 @@ from tacore.api.stats import check_targets, totals
 
 router = APIRouter(tags=["metrics"])
 
+#: ``?internal=true``: count TACore's own calls (the sidecar's polling, the scheduler's) in the figures too.
+InternalParam = Annotated[bool, Query(description="also count TACore's own calls (sidecar polling, scheduler); "
+                                                  "by default the figures are user traffic only")]
+
 
 @router.get("/metrics", response_class=Response, summary="Prometheus exposition",
             responses={200: {"content": {CONTENT_TYPE_LATEST: {}}, "description": "text format 0.0.4"}})
-async def metrics(request: Request, sampler: SamplerDep) -> Response:
-    body = sampler.memo(MEMO_KEY, lambda: render(request.app.state.prom_registry))
+async def metrics(request: Request, sampler: SamplerDep, internal: InternalParam = False) -> Response:
+    if internal:
+        body = sampler.memo(MEMO_KEY_ALL, lambda: render(request.app.state.prom_registry_all))
+    else:
+        body = sampler.memo(MEMO_KEY, lambda: render(request.app.state.prom_registry))
     return Response(body, media_type=CONTENT_TYPE_LATEST)
 
 
 MEMO_KEY = "metrics"
+MEMO_KEY_ALL = "metrics+internal"
 
 
 def render(registry: CollectorRegistry) -> bytes:
@@ -34,10 +44,10 @@ def render(registry: CollectorRegistry) -> bytes:
 
 @router.get("/metrics/summary", response_model=Summary, responses={503: {"model": Problem}},
             summary="Totals, success rate, response times, throughput, cache hit rate, CPU and memory")
-async def summary(sampler: SamplerDep) -> Summary:
+async def summary(sampler: SamplerDep, internal: InternalParam = False) -> Summary:
     status = sampler.require_status()
-    metrics = sampler.require_metrics()
-    rps_1m, _ = sampler.series.rates()
+    metrics = sampler.require_metrics(internal)
+    rps_1m, _ = sampler.traffic_series(internal).rates()
     hits, misses, hit_rate = prom.cache_counts(sampler.kline_status)
     system = sampler.resources.system
     figures = totals(metrics)

@@ -5,6 +5,8 @@
   let windowS = 900;
   const series = { ts: [], rps: [], errors_ps: [], p50_ms: [], p95_ms: [], p99_ms: [] };
   let lastTs = null;
+  // TACore's own calls (sidecar polling, scheduler) stay out of the figures unless asked for.
+  let showInternal = false;
   let charts = null;
 
   const $ = (id) => document.getElementById(id);
@@ -193,7 +195,10 @@
   // -- polling -----------------------------------------------------------------------------------
   async function poll() {
     try {
-      const url = "/dashboard/data" + (lastTs === null ? "" : "?since=" + lastTs);
+      const params = new URLSearchParams();
+      if (lastTs !== null) params.set("since", lastTs);
+      if (showInternal) params.set("internal", "true");
+      const url = "/dashboard/data" + (params.toString() ? "?" + params.toString() : "");
       const response = await fetch(url, { credentials: "same-origin", cache: "no-store" });
       if (response.status === 401) { window.location.reload(); return; }
       if (!response.ok) throw new Error("HTTP " + response.status);
@@ -208,6 +213,12 @@
       setTimeout(poll, POLL_MS);
     }
   }
+
+  $("show-internal").addEventListener("change", (event) => {
+    showInternal = event.target.checked;
+    for (const k of Object.keys(series)) series[k].length = 0;  // the other traffic's history, from the start
+    lastTs = null;
+  });
 
   charts = initCharts();
   window.addEventListener("resize", resizeCharts);

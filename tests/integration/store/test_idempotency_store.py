@@ -112,3 +112,24 @@ def test_the_default_location_is_a_file_of_its_own_or_the_server_database(tmp_pa
     assert store_url("sqlite:////x/y.db", tmp_path / "svc.db", None) == f"sqlite:///{tmp_path / 'idempotency.db'}"
     assert store_url("postgresql+psycopg2://db/x", tmp_path / "svc.db", None) == "postgresql+psycopg2://db/x"
     assert store_url("postgresql+psycopg2://db/x", tmp_path / "svc.db", "mysql+pymysql://o/z") == "mysql+pymysql://o/z"
+
+
+def test_the_migration_makes_the_same_table_the_store_uses(tmp_path: Path) -> None:
+    from sqlalchemy import inspect
+
+    from tacore.store.migrate import upgrade_schema
+    from tacore.store.request_log import make_engine
+
+    engine = make_engine(f"sqlite:///{tmp_path / 'service.db'}")
+    upgrade_schema(engine)
+    columns = {c["name"]: type(c["type"]).__name__ for c in inspect(engine).get_columns("idempotency_records")}
+    engine.dispose()
+    store = IdempotencyStore(f"sqlite:///{tmp_path / 'service.db'}")  # on the migrated table: works as is
+    try:
+        assert store.claim("m-1", "m", params_hash({}), "w1", lease_s=30).outcome == "claimed"
+    finally:
+        store.close()
+    fresh = create_engine(f"sqlite:///{tmp_path / 'own.db'}")
+    IdempotencyStore(f"sqlite:///{tmp_path / 'own.db'}").close()
+    assert {c["name"]: type(c["type"]).__name__ for c in inspect(fresh).get_columns("idempotency_records")} == columns
+    fresh.dispose()

@@ -12,18 +12,20 @@ from tacore.api import log_reader
 from tacore.api.log_reader import LogFilter
 from tacore.api.routes.logs import build_filter, to_epoch
 from tacore.errors import ErrorCode
-from tacore.store.request_log import create_schema, insert_records, make_engine
+from tacore.store.migrate import upgrade_schema
+from tacore.store.request_log import insert_records, make_engine
 
 
 @pytest.fixture
 def engine(tmp_path) -> Engine:  # type: ignore[no-untyped-def]
     eng = make_engine(f"sqlite:///{tmp_path / 'log.db'}")
-    create_schema(eng)
+    upgrade_schema(eng)
     rows = []
     for i in range(30):
         failed = i % 5 == 0
         rows.append([f"r{i}", "health.check" if i % 3 else "scan.market", "error" if failed else "success",
-                     "TIMEOUT" if failed else None, f"w{i % 2}", 5, 0.1, 1.0, 1.2, 1000.0 + i, 1000.0 + i + 0.001])
+                     "TIMEOUT" if failed else None, f"w{i % 2}", 5, 0.1, 1.0, 1.2, 1000.0 + i, 1000.0 + i + 0.001,
+                     False])
     insert_records(eng, rows)
     yield eng
     eng.dispose()
@@ -87,7 +89,21 @@ def test_build_filter_rejects_an_empty_window() -> None:
 
 def test_build_filter_passes_every_field() -> None:
     flt = build_filter("m", "error", ErrorCode.BUSY, "rid", "w1", datetime(2026, 1, 1, tzinfo=UTC), None)
-    assert flt == LogFilter("m", "error", "BUSY", "rid", "w1", datetime(2026, 1, 1, tzinfo=UTC).timestamp(), None)
+    assert flt == LogFilter("m", "error", "BUSY", "rid", "w1", datetime(2026, 1, 1, tzinfo=UTC).timestamp(), None,
+                            internal=False)  # user requests unless another origin is asked for
+    assert build_filter(None, None, None, None, None, None, None, "internal").internal is True
+    assert build_filter(None, None, None, None, None, None, None, "all").internal is None
+
+
+def test_internal_rows_are_their_own_origin_and_left_out_of_recent_errors(engine: Engine) -> None:
+    insert_records(engine, [["own1", "kline.status", "error", "TIMEOUT", None, 9, 0.0, 0.0, 700.0, 2000.0, 2000.7,
+                             True]])
+    assert log_reader.read_page(engine, LogFilter(internal=False), 100, 0)[0] == 30
+    total, rows = log_reader.read_page(engine, LogFilter(internal=True), 100, 0)
+    assert total == 1 and rows[0]["request_id"] == "own1" and log_reader.shape_rows(rows)[0]["internal"] is True
+    assert log_reader.read_page(engine, LogFilter(), 100, 0)[0] == 31
+    errors = log_reader.errors_between(engine, 0, log_reader.max_id(engine), 100)
+    assert errors and "own1" not in {r["request_id"] for r in errors}
 
 
 def test_symbol_rows_map_streams_to_symbols_with_the_newest_message() -> None:

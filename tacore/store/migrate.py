@@ -1,0 +1,61 @@
+"""Bringing a request-log database to the newest schema at start-up, with Alembic.
+
+``tacore serve`` calls ``upgrade_schema`` once before it starts any process; the recorder and the
+sidecar call it too (a no-op at the newest revision) so each also works on its own. A database made
+before Alembic came in (the table exists, the version table does not) is stamped at the first
+revision, which matches what it has, and then upgraded in place: its rows stay.
+"""
+
+from __future__ import annotations
+
+import logging
+from importlib import resources
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import inspect
+from sqlalchemy.engine import Connection, Engine
+
+log = logging.getLogger("tacore.store")
+
+#: The revision that matches the request log created before Alembic (``metadata.create_all``).
+BASELINE_REVISION = "0001"
+
+
+def _config(connection: Connection | None = None) -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(resources.files("tacore.store").joinpath("migrations")))
+    if connection is not None:
+        config.attributes["connection"] = connection
+    return config
+
+
+def head_revision() -> str:
+    head = ScriptDirectory.from_config(_config()).get_current_head()
+    if head is None:  # pragma: no cover - the package ships its migrations
+        raise RuntimeError("no migrations found under tacore/store/migrations")
+    return head
+
+
+def current_revision(engine: Engine) -> str | None:
+    with engine.connect() as conn:
+        return MigrationContext.configure(conn).get_current_revision()
+
+
+def upgrade_schema(engine: Engine) -> tuple[str | None, str]:
+    """Apply every migration the database lacks; returns (revision before, revision now)."""
+    with engine.begin() as conn:
+        before = MigrationContext.configure(conn).get_current_revision()
+        config = _config(conn)
+        if before is None and inspect(conn).has_table("request_log"):
+            command.stamp(config, BASELINE_REVISION)
+            before = BASELINE_REVISION
+            log.info("request log made before schema versioning: taken as revision %s", BASELINE_REVISION)
+        head = head_revision()
+        if before != head:
+            command.upgrade(config, "head")
+            log.info("request log schema upgraded %s -> %s (%s)", before or "empty", head,
+                     engine.url.render_as_string(hide_password=True))
+    return before, head
