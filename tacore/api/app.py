@@ -21,7 +21,7 @@ from tacore import __version__
 from tacore.api.broker_link import BrokerLink, Sampler
 from tacore.api.errors import install_error_handlers
 from tacore.api.prom import build_registry
-from tacore.api.routes import dashboard, data_agent, health, logs, methods, metrics, workers
+from tacore.api.routes import dashboard, data_agent, health, logs, market, methods, metrics, workers
 from tacore.api.security import require_key
 from tacore.settings import Settings
 from tacore.store.migrate import upgrade_schema
@@ -85,6 +85,7 @@ def create_app(settings: Settings, *, sample_interval_s: float = 1.0) -> FastAPI
     app.include_router(methods.router, dependencies=guarded)
     app.include_router(data_agent.read_router)
     app.include_router(data_agent.write_router)
+    app.include_router(market.router)
     app.include_router(dashboard.router)
     _install_docs(app)
     return app

@@ -88,3 +88,19 @@ def test_real_agent_feeds_metrics_and_the_dashboard(demo_http: httpx.Client) -> 
     assert set(rows) >= DEMO_SYMBOLS
     assert rows["BTCUSDT"]["intervals"] == ["1m", "5m", "15m", "30m", "1h", "4h", "1d"]
     assert rows["BTCUSDT"]["last_update"] is not None
+
+
+def test_market_and_klines_endpoints_answer_from_the_data_agent(demo_http: httpx.Client) -> None:
+    entry = wait_until(lambda: (e := demo_http.get("/market/btcusdt").json()).get("status") == "ok" and e, 10,
+                       "BTCUSDT market data over HTTP")
+    assert entry["symbol"] == "BTCUSDT" and entry["price"] > 0
+    page = demo_http.get("/klines", params={"symbol": "BTCUSDT", "interval": "1m", "limit": 3}).json()
+    assert page["symbol"] == "BTCUSDT" and page["interval"] == "1m" and 1 <= page["count"] <= 3
+    assert [c["open_time"] for c in page["candles"]] == sorted(c["open_time"] for c in page["candles"])
+    bad = demo_http.get("/klines", params={"symbol": "BTCUSDT", "interval": "7m"})
+    assert bad.status_code == 422 and bad.json()["detail"][0]["loc"] == ["query", "interval"]
+    huge = demo_http.get("/klines", params={"symbol": "BTCUSDT", "start": 2**63})
+    assert huge.status_code == 422
+    assert demo_http.get("/market/NOTHING1USDT").json() == {"symbol": "NOTHING1USDT", "status": "no_data"}
+    with httpx.Client(base_url=str(demo_http.base_url)) as anon:
+        assert anon.get("/market/BTCUSDT").status_code == 401
