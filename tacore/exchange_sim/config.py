@@ -31,6 +31,18 @@ class SimConfig:
     connection_window_s: float = 300.0
     max_streams_per_connection: int = 1024
     write_buffer_limit: int = 8 * 1024 * 1024  # skip open-candle updates to a client this far behind
+    # -- Alpaca market-data API v2 (US equities), on its own two ports: docs/exchange-sim.md
+    alpaca: bool = True
+    alpaca_rest_port: int = 0
+    alpaca_ws_port: int = 0
+    alpaca_key_id: str = "SIMKEYID"
+    alpaca_secret_key: str = "SIMSECRETKEY"
+    alpaca_symbols: frozenset[str] | None = None  # listed tickers; None = the US universe of trading_config
+    alpaca_sip: bool = True  # the key pair's plan includes real-time SIP data (else: IEX only)
+    alpaca_rate_limit: int = 200  # REST requests per minute per key; past it: 429
+    alpaca_auth_timeout_s: float = 10.0  # a stream connection must authenticate within this
+    alpaca_max_connections: int = 1  # authenticated stream connections per key and endpoint
+    alpaca_symbol_limit: int = 30  # trades + quotes symbols per IEX stream connection
 
     def __post_init__(self) -> None:
         if self.clock_speed <= 0:
@@ -39,6 +51,8 @@ class SimConfig:
             raise ValueError("update_interval_ms must be > 0")
         if self.ping_interval_s <= 0 or self.pong_timeout_s <= 0:
             raise ValueError("ping_interval_s and pong_timeout_s must be > 0")
+        if self.alpaca_rate_limit < 1 or self.alpaca_max_connections < 1:
+            raise ValueError("alpaca_rate_limit and alpaca_max_connections must be >= 1")
 
 
 class SimClock:

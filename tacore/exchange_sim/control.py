@@ -16,6 +16,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from tacore.exchange_sim.alpaca.hub import AlpacaHub
 from tacore.exchange_sim.hub import Client, Hub
 from tacore.exchange_sim.intervals import INTERVAL_MS, open_time_of
 from tacore.exchange_sim.payloads import candle_record
@@ -51,11 +52,12 @@ class HalfOpenBody(_Body):
 
 
 class RestFailuresBody(_Body):
-    """``POST /_sim/rest_failures``: the next ``count`` klines calls fail."""
+    """``POST /_sim/rest_failures``: the next ``count`` klines calls (or Alpaca bars calls) fail."""
 
     count: int = Field(1, ge=0, le=100_000)
-    status: Literal[429, 418] = 429
+    status: Literal[429, 418, 500] = 429
     retry_after: int = Field(1, ge=0, le=3600)
+    api: Literal["binance", "alpaca"] = "binance"
 
 
 BodyT = TypeVar("BodyT", bound=_Body)
@@ -68,9 +70,10 @@ def _json(data: object, status: int = 200) -> Response:
 class ControlApi:
     """The ``/_sim/`` routes."""
 
-    def __init__(self, hub: Hub, ws: WsServer) -> None:
+    def __init__(self, hub: Hub, ws: WsServer, alpaca: AlpacaHub | None = None) -> None:
         self.hub = hub
         self.ws = ws
+        self.alpaca = alpaca
 
     def routes(self) -> list[Route]:
         """Starlette routes for the control API."""
@@ -95,8 +98,11 @@ class ControlApi:
         return [c for c in clients if c.id == connection_id]
 
     async def stats(self, request: Request) -> Response:
-        """Live connections and counters."""
-        return _json(self.hub.stats())
+        """Live connections and counters (the Alpaca side's under ``alpaca``)."""
+        stats = self.hub.stats()
+        if self.alpaca is not None:
+            stats["alpaca"] = self.alpaca.stats()
+        return _json(stats)
 
     async def closed(self, request: Request) -> Response:
         """Every candle closed in [start, end] (open times), as the exchange closed it."""
@@ -173,6 +179,11 @@ class ControlApi:
             body = await self._body(request, RestFailuresBody)
         except ValidationError as exc:
             return _json({"error": exc.errors(include_url=False)}, 400)
+        if body.api == "alpaca":
+            if self.alpaca is None:
+                return _json({"error": "the Alpaca API is not running"}, 400)
+            self.alpaca.rest_faults.extend([(body.status, body.retry_after)] * body.count)
+            return _json({"pending": len(self.alpaca.rest_faults)})
         self.hub.rest_faults.extend([(body.status, body.retry_after)] * body.count)
         return _json({"pending": len(self.hub.rest_faults)})
 
@@ -182,4 +193,7 @@ class ControlApi:
         self.hub.paused.clear()
         self.hub.pause_all_until = 0.0
         self.hub.rest_faults.clear()
+        if self.alpaca is not None:
+            self.alpaca.rate.reset()
+            self.alpaca.rest_faults.clear()
         return _json({"ok": True})

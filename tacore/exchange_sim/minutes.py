@@ -33,8 +33,8 @@ _C1 = np.uint64(0xBF58476D1CE4E5B9)
 _C2 = np.uint64(0x94D049BB133111EB)
 _GOLD = np.uint64(0x9E3779B97F4A7C15)
 _LEVELS = 9  # grid spacings 4**0 .. 4**8 minutes
-_STEP = 0.0008  # amplitude of the 1-minute layer, relative to the base price
-_BRIDGE = _STEP * 0.5  # amplitude of the intra-minute bridge
+STEP = 0.0008  # amplitude of the 1-minute layer, relative to the base price
+_BRIDGE = STEP * 0.5  # amplitude of the intra-minute bridge
 GRID = 12  # intra-minute grid points (5 s apart)
 GRID_MS = MINUTE_MS // GRID
 _DAY_MINUTES = 1440
@@ -100,27 +100,27 @@ def _mix(x: U64) -> U64:
     return x ^ (x >> np.uint64(31))
 
 
-def _uniform(key: int, stream: int, idx: I64) -> F64:
+def uniform_noise(key: int, stream: int, idx: I64) -> F64:
     """Uniform noise in [-1, 1) for each index of one noise stream."""
     salt = np.uint64((key + stream * 0x632BE59BD9B4E019) & _MASK)
     h = _mix(idx.astype(np.uint64) * _GOLD + salt)
     return (h >> np.uint64(11)).astype(np.float64) * (2.0**-52) - 1.0
 
 
-def _level_sum(key: int, minutes: I64) -> F64:
+def level_sum(key: int, minutes: I64) -> F64:
     """Relative price offset x at each minute boundary (sum of the value-noise layers)."""
     x = np.zeros(minutes.shape, dtype=np.float64)
     for level in range(_LEVELS):
         spacing = 4**level
         cell = minutes // spacing
         frac = (minutes - cell * spacing).astype(np.float64) / float(spacing)
-        v0 = _uniform(key, level, cell)
-        v1 = _uniform(key, level, cell + 1)
-        x = x + (_STEP * 2**level) * (v0 + (v1 - v0) * frac)
+        v0 = uniform_noise(key, level, cell)
+        v1 = uniform_noise(key, level, cell + 1)
+        x = x + (STEP * 2**level) * (v0 + (v1 - v0) * frac)
     return x
 
 
-def _quantize(p: SymbolProfile, rel: F64) -> I64:
+def quantize(p: SymbolProfile, rel: F64) -> I64:
     """Price in units, rounded to the symbol's tick, from a relative offset."""
     ticks = np.rint((p.base_units * (1.0 + rel)) / float(p.tick))
     return ticks.astype(np.int64) * p.tick
@@ -148,18 +148,18 @@ def minute_block(p: SymbolProfile, first_minute: int, count: int) -> MinuteBlock
     """Closed 1-minute candles [first_minute, first_minute + count), vectorised."""
     bounds = np.arange(first_minute, first_minute + count + 1, dtype=np.int64)
     minutes = bounds[:-1]
-    x = _level_sum(p.key, bounds)
-    price = _quantize(p, x)
+    x = level_sum(p.key, bounds)
+    price = quantize(p, x)
     o, c = price[:-1], price[1:]
     wick = p.base_units * _BRIDGE
-    up = np.ceil(wick * (1.5 + 0.5 * _uniform(p.key, _S_HIGH, minutes)) / float(p.tick)).astype(np.int64)
-    down = np.ceil(wick * (1.5 + 0.5 * _uniform(p.key, _S_LOW, minutes)) / float(p.tick)).astype(np.int64)
+    up = np.ceil(wick * (1.5 + 0.5 * uniform_noise(p.key, _S_HIGH, minutes)) / float(p.tick)).astype(np.int64)
+    down = np.ceil(wick * (1.5 + 0.5 * uniform_noise(p.key, _S_LOW, minutes)) / float(p.tick)).astype(np.int64)
     h = np.maximum(o, c) + (up + 1) * p.tick
     lo = np.maximum(np.minimum(o, c) - (down + 1) * p.tick, p.tick)
-    move = np.abs(x[1:] - x[:-1]) / _STEP
-    size = 0.6 + 0.4 * _uniform(p.key, _S_VOL, minutes) + 0.5 * move
+    move = np.abs(x[1:] - x[:-1]) / STEP
+    size = 0.6 + 0.4 * uniform_noise(p.key, _S_VOL, minutes) + 0.5 * move
     v = np.maximum(np.rint(p.volume_units * size / float(p.lot)).astype(np.int64), 1) * p.lot
-    taker_share = 0.5 + 0.2 * _uniform(p.key, _S_TAKER, minutes)
+    taker_share = 0.5 + 0.2 * uniform_noise(p.key, _S_TAKER, minutes)
     vb = np.rint((v.astype(np.float64) * taker_share) / float(p.lot)).astype(np.int64) * p.lot
     typical = (o + h + lo + c).astype(np.float64) * 0.25
     q = np.rint(v.astype(np.float64) * typical / float(UNITS)).astype(np.int64)
@@ -169,7 +169,7 @@ def minute_block(p: SymbolProfile, first_minute: int, count: int) -> MinuteBlock
 
 
 def _trade_counts(p: SymbolProfile, minutes: I64) -> I64:
-    return np.rint(250.0 + 200.0 * _uniform(p.key, _S_TRADES, minutes)).astype(np.int64)
+    return np.rint(250.0 + 200.0 * uniform_noise(p.key, _S_TRADES, minutes)).astype(np.int64)
 
 
 def _trades(p: SymbolProfile, first_minute: int, count: int) -> tuple[I64, I64]:
@@ -250,9 +250,9 @@ def intra_minute(p: SymbolProfile, block: MinuteBlock) -> IntraMinute:
     minutes = np.arange(block.first_minute, block.first_minute + count, dtype=np.int64)
     j = np.arange(1, GRID, dtype=np.int64)
     x0, x1 = block.x[:-1, None], block.x[1:, None]
-    bridge = _uniform(p.key, _S_BRIDGE, minutes[:, None] * 16 + j[None, :])
+    bridge = uniform_noise(p.key, _S_BRIDGE, minutes[:, None] * 16 + j[None, :])
     rel = x0 + (x1 - x0) * (j.astype(np.float64) / float(GRID))[None, :] + _BRIDGE * bridge
-    inner = np.clip(_quantize(p, rel), block.low[:, None], block.high[:, None])
-    tau_h = ((0.5 + 0.5 * _uniform(p.key, _S_TAU_H, minutes)) * (MINUTE_MS - 1)).astype(np.int64)
-    tau_l = ((0.5 + 0.5 * _uniform(p.key, _S_TAU_L, minutes)) * (MINUTE_MS - 1)).astype(np.int64)
+    inner = np.clip(quantize(p, rel), block.low[:, None], block.high[:, None])
+    tau_h = ((0.5 + 0.5 * uniform_noise(p.key, _S_TAU_H, minutes)) * (MINUTE_MS - 1)).astype(np.int64)
+    tau_l = ((0.5 + 0.5 * uniform_noise(p.key, _S_TAU_L, minutes)) * (MINUTE_MS - 1)).astype(np.int64)
     return IntraMinute(inner, tau_h, tau_l)

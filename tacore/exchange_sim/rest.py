@@ -134,13 +134,15 @@ class RestApi:
         if hub.rest_faults:
             status, retry_after = hub.rest_faults.popleft()
             hub.counters["rest_failures_injected"] += 1
-            msg = (
+            code, msg = -1003, (
                 "Too many requests; current limit of IP(127.0.0.1) request weight is 6000 per 1 minute."
                 if status == 429
                 else "Way too many requests; IP(127.0.0.1) banned. Please use WebSocket Streams."
             )
+            if status == 500:
+                code, msg = -1000, "An unknown error occurred while processing the request."
             headers = {"Retry-After": str(retry_after)}
-            return Response(rest_error(-1003, msg), status_code=status, media_type=_JSON, headers=headers)
+            return Response(rest_error(code, msg), status_code=status, media_type=_JSON, headers=headers)
         headers = self._headers(KLINES_WEIGHT)
         try:
             rows = await kline_rows(hub, self._klines(request))

@@ -26,6 +26,11 @@ from starlette.applications import Starlette
 from websockets.asyncio.server import Server as WsListener
 from websockets.asyncio.server import serve
 
+from tacore.exchange_sim.alpaca.control import AlpacaControlApi
+from tacore.exchange_sim.alpaca.feed import AlpacaMinuteFeed
+from tacore.exchange_sim.alpaca.hub import AlpacaHub
+from tacore.exchange_sim.alpaca.rest import AlpacaRestApi
+from tacore.exchange_sim.alpaca.stream import AlpacaStreamServer
 from tacore.exchange_sim.config import SimConfig
 from tacore.exchange_sim.control import ControlApi
 from tacore.exchange_sim.feed import Feed
@@ -50,7 +55,7 @@ def _bind(host: str, port: int) -> socket.socket:
 
 
 class ExchangeSimulator:
-    """A running Binance-compatible exchange on loopback, in a background thread.
+    """A running Binance-compatible exchange (and Alpaca market-data API) on loopback, in a background thread.
 
     >>> with ExchangeSimulator(SimConfig(clock_speed=100)) as sim:
     ...     ws_base, rest_base = sim.ws_url, sim.rest_url
@@ -62,8 +67,12 @@ class ExchangeSimulator:
         self.hub = Hub(self.config)
         self.ws = WsServer(self.hub)
         self.feed = Feed(self.hub, self.ws.abort)
+        self.alpaca: AlpacaHub | None = AlpacaHub(self.config, self.hub.clock) if self.config.alpaca else None
+        self.alpaca_stream = AlpacaStreamServer(self.alpaca) if self.alpaca is not None else None
         self.ws_port = 0
         self.rest_port = 0
+        self.alpaca_rest_port = 0
+        self.alpaca_ws_port = 0
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._ready = threading.Event()
@@ -79,6 +88,16 @@ class ExchangeSimulator:
     def rest_url(self) -> str:
         """Base REST URL, no path (clients append ``/api/v3/klines``)."""
         return f"http://{self.config.host}:{self.rest_port}"
+
+    @property
+    def alpaca_rest_url(self) -> str:
+        """Alpaca data API base URL, no path (clients append ``/v2/stocks/bars``); empty when disabled."""
+        return f"http://{self.config.host}:{self.alpaca_rest_port}" if self.alpaca is not None else ""
+
+    @property
+    def alpaca_stream_url(self) -> str:
+        """Alpaca stream base URL, no path (clients append ``/v2/iex``, ``/v2/sip``); empty when disabled."""
+        return f"ws://{self.config.host}:{self.alpaca_ws_port}" if self.alpaca is not None else ""
 
     def stats(self) -> dict[str, Any]:
         """The same figures as ``GET /_sim/stats`` (read from the simulator thread)."""
@@ -149,6 +168,13 @@ class ExchangeSimulator:
         cfg = self.config
         self._stop = asyncio.Event()
         rest_sock = _bind(cfg.host, cfg.rest_port)  # fails fast (and first) on a taken port
+        alpaca_sock: socket.socket | None = None
+        try:
+            if self.alpaca is not None:
+                alpaca_sock = _bind(cfg.host, cfg.alpaca_rest_port)
+        except BaseException:
+            rest_sock.close()
+            raise
         try:
             ws_listener = await serve(
                 self.ws.handler,
@@ -164,33 +190,55 @@ class ExchangeSimulator:
             )
         except BaseException:
             rest_sock.close()
+            if alpaca_sock is not None:
+                alpaca_sock.close()
             raise
-        app = Starlette(routes=[*RestApi(self.hub).routes(), *ControlApi(self.hub, self.ws).routes()])
-        uv = uvicorn.Server(
-            uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off", timeout_graceful_shutdown=2)
-        )
-        rest_task = asyncio.create_task(uv.serve(sockets=[rest_sock]))
-        feed_task = asyncio.create_task(self.feed.run())
+        routes = [*RestApi(self.hub).routes(), *ControlApi(self.hub, self.ws, self.alpaca).routes()]
+        servers: list[tuple[uvicorn.Server, socket.socket]] = []
+        tasks: list[asyncio.Task[Any]] = [asyncio.create_task(self.feed.run())]
+        alpaca_listener: WsListener | None = None
+        serving: list[asyncio.Task[Any]] = []
         try:
+            if self.alpaca is not None and self.alpaca_stream is not None and alpaca_sock is not None:
+                routes += AlpacaControlApi(self.alpaca, self.alpaca_stream).routes()
+                alpaca_listener = await serve(self.alpaca_stream.handler, cfg.host, cfg.alpaca_ws_port,
+                                              process_request=self.alpaca_stream.process_request,
+                                              close_timeout=1, max_queue=64)
+                alpaca_app = Starlette(routes=AlpacaRestApi(self.alpaca).routes())
+                # the Date header comes from the simulated clock, so uvicorn must not add its own
+                servers.append((_uvicorn(alpaca_app, date_header=False), alpaca_sock))
+                tasks.append(asyncio.create_task(AlpacaMinuteFeed(self.alpaca, self.alpaca_stream).run()))
+            servers.insert(0, (_uvicorn(Starlette(routes=routes)), rest_sock))
+            serving = [asyncio.create_task(uv.serve(sockets=[sock])) for uv, sock in servers]
             for _ in range(500):
-                if uv.started or rest_task.done():
+                if all(uv.started for uv, _ in servers) or any(t.done() for t in serving):
                     break
                 await asyncio.sleep(0.01)
-            if not uv.started:
+            if not all(uv.started for uv, _ in servers):
                 raise SimulatorError("REST server did not start")
             self.ws_port = ws_listener.sockets[0].getsockname()[1]
             self.rest_port = rest_sock.getsockname()[1]
+            if alpaca_listener is not None and alpaca_sock is not None:
+                self.alpaca_ws_port = next(iter(alpaca_listener.sockets)).getsockname()[1]
+                self.alpaca_rest_port = alpaca_sock.getsockname()[1]
             self._ready.set()
             await self._stop.wait()
         finally:
-            feed_task.cancel()
+            for task in tasks:
+                task.cancel()
             await self._close_ws(ws_listener)
-            uv.should_exit = True
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(rest_task, 5)
-            with contextlib.suppress(asyncio.CancelledError):
-                await feed_task
+            if alpaca_listener is not None:
+                alpaca_listener.close(close_connections=True)
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(alpaca_listener.wait_closed(), 5)
+            for uv, _ in servers:
+                uv.should_exit = True
+            for task in [*serving, *tasks]:
+                with contextlib.suppress(Exception, asyncio.CancelledError):
+                    await asyncio.wait_for(task, 5)
             rest_sock.close()
+            if alpaca_sock is not None:
+                alpaca_sock.close()
 
     async def _close_ws(self, listener: WsListener) -> None:
         for client in list(self.hub.clients.values()):
@@ -201,11 +249,20 @@ class ExchangeSimulator:
             await asyncio.wait_for(listener.wait_closed(), 5)
 
 
+_DEFAULTS = SimConfig()
+
+
+def _uvicorn(app: Starlette, *, date_header: bool = True) -> uvicorn.Server:
+    return uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off",
+                                         timeout_graceful_shutdown=2, date_header=date_header))
+
+
 # CLI ------------------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
     """Flags of ``tacore exchange-sim``."""
     p = argparse.ArgumentParser(
-        prog="tacore exchange-sim", description="Binance-compatible exchange simulator (loopback only)."
+        prog="tacore exchange-sim",
+        description="Binance-compatible exchange and Alpaca market-data API simulator (loopback only)."
     )
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--ws-port", type=int, default=0, help="0 = a free port")
@@ -219,12 +276,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--symbols", default="", help="comma-separated whitelist (default: any well-formed symbol)")
     p.add_argument("--start-time-ms", type=int, default=None, help="simulated start time (default: now)")
     p.add_argument("--log-level", default="WARNING")
+    alpaca = p.add_argument_group("Alpaca market-data API v2 (US equities)")
+    alpaca.add_argument("--no-alpaca", action="store_true", help="serve Binance only")
+    alpaca.add_argument("--alpaca-rest-port", type=int, default=0, help="0 = a free port")
+    alpaca.add_argument("--alpaca-ws-port", type=int, default=0, help="0 = a free port")
+    alpaca.add_argument("--alpaca-key-id", default=_DEFAULTS.alpaca_key_id)
+    alpaca.add_argument("--alpaca-secret-key", default=_DEFAULTS.alpaca_secret_key)
+    alpaca.add_argument("--alpaca-symbols", default="", help="comma-separated tickers (default: the US universe)")
+    alpaca.add_argument("--alpaca-iex-only", action="store_true", help="the key pair has no real-time SIP plan")
+    alpaca.add_argument("--alpaca-rate-limit", type=int, default=200, help="REST requests per minute")
     return p
 
 
 def config_from_args(args: argparse.Namespace) -> SimConfig:
     """A SimConfig from parsed CLI flags."""
     symbols = frozenset(s.strip().upper() for s in args.symbols.split(",") if s.strip())
+    tickers = frozenset(s.strip().upper() for s in args.alpaca_symbols.split(",") if s.strip())
     return SimConfig(
         host=args.host,
         ws_port=args.ws_port,
@@ -237,6 +304,14 @@ def config_from_args(args: argparse.Namespace) -> SimConfig:
         seed=args.seed,
         symbols=symbols or None,
         start_time_ms=args.start_time_ms,
+        alpaca=not args.no_alpaca,
+        alpaca_rest_port=args.alpaca_rest_port,
+        alpaca_ws_port=args.alpaca_ws_port,
+        alpaca_key_id=args.alpaca_key_id,
+        alpaca_secret_key=args.alpaca_secret_key,
+        alpaca_symbols=tickers or None,
+        alpaca_sip=not args.alpaca_iex_only,
+        alpaca_rate_limit=args.alpaca_rate_limit,
     )
 
 
@@ -263,7 +338,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"exchange-sim: {exc}", file=sys.stderr)
         return 1
     try:
-        line = {"ws_url": sim.ws_url, "rest_url": sim.rest_url, "sim_time_ms": sim.hub.clock.now_ms()}
+        line = {"ws_url": sim.ws_url, "rest_url": sim.rest_url, "alpaca_rest_url": sim.alpaca_rest_url,
+                "alpaca_stream_url": sim.alpaca_stream_url, "sim_time_ms": sim.hub.clock.now_ms()}
         sys.stdout.write(orjson.dumps(line).decode() + "\n")
         sys.stdout.flush()
         while not stop.wait(0.5):

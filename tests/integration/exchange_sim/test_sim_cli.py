@@ -32,6 +32,10 @@ def cli() -> Iterator[subprocess.Popen[str]]:
             "50",
             "--symbols",
             "BTCUSDT,ETHBTC",
+            "--alpaca-key-id",
+            "CLIKEY",
+            "--alpaca-secret-key",
+            "CLISECRET",
         ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -56,6 +60,13 @@ async def test_cli_prints_urls_serves_and_exits_zero_on_signal(
     async with httpx.AsyncClient() as http:
         reply = await http.get(f"{line['rest_url']}/api/v3/klines", params={"symbol": "ETHUSDT", "interval": "1m"})
     assert reply.json() == {"code": -1121, "msg": "Invalid symbol."}  # not in --symbols
+    assert line["alpaca_rest_url"].startswith("http://127.0.0.1:") and line["alpaca_rest_url"].count("/") == 2
+    assert line["alpaca_stream_url"].startswith("ws://127.0.0.1:") and line["alpaca_stream_url"].count("/") == 2
+    async with httpx.AsyncClient() as http:
+        bars = await http.get(f"{line['alpaca_rest_url']}/v2/stocks/bars", params={"symbols": "AAPL",
+                              "timeframe": "1Day"}, headers={"APCA-API-KEY-ID": "CLIKEY",
+                                                             "APCA-API-SECRET-KEY": "CLISECRET"}, timeout=20)
+    assert bars.status_code == 200 and "bars" in bars.json()
     cli.send_signal(signum)
     assert cli.wait(10) == 0
 
@@ -69,3 +80,7 @@ def test_start_fails_loudly_when_a_port_is_taken() -> None:
             ExchangeSimulator(SimConfig(rest_port=port)).start()
         with pytest.raises(SimulatorError):
             ExchangeSimulator(SimConfig(ws_port=port)).start()
+        with pytest.raises(SimulatorError):
+            ExchangeSimulator(SimConfig(alpaca_rest_port=port)).start()
+        with pytest.raises(SimulatorError):
+            ExchangeSimulator(SimConfig(alpaca_ws_port=port)).start()
