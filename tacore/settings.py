@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import AliasChoices, Field, ValidationError, field_validator, model_validator
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -106,6 +106,12 @@ class Settings(BaseSettings):
     price_ttl_s: int = Field(300, ge=1)
     #: symbols subscribed (all 7 intervals) at start, on top of the stored subscription set
     data_agent_symbols: list[str] = Field(default_factory=list)
+    #: US equities: Alpaca market-data API v2 (key pair secret, never logged; unset = no US data)
+    alpaca_api_key_id: str | None = None
+    alpaca_api_secret_key: SecretStr | None = None
+    alpaca_data_url: str = "https://data.alpaca.markets"  # the agent appends /v2/stocks/bars
+    alpaca_stream_url: str = "wss://stream.data.alpaca.markets"  # the agent appends /v2/<ALPACA_FEED>
+    alpaca_feed: Literal["iex", "sip"] = "iex"  # iex: Alpaca's free plan; sip: the consolidated tape
 
     # -- monitoring sidecar ----------------------------------------------------------------------
     api_host: str | None = None
@@ -113,7 +119,7 @@ class Settings(BaseSettings):
     api_key: str | None = None
 
     @field_validator("redis_url", "database_url", "clickhouse_url", "api_key", "broker_connect", "api_host",
-                     "idempotency_url", mode="before")
+                     "idempotency_url", "alpaca_api_key_id", "alpaca_api_secret_key", mode="before")
     @classmethod
     def _blank_is_unset(cls, value: Any) -> Any:
         return None if isinstance(value, str) and not value.strip() else value

@@ -60,7 +60,14 @@ class SimClock:
 
     def __init__(self, speed: float = 1.0, start_ms: int | None = None) -> None:
         self.speed = speed
+        self._given_start = start_ms
         self.start_ms = int(time.time() * 1000) if start_ms is None else start_ms
+        self._mono0 = time.monotonic()
+
+    def restart(self) -> None:
+        """Run from the start time again, counting from now (the simulator calls it when it starts)."""
+        if self._given_start is None:
+            self.start_ms = int(time.time() * 1000)
         self._mono0 = time.monotonic()
 
     def now_ms(self) -> int:

@@ -69,10 +69,11 @@ class ExchangeSimulator:
         self.feed = Feed(self.hub, self.ws.abort)
         self.alpaca: AlpacaHub | None = AlpacaHub(self.config, self.hub.clock) if self.config.alpaca else None
         self.alpaca_stream = AlpacaStreamServer(self.alpaca) if self.alpaca is not None else None
-        self.ws_port = 0
-        self.rest_port = 0
-        self.alpaca_rest_port = 0
-        self.alpaca_ws_port = 0
+        # fixed ports are known before start (a client can be configured first); 0 = chosen at start
+        self.ws_port = self.config.ws_port
+        self.rest_port = self.config.rest_port
+        self.alpaca_rest_port = self.config.alpaca_rest_port
+        self.alpaca_ws_port = self.config.alpaca_ws_port
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._ready = threading.Event()
@@ -119,6 +120,7 @@ class ExchangeSimulator:
         """Start listening; returns once both ports accept connections."""
         if self._thread is not None:
             raise SimulatorError("already started")
+        self.hub.clock.restart()  # the simulated clock starts with the simulator, not when it was built
         self._thread = threading.Thread(target=self._run_thread, name="exchange-sim", daemon=True)
         self._thread.start()
         if not self._ready.wait(timeout):

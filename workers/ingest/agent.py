@@ -1,5 +1,8 @@
-"""The data agent process: exchange feed -> ClickHouse, price cache and DATA_READY events, served to
+"""The data agent process: exchange feeds -> ClickHouse, price cache and DATA_READY events, served to
 the broker as the ``kline.*`` and ``get.market_data`` methods.
+
+Two feeds: Binance for the ``CRYPTO`` market (``feed.py``) and Alpaca for ``US`` equities
+(``alpaca/``); each symbol goes to its market's feed (``routing.py``).
 
 Threads: the main thread runs the asyncio loop that owns the feed (connections, backfill, events);
 a writer thread owns the INSERTs; a worker thread runs the broker ``Worker``, whose handlers call the
@@ -22,15 +25,20 @@ import httpx
 from tacore.errors import InvalidParams, Unavailable
 from tacore.events import EventPublisher
 from tacore.intervals import INTERVAL_MS, INTERVALS
+from tacore.markets import MarketSource, load_markets
 from tacore.settings import Settings
 from tacore.store.klines import KlineStore, StorageError
 from tacore.store.price_cache import PriceCache, PriceSnapshot, open_price_cache
 from workers.context import bound_timeout
+from workers.ingest.alpaca.config import MISSING_KEYS, AlpacaTuning, alpaca_access, history_depth_of
+from workers.ingest.alpaca.feed import AlpacaFeed
+from workers.ingest.alpaca.rest import AlpacaAuthError
 from workers.ingest.config import IngestConfig
 from workers.ingest.connections import ConnectionConfig, ConnectionListener, ConnectionPool
 from workers.ingest.feed import KlineFeed
 from workers.ingest.limits import attempt_limiter
-from workers.ingest.normalise import SYMBOL_RE
+from workers.ingest.normalise import SYMBOL_RE, stream_name
+from workers.ingest.routing import MarketRouter
 from workers.ingest.subscriptions import SubscriptionFile
 from workers.ingest.writer import BatchWriter
 from workers.methods import klines as kline_methods
@@ -56,6 +64,9 @@ class DataAgent:
         self.writer = BatchWriter(self.store, self.cache, batch_rows=config.batch_rows, flush_s=config.flush_ms / 1000,
                                   max_buffer=config.buffer_rows)
         self.subscription_file = SubscriptionFile(settings.data_dir / "data-agent" / "subscriptions.json")
+        self.markets = load_markets(settings.trading_config)
+        self.router = MarketRouter(self.markets, self.subscription_file.markets())
+        self.us: AlpacaFeed | None = None
         self.started_at = time.time()
         self.loop: asyncio.AbstractEventLoop | None = None
         self.feed: KlineFeed | None = None
@@ -90,12 +101,39 @@ class DataAgent:
                               stall_s=cfg.stall_s, backfill_concurrency=cfg.backfill_concurrency)
         self.feed.start()
         self._http = httpx.AsyncClient(base_url=self.settings.exchange_rest_url.rstrip("/"), timeout=5.0)
+        self.us = self._us_feed()
+        self.us.start()
         pairs = self._initial_pairs()
-        self.feed.add(pairs, last_closed)
+        routed = self._route_initial(pairs)
+        self.feed.add(routed[MarketSource.BINANCE], last_closed)
+        self.us.add(routed[MarketSource.ALPACA], last_closed)
+        if routed[MarketSource.ALPACA] and not self.us.configured:
+            log.error("%d US streams are stored or configured but not served: %s",
+                      len(routed[MarketSource.ALPACA]), MISSING_KEYS)
         self._save()
         log.info("data agent started: %d streams of %d symbols, storage %s, cache %s, events on %s",
                  len(pairs), len({s for s, _ in pairs}), self.store.kind, self.cache.kind,
                  self.settings.events_endpoint)
+
+    def _us_feed(self) -> AlpacaFeed:
+        assert self.publisher is not None
+        us_market = next((m for m in self.markets if m.source is MarketSource.ALPACA), None)
+        if us_market is None:
+            raise RuntimeError("trading_config.yaml declares no market with source alpaca")
+        return AlpacaFeed(alpaca_access(self.settings), self.writer, self.publisher, lambda: us_market.calendar,
+                          depth_of=history_depth_of(self.settings), tuning=AlpacaTuning.load(),
+                          market=us_market.name)
+
+    def _route_initial(self, pairs: list[Pair]) -> dict[MarketSource, list[Pair]]:
+        """Stored and configured streams by feed; a symbol of no market is logged and left out."""
+        routed: dict[MarketSource, list[Pair]] = {source: [] for source in MarketSource}
+        for symbol, interval in pairs:
+            market = self.router.name_of(symbol)
+            if market is None:
+                log.error("%s belongs to no market (%s); not subscribed", symbol, ", ".join(self.markets.names()))
+                continue
+            routed[self.markets.get(market).source].append((symbol, interval))
+        return routed
 
     def _initial_pairs(self) -> list[Pair]:
         configured: list[Pair] = []
@@ -116,6 +154,8 @@ class DataAgent:
     async def stop(self) -> None:
         if self.feed is not None:
             await self.feed.close()
+        if self.us is not None:
+            await self.us.close()
         if self._http is not None:
             await self._http.aclose()
         await asyncio.to_thread(self.writer.stop, 10.0)
@@ -174,8 +214,8 @@ class DataAgent:
         return self.feed
 
     # -- KlineService (any thread) -------------------------------------------------------------------
-    def add_streams(self, pairs: list[Pair]) -> dict[str, bool]:
-        return self._call(self._add(pairs), self.config.subscribe_wait_s + _CALL_TIMEOUT_S)
+    def add_streams(self, pairs: list[Pair], market: str | None = None) -> dict[str, bool]:
+        return self._call(self._add(pairs, market), self.config.subscribe_wait_s + _CALL_TIMEOUT_S)
 
     def remove_streams(self, pairs: list[Pair]) -> list[str]:
         return self._call(self._remove(pairs))
@@ -222,10 +262,16 @@ class DataAgent:
             return None
 
     # -- loop side ------------------------------------------------------------------------------------
-    async def _add(self, pairs: list[Pair]) -> dict[str, bool]:
+    async def _add(self, pairs: list[Pair], market: str | None = None) -> dict[str, bool]:
         feed = await self._feed()
+        us = self.us
+        assert us is not None
         async with self._lock:
-            current = {state.symbol for state in feed.streams.values()}
+            routed = self.router.split(pairs, market)
+            us_pairs = routed[MarketSource.ALPACA]
+            if us_pairs and not us.configured:
+                raise Unavailable(MISSING_KEYS)
+            current = {state.symbol for state in feed.streams.values()} | set(us.symbols())
             new_symbols = sorted({s for s, _ in pairs} - current)
             if len(current) + len(new_symbols) > self.max_symbols:
                 raise InvalidParams(
@@ -234,14 +280,36 @@ class DataAgent:
                     details=[{"field": "symbols", "message": f"at most {self.max_symbols} symbols in all",
                               "subscribed": len(current), "new": new_symbols}])
             if self.config.verify_symbols:
-                await self._verify(new_symbols)
-            feed.add(pairs)
+                us_symbols = {s for s, _ in us_pairs}
+                await self._verify([s for s in new_symbols if s not in us_symbols])
+                await self._verify_us([s for s in new_symbols if s in us_symbols])
+            feed.add(routed[MarketSource.BINANCE])
+            us.add(us_pairs)
             self._save()
-        names = {f"{s.lower()}@kline_{i}": (s, i) for s, i in pairs}
+        names = {stream_name(s, i): (s, i) for s, i in pairs}
+
+        def flowing(name: str) -> bool:
+            return feed.is_flowing(name) or us.is_flowing(name)
+
         deadline = time.monotonic() + self.config.subscribe_wait_s
-        while time.monotonic() < deadline and not all(feed.is_flowing(n) for n in names):
+        while time.monotonic() < deadline and not all(flowing(n) for n in names):
             await asyncio.sleep(0.05)
-        return {name: feed.is_flowing(name) for name in names}
+        return {name: flowing(name) for name in names}
+
+    async def _verify_us(self, symbols: list[str]) -> None:
+        """Ask Alpaca for the latest bar of new US symbols: one it does not list is INVALID_PARAMS."""
+        if not symbols or self.us is None:
+            return
+        try:
+            unknown = await asyncio.wait_for(self.us.unknown_symbols(symbols), _CALL_TIMEOUT_S)
+        except AlpacaAuthError as exc:
+            raise Unavailable(f"cannot check symbols with Alpaca: {exc}") from None
+        except (httpx.HTTPError, TimeoutError) as exc:
+            raise Unavailable(f"cannot check symbols with Alpaca: {type(exc).__name__}: {exc}") from None
+        if unknown:
+            raise InvalidParams(f"unknown symbol(s) on Alpaca: {', '.join(unknown)}; nothing added",
+                                details=[{"field": "symbols", "symbol": s, "market": self.us.market,
+                                          "message": f"{s}: not listed by Alpaca"} for s in unknown])
 
     async def _verify(self, symbols: list[str]) -> None:
         """Ask the exchange about symbols we have not seen: an unlisted one is INVALID_PARAMS."""
@@ -277,42 +345,64 @@ class DataAgent:
     async def _remove(self, pairs: list[Pair]) -> list[str]:
         feed = await self._feed()
         async with self._lock:
-            gone = feed.remove(pairs)
+            gone = feed.remove(pairs) + (self.us.remove(pairs) if self.us is not None else [])
             if gone:
                 self._save()
             return gone
 
     def _save(self) -> None:
         if self.feed is not None:
-            self.subscription_file.save((s.symbol, s.interval) for s in self.feed.streams.values())
+            states = [*self.feed.streams.values(), *(self.us.streams.values() if self.us is not None else ())]
+            self.subscription_file.save((s.symbol, s.interval, self.router.name_of(s.symbol)) for s in states)
 
     async def _subscriptions(self) -> dict[str, list[str]]:
         feed = await self._feed()
         subs: dict[str, list[str]] = {}
-        for state in feed.streams.values():
+        for state in [*feed.streams.values(), *(self.us.streams.values() if self.us is not None else ())]:
             subs.setdefault(state.symbol, []).append(state.interval)
         order = {interval: n for n, interval in enumerate(INTERVALS)}
         return {symbol: sorted(ivs, key=order.__getitem__) for symbol, ivs in sorted(subs.items())}
 
     async def _connections(self) -> list[dict[str, Any]]:
         feed = await self._feed()
-        return [conn.info() for conn in feed.pool.connections.values()]
+        crypto = next((m.name for m in self.markets if m.source is MarketSource.BINANCE), "CRYPTO")
+        conns = [{**conn.info(), "market": crypto} for conn in feed.pool.connections.values()]
+        us = self.us.connection_info() if self.us is not None else None
+        return conns if us is None else [*conns, us]
+
+    def markets_of(self, symbols: list[str]) -> dict[str, list[str]]:
+        """Symbols by market name (for replies)."""
+        out: dict[str, list[str]] = {}
+        for symbol in symbols:
+            out.setdefault(self.router.name_of(symbol) or "?", []).append(symbol)
+        return out
 
     async def _status(self) -> dict[str, Any]:
         feed = await self._feed()
         conns = list(feed.pool.connections.values())
-        symbols = sorted({state.symbol for state in feed.streams.values()})
+        us = self.us.status() if self.us is not None else None
+        us_connection = self.us.connection_info() if self.us is not None else None
+        us_up = us is None or not us["stream_count"] or us["state"] == "streaming"
+        symbols = sorted({state.symbol for state in feed.streams.values()} | set(us["symbols"] if us else []))
         storage = self.writer.snapshot()
         c = feed.counters
         b = feed.backfiller.stats
-        connected = sum(1 for conn in conns if conn.connected)
-        healthy = storage["state"] == "up" and connected == len(conns)
+        binance_connected = sum(1 for conn in conns if conn.connected)
+        connected = binance_connected + (1 if us_connection is not None and us_connection["connected_since"] else 0)
+        healthy = storage["state"] == "up" and binance_connected == len(conns) and us_up
         publisher = self.publisher
+        binance_flowing = sum(len(conn.subscribed) for conn in conns)
+        binance = {"source": "binance", "state": "streaming" if binance_connected == len(conns) else "degraded",
+                   "stream_count": len(feed.streams), "connections": len(conns), "connected": binance_connected,
+                   "flowing_streams": binance_flowing}
         return {
             "status": "ok" if healthy else "degraded",
-            "connection_count": len(conns), "connected": connected, "symbols": symbols,
-            "symbol_count": len(symbols), "stream_count": len(feed.streams),
-            "flowing_streams": sum(len(conn.subscribed) for conn in conns),
+            "connection_count": len(conns) + (0 if us_connection is None else 1), "connected": connected,
+            "symbols": symbols, "symbol_count": len(symbols),
+            "stream_count": len(feed.streams) + (us["stream_count"] if us else 0),
+            "flowing_streams": binance_flowing + (us["flowing_streams"] if us else 0),
+            "markets": self.markets_of(symbols),
+            "feeds": {"binance": binance, **({"alpaca": us} if us is not None else {})},
             "storage_state": storage["state"], "buffered_rows": storage["buffered_rows"],
             "dropped_rows": storage["dropped_rows"], "rows_written": storage["rows_written"],
             "messages_received": c.messages, "klines_ingested": c.messages,

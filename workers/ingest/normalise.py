@@ -19,7 +19,9 @@ from typing import Any
 from tacore.intervals import INTERVAL_MS
 from tacore.store.klines import CLOSED_VERSION, KlineRow, version_of
 
-SYMBOL_RE = re.compile(r"^[A-Z0-9]{2,20}$")
+#: any market's symbol: Binance's (``BTCUSDT``) or a US ticker (``AAPL``, ``V``, ``BRK.B``); which market
+#: a symbol belongs to is ``tacore.markets``' call
+SYMBOL_RE = re.compile(r"^[A-Z0-9]{1,20}([.][A-Z]{1,2})?$")
 
 class PayloadError(ValueError):
     """A message that claims to be a kline but cannot be read as one."""

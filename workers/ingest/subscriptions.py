@@ -2,6 +2,8 @@
 
 A small JSON file (``<DATA_DIR>/data-agent/subscriptions.json``), not a ClickHouse table: it must be
 readable when storage is down, and it is written rarely (on add/remove), atomically (temp + rename).
+Each stream is ``[symbol, interval, market]``, so a symbol keeps its market (and its feed) across a
+restart; files written before markets existed (``[symbol, interval]``) still load.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from workers.ingest.normalise import SYMBOL_RE
 log = logging.getLogger("tacore.ingest.subscriptions")
 
 Pair = tuple[str, str]
+Entry = tuple[str, str, str | None]  # symbol, interval, market
 
 
 class SubscriptionFile:
@@ -27,6 +30,14 @@ class SubscriptionFile:
 
     def load(self) -> list[Pair]:
         """Stored (symbol, interval) pairs; entries that no longer validate are skipped and logged."""
+        return [(symbol, interval) for symbol, interval, _ in self.load_entries()]
+
+    def markets(self) -> dict[str, str]:
+        """The market each stored symbol was subscribed on."""
+        return {symbol: market for symbol, _, market in self.load_entries() if market}
+
+    def load_entries(self) -> list[Entry]:
+        """Stored (symbol, interval, market) entries (market None in files from before markets)."""
         if not self.path.is_file():
             return []
         try:
@@ -34,18 +45,20 @@ class SubscriptionFile:
         except (OSError, orjson.JSONDecodeError) as exc:
             log.error("subscription file %s unreadable (%s); starting from settings only", self.path, exc)
             return []
-        pairs: list[Pair] = []
+        entries: list[Entry] = []
         for item in raw.get("streams", []) if isinstance(raw, dict) else []:
-            if (isinstance(item, list) and len(item) == 2 and isinstance(item[0], str)
-                    and SYMBOL_RE.match(item[0]) and item[1] in INTERVAL_MS):
-                pairs.append((item[0], item[1]))
+            if (isinstance(item, list) and len(item) in (2, 3) and isinstance(item[0], str)
+                    and SYMBOL_RE.match(item[0]) and item[1] in INTERVAL_MS
+                    and (len(item) == 2 or isinstance(item[2], str))):
+                entries.append((item[0], item[1], item[2] if len(item) == 3 else None))
             else:
                 log.warning("subscription file: bad entry %r skipped", item)
-        return pairs
+        return entries
 
-    def save(self, pairs: Iterable[Pair]) -> None:
+    def save(self, entries: Iterable[Entry | Pair]) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.path.with_suffix(".tmp")
-        body = {"streams": sorted([symbol, interval] for symbol, interval in pairs)}
+        rows = [[entry[0], entry[1], *([entry[2]] if len(entry) == 3 and entry[2] else [])] for entry in entries]
+        body = {"streams": sorted(rows)}
         tmp.write_bytes(orjson.dumps(body, option=orjson.OPT_INDENT_2))
         os.replace(tmp, self.path)

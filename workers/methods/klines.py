@@ -24,8 +24,13 @@ class KlineService(Protocol):
 
     max_symbols: int
 
-    def add_streams(self, pairs: list[tuple[str, str]]) -> dict[str, bool]:
-        """Add (idempotent) and wait briefly; stream name -> flowing. Raises InvalidParams, adds nothing."""
+    def add_streams(self, pairs: list[tuple[str, str]], market: str | None = None) -> dict[str, bool]:
+        """Add (idempotent) and wait briefly; stream name -> flowing. Each symbol goes to its market's feed
+        (``market`` forces one). Raises InvalidParams (a symbol of no market too), adds nothing."""
+        ...
+
+    def markets_of(self, symbols: list[str]) -> dict[str, list[str]]:
+        """Symbols by market name."""
         ...
 
     def remove_streams(self, pairs: list[tuple[str, str]]) -> list[str]: ...
@@ -37,12 +42,14 @@ class KlineService(Protocol):
 
 
 def check_symbol(value: Any) -> str:
-    """Upper-case exchange symbol, e.g. ``BTCUSDT``; raises ValueError (-> INVALID_PARAMS) otherwise."""
+    """Upper-case symbol of any market, e.g. ``BTCUSDT``, ``AAPL``, ``BRK.B``; raises ValueError
+    (-> INVALID_PARAMS) otherwise. Which market it belongs to is checked by the data agent."""
     if not isinstance(value, str):
         raise ValueError("symbol must be a string")
     symbol = value.strip().upper()
     if not SYMBOL_RE.match(symbol):
-        raise ValueError(f"invalid symbol {value!r}: 2-20 letters or digits, e.g. BTCUSDT")
+        raise ValueError(f"invalid symbol {value!r}: 1-20 letters or digits (a share class after a dot), "
+                         "e.g. BTCUSDT, AAPL, BRK.B")
     return symbol
 
 
@@ -78,6 +85,7 @@ class NoParams(_Params):
 class StreamParams(_Params):
     symbol: str
     interval: str
+    market: str | None = Field(None, description="force a market (CRYPTO, US); default: the symbol's market")
 
     _symbol = field_validator("symbol", mode="before")(check_symbol)
     _interval = field_validator("interval", mode="before")(check_interval)
@@ -85,6 +93,7 @@ class StreamParams(_Params):
 
 class SymbolsParams(_Params):
     symbols: list[str] = Field(min_length=1)
+    market: str | None = Field(None, description="force a market (CRYPTO, US); default: each symbol's market")
 
     _symbols = field_validator("symbols", mode="before")(check_symbols)
 
@@ -128,10 +137,12 @@ def build_registry(service: KlineService) -> MethodRegistry:
         """Start one stream; answers once the exchange confirmed it (or after a short wait: pending)."""
         name = stream_name(params.symbol, params.interval)
         already = params.interval in service.subscriptions().get(params.symbol, [])
-        flowing = service.add_streams([(params.symbol, params.interval)])[name]
+        flowing = service.add_streams([(params.symbol, params.interval)], params.market)[name]
         state = "already subscribed" if already else ("subscribed" if flowing else "subscription pending")
+        market = service.markets_of([params.symbol])
         return {"status": "ok", "message": f"{name}: {state}", "symbol": params.symbol,
-                "interval": params.interval, "stream": name, "added": not already, "flowing": flowing}
+                "interval": params.interval, "stream": name, "added": not already, "flowing": flowing,
+                "market": next(iter(market), None)}
 
     @registry.method("kline.remove_stream", idempotent=True)
     def remove_stream(params: StreamParams) -> dict[str, Any]:
@@ -146,13 +157,15 @@ def build_registry(service: KlineService) -> MethodRegistry:
         """All 7 intervals of each symbol; all or nothing on bad input; ``partial`` if some still pending."""
         _over_limit(service, params.symbols)
         before = service.subscriptions()
-        flowing = service.add_streams([(s, i) for s in params.symbols for i in INTERVALS])
-        results = []
+        flowing = service.add_streams([(s, i) for s in params.symbols for i in INTERVALS], params.market)
+        markets = {symbol: name for name, symbols in service.markets_of(params.symbols).items() for symbol in symbols}
+        results: list[dict[str, Any]] = []
         for symbol in params.symbols:
             had = set(before.get(symbol, []))
             pending = [i for i in INTERVALS if not flowing[stream_name(symbol, i)]]
             results.append({
-                "symbol": symbol, "status": "pending" if pending else "ok", "intervals": list(INTERVALS),
+                "symbol": symbol, "market": markets.get(symbol), "status": "pending" if pending else "ok",
+                "intervals": list(INTERVALS),
                 "added": [i for i in INTERVALS if i not in had],
                 "already_subscribed": [i for i in INTERVALS if i in had],
                 "pending": pending,
@@ -172,7 +185,7 @@ def build_registry(service: KlineService) -> MethodRegistry:
         """Subscribed symbols and their intervals."""
         subs = service.subscriptions()
         return {"symbols": sorted(subs), "count": len(subs), "streams": subs,
-                "stream_count": sum(len(v) for v in subs.values())}
+                "stream_count": sum(len(v) for v in subs.values()), "markets": service.markets_of(sorted(subs))}
 
     @registry.method("kline.connections", idempotent=True)
     def connections(params: NoParams) -> dict[str, Any]:

@@ -31,7 +31,7 @@ def test_streams_are_added_and_removed_through_the_broker(
     assert added["status"] == "ok" and added["flowing"] is True and added["stream"] == "btcusdt@kline_1m"
     assert "btcusdt@kline_1m" in sim_streams(sim)
     assert agent.call("kline.symbols") == {"symbols": ["BTCUSDT"], "count": 1, "streams": {"BTCUSDT": ["1m"]},
-                                           "stream_count": 1}
+                                           "stream_count": 1, "markets": {"CRYPTO": ["BTCUSDT"]}}
     wait_until(lambda: agent.history("BTCUSDT", "1m"), 5, "stored candles")
 
     reply = agent.call("kline.add_symbols", {"symbols": ["ETHUSDT", "BTCUSDT"]})

@@ -24,8 +24,8 @@ class FakeService:
         self.calls: list[tuple[str, Any]] = []
         self.pending: set[str] = set()
 
-    def add_streams(self, pairs: list[tuple[str, str]]) -> dict[str, bool]:
-        self.calls.append(("add", pairs))
+    def add_streams(self, pairs: list[tuple[str, str]], market: str | None = None) -> dict[str, bool]:
+        self.calls.append(("add", pairs) if market is None else ("add", pairs, market))
         symbols = {s for s, _ in pairs} | set(self.streams)
         if len(symbols) > self.max_symbols:
             raise InvalidParams("over", details=[{"field": "symbols", "message": "too many"}])
@@ -44,6 +44,12 @@ class FakeService:
 
     def subscriptions(self) -> dict[str, list[str]]:
         return {s: list(v) for s, v in self.streams.items() if v}
+
+    def markets_of(self, symbols: list[str]) -> dict[str, list[str]]:
+        out: dict[str, list[str]] = {}
+        for symbol in symbols:
+            out.setdefault("CRYPTO" if symbol.endswith("USDT") else "US", []).append(symbol)
+        return out
 
     def connections(self) -> list[dict[str, Any]]:
         return [{"id": 1, "streams": [], "connected_since": 1.0, "last_message": 2.0, "messages_received": 3}]
@@ -168,6 +174,6 @@ def test_market_data_reports_symbols_without_data_instead_of_dropping_them(regis
     assert btc["candle_1m"]["close"] == 1.5 and btc["candle_1d"]["volume"] == 9.0
     assert btc["change_24h"] == pytest.approx(10.0) and btc["change_24h_pct"] == pytest.approx(10.0)
     assert reply["symbols"]["NODATAUSDT"] == {"symbol": "NODATAUSDT", "status": "no_data"}
-    rejected(registry, "get.market_data", {"symbols": ["A", "B"]})
+    rejected(registry, "get.market_data", {"symbols": ["A-B", "B"]})
     rejected(registry, "get.market_data", {"symbols": ["AAAUSDT", "BBBUSDT", "CCCUSDT", "DDDUSDT"]})
     rejected(registry, "get.market_data", {})
