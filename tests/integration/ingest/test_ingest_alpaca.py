@@ -237,3 +237,24 @@ def test_bad_us_symbols_and_a_wrong_key_pair(
     status = wrong.status()
     assert status["status"] == "degraded" and "key pair" in status["feeds"]["alpaca"]["message"]
 
+
+
+def test_rate_limited_and_failing_rest_is_retried_and_history_pages_through(
+        us_sim: Callable[..., ExchangeSimulator], agent_factory: Callable[..., Agent]) -> None:
+    sim = us_sim(ms("2024-07-06T15:00:00"), clock_speed=1.0)  # a Saturday: history only
+    agent = us_agent(agent_factory, sim, TACORE_INGEST_ALPACA_PAGE_LIMIT="300")
+    queued = httpx.post(sim.rest_url + "/_sim/rest_failures", json={"api": "alpaca", "count": 2, "status": 429,
+                                                                    "retry_after": 1}).json()
+    httpx.post(sim.rest_url + "/_sim/rest_failures", json={"api": "alpaca", "count": 2, "status": 500})
+    assert queued == {"pending": 2}
+    agent.call("kline.add_symbols", {"symbols": ["TSLA", "GOOGL"]})
+    friday = ms("2024-07-05T00:00:00")
+    for symbol in ("TSLA", "GOOGL"):
+        wait_until(lambda s=symbol: len([c for c in agent.history(s, "1m", start=0) if c["closed"]]) == 1000, 40,
+                   f"{symbol}'s 1,000 minutes")
+        wait_exact(agent, sim, symbol, INTERVALS, ms("2024-07-03T00:00:00"), friday + 86_399_999)
+    rest = agent.status()["feeds"]["alpaca"]["rest"]
+    assert rest["throttled"] == 2 and rest["throttled_wait_s"] >= 2 and rest["failures"] >= 2
+    assert rest["pages"] >= 2 * 1000 // 300  # 2,000 minutes in pages of 300 bars
+    stats = httpx.get(sim.rest_url + "/_sim/stats").json()["alpaca"]
+    assert stats["rest_failures_injected"] == 4 and stats["rest_failures_pending"] == 0

@@ -68,6 +68,8 @@ class AlpacaTuning(BaseSettings):
 
     #: REST requests per minute the feed allows itself (Alpaca's basic plan: 200)
     requests_per_min: Annotated[int, Field(gt=0)] = 190
+    #: bars per request (Alpaca allows up to 10,000, counted across the symbols of a request)
+    page_limit: Annotated[int, Field(gt=0, le=10_000)] = 10_000
     backfill_concurrency: Annotated[int, Field(gt=0, le=8)] = 2
     #: a bucket's closing aggregate is fetched this long after its last minute arrived (batching symbols)
     close_delay_s: Annotated[float, Field(ge=0)] = 0.2

@@ -100,7 +100,7 @@ class AlpacaFeed:
         self.backfiller: UsBackfiller | None = None
         if access is not None:
             self.rest = AlpacaRest(access.data_url, access.key_id, access.secret_key, feed=access.feed,
-                                   requests_per_min=tuning.requests_per_min)
+                                   requests_per_min=tuning.requests_per_min, page_limit=tuning.page_limit)
             self.stream = AlpacaStream(StreamConfig(
                 access.stream_endpoint, access.key_id, access.secret_key, backoff_initial_s=tuning.backoff_initial_s,
                 backoff_max_s=tuning.backoff_max_s, auth_retry_s=tuning.auth_retry_s,

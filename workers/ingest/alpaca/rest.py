@@ -60,8 +60,9 @@ class BarsPage:
 
 class AlpacaRest:
     def __init__(self, base_url: str, key_id: str, secret_key: str, *, feed: str, requests_per_min: int = 190,
-                 timeout_s: float = 15.0) -> None:
+                 page_limit: int = PAGE_LIMIT, timeout_s: float = 15.0) -> None:
         self.feed = feed
+        self.page_limit = page_limit
         self.stats = RestStats()
         self._client = httpx.AsyncClient(base_url=base_url.rstrip("/"), timeout=timeout_s, headers={
             "APCA-API-KEY-ID": key_id, "APCA-API-SECRET-KEY": secret_key, "Accept": "application/json"})
@@ -76,10 +77,11 @@ class AlpacaRest:
         return max(0.0, self._blocked_until - time.monotonic())
 
     async def bars_page(self, symbols: list[str], timeframe: str, start: str, end: str | None = None,
-                        page_token: str | None = None, limit: int = PAGE_LIMIT) -> BarsPage:
+                        page_token: str | None = None, limit: int | None = None) -> BarsPage:
         """One page of ``/v2/stocks/bars`` (symbols alphabetical, each in time order)."""
         params: dict[str, Any] = {"symbols": ",".join(sorted(symbols)), "timeframe": timeframe, "start": start,
-                                  "limit": limit, "feed": self.feed, "adjustment": "raw", "sort": "asc"}
+                                  "limit": limit or self.page_limit, "feed": self.feed, "adjustment": "raw",
+                                  "sort": "asc"}
         if end is not None:
             params["end"] = end
         if page_token:
