@@ -13,12 +13,16 @@ is the one non-process entry. The orderly stop (``Service.stop``):
 3. ``stop-work``: the workers and the data agent disconnect from the broker and exit;
 4. ``stop-last``: the exchange simulator, then the recorder, which writes every record it received;
 5. the broker, which by then holds nothing.
+
+In demo mode the exchange simulator's clock runs at real time and it serves both markets: Binance for
+crypto and Alpaca's market-data API for US equities, with a key pair made up for the run.
 """
 
 from __future__ import annotations
 
 import logging
 import multiprocessing
+import secrets
 import socket
 import threading
 import time
@@ -28,6 +32,7 @@ from multiprocessing.process import BaseProcess
 from typing import Any
 
 import httpx
+from pydantic import SecretStr
 
 from tacore.banner import ReadyFacts, closing_summary, ready_banner
 from tacore.childprocess import become_supervised_child, name_process
@@ -42,6 +47,7 @@ DATA_AGENT_METHODS = frozenset({
     "kline.status", "kline.history", "get.market_data",
 })
 DEMO_SYMBOLS = ["BTCUSDT", "ETHUSDT", "BNBUSDT", "SOLUSDT"]
+DEMO_US_SYMBOLS = ["AAPL", "MSFT", "GOOGL", "AMZN", "NVDA", "META", "TSLA"]
 _STOP_TIMEOUT_S = 8.0
 #: How long the broker may take to answer what it holds once it drains; then the stop goes on.
 DRAIN_GRACE_S = 10.0
@@ -112,14 +118,22 @@ class Service:
 
         self._ctx = multiprocessing.get_context("spawn")
         self.sim_rest_url: str | None = None
-        sim_ports: tuple[int, int] | None = None
+        sim_args: list[str] | None = None
         if demo:
-            sim_ports = (_free_port(), _free_port())
-            self.sim_rest_url = f"http://127.0.0.1:{sim_ports[1]}"
+            ws_port, rest_port, alpaca_rest, alpaca_ws = (_free_port() for _ in range(4))
+            key_id, secret = f"DEMO{secrets.token_hex(6).upper()}", secrets.token_urlsafe(24)
+            self.sim_rest_url = f"http://127.0.0.1:{rest_port}"
+            sim_args = ["--host", "127.0.0.1", "--ws-port", str(ws_port), "--rest-port", str(rest_port),
+                        "--alpaca-rest-port", str(alpaca_rest), "--alpaca-ws-port", str(alpaca_ws),
+                        "--alpaca-key-id", key_id, "--alpaca-secret-key", secret]  # the clock at real time
             settings = settings.model_copy(update={
-                "exchange_ws_url": f"ws://127.0.0.1:{sim_ports[0]}",
+                "exchange_ws_url": f"ws://127.0.0.1:{ws_port}",
                 "exchange_rest_url": self.sim_rest_url,
-                "data_agent_symbols": sorted({*settings.data_agent_symbols, *DEMO_SYMBOLS}),
+                "alpaca_data_url": f"http://127.0.0.1:{alpaca_rest}",
+                "alpaca_stream_url": f"ws://127.0.0.1:{alpaca_ws}",
+                "alpaca_api_key_id": key_id,
+                "alpaca_api_secret_key": SecretStr(secret),
+                "data_agent_symbols": sorted({*settings.data_agent_symbols, *DEMO_SYMBOLS, *DEMO_US_SYMBOLS}),
             })
         self.settings = settings
         self.data_agent = data_agent
@@ -130,24 +144,21 @@ class Service:
         expected = frozenset(load_registry(settings.worker_registry).names())
         if data_agent:
             expected |= DATA_AGENT_METHODS
-        self.components = self._components(expected, sim_ports)
+        self.components = self._components(expected, sim_args)
         self.started_at = 0.0
         self.ready_at: float | None = None
         self.last_status: dict[str, Any] | None = None
         self.last_metrics: dict[str, Any] | None = None
 
     # -- what runs ---------------------------------------------------------------------------------
-    def _components(self, expected: frozenset[str], sim_ports: tuple[int, int] | None) -> list[Component]:
+    def _components(self, expected: frozenset[str], sim_args: list[str] | None) -> list[Component]:
         """Every child process, in start order. Adding a component (the flow scheduler) is one entry."""
         s = self.settings
         components: list[Component] = []
-        if sim_ports is not None:
-            ws_port, rest_port = sim_ports
-            components.append(Component(
-                "exchange-sim", _run_exchange_sim, ([
-                    "--host", "127.0.0.1", "--ws-port", str(ws_port), "--rest-port", str(rest_port),
-                    "--clock-speed", "60"],),
-                STOP_LAST, lambda: _port_open(rest_port)))
+        if sim_args is not None:
+            rest_port = int(sim_args[sim_args.index("--rest-port") + 1])
+            components.append(Component("exchange-sim", _run_exchange_sim, (sim_args,), STOP_LAST,
+                                        lambda: _port_open(rest_port)))
         components.append(Component("recorder", _run_recorder, (s,), STOP_LAST,
                                     lambda: _port_open(s.recorder_port)))
         components.append(Component("broker", _run_broker, (s, expected), "broker", self._broker_answers))

@@ -160,7 +160,7 @@ class AgentStatus(BaseModel):
 
 class StreamBody(BaseModel):
     model_config = ConfigDict(extra="forbid", json_schema_extra={"example": {"symbol": "BTCUSDT", "interval": "1m"}})
-    symbol: str = Field(min_length=1, max_length=32, pattern=r"^[A-Za-z0-9]+$")
+    symbol: str = Field(min_length=1, max_length=32, pattern=r"^[A-Za-z0-9.]+$")  # BRK.B
     interval: str = Field(min_length=1, max_length=8)
 
 

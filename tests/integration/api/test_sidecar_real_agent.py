@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -20,6 +21,7 @@ from sidecar_helpers import (
 )
 
 DEMO_SYMBOLS = {"BTCUSDT", "ETHUSDT", "BNBUSDT", "SOLUSDT"}
+DEMO_US_SYMBOLS = {"AAPL", "MSFT", "GOOGL", "AMZN", "NVDA", "META", "TSLA"}
 
 
 @pytest.fixture(scope="module")
@@ -104,3 +106,24 @@ def test_market_and_klines_endpoints_answer_from_the_data_agent(demo_http: httpx
     assert demo_http.get("/market/NOTHING1USDT").json() == {"symbol": "NOTHING1USDT", "status": "no_data"}
     with httpx.Client(base_url=str(demo_http.base_url)) as anon:
         assert anon.get("/market/BTCUSDT").status_code == 401
+
+
+def test_the_demo_serves_both_markets_with_history(demo: Service) -> None:
+    """The design document's example, ``get.market_data`` for AAPL, GOOGL and MSFT, finds data in the demo
+    (the US streams are quiet outside NYSE hours, their history is there)."""
+    from clients import LazyPirateClient
+
+    with LazyPirateClient(demo.frontend, timeout_ms=10_000, retries=0) as client:
+        def us_data() -> dict[str, Any] | None:
+            data: dict[str, Any] = client.call("get.market_data", {"symbols": ["AAPL", "GOOGL", "MSFT"]})
+            return data if not data["no_data"] else None
+
+        data = wait_until(us_data, 60, "market data for AAPL, GOOGL, MSFT")
+        assert all(entry["price"] > 0 for entry in data["symbols"].values())
+        status = client.call("kline.status", {})
+        assert set(status["markets"]["US"]) >= DEMO_US_SYMBOLS and set(status["markets"]["CRYPTO"]) >= DEMO_SYMBOLS
+        assert status["feeds"]["alpaca"]["state"] == "streaming"
+        days = wait_until(lambda: (c := client.call("kline.history", {"symbol": "AAPL", "interval": "1d",
+                                                                      "limit": 1000})["candles"])[999:] and c,
+                          60, "AAPL's 1,000 daily candles")
+        assert 100 < days[-1]["close"] < 1000  # four years of sessions at AAPL-like prices
