@@ -167,6 +167,7 @@ def test_us_symbols_flow_from_alpaca_exactly_through_the_session_close(
         assert alpaca["state"] == "streaming" and alpaca["feed"] == "iex" and alpaca["stream_count"] == 14
         assert status["markets"] == {"US": ["AAPL", "MSFT"]} and status["status"] == "ok"
         assert alpaca["counters"]["closed_live"] > 0 and alpaca["counters"]["closed_fetched"] > 0
+        assert alpaca["counters"]["closed_from_minutes"] == 0  # every closed candle is Alpaca's aggregate
         conns = agent.call("kline.connections")["connections"]
         assert [c["market"] for c in conns] == ["US"] and conns[0]["url"].endswith("/v2/iex")
         assert "SIMSECRETKEY" not in agent.process.output()  # the secret never reaches the log

@@ -106,8 +106,13 @@ def test_running_candles_merge_minutes_once_and_collect_every_ended_bucket(clock
     assert list(running.due(ms("2024-07-02T14:09:59"))) == []
     # a minute of the next bucket arrives before the close was collected: the old bucket is still due
     running.add_minute("AAPL", "5m", ms("2024-07-02T14:10:00"), BAR)
-    assert list(running.due(ms("2024-07-02T14:11:00"))) == [("AAPL", "5m", ms("2024-07-02T14:05:00"))]
-    assert list(running.due(ms("2024-07-02T14:15:00"))) == [("AAPL", "5m", ms("2024-07-02T14:10:00"))]
+    ended = list(running.due(ms("2024-07-02T14:11:00")))
+    assert [(e.symbol, e.interval, e.open_time) for e in ended] == [("AAPL", "5m", ms("2024-07-02T14:05:00"))]
+    closed = ended[0].closed_row()  # what the feed stores when Alpaca has no aggregate for the bucket
+    assert closed.closed and closed.volume == 150 and closed.event_time == ms("2024-07-02T14:10:00")
+    assert closed.version == CLOSED_VERSION + ms("2024-07-02T14:10:00")
+    later = list(running.due(ms("2024-07-02T14:15:00")))
+    assert [(e.symbol, e.open_time) for e in later] == [("AAPL", ms("2024-07-02T14:10:00"))]
     # a REST bar that already holds minutes up to 14:22 is not counted twice
     seed = bar_row("MSFT", "15m", {**BAR, "t": "2024-07-02T14:15:00Z", "v": 1000}, closed=False, event_time=1)
     running.seed(seed, ms("2024-07-02T14:22:00"))

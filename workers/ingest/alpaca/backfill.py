@@ -69,12 +69,14 @@ def rfc3339(ms: int) -> str:
 class UsBackfiller:
     def __init__(self, rest: AlpacaRest, clock: UsCandleClock, sink: Callable[[Fetched], None], *,
                  concurrency: int = 2, close_delay_s: float = 0.2,
-                 on_auth_error: Callable[[str], None] | None = None) -> None:
+                 on_auth_error: Callable[[str], None] | None = None,
+                 on_missing: Callable[[Job, set[str]], None] | None = None) -> None:
         self.rest = rest
         self.clock = clock
         self.stats = BackfillStats()
         self._sink = sink
         self._on_auth_error = on_auth_error
+        self._on_missing = on_missing
         self._concurrency = concurrency
         self._close_delay_s = close_delay_s
         self._pending: dict[Job, set[str]] = {}
@@ -147,7 +149,9 @@ class UsBackfiller:
         interval = job.interval
         # a daily bar is stamped New York midnight, 4-5 h after the candle's open time (UTC midnight)
         end = None if job.last is None else rfc3339(job.last + (DAY_MS - 1 if interval == "1d" else 0))
+        answered: set[str] = set()
         async for page in self.rest.bars(symbols, TIMEFRAMES[interval], rfc3339(job.first), end):
+            answered.update(s for s, bars in page.bars.items() if bars)
             closed: list[KlineRow] = []
             running: list[KlineRow] = []
             for symbol, bars in page.bars.items():
@@ -165,4 +169,7 @@ class UsBackfiller:
             if job.kind == "close" and running:  # not final yet by the server's clock: ask again shortly
                 self.request({row.symbol for row in running}, interval, job.first, job.last, "close")
             self._sink(Fetched(job.kind, closed, running, page.server_ms))
+        missing = set(symbols) - answered
+        if job.kind == "close" and missing and self._on_missing is not None:
+            self._on_missing(job, missing)
 

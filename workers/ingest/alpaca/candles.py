@@ -36,11 +36,29 @@ class Running:
                         False, event_time, version_of(False, event_time))
 
 
+@dataclass(frozen=True, slots=True)
+class Ended:
+    """A running candle whose interval or session is over: its closed candle is to be fetched."""
+
+    symbol: str
+    interval: str
+    candle: Running
+
+    @property
+    def open_time(self) -> int:
+        return self.candle.open_time
+
+    def closed_row(self) -> KlineRow:
+        """The merge of its minutes as the closed candle (when Alpaca has no aggregate for it)."""
+        row = self.candle.row(self.symbol, self.interval, self.candle.closes_at)
+        return row._replace(closed=True, version=version_of(True, self.candle.closes_at))
+
+
 class RunningCandles:
     def __init__(self, clock: UsCandleClock) -> None:
         self.clock = clock
         self._running: dict[tuple[str, str], Running] = {}
-        self._ended: list[tuple[str, str, int]] = []  # replaced by a newer bucket before ``due`` saw them
+        self._ended: list[Ended] = []  # replaced by a newer bucket before ``due`` saw them
 
     def __len__(self) -> int:
         return len(self._running)
@@ -53,7 +71,7 @@ class RunningCandles:
                                     or (current.open_time == row.open_time and current.through >= through)):
             return
         if current is not None and current.open_time < row.open_time:
-            self._ended.append((row.symbol, row.interval, current.open_time))
+            self._ended.append(Ended(row.symbol, row.interval, current))
         self._running[key] = Running(row.open_time, row.open, row.high, row.low, row.close, row.volume,
                                      row.quote_volume, row.trades, through,
                                      self.clock.close_ms(row.open_time, row.interval))
@@ -69,7 +87,7 @@ class RunningCandles:
         trades = int(bar.get("n", 0))
         if current is None or current.open_time < open_time:
             if current is not None:  # a bucket ended without its close being collected: collect it now
-                self._ended.append((symbol, interval, current.open_time))
+                self._ended.append(Ended(symbol, interval, current))
             current = Running(open_time, o, h, lo, c, volume, quote, trades, minute,
                               self.clock.close_ms(open_time, interval))
             self._running[key] = current
@@ -83,14 +101,13 @@ class RunningCandles:
             current.through = minute
         return current.row(symbol, interval, minute + MINUTE_MS)
 
-    def due(self, now_ms: int) -> Iterator[tuple[str, str, int]]:
-        """Candles complete at ``now_ms`` (symbol, interval, open time); they stop running."""
+    def due(self, now_ms: int) -> Iterator[Ended]:
+        """Candles complete at ``now_ms``; they stop running."""
         ended, self._ended = self._ended, []
         yield from ended
         done = [key for key, run in self._running.items() if run.closes_at <= now_ms]
         for key in done:
-            run = self._running.pop(key)
-            yield key[0], key[1], run.open_time
+            yield Ended(key[0], key[1], self._running.pop(key))
 
     def forget(self, symbol: str, interval: str) -> None:
         self._running.pop((symbol, interval), None)

@@ -25,9 +25,9 @@ from tacore.events import EventPublisher
 from tacore.intervals import INTERVAL_MS, INTERVALS
 from tacore.markets.calendar import TradingCalendar
 from tacore.store.klines import KlineRow, candle_dict
-from workers.ingest.alpaca.backfill import Fetched, UsBackfiller
+from workers.ingest.alpaca.backfill import Fetched, Job, UsBackfiller
 from workers.ingest.alpaca.bars import BarError, bar_row, parse_time_ms
-from workers.ingest.alpaca.candles import RunningCandles
+from workers.ingest.alpaca.candles import Ended, RunningCandles
 from workers.ingest.alpaca.config import MISSING_KEYS, AlpacaAccess, AlpacaTuning
 from workers.ingest.alpaca.messages import BarPoint
 from workers.ingest.alpaca.rest import AlpacaAuthError, AlpacaRest
@@ -69,6 +69,7 @@ class UsCounters:
     bad_bars: int = 0
     closed_live: int = 0
     closed_fetched: int = 0  # closing aggregates fetched
+    closed_from_minutes: int = 0  # closed from the merged minutes: Alpaca had no aggregate
     backfilled: int = 0  # candles announced from fills
     history: int = 0  # candles stored from history fetches
     gaps: int = 0
@@ -107,9 +108,11 @@ class AlpacaFeed:
                 ping_interval_s=tuning.ping_interval_s), self)
             self.backfiller = UsBackfiller(self.rest, self.clock, self._fetched,
                                            concurrency=tuning.backfill_concurrency,
-                                           close_delay_s=tuning.close_delay_s, on_auth_error=self._auth_failed)
+                                           close_delay_s=tuning.close_delay_s, on_auth_error=self._auth_failed,
+                                           on_missing=self._no_aggregate)
         self._by_symbol: dict[str, set[str]] = {}  # symbol -> intervals
         self._tasks: set[asyncio.Task[None]] = set()
+        self._closing: dict[tuple[str, str, int], Ended] = {}  # candles whose aggregate is being fetched
 
     # -- lifecycle --------------------------------------------------------------------------------------
     @property
@@ -200,6 +203,7 @@ class AlpacaFeed:
                 continue
             gone.append(state.name)
             self.running.forget(symbol, interval)
+            self._closing = {k: v for k, v in self._closing.items() if k[:2] != (symbol, interval)}
             intervals = self._by_symbol.get(symbol, set())
             intervals.discard(interval)
             if not intervals:
@@ -302,8 +306,26 @@ class AlpacaFeed:
         """Candles whose interval or session ended: fetch Alpaca's aggregate (batched across symbols)."""
         if self.backfiller is None:
             return
-        for symbol, interval, open_time in self.running.due(self.exchange_now_ms):
-            self.backfiller.request([symbol], interval, open_time, open_time, kind="close")
+        for ended in self.running.due(self.exchange_now_ms):
+            self._closing[(ended.symbol, ended.interval, ended.open_time)] = ended
+            self.backfiller.request([ended.symbol], ended.interval, ended.open_time, ended.open_time, kind="close")
+
+    def _no_aggregate(self, job: Job, symbols: set[str]) -> None:
+        """Alpaca had no bar for a bucket we saw trade in (its buckets may be stamped otherwise): the merge
+        of the minutes becomes the closed candle, and the miss is counted and logged."""
+        for symbol in symbols:
+            ended = self._closing.pop((symbol, job.interval, job.first), None)
+            state = self.streams.get(stream_name(symbol, job.interval))
+            if ended is None or state is None or not state.first_publish(job.first):
+                continue
+            self.counters.closed_from_minutes += 1
+            log.warning("alpaca: no %s bar stamped %s for %s; closing the candle from its minutes", job.interval,
+                        job.first, symbol)
+            row = ended.closed_row()
+            self.writer.submit_backfill([row])
+            if state.last_closed_open is None or row.open_time > state.last_closed_open:
+                state.last_closed_open = row.open_time
+            self.publisher.data_ready(row.symbol, row.interval, candle_dict(row), row.event_time)
 
     def on_subscribed(self, symbols: list[str]) -> None:
         """The stream carries these symbols again: fill what closed while it did not."""
@@ -332,6 +354,7 @@ class AlpacaFeed:
             if state.last_closed_open is None or row.open_time > state.last_closed_open:
                 state.last_closed_open = row.open_time
             self.running.forget_if(row.symbol, row.interval, row.open_time)
+            self._closing.pop((row.symbol, row.interval, row.open_time), None)
             if not state.first_publish(row.open_time):
                 continue
             state.candles += 1
@@ -378,6 +401,7 @@ class AlpacaFeed:
             "exchange_time": self.exchange_now_ms or None, "running_candles": len(self.running),
             "counters": {"minute_bars": c.minute_bars, "corrections": c.corrections, "bad_bars": c.bad_bars,
                          "closed_live": c.closed_live, "closed_fetched": c.closed_fetched,
+                         "closed_from_minutes": c.closed_from_minutes,
                          "backfilled": c.backfilled, "history": c.history, "gaps": c.gaps,
                          "disconnects": c.disconnects},
         }
