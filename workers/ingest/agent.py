@@ -116,7 +116,8 @@ class DataAgent:
                  self.settings.events_endpoint)
 
     def _us_feed(self) -> AlpacaFeed:
-        assert self.publisher is not None
+        if self.publisher is None:
+            raise RuntimeError("the event publisher starts before the feeds")
         us_market = next((m for m in self.markets if m.source is MarketSource.ALPACA), None)
         if us_market is None:
             raise RuntimeError("trading_config.yaml declares no market with source alpaca")
@@ -265,7 +266,8 @@ class DataAgent:
     async def _add(self, pairs: list[Pair], market: str | None = None) -> dict[str, bool]:
         feed = await self._feed()
         us = self.us
-        assert us is not None
+        if us is None:
+            raise Unavailable("data agent is starting")
         async with self._lock:
             routed = self.router.split(pairs, market)
             us_pairs = routed[MarketSource.ALPACA]
