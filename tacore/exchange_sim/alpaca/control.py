@@ -82,7 +82,8 @@ class AlpacaControlApi:
             return _json({"error": "start and end must be integers (epoch ms)"}, 400)
         now = self.hub.clock.now_ms()
         timeframe = parse_timeframe(FROM_INTERVAL[interval])
-        assert timeframe is not None
+        if timeframe is None:  # FROM_INTERVAL holds Alpaca spellings only
+            return _json({"error": f"no timeframe for {interval}"}, 500)
         # a 1d candle's open time (UTC midnight) is 4-5 h before the bar's stamp (New York midnight)
         stamp_start = start if timeframe.intraday else start - start % DAY_MS
         stamp_end = now if end is None else (end if timeframe.intraday else end - end % DAY_MS + DAY_MS - 1)
