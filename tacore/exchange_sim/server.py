@@ -202,14 +202,15 @@ class ExchangeSimulator:
         serving: list[asyncio.Task[Any]] = []
         try:
             if self.alpaca is not None and self.alpaca_stream is not None and alpaca_sock is not None:
-                routes += AlpacaControlApi(self.alpaca, self.alpaca_stream).routes()
+                minute_feed = AlpacaMinuteFeed(self.alpaca, self.alpaca_stream)
+                routes += AlpacaControlApi(self.alpaca, self.alpaca_stream, minute_feed).routes()
                 alpaca_listener = await serve(self.alpaca_stream.handler, cfg.host, cfg.alpaca_ws_port,
                                               process_request=self.alpaca_stream.process_request,
                                               close_timeout=1, max_queue=64)
                 alpaca_app = Starlette(routes=AlpacaRestApi(self.alpaca).routes())
                 # the Date header comes from the simulated clock, so uvicorn must not add its own
                 servers.append((_uvicorn(alpaca_app, date_header=False), alpaca_sock))
-                tasks.append(asyncio.create_task(AlpacaMinuteFeed(self.alpaca, self.alpaca_stream).run()))
+                tasks.append(asyncio.create_task(minute_feed.run()))
             servers.insert(0, (_uvicorn(Starlette(routes=routes)), rest_sock))
             serving = [asyncio.create_task(uv.serve(sockets=[sock])) for uv, sock in servers]
             for _ in range(500):

@@ -12,12 +12,13 @@ import asyncio
 from typing import Any, Literal
 
 import orjson
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
 from tacore.exchange_sim.alpaca.bars import BarColumns
+from tacore.exchange_sim.alpaca.feed import AlpacaMinuteFeed
 from tacore.exchange_sim.alpaca.hub import AlpacaHub
 from tacore.exchange_sim.alpaca.payloads import bar_dicts
 from tacore.exchange_sim.alpaca.sessions import DAY_MS, MINUTE_MS
@@ -26,6 +27,16 @@ from tacore.exchange_sim.alpaca.timeframes import FROM_INTERVAL, parse_timeframe
 from tacore.intervals import INTERVAL_MS
 
 MAX_CLOSED_ROWS = 100_000
+
+
+class LateTradeBody(BaseModel):
+    """``POST /_sim/alpaca/late_trade``: a trade reported after its minute's bar was sent."""
+
+    model_config = ConfigDict(extra="forbid")
+    symbol: str
+    minute_ms: int = Field(ge=0)  # the minute's open time
+    shares: int = Field(100, ge=1, le=10_000_000)
+    price: float | None = Field(None, gt=0)  # default: the minute's close
 
 
 class DisconnectBody(BaseModel):
@@ -57,15 +68,35 @@ def candle_records(symbol: str, interval: str, cols: BarColumns) -> list[dict[st
 
 
 class AlpacaControlApi:
-    def __init__(self, hub: AlpacaHub, server: AlpacaStreamServer) -> None:
+    def __init__(self, hub: AlpacaHub, server: AlpacaStreamServer, feed: AlpacaMinuteFeed) -> None:
         self.hub = hub
         self.server = server
+        self.feed = feed
 
     def routes(self) -> list[Route]:
         return [
             Route("/_sim/alpaca/closed", self.closed, methods=["GET"]),
             Route("/_sim/alpaca/disconnect", self.disconnect, methods=["POST"]),
+            Route("/_sim/alpaca/late_trade", self.late_trade, methods=["POST"]),
         ]
+
+    async def late_trade(self, request: Request) -> Response:
+        """Add a late trade to a past session minute: its bar and every aggregate holding it change, and
+        stream clients on ``updatedBars`` get the corrected bar (``"T": "u"``)."""
+        try:
+            body = LateTradeBody.model_validate_json(await request.body() or b"{}")
+        except ValidationError as exc:
+            return _json({"error": exc.errors(include_url=False)}, 400)
+        market = await self.hub.market()
+        minute = body.minute_ms // MINUTE_MS
+        if not market.is_listed(body.symbol) or minute * MINUTE_MS + MINUTE_MS > self.hub.clock.now_ms():
+            return _json({"error": "unknown symbol, or a minute that has not closed"}, 400)
+        price = None if body.price is None else round(body.price * 100)
+        if not market.add_late_trade(body.symbol, minute, price, body.shares):
+            return _json({"error": "the minute is outside the sessions"}, 400)
+        sent = await self.feed.correct(body.symbol, minute)
+        return _json({"symbol": body.symbol, "bar": bar_dicts(market.minute_bar(body.symbol, "sip", minute))[0],
+                      "updates_sent": sent})
 
     async def closed(self, request: Request) -> Response:
         """Closed bars with open time in [start, end] of ``symbol`` and a TACore ``interval``."""

@@ -3,9 +3,9 @@ client gets its subscribed symbols' bars in one array frame.
 
 A client subscribed to ``bars`` gets ``{"T": "b", ...}`` for that minute, one on ``dailyBars`` the
 session's bar so far (``"T": "d"``, stamped New York midnight) right after. ``updatedBars`` (``"u"``,
-Alpaca's correction of a bar by a late trade) is accepted and never sent: simulated trades are never
-late. The ``test`` endpoint sends ``FAKEPACA`` every minute, sessions or not. If the loop wakes late
-(a stalled host, a fast clock), it sends every minute it missed, in order.
+Alpaca's correction of a bar by a late trade) goes out when a test reports a late trade through the
+control API (``correct``). The ``test`` endpoint sends ``FAKEPACA`` every minute, sessions or not. If
+the loop wakes late (a stalled host, a fast clock), it sends every minute it missed, in order.
 """
 
 from __future__ import annotations
@@ -64,6 +64,18 @@ class AlpacaMinuteFeed:
                     bars = sum(1 for p in points if p["T"] == "b")
                     client.bars_sent += bars
                     self.hub.counters["bars_sent"] += bars
+
+    async def correct(self, symbol: str, minute: int) -> int:
+        """Send the corrected bar of ``minute`` (``"T": "u"``) to clients on ``updatedBars``; how many got it."""
+        market = await self.hub.market()
+        sent = 0
+        for client in list(self.hub.clients.values()):
+            if client.authenticated and not client.closing and client.feed in ("sip", "iex") \
+                    and client.wants("updatedBars", symbol):
+                points = stream_bars("u", symbol, market.minute_bar(symbol, client.feed, minute))
+                await self.server.send(client, orjson.dumps(points).decode())
+                sent += 1
+        return sent
 
     def _points(self, market: UsMarket, client: StreamClient, minute: int,
                 cache: dict[tuple[str, str, str], list[dict[str, Any]]]) -> list[dict[str, Any]]:

@@ -42,6 +42,8 @@ class UsMarket:
         self._profiles: dict[str, UsProfile] = {}
         self._sessions: OrderedDict[tuple[str, str, int], BarColumns] = OrderedDict()
         self._days: OrderedDict[tuple[str, str, int], BarColumns] = OrderedDict()
+        #: late trades (a test's fault): (symbol, minute) -> [(price in cents, shares)], on both feeds
+        self._late: dict[tuple[str, int], list[tuple[int, int]]] = {}
         self._lock = threading.RLock()
 
     def is_listed(self, symbol: str) -> bool:
@@ -67,7 +69,8 @@ class UsMarket:
         key = (symbol, feed, session)
         cols = self._sessions.get(key)
         if cols is None:
-            cols = minute_bars(self.profile(symbol), self.minutes.span(session, session + 1), feed)
+            cols = self._with_late(symbol, minute_bars(self.profile(symbol), self.minutes.span(session, session + 1),
+                                                       feed))
             self._sessions[key] = cols
             if len(self._sessions) > _SESSION_CACHE:
                 self._sessions.popitem(last=False)
@@ -78,7 +81,45 @@ class UsMarket:
     def _span_minutes(self, symbol: str, feed: str, first: int, last: int) -> BarColumns:
         if last - first == 1:
             return self._session_minutes(symbol, feed, first)
-        return minute_bars(self.profile(symbol), self.minutes.span(first, last), feed)
+        return self._with_late(symbol, minute_bars(self.profile(symbol), self.minutes.span(first, last), feed))
+
+    # -- late trades -----------------------------------------------------------------------------------
+    def add_late_trade(self, symbol: str, minute: int, price_cents: int | None, shares: int) -> bool:
+        """A trade reported after its minute's bar went out (what makes Alpaca send ``updatedBars``):
+        the minute's bar and every aggregate holding it change from now on. False outside sessions."""
+        with self._lock:
+            session = self.minutes.session_of_minute(minute)
+            if session < 0:
+                return False
+            if price_cents is None:
+                price_cents = int(self._session_minutes(symbol, "sip", session).close[
+                    minute - int(self.minutes.open_min[session])])
+            self._late.setdefault((symbol, minute), []).append((price_cents, shares))
+            for feed in ("sip", "iex"):
+                self._sessions.pop((symbol, feed, session), None)
+                self._days.pop((symbol, feed, session), None)
+            return True
+
+    def _with_late(self, symbol: str, cols: BarColumns) -> BarColumns:
+        late = [(minute, trades) for (sym, minute), trades in self._late.items() if sym == symbol]
+        if not late or not len(cols):
+            return cols
+        minutes = cols.start // 60_000
+        changed = False
+        out = BarColumns(*(np.array(getattr(cols, f), copy=True) for f in BarColumns.__slots__))
+        for minute, trades in late:
+            at = np.flatnonzero(minutes == minute)
+            if not len(at):
+                continue
+            i = int(at[0])
+            for price, shares in trades:
+                out.high[i] = max(int(out.high[i]), price)
+                out.low[i] = min(int(out.low[i]), price)
+                out.volume[i] += shares
+                out.trades[i] += 1
+                out.value[i] += price * 10_000 * shares
+            changed = True
+        return out if changed else cols
 
     def minute_bar(self, symbol: str, feed: str, minute: int) -> BarColumns:
         """The bar of one session minute (empty outside sessions)."""

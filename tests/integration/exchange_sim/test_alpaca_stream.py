@@ -174,3 +174,27 @@ async def test_control_api_drops_stream_connections(fast: ExchangeSimulator) -> 
     assert dropped["mode"] == "abort" and len(dropped["connections"]) == 1
     with pytest.raises(ConnectionClosed):
         await asyncio.wait_for(ws.recv(), 3)
+
+
+async def test_a_late_trade_sends_updated_bars_and_changes_every_aggregate(fast: ExchangeSimulator) -> None:
+    ws = await authed(fast, "sip")
+    await send(ws, {"action": "subscribe", "bars": ["AAPL"], "updatedBars": ["AAPL"]})
+    frames = await collect(ws, 0.5)
+    bar = next(p for f in frames for p in f if p["T"] == "b")
+    minute = t_ms(bar["t"])
+    headers = {"APCA-API-KEY-ID": KEY, "APCA-API-SECRET-KEY": SECRET}
+    five = minute - minute % 300_000
+    before = httpx.get(fast.alpaca_rest_url + "/v2/stocks/AAPL/bars", headers=headers, params={
+        "timeframe": "5Min", "start": datetime.fromtimestamp(five / 1000, UTC).isoformat()}).json()["bars"][0]
+    reply = httpx.post(fast.rest_url + "/_sim/alpaca/late_trade",
+                       json={"symbol": "AAPL", "minute_ms": minute, "shares": 5000, "price": bar["h"] + 1}).json()
+    assert reply["updates_sent"] == 1 and reply["bar"]["v"] == bar["v"] + 5000 and reply["bar"]["h"] == bar["h"] + 1
+    updated = [p for f in await collect(ws, 0.5) for p in f if p["T"] == "u"]
+    await ws.close()
+    assert len(updated) == 1 and updated[0]["t"] == bar["t"] and updated[0]["v"] == bar["v"] + 5000
+    assert updated[0]["n"] == bar["n"] + 1 and updated[0]["h"] == bar["h"] + 1
+    after = httpx.get(fast.alpaca_rest_url + "/v2/stocks/AAPL/bars", headers=headers, params={
+        "timeframe": "5Min", "start": datetime.fromtimestamp(five / 1000, UTC).isoformat()}).json()["bars"][0]
+    assert after["t"] == before["t"] and after["v"] >= before["v"] + 5000  # the bucket may also have grown
+    bad = httpx.post(fast.rest_url + "/_sim/alpaca/late_trade", json={"symbol": "AAPL", "minute_ms": SATURDAY})
+    assert bad.status_code == 400

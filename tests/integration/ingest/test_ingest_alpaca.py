@@ -170,6 +170,16 @@ def test_us_symbols_flow_from_alpaca_exactly_through_the_session_close(
         assert alpaca["counters"]["closed_from_minutes"] == 0  # every closed candle is Alpaca's aggregate
         conns = agent.call("kline.connections")["connections"]
         assert [c["market"] for c in conns] == ["US"] and conns[0]["url"].endswith("/v2/iex")
+        # a late trade in a minute of a closed bucket: updatedBars fixes the minute, the buckets are fetched again
+        late = close - 180_000
+        before = agent.history("AAPL", "5m", start=close - 300_000, end=close - 300_000)[0]
+        reply = httpx.post(sim.rest_url + "/_sim/alpaca/late_trade",
+                           json={"symbol": "AAPL", "minute_ms": late, "shares": 7000}).json()
+        assert reply["updates_sent"] == 1
+        wait_until(lambda: agent.history("AAPL", "5m", start=close - 300_000, end=close - 300_000)[0]["volume"]
+                   == before["volume"] + 7000, 15, "the 5m candle refreshed after the late trade")
+        wait_exact(agent, sim, "AAPL", INTERVALS, ms("2024-07-02T00:00:00"), close)
+        assert agent.status()["feeds"]["alpaca"]["counters"]["corrections"] == 1
         assert "SIMSECRETKEY" not in agent.process.output()  # the secret never reaches the log
     finally:
         events.close()

@@ -7,7 +7,9 @@ one call (``/v2/stocks/bars`` takes many symbols and pages across them). Kinds:
 - ``history``: a new stream's depth of history; stored, not announced;
 - ``fill``: what a stream missed (restart, reconnect, a gap); stored and announced;
 - ``close``: the aggregate of a bucket that just ended (a ``close`` job waits ``close_delay_s`` so
-  every symbol's last minute is in); stored and announced.
+  every symbol's last minute is in); stored and announced;
+- ``refresh``: a closed bucket again, after a late trade changed one of its minutes (``updatedBars``);
+  stored with a newer version than the first copy, not announced again.
 
 A bar counts as closed when its candle's interval or session ended by the server's clock (the
 ``Date`` of that very answer); the running bar at the end of a fetch is passed on as an open row.
@@ -30,7 +32,7 @@ from workers.ingest.alpaca.sessions import UsCandleClock
 
 log = logging.getLogger("tacore.ingest.alpaca.backfill")
 
-Kind = Literal["history", "fill", "close"]
+Kind = Literal["history", "fill", "close", "refresh"]
 TIMEFRAMES = {"1m": "1Min", "5m": "5Min", "15m": "15Min", "30m": "30Min", "1h": "1Hour", "4h": "4Hour", "1d": "1Day"}
 
 
@@ -162,7 +164,8 @@ class UsBackfiller:
                         if page.server_ms and close_ms > page.server_ms:
                             running.append(bar_row(symbol, interval, bar, closed=False, event_time=page.server_ms))
                         else:
-                            closed.append(bar_row(symbol, interval, bar, closed=True, event_time=close_ms))
+                            stamp = max(close_ms, page.server_ms) if job.kind == "refresh" else close_ms
+                            closed.append(bar_row(symbol, interval, bar, closed=True, event_time=stamp))
                     except (BarError, KeyError, TypeError):
                         log.warning("alpaca %s %s: unreadable bar %r skipped", symbol, interval, bar)
             self.stats.candles += len(closed)

@@ -300,7 +300,7 @@ class AlpacaFeed:
             open_time = self.clock.open_time(minute, interval)
             if (state is not None and state.last_closed_open is not None and state.last_closed_open >= open_time
                     and self.backfiller is not None):
-                self.backfiller.request([point.symbol], interval, open_time, open_time, kind="close")
+                self.backfiller.request([point.symbol], interval, open_time, open_time, kind="refresh")
 
     def _close_due(self) -> None:
         """Candles whose interval or session ended: fetch Alpaca's aggregate (batched across symbols)."""
@@ -361,7 +361,7 @@ class AlpacaFeed:
             if page.kind == "history":
                 self.counters.history += 1
                 continue
-            if page.kind == "close":
+            if page.kind in ("close", "refresh"):
                 self.counters.closed_fetched += 1
             else:
                 self.counters.backfilled += 1
