@@ -10,18 +10,22 @@ from typing import Any
 import zmq
 import zmq.asyncio
 
+from clients.curve import CurveKeys, HandshakeWatch
 from clients.envelope import decode_reply, encode_request, in_progress_pause, new_request_id
-from clients.errors import RemoteError, RequestTimeout
+from clients.errors import KeyRefused, RemoteError, RequestTimeout
 from clients.methods import ServiceMethods
 
 
 class AsyncClient(ServiceMethods[Any]):
     def __init__(self, endpoint: str = "tcp://127.0.0.1:5555", *, timeout_ms: float = 5000, retries: int = 1,
-                 context: zmq.asyncio.Context | None = None, internal: bool = False) -> None:
+                 context: zmq.asyncio.Context | None = None, internal: bool = False,
+                 curve: CurveKeys | None = None) -> None:
         self.endpoint = endpoint
         self.internal = internal  # TACore's own housekeeping: counted apart from user traffic
         self.timeout_ms = timeout_ms
         self.retries = retries
+        self.curve = curve  # keys for a broker with keys on; a refused key raises KeyRefused
+        self._handshake: HandshakeWatch | None = None
         self._own_context = context is None
         self.context = context or zmq.asyncio.Context()
         self._socket: zmq.asyncio.Socket | None = None
@@ -35,6 +39,9 @@ class AsyncClient(ServiceMethods[Any]):
         sock.setsockopt(zmq.LINGER, 0)
         sock.setsockopt(zmq.SNDHWM, 100_000)
         sock.setsockopt(zmq.RCVHWM, 100_000)
+        if self.curve is not None:
+            self.curve.apply(sock)
+            self._handshake = HandshakeWatch(sock)
         sock.connect(self.endpoint)
         self._socket = sock
         self._reader = asyncio.create_task(self._read_replies())
@@ -76,6 +83,9 @@ class AsyncClient(ServiceMethods[Any]):
                 return reply
             await asyncio.sleep(pause)  # the first run is still open: ask again for its reply
         self._pending.pop(request_id, None)
+        refusal = self._handshake.check() if self._handshake is not None else None
+        if refusal is not None:
+            raise KeyRefused(method, request_id, attempts, wait_s * 1000.0, refusal)
         raise RequestTimeout(method, request_id, attempts, wait_s * 1000.0)
 
     async def call(self, method: str, params: dict[str, Any] | None = None, **options: Any) -> Any:
@@ -90,6 +100,9 @@ class AsyncClient(ServiceMethods[Any]):
             with contextlib.suppress(asyncio.CancelledError, zmq.ZMQError):
                 await self._reader
             self._reader = None
+        if self._handshake is not None:
+            self._handshake.close()
+            self._handshake = None
         if self._socket is not None:
             self._socket.close()
             self._socket = None

@@ -20,6 +20,16 @@ class RequestTimeout(ClientError, TimeoutError):
         self.attempts = attempts
 
 
+class KeyRefused(RequestTimeout):
+    """No reply, and the broker refused this client's CURVE key at the handshake (unknown, revoked, or not
+    a client key) or the handshake failed (wrong broker key): retrying with the same key will not help."""
+
+    def __init__(self, method: str, request_id: str, attempts: int, timeout_ms: float, refusal: str) -> None:
+        super().__init__(method, request_id, attempts, timeout_ms)
+        self.args = (f"{method}: {refusal} (no reply after {attempts} attempt(s); request_id {request_id})",)
+        self.refusal = refusal
+
+
 class RemoteError(ClientError):
     """The service answered with ``status: error``; ``code`` is one of the protocol's error codes."""
 
@@ -34,7 +44,16 @@ class RemoteError(ClientError):
 
     @classmethod
     def from_reply(cls, reply: dict[str, Any]) -> RemoteError:
+        """The error of an error reply, as ``Forbidden`` when its code is ``FORBIDDEN``."""
         error = reply.get("error") or {}
-        return cls(str(error.get("code", "INTERNAL")), str(error.get("message", "")),
-                   retryable=bool(error.get("retryable", False)), details=error.get("details"),
-                   request_id=reply.get("request_id"))
+        code = str(error.get("code", "INTERNAL"))
+        kind = Forbidden if code == FORBIDDEN else cls
+        return kind(code, str(error.get("message", "")), retryable=bool(error.get("retryable", False)),
+                    details=error.get("details"), request_id=reply.get("request_id"))
+
+
+FORBIDDEN = "FORBIDDEN"
+
+
+class Forbidden(RemoteError):
+    """``FORBIDDEN``: this client's key lacks the role the method requires, or was revoked."""

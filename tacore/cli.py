@@ -9,6 +9,7 @@ import sys
 from typing import Any
 
 from tacore import __version__
+from tacore.auth import commands as keys_commands
 from tacore.childprocess import name_process
 from tacore.errors import ConfigError
 from tacore.settings import Settings, load_settings
@@ -33,6 +34,7 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
 
 def _call(settings: Settings, args: argparse.Namespace) -> int:
     from clients import LazyPirateClient, RequestTimeout
+    from tacore.auth.credentials import client_keys
 
     try:
         params = json.loads(args.params)
@@ -49,7 +51,8 @@ def _call(settings: Settings, args: argparse.Namespace) -> int:
               "Start one with `tacore serve`, or name the right one with --endpoint (or ZMQ_FRONTEND_PORT).",
               file=sys.stderr)
         return 3
-    with LazyPirateClient(endpoint, timeout_ms=args.timeout_ms, retries=args.retries) as client:
+    with LazyPirateClient(endpoint, timeout_ms=args.timeout_ms, retries=args.retries,
+                          curve=client_keys(settings)) as client:
         try:
             reply = client.request(args.method, params, priority=args.priority, deadline_ms=args.deadline_ms)
         except RequestTimeout:
@@ -86,6 +89,7 @@ def nothing_listening(endpoint: str, timeout_s: float = 1.0) -> str | None:
 
 
 def _worker(settings: Settings, args: argparse.Namespace) -> int:
+    from tacore.auth.credentials import worker_keys
     from tacore.logconfig import configure_logging
     from workers.pool import WorkerPool
 
@@ -96,6 +100,7 @@ def _worker(settings: Settings, args: argparse.Namespace) -> int:
         update["worker_count"] = args.count
     settings = settings.model_copy(update=update)
     name_process("worker pool")
+    worker_keys(settings)  # a missing or bad key stops here, not in every worker process
     configure_logging(settings, "workers")
     stop = stop_event_on_signals()
     WorkerPool(settings, prefix=args.prefix).run(stop)
@@ -167,6 +172,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("data-agent", help="run the data agent alone").set_defaults(func=_data_agent)
     sub.add_parser("api", help="run the monitoring sidecar alone").set_defaults(func=_api)
     sub.add_parser("exchange-sim", help="run the Binance-compatible exchange simulator", add_help=False)
+    keys_commands.add_parser(sub)
     return parser
 
 
@@ -183,7 +189,11 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"tacore: {exc}", file=sys.stderr)
         return 2
-    result: int = args.func(settings, args)
+    try:
+        result: int = args.func(settings, args)
+    except ConfigError as exc:  # e.g. a bind beyond loopback without keys, a missing key file
+        print(f"tacore: {exc}", file=sys.stderr)
+        return 2
     return result
 
 

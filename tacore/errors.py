@@ -19,6 +19,7 @@ class ErrorCode(StrEnum):
     INTERNAL = "INTERNAL"
     CANCELLED = "CANCELLED"
     IN_PROGRESS = "IN_PROGRESS"
+    FORBIDDEN = "FORBIDDEN"
 
 
 #: A retry of the same call may succeed for these codes and cannot do harm: the request was never run
@@ -98,6 +99,12 @@ class Unavailable(TACoreError):
 
 class InternalError(TACoreError):
     code = ErrorCode.INTERNAL
+
+
+class Forbidden(TACoreError):
+    """The caller's key does not hold the role the method requires, or it was revoked."""
+
+    code = ErrorCode.FORBIDDEN
 
 
 class ConfigError(TACoreError):

@@ -34,6 +34,7 @@ from typing import Any
 import httpx
 from pydantic import SecretStr
 
+from tacore.auth.credentials import check_exposure, client_keys, with_local_keys, worker_keys
 from tacore.banner import ReadyFacts, closing_summary, ready_banner
 from tacore.childprocess import become_supervised_child, name_process
 from tacore.settings import Settings
@@ -135,6 +136,10 @@ class Service:
                 "alpaca_api_secret_key": SecretStr(secret),
                 "data_agent_symbols": sorted({*settings.data_agent_symbols, *DEMO_SYMBOLS, *DEMO_US_SYMBOLS}),
             })
+        settings = with_local_keys(settings)  # with BROKER_CURVE on: keys for the pool, data agent and sidecar
+        check_exposure(settings)  # refuse here, not in a broker child restarted forever
+        worker_keys(settings)
+        client_keys(settings)
         self.settings = settings
         self.data_agent = data_agent
         self.api = api

@@ -66,6 +66,23 @@ class Settings(BaseSettings):
     dedupe_ttl_s: float = Field(300.0, ge=0)
     dedupe_max_entries: int = Field(100_000, ge=0)
 
+    # -- authentication (docs/security.md) ---------------------------------------------------------
+    #: CurveZMQ on both broker ports: only keys on the allow-list in KEYS_DIR connect, each with its role
+    broker_curve: bool = False
+    #: let the broker bind beyond loopback without keys (anyone who reaches the ports is trusted)
+    broker_insecure: bool = False
+    #: key files and the allow-list; default DATA_DIR/keys
+    keys_dir: Path | None = None
+    #: the broker's public key for clients and workers: Z85 text or a ``server.key`` file
+    #: (default: the one in the key file, else KEYS_DIR/server.key)
+    server_key: str | None = None
+    #: this process's key as a client (``tacore call``, the sidecar): a ``.key_secret`` file or a key name in
+    #: KEYS_DIR; with BROKER_CURVE on and none set, the local ``local-admin`` key
+    client_key: str | None = None
+    #: this process's key as a worker (the pool, ``tacore worker``, the data agent): as CLIENT_KEY; default
+    #: ``local-worker`` with BROKER_CURVE on
+    worker_key: str | None = None
+
     # -- workers ---------------------------------------------------------------------------------
     worker_count: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1, le=256)
     broker_connect: str | None = None
@@ -119,7 +136,8 @@ class Settings(BaseSettings):
     api_key: str | None = None
 
     @field_validator("redis_url", "database_url", "clickhouse_url", "api_key", "broker_connect", "api_host",
-                     "idempotency_url", "alpaca_api_key_id", "alpaca_api_secret_key", mode="before")
+                     "idempotency_url", "alpaca_api_key_id", "alpaca_api_secret_key", "keys_dir", "server_key",
+                     "client_key", "worker_key", mode="before")
     @classmethod
     def _blank_is_unset(cls, value: Any) -> Any:
         return None if isinstance(value, str) and not value.strip() else value
@@ -189,6 +207,10 @@ class Settings(BaseSettings):
             return self.broker_connect
         host = "127.0.0.1" if self.bind_address in ("0.0.0.0", "*") else self.bind_address
         return f"tcp://{host}:{self.zmq_backend_port}"
+
+    @property
+    def keys_path(self) -> Path:
+        return self.keys_dir or self.data_dir / "keys"
 
     @property
     def sqlalchemy_url(self) -> str:

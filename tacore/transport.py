@@ -14,6 +14,7 @@ from zmq.backend import Socket as _CSocket
 
 _NOBLOCK = int(zmq.NOBLOCK)
 _MORE_NOBLOCK = int(zmq.SNDMORE | zmq.NOBLOCK)
+_USER_ID = b"User-Id"  # bytes: pyzmq encodes a str property name on every call
 
 _send = _CSocket.send
 _recv = _CSocket.recv
@@ -34,13 +35,15 @@ def send_routed(sock: zmq.Socket[Any], envelope: list[bytes], body: bytes) -> No
     _send(sock, body, _NOBLOCK)
 
 
-def recv_batch(sock: zmq.Socket[Any], limit: int, *, routed: bool = False) -> list[list[bytes]]:
+def recv_batch(sock: zmq.Socket[Any], limit: int, *, routed: bool = False,
+               users: list[str] | None = None) -> list[list[bytes]]:
     """Every multipart message waiting on ``sock``, up to ``limit``; an empty list when none is.
 
     Frames are read as ``zmq.Frame`` to learn "more" from the message itself (a getsockopt costs
     four times a receive); one ``Again`` ends the batch. On a ROUTER (``routed``) the first frame is
     the peer's identity, which is always followed by the message: it is read as plain bytes, which
-    costs a quarter of a ``Frame``.
+    costs a quarter of a ``Frame``. With ``users`` (a ROUTER whose peers passed ZAP) each message's
+    ZAP user id is appended to it, one per message, in order.
     """
     batch: list[list[bytes]] = []
     try:
@@ -49,6 +52,8 @@ def recv_batch(sock: zmq.Socket[Any], limit: int, *, routed: bool = False) -> li
                 identity = _recv(sock, _NOBLOCK, True)
                 frame = _recv(sock, _NOBLOCK, False)
                 frames = [identity, frame.bytes]
+                if users is not None:
+                    users.append(frame.get(_USER_ID))
             else:
                 frame = _recv(sock, _NOBLOCK, False)
                 frames = [frame.bytes]

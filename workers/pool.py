@@ -32,6 +32,7 @@ def load_registry(spec: str) -> Any:
 
 def worker_main(settings: Settings, worker_id: str, watchdog: Any = None) -> None:
     """Entry point of one pool worker process."""
+    from tacore.auth.credentials import worker_keys
     from tacore.childprocess import become_supervised_child, name_process
     from tacore.logconfig import configure_logging
     from tacore.signals import stop_event_on_signals
@@ -53,7 +54,7 @@ def worker_main(settings: Settings, worker_id: str, watchdog: Any = None) -> Non
                     liveness=settings.heartbeat_liveness, reconnect_initial_ms=settings.reconnect_initial_ms,
                     reconnect_max_ms=settings.reconnect_max_ms, idempotency=store,
                     handback_ms=settings.worker_handback_ms, recycle_grace_ms=settings.worker_recycle_grace_ms,
-                    exit_on_overrun=True, watchdog=watchdog)
+                    exit_on_overrun=True, watchdog=watchdog, curve=worker_keys(settings))
     log.info("worker %s started, serving %s via %s%s", worker_id, ", ".join(worker.registry.names()),
              settings.worker_endpoint, f"; idempotency records in {store.describe()}" if store else "")
     worker.run(stop)

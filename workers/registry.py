@@ -14,6 +14,7 @@ from typing import Any, TypeVar, get_type_hints
 
 from pydantic import BaseModel, ValidationError
 
+from tacore.auth.roles import Role, parse_role
 from tacore.errors import InvalidParams
 from workers.context import CallContext, CancelSignal
 
@@ -30,6 +31,8 @@ class MethodSpec:
     idempotent: bool
     wants_context: bool
     description: str = ""
+    #: the role a client key needs to call it, when it declares one (tacore/auth/roles.py says how it combines)
+    role: Role | None = None
 
     def invoke(self, params: dict[str, Any], ctx: CallContext) -> Any:
         return self.call(self.validate(params), ctx)
@@ -66,11 +69,15 @@ class MethodRegistry:
             raise ValueError(f"method {spec.name!r} is registered twice")
         self._specs[spec.name] = spec
 
-    def method(self, name: str, *, idempotent: bool = False) -> Callable[[F], F]:
-        """Register ``handler(params: Model[, ctx: CallContext])``; the params model comes from its annotation."""
+    def method(self, name: str, *, idempotent: bool = False, role: Role | str | None = None) -> Callable[[F], F]:
+        """Register ``handler(params: Model[, ctx: CallContext])``; the params model comes from its annotation.
+
+        ``role`` (``read``, ``trade``, ``admin``) is the role a client key needs to call it when the
+        broker has keys on; a method that changes anything should say.
+        """
 
         def decorate(handler: F) -> F:
-            self.add(method_spec(name, handler, idempotent=idempotent))
+            self.add(method_spec(name, handler, idempotent=idempotent, role=role))
             return handler
 
         return decorate
@@ -87,7 +94,8 @@ class MethodRegistry:
 
     def declaration(self) -> dict[str, dict[str, Any]]:
         """The ``methods`` object of a READY message."""
-        return {name: {"idempotent": spec.idempotent} for name, spec in sorted(self._specs.items())}
+        return {name: {"idempotent": spec.idempotent} | ({"role": str(spec.role)} if spec.role else {})
+                for name, spec in sorted(self._specs.items())}
 
     def __iter__(self):  # type: ignore[no-untyped-def]
         return iter(self._specs.values())
@@ -96,7 +104,8 @@ class MethodRegistry:
         return len(self._specs)
 
 
-def method_spec(name: str, handler: Callable[..., Any], *, idempotent: bool) -> MethodSpec:
+def method_spec(name: str, handler: Callable[..., Any], *, idempotent: bool,
+                role: Role | str | None = None) -> MethodSpec:
     signature = inspect.signature(handler)
     parameters = list(signature.parameters.values())
     if not parameters or len(parameters) > 2:
@@ -106,4 +115,5 @@ def method_spec(name: str, handler: Callable[..., Any], *, idempotent: bool) -> 
     if not (isinstance(model, type) and issubclass(model, BaseModel)):
         raise TypeError(f"handler for {name!r}: its first parameter must be annotated with a pydantic model")
     doc = inspect.getdoc(handler) or ""
-    return MethodSpec(name, handler, model, idempotent, len(parameters) == 2, doc.split("\n", 1)[0])
+    return MethodSpec(name, handler, model, idempotent, len(parameters) == 2, doc.split("\n", 1)[0],
+                      None if role is None else parse_role(str(role)))

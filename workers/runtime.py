@@ -28,6 +28,7 @@ from typing import Any, Protocol
 import orjson
 import zmq
 
+from clients.curve import CurveKeys, HandshakeWatch
 from tacore.errors import RETRYABLE_CODES, Cancelled, ErrorCode, TACoreError
 from tacore.protocol import worker as wp
 from tacore.protocol.envelope import encode_error, encode_reply
@@ -72,11 +73,12 @@ class Worker:
                  reconnect_initial_ms: int = 250, reconnect_max_ms: int = 8000,
                  context: zmq.Context[Any] | None = None, idempotency: IdempotencyStore | None = None,
                  handback_ms: int = 100, recycle_grace_ms: int = 5000, exit_on_overrun: bool = False,
-                 watchdog: Watchdog | None = None) -> None:
+                 watchdog: Watchdog | None = None, curve: CurveKeys | None = None) -> None:
         if idempotency is None and any(not spec.idempotent for spec in registry):
             raise ValueError("a worker serving non-idempotent methods needs an idempotency store "
                              "(IDEMPOTENCY_URL): without one a retry after a broker restart could run them twice")
         self.endpoint = endpoint
+        self.curve = curve  # the worker key, for a broker with keys on
         self.registry = registry
         self.worker_id = worker_id or f"{kind}-{uuid.uuid4().hex[:8]}"
         self.kind = kind
@@ -132,6 +134,10 @@ class Worker:
         sock = self.context.socket(zmq.DEALER)
         sock.setsockopt(zmq.LINGER, 0)
         sock.setsockopt(zmq.IDENTITY, f"{self.worker_id}#{self.sessions}".encode())
+        handshake = None
+        if self.curve is not None:
+            self.curve.apply(sock)
+            handshake = HandshakeWatch(sock)
         sock.connect(self.endpoint)
         self.sessions += 1
         session_over = threading.Event()
@@ -146,9 +152,13 @@ class Worker:
                 self._next_beat = time.monotonic() + self.hb_interval_s
                 self._last_heard = time.monotonic()
             watcher.start()
-            return self._serve(sock, stop)
+            reason = self._serve(sock, stop)
+            refusal = handshake.check() if handshake is not None and reason == "broker silent" else None
+            return f"{reason}: {refusal}" if refusal else reason
         finally:
             session_over.set()
+            if handshake is not None:
+                handshake.close()
             if watcher.is_alive():
                 watcher.join(timeout=2)
             if stop.is_set():
@@ -247,7 +257,8 @@ class Worker:
                     except orjson.JSONDecodeError:
                         pass
             elif command == wp.DISCONNECT:
-                self._session_end = "broker said disconnect"
+                said = frames[1].decode("utf-8", "replace") if len(frames) > 1 else ""
+                self._session_end = f"broker said disconnect: {said}" if said else "broker said disconnect"
             else:
                 log.warning("worker %s: malformed message from the broker dropped", self.worker_id)
 

@@ -23,6 +23,7 @@ from tacore.api.errors import install_error_handlers
 from tacore.api.prom import build_registry
 from tacore.api.routes import dashboard, data_agent, health, logs, market, methods, metrics, workers
 from tacore.api.security import require_key
+from tacore.auth.credentials import client_keys
 from tacore.settings import Settings
 from tacore.store.migrate import upgrade_schema
 from tacore.store.request_log import make_engine
@@ -47,9 +48,10 @@ def create_app(settings: Settings, *, sample_interval_s: float = 1.0) -> FastAPI
             upgrade_schema(engine)  # the recorder may not have created it yet; reads then see an empty log
         except Exception as exc:
             log.warning("request log schema not ready (%s); /logs answers 503 until it is", exc)
-        poll_link = BrokerLink(settings.client_endpoint, internal=True)
+        keys = client_keys(settings)
+        poll_link = BrokerLink(settings.client_endpoint, internal=True, curve=keys)
         await poll_link.start()
-        link = BrokerLink(settings.client_endpoint, persistent=False)
+        link = BrokerLink(settings.client_endpoint, persistent=False, curve=keys)
         sampler = Sampler(poll_link, engine, interval_s=sample_interval_s)
         app.state.engine, app.state.link, app.state.sampler = engine, link, sampler
         app.state.prom_registry = build_registry(sampler)

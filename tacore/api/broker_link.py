@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 import zmq.asyncio
 from sqlalchemy.engine import Engine
 
-from clients import AsyncClient, RemoteError, RequestTimeout
+from clients import AsyncClient, CurveKeys, KeyRefused, RemoteError, RequestTimeout
 from tacore.api import log_reader
 from tacore.api.errors import ComponentUnavailable
 from tacore.api.resources import ResourceSampler, local_targets
@@ -49,8 +49,9 @@ class BrokerLink:
     """
 
     def __init__(self, endpoint: str, *, timeout_ms: float = 1000.0, persistent: bool = True,
-                 internal: bool = False) -> None:
+                 internal: bool = False, curve: CurveKeys | None = None) -> None:
         self.endpoint = endpoint
+        self.curve = curve
         self.timeout_ms = timeout_ms
         self.persistent = persistent
         self.internal = internal  # the sidecar's own polling: marked so it stays out of user figures
@@ -59,7 +60,7 @@ class BrokerLink:
 
     def _new_client(self) -> AsyncClient:
         return AsyncClient(self.endpoint, timeout_ms=self.timeout_ms, retries=0, context=self._context,
-                           internal=self.internal)
+                           internal=self.internal, curve=self.curve)
 
     async def start(self) -> None:
         if self.persistent and self._client is None:
@@ -94,6 +95,9 @@ class BrokerLink:
             async with self._new_client() as client:
                 return await client.request(method, params, request_id=request_id, priority=priority,
                                             timeout_ms=wait, deadline_ms=wait)
+        except KeyRefused as exc:
+            raise ComponentUnavailable("broker", f"the broker at {self.endpoint} refused the sidecar: "
+                                       f"{exc.refusal} (CLIENT_KEY)") from None
         except RequestTimeout:
             raise ComponentUnavailable(
                 "broker", f"the broker at {self.endpoint} did not answer {method} within {wait:.0f} ms") from None

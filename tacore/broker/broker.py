@@ -18,7 +18,9 @@ from typing import Any
 import orjson
 import zmq
 
+from tacore.auth.roles import parse_role
 from tacore.broker import cancel, overruns, shutdown, views
+from tacore.broker.access import BrokerAccess, secure_sockets
 from tacore.broker.dedupe import DedupeCache
 from tacore.broker.inflight import InflightDeadlines
 from tacore.broker.queue import Pending, PendingQueue
@@ -57,6 +59,12 @@ class Broker:
         # fast, so this only bounds memory under a flood (the sender then blocks or drops, by its own HWM).
         self.frontend.setsockopt(zmq.RCVHWM, 1000)
         self.backend.setsockopt(zmq.RCVHWM, 100_000)
+        self.access: BrokerAccess | None = None
+        try:
+            self.access = secure_sockets(settings, self.context, self.frontend, self.backend, expected_methods)
+        except Exception:
+            self._close_sockets(0)
+            raise
         self.frontend.bind(settings.frontend_endpoint)
         self.backend.bind(settings.backend_endpoint)
 
@@ -77,7 +85,7 @@ class Broker:
             ("received", "answered", "busy", "timeout", "worker_lost", "invalid_request", "unknown_method",
              "deduped", "redispatched", "reply_undeliverable", "wakeups", "spins", "worker_messages",
              "refused_stopping", "timeout_dispatched", "cancelled", "late_replies", "dropped_unstarted",
-             "handed_back"), 0,
+             "handed_back", "forbidden", "workers_refused"), 0,
         )
         self.started_at = time.time()
         self._seq = 0
@@ -190,25 +198,32 @@ class Broker:
         return not len(self.queue) and self.workers.inflight < len(self.workers.live)
 
     def _drain_frontend(self) -> int:
-        batch = recv_batch(self.frontend, _DRAIN_LIMIT, routed=True)
+        users: list[str] | None = None if self.access is None else []  # with keys: each message's key
+        batch = recv_batch(self.frontend, _DRAIN_LIMIT, routed=True, users=users)
         if batch:
-            self._on_clients(batch)
+            self._on_clients(batch, users)
         return len(batch)
 
     def _drain_backend(self) -> int:
         on_worker = self._on_worker
-        batch = recv_batch(self.backend, _DRAIN_LIMIT * 2, routed=True)
+        users: list[str] | None = None if self.access is None else []
+        batch = recv_batch(self.backend, _DRAIN_LIMIT * 2, routed=True, users=users)
         self.counters["worker_messages"] += len(batch)
-        for frames in batch:
-            on_worker(frames)
+        if users is None:
+            for frames in batch:
+                on_worker(frames, None)
+        else:
+            for frames, user in zip(batch, users, strict=True):
+                on_worker(frames, user)
         return len(batch)
 
     # -- clients ----------------------------------------------------------------------------------
-    def _on_clients(self, batch: list[list[bytes]]) -> None:
+    def _on_clients(self, batch: list[list[bytes]], users: list[str] | None = None) -> None:
         """Admit one wake-up's requests; the common case (a fresh call to a served method) stays inline.
 
         Everything else (a bad frame, a broker method, a retry, an unknown method, a full queue) is
-        answered by ``_on_uncommon_request``. The wake-up's clock stands for the arrival of its batch.
+        answered by ``_on_uncommon_request``; with keys on, a request its key may not make is answered
+        ``FORBIDDEN`` before anything else. The wake-up's clock stands for the arrival of its batch.
         """
         now = time.monotonic()
         wall = time.time()
@@ -219,7 +234,8 @@ class Broker:
         dedupe = self.dedupe
         full = self.queue.full
         admit = self._admit
-        for frames in batch:
+        permits = None if users is None or self.access is None else self.access.permits
+        for index, frames in enumerate(batch):
             body = frames[-1]
             try:
                 request = decode_request(body, max_bytes)
@@ -227,6 +243,9 @@ class Broker:
                 self._reject_invalid(frames, exc, now)
                 continue
             method = request.method
+            if (permits is not None and users is not None and not permits(users[index], method)
+                    and self._forbid(frames[:-1], request, users[index], now)):
+                continue
             request_id = request.request_id
             if (method not in declared or full()
                     or (request_id is not None and (request_id in active or request_id in dedupe))):
@@ -256,6 +275,24 @@ class Broker:
         reply = encode_error(exc.request_id, ErrorCode.INVALID_REQUEST, exc.message, exc.details)
         self._send_client(frames[:-1], reply)
         self._record(exc.request_id, _INVALID_METHOD, ErrorCode.INVALID_REQUEST, None, 5, now, now, 0.0, False)
+
+    def _forbid(self, envelope: list[bytes], request: Request, user: str, now: float) -> bool:
+        """Answer a request its key may not make (role too low, or the key revoked since it connected).
+
+        A key the broker has not seen yet was made since its last look at the allow-list (the ZAP
+        handler, which admitted it, looks at each connection): it looks again before saying no.
+        False when the request is allowed after all.
+        """
+        access = self.access
+        assert access is not None
+        if user not in access.names and self._refresh_access() and access.permits(user, request.method):
+            return False
+        self.counters["forbidden"] += 1
+        message, details = access.refusal(user, request.method)
+        self._send_client(envelope, encode_error(request.request_id, ErrorCode.FORBIDDEN, message, details))
+        self._record(request.request_id, request.method, ErrorCode.FORBIDDEN, None, request.priority, now, now, 0.0,
+                     request.internal)
+        return True
 
     def _on_uncommon_request(self, envelope: list[bytes], request: Request, now: float) -> None:
         """A broker method, a retry of a known request_id, an unknown method or a full queue."""
@@ -352,10 +389,12 @@ class Broker:
                     log.debug("reply undeliverable: %s", exc)
 
     # -- workers ----------------------------------------------------------------------------------
-    def _on_worker(self, frames: list[bytes]) -> None:
+    def _on_worker(self, frames: list[bytes], user: str | None) -> None:
         identity = frames[0]
         command = frames[1][:wp.COMMAND_LENGTH] if len(frames) > 1 else b""
         record = self.workers.live.get(identity)
+        if record is not None and record.user != user:
+            record = None  # another key on a routing identity a registered worker left: not that worker
         now = time.monotonic()
         if command == wp.REPLY:
             if record is None:
@@ -383,7 +422,7 @@ class Broker:
         elif command == wp.READY:
             if record is not None:
                 self._worker_gone(record, "re-registered")
-            self._on_ready(identity, frames[2] if len(frames) > 2 else b"{}", now)
+            self._on_ready(identity, frames[2] if len(frames) > 2 else b"{}", now, user)
         elif command == wp.DISCONNECT:
             if record is not None:
                 self._worker_gone(record, "disconnected")
@@ -405,26 +444,49 @@ class Broker:
         else:
             log.warning("dropped a malformed message from worker %r (%d frames)", identity, len(frames))
 
-    def _on_ready(self, identity: bytes, payload: bytes, now: float) -> None:
+    def _on_ready(self, identity: bytes, payload: bytes, now: float, user: str | None) -> None:
         try:
             info = orjson.loads(payload)
             methods_decl = info["methods"]
             methods = frozenset(str(m) for m in methods_decl)
             idempotent = frozenset(str(m) for m, spec in methods_decl.items() if spec.get("idempotent"))
+            roles = {str(m): str(parse_role(str(spec["role"]))) for m, spec in methods_decl.items()
+                     if spec.get("role") is not None}
             credit = max(1, min(int(info.get("credit", 1)), 64))
-        except (orjson.JSONDecodeError, KeyError, TypeError, AttributeError, ValueError):
-            log.warning("worker %r sent an unreadable READY; told to disconnect", identity)
-            self._send_worker(identity, [wp.DISCONNECT])
+        except (orjson.JSONDecodeError, KeyError, TypeError, AttributeError, ValueError) as exc:
+            self._refuse_worker(identity, repr(identity), f"unreadable READY ({type(exc).__name__}: {exc})")
             return
         record = WorkerRecord(identity, str(info.get("worker_id") or identity.hex()), info.get("pid"),
                               info.get("host"), str(info.get("kind", "worker")), methods, idempotent, credit,
-                              now + self._liveness_s)
+                              now + self._liveness_s, roles, user)
+        refusal = self._registration_refusal(record)
+        if refusal is not None:
+            self._refuse_worker(identity, record.worker_id, refusal)
+            return
         self.workers.add(record)
         self.declared.update(methods - BROKER_METHODS)  # the broker answers those itself
+        if self.access is not None:
+            record.key = self.access.name(user)
+            self.access.declare_all({m: parse_role(roles[m]) if m in roles else None for m in methods})
         self._send_worker(identity, [wp.HEARTBEAT, views.heartbeat_snapshot(self)])
         log.info("worker %s ready (pid %s, %d methods, credit %d)", record.worker_id, record.pid,
                  len(methods), credit)
         self._feed(record, now)
+
+    def _registration_refusal(self, record: WorkerRecord) -> str | None:
+        access = self.access
+        if access is not None and not access.is_worker_key(record.user):
+            if record.user not in access.names:
+                self._refresh_access()  # made since the broker last looked
+            if not access.is_worker_key(record.user):
+                return f"key {access.name(record.user)!r} is not a worker key (revoked?)"
+        return self.workers.refusal(record)
+
+    def _refuse_worker(self, identity: bytes, worker_id: str, reason: str) -> None:
+        """Turn a worker away: logged, counted, and told DISCONNECT with the reason."""
+        self.counters["workers_refused"] += 1
+        log.warning("worker %s refused: %s", worker_id, reason)
+        self._send_worker(identity, [wp.DISCONNECT, reason.encode()])
 
     def _on_replies(self, record: WorkerRecord, frame: bytes, now: float) -> None:
         """Answer each request a REPLY frame carries; raises MalformedMessage where the frame breaks."""
@@ -517,10 +579,24 @@ class Broker:
     def _heartbeat(self, now: float) -> None:
         for record in self.workers.expired(now):
             self._worker_gone(record, "heartbeat expired")
+        if self.access is not None:
+            self._refresh_access()
         snapshot = views.heartbeat_snapshot(self)
         for identity in list(self.workers.live):
             self._send_worker(identity, [wp.HEARTBEAT, snapshot])
         self.dedupe.prune(now)
+
+    def _refresh_access(self) -> bool:
+        """Re-read the allow-list if it changed; workers whose key was revoked are removed and told DISCONNECT."""
+        access = self.access
+        assert access is not None
+        if not access.refresh():
+            return False
+        for record in list(self.workers.live.values()):
+            if not access.is_worker_key(record.user):
+                self._worker_gone(record, "key revoked")
+                self._send_worker(record.identity, [wp.DISCONNECT, b"key revoked"])
+        return True
 
     # -- answers ----------------------------------------------------------------------------------
     def _answer_timeout(self, item: Pending, now: float) -> None:
@@ -579,3 +655,12 @@ class Broker:
     # -- shutdown ---------------------------------------------------------------------------------
     def _shutdown(self) -> None:
         shutdown.shutdown(self)
+
+    def _close_sockets(self, linger_ms: int) -> None:
+        """Close both sockets, then the ZAP handler (its sockets too must close before the context ends)."""
+        self.frontend.close(linger=linger_ms)
+        self.backend.close(linger=linger_ms)
+        if self.access is not None:
+            self.access.close()
+        if self._own_context:
+            self.context.term()

@@ -44,8 +44,5 @@ def shutdown(broker: Broker) -> None:
         broker._send_worker(identity, [wp.DISCONNECT])
     if broker.records is not None:
         broker.records.close()
-    broker.frontend.close(linger=500)
-    broker.backend.close(linger=500)
-    if broker._own_context:
-        broker.context.term()
+    broker._close_sockets(500)
     log.info("broker stopped: %s", views.describe_counters(broker.counters))

@@ -7,6 +7,7 @@ from collections import OrderedDict, deque
 from dataclasses import dataclass, field
 from typing import Any
 
+from tacore.auth.roles import RoleTable, parse_role
 from tacore.broker.queue import Pending
 
 DEAD_RETENTION_S = 300.0
@@ -28,6 +29,9 @@ class WorkerRecord:
     idempotent: frozenset[str]
     credit: int
     expires_at: float  # time.monotonic()
+    roles: dict[str, str] = field(default_factory=dict)  # method -> role it declares (only those that do)
+    user: str | None = None  # the ZAP user id (public key) it registered with; None without keys
+    key: str | None = None  # that key's name
     connected_at: float = field(default_factory=time.time)
     last_heartbeat: float = field(default_factory=time.time)
     inflight: dict[int, Pending] = field(default_factory=dict)  # by seq
@@ -49,7 +53,8 @@ class WorkerRecord:
                  else "idle")
         return {
             "worker_id": self.worker_id, "pid": self.pid, "host": self.host, "kind": self.kind, "state": state,
-            "methods": sorted(self.methods), "credit": self.credit, "served": self.served, "failed": self.failed,
+            "methods": sorted(self.methods), "key": self.key, "credit": self.credit, "served": self.served,
+            "failed": self.failed,
             "connected_at": round(self.connected_at, 3), "last_heartbeat": round(self.last_heartbeat, 3),
             "dead_at": None if self.dead_at is None else round(self.dead_at, 3), "dead_reason": self.dead_reason,
             "current": [
@@ -64,12 +69,14 @@ class WorkerRecord:
 class WorkerRegistry:
     """Live workers by identity; ``ready`` holds those with free credit, least recently used first."""
 
-    def __init__(self) -> None:
+    def __init__(self, roles: RoleTable | None = None) -> None:
+        self.role_table = roles or RoleTable()
         self.live: dict[bytes, WorkerRecord] = {}
         self.ready: OrderedDict[bytes, WorkerRecord] = OrderedDict()
         self.dead: deque[WorkerRecord] = deque(maxlen=256)
         self.servers: dict[str, int] = {}  # method -> live workers serving it
-        self.idempotent: dict[str, bool] = {}  # method -> declared idempotent (last declaration wins)
+        self.idempotent: dict[str, bool] = {}  # method -> declared idempotent (every live server agrees)
+        self.roles: dict[str, str] = {}  # method -> the role it requires as its live servers declare it
         self.method_ms: dict[str, float] = {}  # method -> moving average of its handler time
         self.fast: set[str] = set()  # methods whose average is at most FAST_METHOD_MS
         self.inflight = 0  # requests at live workers: the sum of their ``inflight``, kept rather than summed
@@ -79,8 +86,37 @@ class WorkerRegistry:
         for method in record.methods:
             self.servers[method] = self.servers.get(method, 0) + 1
             self.idempotent[method] = method in record.idempotent
+            self.roles[method] = self.required_role(record, method)
         if record.free > 0:
             self.ready[record.identity] = record
+
+    def refusal(self, record: WorkerRecord) -> str | None:
+        """Why ``record`` may not register now, or None.
+
+        A worker id that is live on another connection is not taken over (that is how one worker
+        impersonates another); a method declared unlike its live servers declare it (idempotent or
+        not, its role) is not redefined for everyone. A worker that restarts registers once its old
+        connection's heartbeat expires; a flag can change once no live worker serves the method.
+        """
+        for other in self.live.values():
+            if other.worker_id == record.worker_id and other.identity != record.identity:
+                return f"worker id {record.worker_id!r} is live on another connection (pid {other.pid})"
+        for method in sorted(record.methods):
+            if not self.servers.get(method):
+                continue
+            idempotent = method in record.idempotent
+            if self.idempotent.get(method) != idempotent:
+                return (f"it declares {method} idempotent={idempotent}, the live workers declare "
+                        f"idempotent={not idempotent}")
+            role = self.required_role(record, method)
+            if self.roles.get(method) != role:
+                return (f"it declares {method} with role {role}, the live workers with role {self.roles.get(method)}")
+        return None
+
+    def required_role(self, record: WorkerRecord, method: str) -> str:
+        """The role ``method`` requires as ``record`` declares it (table and declaration combined)."""
+        declared = record.roles.get(method)
+        return str(self.role_table.required(method, None if declared is None else parse_role(declared)))
 
     def remove(self, record: WorkerRecord, reason: str) -> None:
         if self.live.pop(record.identity, None) is None:

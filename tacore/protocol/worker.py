@@ -9,7 +9,7 @@ client's request (or the worker's reply); READY and the broker's HEARTBEAT add o
     REPLY       worker -> broker  [b"TAW4\\x03" (<seq u64><ok u8><processing_ms f32><code_len u8><length u32>
                                                  <code> reply)+]
     HEARTBEAT   both ways         [b"TAW4\\x04"] (+ json broker snapshot when the broker sends it)
-    DISCONNECT  both ways         [b"TAW4\\x05"]
+    DISCONNECT  both ways         [b"TAW4\\x05"] (+ the reason, UTF-8, when the broker turns a worker away)
     CANCEL      broker -> worker  [b"TAW4\\x06" (<seq u64><reason u8><text_len u8><text>)+]
     HANDBACK    worker -> broker  [b"TAW4\\x07" <stuck_seq u64> (<seq u64>)*]
 

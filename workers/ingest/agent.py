@@ -183,12 +183,14 @@ class DataAgent:
             await self.stop()
 
     def _run_worker(self, stop: threading.Event) -> None:
+        from tacore.auth.credentials import worker_keys
         from workers.runtime import Worker
 
         s = self.settings
         Worker(s.worker_endpoint, self.registry(), worker_id=self.config.worker_id, kind="data-agent", credit=4,
                heartbeat_interval_ms=s.heartbeat_interval_ms, liveness=s.heartbeat_liveness,
-               reconnect_initial_ms=s.reconnect_initial_ms, reconnect_max_ms=s.reconnect_max_ms).run(stop)
+               reconnect_initial_ms=s.reconnect_initial_ms, reconnect_max_ms=s.reconnect_max_ms,
+               curve=worker_keys(s)).run(stop)
 
     def registry(self) -> MethodRegistry:
         registry = MethodRegistry()

@@ -132,7 +132,7 @@ def current_status(service: KlineService) -> dict[str, Any]:
 def build_registry(service: KlineService) -> MethodRegistry:
     registry = MethodRegistry()
 
-    @registry.method("kline.add_stream", idempotent=True)
+    @registry.method("kline.add_stream", idempotent=True, role="admin")
     def add_stream(params: StreamParams) -> dict[str, Any]:
         """Start one stream; answers once the exchange confirmed it (or after a short wait: pending)."""
         name = stream_name(params.symbol, params.interval)
@@ -144,7 +144,7 @@ def build_registry(service: KlineService) -> MethodRegistry:
                 "interval": params.interval, "stream": name, "added": not already, "flowing": flowing,
                 "market": next(iter(market), None)}
 
-    @registry.method("kline.remove_stream", idempotent=True)
+    @registry.method("kline.remove_stream", idempotent=True, role="admin")
     def remove_stream(params: StreamParams) -> dict[str, Any]:
         """Stop one stream (stored candles stay)."""
         name = stream_name(params.symbol, params.interval)
@@ -152,7 +152,7 @@ def build_registry(service: KlineService) -> MethodRegistry:
         return {"status": "ok", "message": f"{name}: {'removed' if removed else 'was not subscribed'}",
                 "symbol": params.symbol, "interval": params.interval, "stream": name, "removed": removed}
 
-    @registry.method("kline.add_symbols", idempotent=True)
+    @registry.method("kline.add_symbols", idempotent=True, role="admin")
     def add_symbols(params: SymbolsParams) -> dict[str, Any]:
         """All 7 intervals of each symbol; all or nothing on bad input; ``partial`` if some still pending."""
         _over_limit(service, params.symbols)

@@ -1,0 +1,1 @@
+"""Authentication and authorisation of the broker's peers: CurveZMQ keys, the allow-list, roles (docs/security.md)."""
