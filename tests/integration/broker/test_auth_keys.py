@@ -1,7 +1,8 @@
 """A broker with keys on (BROKER_CURVE, bound to 0.0.0.0): who may connect to which port, and call what.
 
-One ``tacore serve`` for the module, keys made before it starts (and some while it runs, which the
-broker must take at once); every test uses keys of its own, so a revocation in one touches no other.
+One ``tacore serve`` (with its sidecar) for the module, keys made before it starts (and some while
+it runs, which the broker must take at once); every test uses keys of its own, so a revocation in
+one touches no other.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import zmq
 
@@ -57,7 +59,7 @@ def keyed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Keyed]:
     for name, role in (("reader", Role.READ), ("trader", Role.TRADE), ("admin", Role.ADMIN)):
         keyring.generate(name, KeyKind.CLIENT, role)
     keyring.generate("remote", KeyKind.WORKER)
-    proc = TACoreProcess(workdir, ["serve", "--no-data-agent", "--no-api"],
+    proc = TACoreProcess(workdir, ["serve", "--no-data-agent"],
                          env={"BROKER_CURVE": "true", "BIND_ADDRESS": "0.0.0.0"}).start()
     service = Keyed(proc, keyring)
     try:
@@ -217,3 +219,58 @@ def test_a_revoked_worker_key_drops_its_live_worker_for_good(
     assert worker.poll() is None
     wait_until(lambda: "broker refused this key" in (tmp_path / "doomed-1.out").read_text(), 5,
                "the worker told why it cannot connect")
+
+
+def test_serve_s_own_processes_use_local_keys_the_sidecar_included(keyed: Keyed) -> None:
+    pool = [w for w in keyed.status()["workers"] if w["kind"] == "worker" and w["state"] != "dead"]
+    assert {w["key"] for w in pool} == {"local-worker"}
+    url = f"http://127.0.0.1:{keyed.proc.ports['API_PORT']}/health"
+
+    def healthy() -> dict[str, Any] | None:
+        reply = httpx.get(url, timeout=2)
+        body: dict[str, Any] = reply.json()
+        return body if reply.status_code == 200 else None
+
+    body = wait_until(healthy, 30, "the sidecar reaching the keyed broker")
+    assert body["components"]["broker"]["status"] == "up" and body["components"]["workers"]["live"] == 2
+
+
+def test_tacore_worker_connect_joins_with_a_worker_key(keyed: Keyed, tmp_path: Path) -> None:
+    made = keyed.keyring.generate("remote-host", KeyKind.WORKER)
+    remote = TACoreProcess(tmp_path / "remote", ["worker", "--connect", keyed.proc.backend, "--count", "1",
+                                                 "--prefix", "far-"],
+                           env={"WORKER_KEY": str(made.secret_file)}).start()
+    missing = TACoreProcess(tmp_path / "missing", ["worker", "--connect", keyed.proc.backend],
+                            env={"WORKER_KEY": str(tmp_path / "nothing.key_secret")}).start()
+    try:
+        record = wait_until(lambda: keyed.live("far-1"), 20, "the remote worker registered")
+        assert record["key"] == "remote-host"
+        assert missing.proc is not None and missing.proc.wait(20) == 2
+        assert "WORKER_KEY: cannot read key file" in missing.output()
+    finally:
+        remote.stop()
+        missing.stop()
+
+
+def test_the_data_agent_joins_with_a_worker_key_and_its_commands_need_admin(keyed: Keyed, tmp_path: Path) -> None:
+    from tacore.exchange_sim.config import SimConfig
+    from tacore.exchange_sim.server import ExchangeSimulator
+    from tests.support.ports import free_port
+
+    made = keyed.keyring.generate("agent-host", KeyKind.WORKER)
+    sim = ExchangeSimulator(SimConfig()).start()
+    ports = {**keyed.proc.ports, "EVENTS_PORT": free_port()}
+    agent = TACoreProcess(tmp_path / "agent", ["data-agent"], ports=ports, env={
+        "WORKER_KEY": str(made.secret_file), "TACORE_INGEST_WORKER_ID": "keyed-agent",
+        "EXCHANGE_WS_URL": sim.ws_url, "EXCHANGE_REST_URL": sim.rest_url}).start()
+    try:
+        record = wait_until(lambda: keyed.live("keyed-agent"), 30, "the data agent registered with its key")
+        assert record["key"] == "agent-host"
+        stream = {"symbol": "BTCUSDT", "interval": "1m"}
+        with keyed.client("reader", timeout_ms=10_000) as reader, keyed.client("admin", timeout_ms=10_000) as admin:
+            assert reader.request("kline.add_stream", stream)["error"]["code"] == "FORBIDDEN"
+            assert admin.call("kline.add_stream", stream)["stream"] == "btcusdt@kline_1m"
+            assert reader.call("kline.symbols")["symbols"] == ["BTCUSDT"]
+    finally:
+        agent.stop()
+        sim.stop()
