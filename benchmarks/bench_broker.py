@@ -8,13 +8,15 @@ Python load-balancing broker (``lbbroker``: one message per poll, no queue, dead
 target, so machine noise hits all alike and none always follows the same one. Measures p50/p99
 latency with one REQ client, throughput with the asyncio client at 64 in flight, and CPU time per
 request of each broker process (for TACore: the broker's own process, not its workers or recorder).
+``--curve`` adds TACore with keys on (``BROKER_CURVE``: CurveZMQ on both ports, a ZAP handler, the
+role check per request) and prints its figures against plaintext TACore (target: throughput >= 0.7x).
 
 With ``--non-idempotent`` one more TACore row calls ``bench.health_once`` (benchmarks/bench_methods.py):
 the same work declared not idempotent, so each request also claims and completes its durable
 idempotency record (SQLite by default): what exactly-once across restarts costs.
 
     python benchmarks/bench_broker.py [--rounds 5] [--latency-requests 3000] [--throughput-seconds 3]
-                                      [--non-idempotent]
+                                      [--non-idempotent] [--curve]
 """
 
 from __future__ import annotations
@@ -40,7 +42,9 @@ import zmq
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from clients import AsyncClient  # noqa: E402
+from clients import AsyncClient, CurveKeys  # noqa: E402
+from tacore.auth.keyring import KeyKind, Keyring  # noqa: E402
+from tacore.auth.roles import Role  # noqa: E402
 
 PROXY_SCRIPT = r"""
 import sys, zmq
@@ -112,13 +116,20 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def wait_for(endpoint: str, timeout: float = 15.0) -> None:
+def req_socket(endpoint: str, curve: CurveKeys | None = None) -> zmq.Socket[Any]:
     ctx: zmq.Context[Any] = zmq.Context.instance()
+    sock = ctx.socket(zmq.REQ)
+    sock.setsockopt(zmq.LINGER, 0)
+    if curve is not None:
+        curve.apply(sock)
+    sock.connect(endpoint)
+    return sock
+
+
+def wait_for(endpoint: str, timeout: float = 15.0, curve: CurveKeys | None = None) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        sock = ctx.socket(zmq.REQ)
-        sock.setsockopt(zmq.LINGER, 0)
-        sock.connect(endpoint)
+        sock = req_socket(endpoint, curve)
         sock.send(json.dumps({"request_id": uuid.uuid4().hex, "method": "health.check", "params": {}}).encode())
         if sock.poll(500):
             reply = json.loads(sock.recv())
@@ -132,10 +143,11 @@ def wait_for(endpoint: str, timeout: float = 15.0) -> None:
 
 class Target:
     def __init__(self, name: str, endpoint: str, procs: list[subprocess.Popen[bytes]], cpu_pid: int,
-                 core: str = "", method: str = "health.check") -> None:
+                 core: str = "", method: str = "health.check", curve: CurveKeys | None = None) -> None:
         self.name = name
         self.method = method
         self.core = core
+        self.curve = curve
         self.endpoint = endpoint
         self.procs = procs
         self.cpu = psutil.Process(cpu_pid)
@@ -154,9 +166,15 @@ class Target:
                 proc.kill()
 
 
-def start_tacore(workdir: Path, name: str = "tacore", method: str = "health.check", **extra_env: str) -> Target:
+def start_tacore(workdir: Path, name: str = "tacore", method: str = "health.check", curve: bool = False,
+                 **extra_env: str) -> Target:
     workdir = workdir / name
     workdir.mkdir()
+    keys = None
+    if curve:  # keys on: a client key (admin: the benchmark reads broker.status), made before the broker starts
+        keyring = Keyring(workdir / "keys")
+        keys = CurveKeys.load(keyring.generate("bench", KeyKind.CLIENT, Role.ADMIN).secret_file)
+        extra_env = {**extra_env, "BROKER_CURVE": "true", "KEYS_DIR": str(keyring.directory)}
     ports = {name: free_port() for name in ("ZMQ_FRONTEND_PORT", "ZMQ_BACKEND_PORT", "EVENTS_PORT", "RECORDER_PORT",
                                             "API_PORT")}
     env = {**os.environ, **{k: str(v) for k, v in ports.items()}, "TACORESERVICE_LOG_LEVEL": "WARNING",
@@ -165,14 +183,12 @@ def start_tacore(workdir: Path, name: str = "tacore", method: str = "health.chec
     proc = subprocess.Popen([sys.executable, "-m", "tacore", "serve", "--no-data-agent", "--no-api"], env=env,
                             cwd=workdir)
     endpoint = f"tcp://127.0.0.1:{ports['ZMQ_FRONTEND_PORT']}"
-    wait_for(endpoint)
-    ctx: zmq.Context[Any] = zmq.Context.instance()
-    sock = ctx.socket(zmq.REQ)
-    sock.connect(endpoint)
+    wait_for(endpoint, 30 if curve else 15, keys)
+    sock = req_socket(endpoint, keys)
     sock.send(json.dumps({"request_id": uuid.uuid4().hex, "method": "broker.status"}).encode())
     status = json.loads(sock.recv())["data"]
     sock.close()
-    return Target(name, endpoint, [proc], status["pid"], status["core"], method)
+    return Target(name, endpoint, [proc], status["pid"], status["core"], method, keys)
 
 
 def start_baseline(name: str, broker_script: str, worker_script: str) -> Target:
@@ -197,11 +213,9 @@ def start_plain_broker() -> Target:
     return start_baseline("plain", PLAIN_BROKER_SCRIPT, PLAIN_WORKER_SCRIPT)
 
 
-def latency_round(endpoint: str, requests: int, method: str = "health.check") -> list[float]:
-    ctx: zmq.Context[Any] = zmq.Context.instance()
-    sock = ctx.socket(zmq.REQ)
-    sock.setsockopt(zmq.LINGER, 0)
-    sock.connect(endpoint)
+def latency_round(endpoint: str, requests: int, method: str = "health.check",
+                  curve: CurveKeys | None = None) -> list[float]:
+    sock = req_socket(endpoint, curve)
     samples = []
     prefix = uuid.uuid4().hex[:12]
     for i in range(requests + 100):
@@ -216,10 +230,11 @@ def latency_round(endpoint: str, requests: int, method: str = "health.check") ->
     return samples
 
 
-async def _throughput(endpoint: str, seconds: float, in_flight: int, method: str = "health.check") -> int:
+async def _throughput(endpoint: str, seconds: float, in_flight: int, method: str = "health.check",
+                      curve: CurveKeys | None = None) -> int:
     done = 0
     stop_at = time.monotonic() + seconds
-    async with AsyncClient(endpoint, timeout_ms=10_000, retries=0) as client:
+    async with AsyncClient(endpoint, timeout_ms=10_000, retries=0, curve=curve) as client:
         async def lane() -> None:
             nonlocal done
             while time.monotonic() < stop_at:
@@ -235,7 +250,7 @@ async def _throughput(endpoint: str, seconds: float, in_flight: int, method: str
 def throughput_round(target: Target, seconds: float, in_flight: int) -> tuple[float, float]:
     cpu0 = target.cpu_seconds()
     t0 = time.perf_counter()
-    done = asyncio.run(_throughput(target.endpoint, seconds, in_flight, target.method))
+    done = asyncio.run(_throughput(target.endpoint, seconds, in_flight, target.method, target.curve))
     elapsed = time.perf_counter() - t0
     cpu = target.cpu_seconds() - cpu0
     return done / elapsed, cpu / done * 1e6
@@ -254,6 +269,7 @@ def pct(samples: list[float], q: float) -> float:
 
 TARGETS = {  # name -> what the row is; the first is TACore as installed, the rest references
     "tacore": "TACore",
+    "tacore-curve": "TACore, keys on (CURVE)",
     "tacore-python": "TACore, plain-Python core",
     "tacore-nospin": "TACore, BROKER_SPIN_US=0",
     "tacore-once": "TACore, non-idempotent method",
@@ -261,6 +277,7 @@ TARGETS = {  # name -> what the row is; the first is TACore as installed, the re
     "plain": "plain Python lbbroker",
 }
 GOALS = {"p50_us": 1.2, "p99_us": 1.5, "throughput_rps": 0.4, "cpu_us_per_req": 30.0}
+CURVE_THROUGHPUT_GOAL = 0.7  # keys on, against plaintext TACore in the same run
 
 
 def pure_python_tree(tmp: Path) -> Path:
@@ -295,6 +312,13 @@ def report(summary: dict[str, dict[str, float]], cores: dict[str, str]) -> dict[
         "cpu": summary["tacore"]["cpu_us_per_req"] <= GOALS["cpu_us_per_req"],
     }
     print("TACore against the targets: " + ", ".join(f"{k} {'met' if v else 'MISSED'}" for k, v in met.items()))
+    if "tacore-curve" in summary:
+        plain, curve = summary["tacore"], summary["tacore-curve"]
+        share = curve["throughput_rps"] / plain["throughput_rps"]
+        print(f"Keys on (CURVE) against plaintext TACore: throughput {share:.2f}x "
+              f"(>= {CURVE_THROUGHPUT_GOAL}x: {'met' if share >= CURVE_THROUGHPUT_GOAL else 'MISSED'}), "
+              f"p50 {curve['p50_us'] / plain['p50_us']:.2f}x, p99 {curve['p99_us'] / plain['p99_us']:.2f}x, "
+              f"broker CPU {curve['cpu_us_per_req'] - plain['cpu_us_per_req']:+.1f} us per request")
     return ratios
 
 
@@ -307,12 +331,14 @@ def main() -> int:
     parser.add_argument("--json", type=Path, help="also write the figures here")
     parser.add_argument("--non-idempotent", action="store_true",
                         help="add a TACore row calling a non-idempotent method (durable idempotency records)")
+    parser.add_argument("--curve", action="store_true", help="also run TACore with keys on (BROKER_CURVE)")
     args = parser.parse_args()
 
     ticks0 = cpu_ticks()
     with tempfile.TemporaryDirectory() as tmp:
         pure = pure_python_tree(Path(tmp))
         targets = [start_tacore(Path(tmp)),
+                   *([start_tacore(Path(tmp), "tacore-curve", curve=True)] if args.curve else []),
                    start_tacore(Path(tmp), "tacore-python", PYTHONPATH=str(pure)),
                    start_tacore(Path(tmp), "tacore-nospin", BROKER_SPIN_US="0"),
                    start_proxy(), start_plain_broker()]
@@ -328,7 +354,7 @@ def main() -> int:
                 order = targets[round_no % len(targets):] + targets[:round_no % len(targets)]  # no fixed slot
                 for target in order:
                     results[target.name]["lat"].extend(latency_round(target.endpoint, args.latency_requests,
-                                                                     target.method))
+                                                                     target.method, target.curve))
                 for target in order:
                     rate, cpu_us = throughput_round(target, args.throughput_seconds, args.in_flight)
                     results[target.name]["tput"].append(rate)

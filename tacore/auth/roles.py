@@ -41,7 +41,9 @@ METHOD_ROLES: Final[Mapping[str, Role]] = {
     "execute.order": Role.TRADE,
     "order.*": Role.TRADE,
     "flow.*": Role.TRADE,  # flows may place orders; a read-only flow method declares role="read"
-    # configuration of the service: what the data agent ingests
+    # operating the service: what the data agent ingests; the broker's internals (workers, hosts, pids and the
+    # request ids in flight, which a retry could join)
+    "broker.status": Role.ADMIN,
     "kline.add_stream": Role.ADMIN,
     "kline.add_symbols": Role.ADMIN,
     "kline.remove_stream": Role.ADMIN,

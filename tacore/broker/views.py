@@ -32,6 +32,7 @@ def status(broker: Broker) -> dict[str, Any]:
         "pid": os.getpid(),
         "core": core_kind(sys.modules[type(broker).__module__].__file__),  # compiled (mypyc, setup.py) or python
         "host": socket.gethostname(),
+        "auth": "curve" if broker.access is not None else "none",  # keys on (BROKER_CURVE) or loopback trust
         "queue_depth": len(broker.queue),
         "queue_by_method": broker.queue.depth_by_method(),
         "queue_limit": broker.queue.limit,

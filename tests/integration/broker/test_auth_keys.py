@@ -222,8 +222,13 @@ def test_a_revoked_worker_key_drops_its_live_worker_for_good(
 
 
 def test_serve_s_own_processes_use_local_keys_the_sidecar_included(keyed: Keyed) -> None:
-    pool = [w for w in keyed.status()["workers"] if w["kind"] == "worker" and w["state"] != "dead"]
+    status = keyed.status()
+    assert status["auth"] == "curve"
+    pool = [w for w in status["workers"] if w["kind"] == "worker" and w["state"] != "dead"]
     assert {w["key"] for w in pool} == {"local-worker"}
+    with keyed.client("reader") as reader:  # the request ids in flight are for admins only
+        assert reader.request("broker.status")["error"]["code"] == "FORBIDDEN"
+        assert "methods" in reader.call("broker.metrics")
     url = f"http://127.0.0.1:{keyed.proc.ports['API_PORT']}/health"
 
     def healthy() -> dict[str, Any] | None:

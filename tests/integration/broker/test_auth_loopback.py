@@ -70,6 +70,7 @@ def test_a_rogue_dealer_cannot_redefine_a_live_method(loopback: TACoreProcess, d
     assert reason is not None and says in reason
     assert all(frames[0] != rogue.wp.REQUEST for frames in received)
     status = loopback.status()
+    assert status["auth"] == "none"
     assert status["methods"]["health.check"] == {"idempotent": True, "workers": 2}
     assert status["counters"]["workers_refused"] == refused_before + 1
     assert _pool(loopback) == pool

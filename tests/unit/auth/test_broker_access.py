@@ -25,7 +25,8 @@ def setup(tmp_path: Path) -> tuple[Keyring, BrokerAccess, dict[str, str]]:
 def test_a_read_key_may_read_but_not_trade_or_configure(setup: tuple[Keyring, BrokerAccess, dict[str, str]]) -> None:
     _, access, keys = setup
     assert access.permits(keys["reader"], "health.check")
-    assert access.permits(keys["reader"], "broker.status")
+    assert access.permits(keys["reader"], "broker.metrics")
+    assert not access.permits(keys["reader"], "broker.status")
     for method in ("execute.order", "kline.add_stream", "kline.add_symbols", "kline.remove_stream", "order.cancel"):
         assert not access.permits(keys["reader"], method), method
     message, details = access.refusal(keys["reader"], "execute.order")
