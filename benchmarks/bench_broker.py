@@ -126,7 +126,7 @@ def req_socket(endpoint: str, curve: CurveKeys | None = None) -> zmq.Socket[Any]
     return sock
 
 
-def wait_for(endpoint: str, timeout: float = 15.0, curve: CurveKeys | None = None) -> None:
+def wait_for(endpoint: str, timeout: float = 60.0, curve: CurveKeys | None = None) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         sock = req_socket(endpoint, curve)
@@ -183,7 +183,7 @@ def start_tacore(workdir: Path, name: str = "tacore", method: str = "health.chec
     proc = subprocess.Popen([sys.executable, "-m", "tacore", "serve", "--no-data-agent", "--no-api"], env=env,
                             cwd=workdir)
     endpoint = f"tcp://127.0.0.1:{ports['ZMQ_FRONTEND_PORT']}"
-    wait_for(endpoint, 30 if curve else 15, keys)
+    wait_for(endpoint, 60, keys)  # a busy shared machine can take that long to start a service
     sock = req_socket(endpoint, keys)
     sock.send(json.dumps({"request_id": uuid.uuid4().hex, "method": "broker.status"}).encode())
     status = json.loads(sock.recv())["data"]

@@ -176,15 +176,15 @@ def test_a_worker_key_registers_and_each_client_role_reaches_only_its_methods(
 
 def test_a_valid_worker_key_still_cannot_take_a_live_worker_id(keyed: Keyed) -> None:
     keyed.new_key("second-remote", KeyKind.WORKER)
-    pid_before = keyed.live("w1")["pid"]  # type: ignore[index]
+    victim = next(w for w in keyed.status()["workers"] if w["kind"] == "worker" and w["state"] != "dead")
     sock = rogue.dealer(keyed.proc.backend, keyed.keys("second-remote"))
     try:
-        rogue.send_ready(sock, "w1", {"health.check": {"idempotent": True}})
+        rogue.send_ready(sock, victim["worker_id"], {"health.check": {"idempotent": True}})
         reason = rogue.disconnect_reason(rogue.messages(sock, 3000))
     finally:
         sock.close()
-    assert reason is not None and "'w1' is live on another connection" in reason
-    assert keyed.live("w1")["pid"] == pid_before  # type: ignore[index]
+    assert reason is not None and f"{victim['worker_id']!r} is live on another connection" in reason
+    assert keyed.live(victim["worker_id"])["pid"] == victim["pid"]  # type: ignore[index]
 
 
 def test_a_revoked_client_key_loses_live_and_new_connections(keyed: Keyed) -> None:
