@@ -144,7 +144,8 @@ class Service:
         self.data_agent = data_agent
         self.api = api
         # The supervisor's own calls (readiness, the closing figures) are internal traffic.
-        self.client = LazyPirateClient(settings.client_endpoint, timeout_ms=400, retries=0, internal=True)
+        self.client = LazyPirateClient(settings.client_endpoint, timeout_ms=400, retries=0, internal=True,
+                                       curve=client_keys(settings))
         self.pool = WorkerPool(settings)
         expected = frozenset(load_registry(settings.worker_registry).names())
         if data_agent:

@@ -44,6 +44,7 @@ METHOD_ROLES: Final[Mapping[str, Role]] = {
     # operating the service: what the data agent ingests; the broker's internals (workers, hosts, pids and the
     # request ids in flight, which a retry could join)
     "broker.status": Role.ADMIN,
+    "broker.preempt": Role.ADMIN,  # the flow scheduler's; a client cancels its own call with broker.cancel (read)
     "kline.add_stream": Role.ADMIN,
     "kline.add_symbols": Role.ADMIN,
     "kline.remove_stream": Role.ADMIN,

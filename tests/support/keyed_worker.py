@@ -30,7 +30,7 @@ def echo(params: EchoParams) -> dict[str, object]:
     return {"tag": params.tag, "pid": os.getpid()}
 
 
-@registry.method("auth.trade", role="trade")
+@registry.method("auth.trade", idempotent=True, role="trade")
 def trade(params: EchoParams) -> dict[str, object]:
     return {"traded": params.tag, "pid": os.getpid()}
 

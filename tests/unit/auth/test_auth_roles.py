@@ -16,7 +16,8 @@ def test_the_issue_s_methods_need_more_than_read() -> None:
     assert table.required("execute.order") is Role.TRADE
     for method in ("kline.add_stream", "kline.add_symbols", "kline.remove_stream"):
         assert table.required(method).rank > Role.READ.rank, method
-    assert table.required("broker.status") is Role.ADMIN
+    assert table.required("broker.status") is Role.ADMIN and table.required("broker.preempt") is Role.ADMIN
+    assert table.required("broker.cancel") is Role.READ  # a client cancels its own calls
     for method in ("health.check", "get.market_data", "kline.history", "kline.status", "broker.metrics"):
         assert table.required(method) is DEFAULT_ROLE is Role.READ
 
