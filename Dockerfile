@@ -10,8 +10,11 @@ COPY config ./config
 RUN apt-get update && apt-get install -y --no-install-recommends gcc libc6-dev \
  && pip install --no-cache-dir . \
  && apt-get purge -y gcc libc6-dev && apt-get autoremove -y && rm -rf /var/lib/apt/lists/*
-# Reachable from outside the container: bind everything, and the sidecar then needs API_KEY.
+# Reachable from outside the container: bind everything, with keys on for the broker's ports (its own
+# processes use local keys made in /data/keys at first start; give outside clients and workers keys with
+# `docker exec tacore tacore keys generate NAME ...`, docs/security.md), and the sidecar then needs API_KEY.
 ENV BIND_ADDRESS=0.0.0.0 \
+    BROKER_CURVE=true \
     API_HOST=0.0.0.0 \
     DATA_DIR=/data \
     DATABASE_PATH=/data/tacoreservice.db \

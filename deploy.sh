@@ -13,6 +13,8 @@ if [ "${1:-}" = "--docker" ]; then
   docker run -d --name tacore -e API_KEY -e REDIS_URL -e CLICKHOUSE_URL -e DATABASE_URL \
     -p 5555:5555 -p 5556:5556 -p 5557:5557 -p 8000:8000 -v tacore-data:/data tacore:latest
   echo "tacore running in container 'tacore': docker logs -f tacore"
+  echo "its broker ports take keys only: docker exec tacore tacore keys generate NAME --role read (or --worker),"
+  echo "then docker cp tacore:/data/keys/NAME.key_secret . and set CLIENT_KEY (or WORKER_KEY) to it (docs/security.md)"
   exit 0
 fi
 
