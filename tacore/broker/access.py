@@ -138,4 +138,8 @@ def secure_sockets(settings: Settings, context: zmq.Context[Any], frontend: zmq.
     access = BrokerAccess(watch, RoleTable(), authenticator, expected_methods)
     log.info("keys on (CURVE): broker key %s, %d client and %d worker key(s) allowed, keys in %s",
              public.decode(), len(access.client_rank), len(access.worker_keys), settings.keys_path)
+    missing = [kind for kind, keys in (("client", access.client_rank), ("worker", access.worker_keys)) if not keys]
+    if missing:
+        log.warning("keys on, but no %s key is allowed yet: each is refused until `tacore keys generate` makes one",
+                    " or ".join(missing))
     return access
