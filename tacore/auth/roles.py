@@ -45,6 +45,7 @@ METHOD_ROLES: Final[Mapping[str, Role]] = {
     # request ids in flight, which a retry could join)
     "broker.status": Role.ADMIN,
     "broker.preempt": Role.ADMIN,  # the flow scheduler's; a client cancels its own call with broker.cancel (read)
+    "broker.report": Role.ADMIN,  # TACore's processes telling the broker what they observe (/health reads it)
     "kline.add_stream": Role.ADMIN,
     "kline.add_symbols": Role.ADMIN,
     "kline.remove_stream": Role.ADMIN,
