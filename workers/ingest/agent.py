@@ -18,6 +18,7 @@ import signal
 import threading
 import time
 from collections.abc import Coroutine
+from functools import partial
 from typing import Any, TypeVar
 
 import httpx
@@ -27,6 +28,7 @@ from tacore.events import EventPublisher
 from tacore.intervals import INTERVAL_MS, INTERVALS
 from tacore.markets import MarketSource, load_markets
 from tacore.settings import Settings
+from tacore.store.coverage import window_coverage
 from tacore.store.klines import KlineStore, StorageError
 from tacore.store.price_cache import PriceCache, open_price_cache
 from workers.context import bound_timeout
@@ -105,7 +107,7 @@ class DataAgent:
 
         self.feed = KlineFeed(pool_factory, self.writer, self.publisher, rest_url=self.settings.exchange_rest_url,
                               stall_s=cfg.stall_s, backfill_concurrency=cfg.backfill_concurrency,
-                              budget=self.upkeep.budget)
+                              budget=self.upkeep.budget, progress=self.upkeep.progress)
         self.feed.start()
         self.upkeep.attach(self.feed)
         self._http = httpx.AsyncClient(base_url=self.settings.exchange_rest_url.rstrip("/"), timeout=5.0)
@@ -130,7 +132,8 @@ class DataAgent:
             raise RuntimeError("trading_config.yaml declares no market with source alpaca")
         return AlpacaFeed(alpaca_access(self.settings), self.writer, self.publisher, lambda: us_market.calendar,
                           depth_of=history_depth_of(self.settings), tuning=AlpacaTuning.load(),
-                          market=us_market.name)
+                          market=us_market.name, progress=self.upkeep.progress,
+                          coverage=partial(window_coverage, self.store))
 
     def _route_initial(self, pairs: list[Pair]) -> dict[MarketSource, list[Pair]]:
         """Stored and configured streams by feed; a symbol of no market is logged and left out."""
@@ -268,9 +271,8 @@ class DataAgent:
                 us_symbols = {s for s, _ in us_pairs}
                 await self._verify([s for s in new_symbols if s not in us_symbols])
                 await self._verify_us([s for s in new_symbols if s in us_symbols])
-            binance = routed[MarketSource.BINANCE]
-            plans = await self.upkeep.plan_new(feed, binance, sorted({s for s, _ in binance} - current))
-            feed.add(binance, resume_after(plans))
+            plans = await self.upkeep.plan_new(feed, routed[MarketSource.BINANCE], new_symbols)
+            feed.add(routed[MarketSource.BINANCE], resume_after(plans))
             feed.fetch_history(plans)
             us.add(us_pairs)
             self._save()

@@ -83,7 +83,7 @@ class KlineFeed:
 
     def __init__(self, pool_factory: Any, writer: BatchWriter, publisher: EventPublisher, *,
                  rest_url: str, stall_s: float, backfill_concurrency: int = 4,
-                 budget: WeightBudget | None = None) -> None:
+                 budget: WeightBudget | None = None, progress: HistoryProgress | None = None) -> None:
         self.writer = writer
         self.publisher = publisher
         self.stall_s = stall_s
@@ -94,7 +94,7 @@ class KlineFeed:
         self.all_flowing_after_s: float | None = None  # start -> every stream had data (cold start)
         self.streams: dict[str, StreamState] = {}  # by stream name
         self.pool: ConnectionPool = pool_factory(self)
-        self.progress = HistoryProgress()
+        self.progress = progress or HistoryProgress()
         self.backfiller = Backfiller(rest_url, self._backfilled, lambda: self.exchange_now_ms,
                                      history_sink=self._history_rows, on_done=self._job_done, budget=budget,
                                      concurrency=backfill_concurrency)
@@ -227,16 +227,15 @@ class KlineFeed:
             return
         self.writer.submit_backfill(rows)
         self.counters.history += len(rows)
+        self.progress.stored_history(len(rows))
         self.progress.fetched_rows(name, len(rows))
 
     def _job_done(self, kind: JobKind, symbol: str, interval: str) -> None:
         name = stream_name(symbol, interval)
-        progress = self.progress
-        completed = progress.range_done(name) if kind == "history" else progress.resume_done(name)
-        if completed:
-            log.info("history complete: %d streams hold their depth, %d candles fetched in %.1f s, weight %d",
-                     progress.streams_done, progress.fetched, progress.completed_s or 0.0,
-                     self.backfiller.budget.total)
+        if kind == "history":
+            self.progress.range_done(name)
+        else:
+            self.progress.resume_done(name)
 
     def _backfilled(self, rows: list[KlineRow]) -> None:
         """Backfill sink: store and announce the closed candles not already seen live."""

@@ -1,17 +1,22 @@
 """Progress of the history fetch, per stream and in total, for ``kline.status`` and one log line.
 
-Feed-agnostic: a feed registers what each stream's plan expects (``expect``), then reports candles as
-they arrive (``fetched``) and jobs as they end (``range_done``, ``resume_done``). A stream is done when
-every range of its plan and its resume backfill have finished, whatever they returned (an exchange may
-hold less than the depth asked for: a symbol listed last month has no candles from last year).
+Feed-agnostic, and one record for all feeds (the agent's ``kline.status.history``): a feed registers
+what each stream's plan expects (``expect``), then reports candles as they arrive (``fetched_rows``) and
+jobs as they end (``range_done``, ``resume_done``); when every stream is done one line says so in the
+log. A stream is done when every range of its plan and its resume backfill have finished, whatever they
+returned (an exchange may hold less than the depth asked for: a symbol listed last month has no candles
+from last year).
 """
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
+
+log = logging.getLogger("tacore.ingest")
 
 
 @dataclass(slots=True)
@@ -35,23 +40,35 @@ class HistoryProgress:
         self._streams: dict[str, StreamProgress] = {}
         self.wanted = 0
         self.fetched = 0
+        self.history_rows = 0  # candles stored from history fetches (the resume backfills are announced)
         self.streams_done = 0
         self._wave_started: float | None = None  # first expect() since everything was last done
         self._wave_fetched = 0
         self.completed_s: float | None = None  # duration of the last wave that completed
 
     def expect(self, stream: str, wanted: int, ranges: int, resume: bool) -> None:
-        """A stream's plan: ``ranges`` history jobs and (``resume``) one resume backfill to wait for."""
-        if not ranges and not resume:
-            return
+        """A stream's plan: ``ranges`` history jobs and (``resume``) one resume backfill to wait for. A
+        feed that plans later (after loading a calendar) registers ``planning`` first, then the plan."""
         old = self._streams.get(stream)
+        if not ranges and not resume:
+            if old is not None and not old.done:  # planned to nothing: done
+                self.wanted -= old.wanted
+                old.ranges_left, old.resume_left, old.wanted = 0, False, 0
+                self._stream_done(old)
+            return
         if old is not None and not old.done:
             self.wanted -= old.wanted
         if self._wave_started is None:
             self._wave_started = self._clock()
             self._wave_fetched = 0
-        self._streams[stream] = StreamProgress(wanted, ranges, resume, started=self._clock())
+        self._streams[stream] = StreamProgress(wanted, ranges, resume, started=self._clock(),
+                                               fetched=old.fetched if old is not None and not old.done else 0)
         self.wanted += wanted
+
+    def planning(self, stream: str) -> None:
+        """The stream waits for its plan (counted pending until ``expect`` gives it)."""
+        if stream not in self._streams or self._streams[stream].done:
+            self.expect(stream, 0, 1, False)
 
     def forget(self, stream: str) -> None:
         """The stream was removed: it no longer counts as pending."""
@@ -59,6 +76,9 @@ class HistoryProgress:
         if state is not None and not state.done:
             self.wanted -= max(0, state.wanted - state.fetched)
             self._finish_wave_if_done()
+
+    def stored_history(self, count: int) -> None:
+        self.history_rows += count
 
     def fetched_rows(self, stream: str, count: int) -> None:
         state = self._streams.get(stream)
@@ -94,6 +114,8 @@ class HistoryProgress:
             return False
         self.completed_s = round(self._clock() - self._wave_started, 3)
         self._wave_started = None
+        log.info("history complete: %d streams hold their depth, %d candles fetched in %.1f s",
+                 self.streams_done, self.fetched, self.completed_s)
         return True
 
     @property
@@ -111,6 +133,7 @@ class HistoryProgress:
             eta = round(remaining / rate, 1)
         return {
             "done": not pending, "candles_wanted": self.wanted, "candles_fetched": self.fetched,
+            "candles_stored": self.history_rows,
             "candles_remaining": remaining, "pending_streams": len(pending), "streams_done": self.streams_done,
             "eta_s": 0.0 if not pending else eta, "last_completed_in_s": self.completed_s,
             "weight_used": weight_used, "weight_budget_per_min": weight_budget,

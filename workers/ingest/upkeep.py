@@ -35,6 +35,7 @@ from workers.ingest.history import HistoryDepth, StreamPlan, plan_history, plan_
 from workers.ingest.limits import WeightBudget
 from workers.ingest.market_view import FUTURE_TOLERANCE_MS, MarketView
 from workers.ingest.normalise import stream_name
+from workers.ingest.progress import HistoryProgress
 from workers.ingest.writer import BatchWriter
 
 log = logging.getLogger("tacore.ingest")
@@ -52,6 +53,7 @@ class StoreUpkeep:
         self.writer = writer
         self.depth = HistoryDepth(settings.history_depth, settings.history_depth_per_interval)
         self.budget = WeightBudget(config.rest_weight_per_min)
+        self.progress = HistoryProgress()  # every feed's history fetch reports here
         self.clock = StoreClock(store, settings.data_dir / "data-agent")
         self.market = MarketView(store, cache, markets, settings.data_agent_max_symbol, self.source_now_ms)
         self.feed: KlineFeed | None = None
@@ -70,13 +72,14 @@ class StoreUpkeep:
         return plans
 
     async def plan_new(self, feed: KlineFeed, pairs: list[Pair], new_symbols: list[str]) -> list[StreamPlan]:
-        """Plans for the streams the feed does not have yet (at the exchange's time now)."""
+        """Plans for the streams the feed does not have yet (at the exchange's time now), and the 24 h
+        tickers of the new symbols (of any market: the writer keeps them for every feed)."""
         fresh = [pair for pair in dict.fromkeys(pairs) if stream_name(*pair) not in feed.streams]
-        if not fresh:
+        if not fresh and not new_symbols:
             return []
         await self._source_time()
         try:
-            plans = await self._plan(fresh)
+            plans = await self._plan(fresh) if fresh else []
             if new_symbols:
                 await self._seed_tickers(new_symbols)
         except StorageError as exc:
@@ -98,8 +101,8 @@ class StoreUpkeep:
 
     def status(self, feed: KlineFeed) -> dict[str, Any]:
         return {
-            "history": {"depth": self.depth.as_dict(), "candles_stored": feed.counters.history,
-                        **feed.progress.snapshot(weight_used=self.budget.total, weight_budget=self.budget.limit),
+            "history": {"depth": self.depth.as_dict(),
+                        **self.progress.snapshot(weight_used=self.budget.total, weight_budget=self.budget.limit),
                         "weight": self.budget.snapshot()},
             "clock": {**self.clock.report.as_dict(), "cache_entries_refused": self.market.future_skipped},
         }

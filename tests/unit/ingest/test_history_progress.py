@@ -90,3 +90,16 @@ def test_acquire_sleeps_until_the_weight_fits_and_counts_what_was_spent() -> Non
     asyncio.run(scenario())
     assert budget.waits == 1 and budget.total == 6 and budget.used == 2 and clock.now >= 60.0
     assert budget.snapshot()["total"] == 6
+
+
+def test_a_stream_waiting_for_its_plan_is_pending_and_done_when_the_plan_is_empty() -> None:
+    progress = HistoryProgress()
+    progress.planning("aapl@kline_1m")
+    progress.planning("aapl@kline_5m")
+    assert progress.snapshot(weight_used=0, weight_budget=1)["pending_streams"] == 2
+    progress.expect("aapl@kline_1m", 0, ranges=0, resume=False)  # nothing to fetch after all
+    progress.expect("aapl@kline_5m", 30, ranges=1, resume=True)
+    snap = progress.snapshot(weight_used=0, weight_budget=1)
+    assert snap["pending_streams"] == 1 and snap["candles_wanted"] == 30 and snap["streams_done"] == 1
+    progress.range_done("aapl@kline_5m")
+    assert progress.resume_done("aapl@kline_5m") is True
