@@ -120,6 +120,10 @@ class Settings(BaseSettings):
     exchange_rest_url: str = "https://api.binance.com"
     clickhouse_url: str | None = None
     events_port: int = Field(5557, ge=1, le=65535)
+    #: candles of history each stream holds, fetched when it is added (0: none, start at the live stream);
+    #: HISTORY_DEPTH_PER_INTERVAL overrides it per interval, e.g. '{"1m": 5000, "1d": 365}'
+    history_depth: int = Field(1000, ge=0)
+    history_depth_per_interval: dict[str, int] = Field(default_factory=dict)
     price_ttl_s: int = Field(300, ge=1)
     #: symbols subscribed (all 7 intervals) at start, on top of the stored subscription set
     data_agent_symbols: list[str] = Field(default_factory=list)
@@ -141,6 +145,16 @@ class Settings(BaseSettings):
     @classmethod
     def _blank_is_unset(cls, value: Any) -> Any:
         return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("history_depth_per_interval")
+    @classmethod
+    def _known_intervals(cls, value: dict[str, int]) -> dict[str, int]:
+        from tacore.intervals import INTERVALS
+
+        bad = [f"{k}={v}" for k, v in value.items() if k not in INTERVALS or v < 0]
+        if bad:
+            raise ValueError(f"{', '.join(bad)}: intervals are {', '.join(INTERVALS)}, depths >= 0")
+        return value
 
     @field_validator("log_level", mode="before")
     @classmethod

@@ -1,4 +1,6 @@
-"""The state of what a worker depends on (database, cache), for ``health.check {"detailed": true}``.
+"""The state of what a worker depends on (database, cache), for ``health.check {"detailed": true}``,
+and the data agent's last check of its candle store against the exchange's clock (``clock.json``
+in its data directory: candles later than the source's clock, see ``workers.ingest.clock``).
 
 Probed at most every few seconds and cached, so a burst of health checks costs nothing.
 """
@@ -12,6 +14,7 @@ from sqlalchemy import text
 
 from tacore.settings import Settings
 from tacore.store.request_log import make_engine
+from workers.ingest.clock import read_clock_file
 
 _CACHE_S = 2.0
 
@@ -22,13 +25,22 @@ class DependencyProbe:
         self._engine = make_engine(settings.sqlalchemy_url)
         self._checked_at = 0.0
         self._states: dict[str, dict[str, Any]] = {}
+        self._store_clock: dict[str, Any] | None = None
 
     def states(self) -> dict[str, dict[str, Any]]:
+        self._refresh()
+        return self._states
+
+    def store_clock(self) -> dict[str, Any] | None:
+        self._refresh()
+        return self._store_clock
+
+    def _refresh(self) -> None:
         now = time.monotonic()
         if now - self._checked_at > _CACHE_S:
             self._states = {"database": self._database(), "cache": self._cache()}
+            self._store_clock = read_clock_file(self.settings.data_dir / "data-agent")
             self._checked_at = now
-        return self._states
 
     def _database(self) -> dict[str, Any]:
         started = time.perf_counter()
@@ -67,3 +79,8 @@ def dependency_states() -> dict[str, dict[str, Any]]:
     if _probe is None:
         return {}
     return _probe.states()
+
+
+def store_clock() -> dict[str, Any] | None:
+    """The data agent's last store-clock report, None when it has written none (or runs elsewhere)."""
+    return None if _probe is None else _probe.store_clock()

@@ -30,6 +30,7 @@ class SimConfig:
     max_connection_attempts: int = 300  # per IP per window; past it: handshake refused with 429
     connection_window_s: float = 300.0
     max_streams_per_connection: int = 1024
+    rest_weight_per_min: int = 6000  # REST request weight per IP and clock minute; past it: HTTP 429
     write_buffer_limit: int = 8 * 1024 * 1024  # skip open-candle updates to a client this far behind
     # -- Alpaca market-data API v2 (US equities), on its own two ports: docs/exchange-sim.md
     alpaca: bool = True

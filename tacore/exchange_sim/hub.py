@@ -213,5 +213,7 @@ class Hub:
             "rest_requests": self.counters["rest_requests"],
             "rest_failures_injected": self.counters["rest_failures_injected"],
             "rest_failures_pending": len(self.rest_faults),
+            "rest_weight_refused": self.counters["rest_weight_refused"],
+            "rest_weight_max_per_min": self.counters["rest_weight_max_per_min"],
             "closes_by_code": dict(self.closes_by_code),
         }

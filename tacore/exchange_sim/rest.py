@@ -2,7 +2,9 @@
 
 History before the simulator started is generated like the rest (candles are a function of time),
 and the running candle is the last row, as on Binance. Errors use Binance's codes and HTTP 400;
-injected rate-limit faults answer 429 or 418 with ``Retry-After``.
+injected rate-limit faults answer 429 or 418 with ``Retry-After``. Request weight is counted per clock
+minute (``X-MBX-USED-WEIGHT-1M``; klines 2, time and ping 1) and a request past the minute's limit
+(6,000, like Binance's ``REQUEST_WEIGHT``) is answered 429 with ``Retry-After`` until the next minute.
 """
 
 from __future__ import annotations
@@ -116,7 +118,22 @@ class RestApi:
         if minute != self._weight_minute:
             self._weight_minute, self._weight = minute, 0
         self._weight += weight
+        counters = self.hub.counters
+        counters["rest_weight_max_per_min"] = max(counters["rest_weight_max_per_min"], self._weight)
         return {"X-MBX-USED-WEIGHT-1M": str(self._weight)}
+
+    def _over_budget(self, weight: int) -> Response | None:
+        """Binance's 429 when this request would pass the minute's weight limit (it is not counted)."""
+        now = time.time()
+        minute = int(now // 60)
+        used = self._weight if minute == self._weight_minute else 0
+        if used + weight <= self.hub.config.rest_weight_per_min:
+            return None
+        self.hub.counters["rest_weight_refused"] += 1
+        limit = self.hub.config.rest_weight_per_min
+        msg = f"Too many requests; current limit of IP(127.0.0.1) request weight is {limit} per 1 minute."
+        headers = {"Retry-After": str(max(1, int((minute + 1) * 60 - now + 0.999))), "X-MBX-USED-WEIGHT-1M": str(used)}
+        return Response(rest_error(-1003, msg), status_code=429, media_type=_JSON, headers=headers)
 
     async def ping(self, request: Request) -> Response:
         """``GET /api/v3/ping``: ``{}``."""
@@ -124,6 +141,9 @@ class RestApi:
 
     async def time(self, request: Request) -> Response:
         """``GET /api/v3/time``: the simulated server time."""
+        refused = self._over_budget(1)
+        if refused is not None:
+            return refused
         body = orjson.dumps({"serverTime": self.hub.clock.now_ms()})
         return Response(body, media_type=_JSON, headers=self._headers(1))
 
@@ -131,6 +151,9 @@ class RestApi:
         """``GET /api/v3/klines``."""
         hub = self.hub
         hub.counters["rest_requests"] += 1
+        refused = self._over_budget(KLINES_WEIGHT)  # Binance counts weight before it looks at the request
+        if refused is not None:
+            return refused
         if hub.rest_faults:
             status, retry_after = hub.rest_faults.popleft()
             hub.counters["rest_failures_injected"] += 1

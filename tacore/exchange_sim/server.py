@@ -278,6 +278,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--symbols", default="", help="comma-separated whitelist (default: any well-formed symbol)")
     p.add_argument("--start-time-ms", type=int, default=None, help="simulated start time (default: now)")
+    p.add_argument("--rest-weight-per-min", type=int, default=6000, help="REST weight per minute before HTTP 429")
     p.add_argument("--log-level", default="WARNING")
     alpaca = p.add_argument_group("Alpaca market-data API v2 (US equities)")
     alpaca.add_argument("--no-alpaca", action="store_true", help="serve Binance only")
@@ -305,6 +306,7 @@ def config_from_args(args: argparse.Namespace) -> SimConfig:
         pong_timeout_s=args.pong_timeout_s,
         max_connection_age_s=args.max_connection_age_s,
         seed=args.seed,
+        rest_weight_per_min=args.rest_weight_per_min,
         symbols=symbols or None,
         start_time_ms=args.start_time_ms,
         alpaca=not args.no_alpaca,

@@ -4,22 +4,27 @@ In Redis (``REDIS_URL``) one hash per symbol, ``<prefix><SYMBOL>``: ``price`` an
 newest update, and one JSON candle per interval; the key expires ``price_ttl_s`` after its last update,
 so a symbol nobody feeds any more disappears instead of serving a stale price. Without ``REDIS_URL`` the
 same thing lives in this process's memory. The writer calls ``put_latest`` in batches (a few times a
-second, never per message); readers call ``get``, which counts hits and misses.
+second, never per message), with the symbol's rolling 24 h ticker figures when they changed (field
+``ticker_24h``), so a reader needs nothing else; readers call ``get`` / ``get_many`` (one round trip for
+any number of symbols), which count hits and misses.
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import orjson
 
+from tacore.markets.ticker import Ticker24h
 from tacore.store.klines import KlineRow, candle_dict
 
 DEFAULT_PREFIX = "tacore:price:"
+TICKER_FIELD = "ticker_24h"
+_TICKER_KEY = TICKER_FIELD.encode()
 
 
 @dataclass(slots=True)
@@ -30,6 +35,7 @@ class PriceSnapshot:
     price: float
     event_time: int
     candles: dict[str, dict[str, Any]] = field(default_factory=dict)  # interval -> candle
+    ticker: Ticker24h | None = None  # rolling 24 h figures (None until the ticker interval has data)
 
 
 class PriceCache(Protocol):
@@ -37,8 +43,15 @@ class PriceCache(Protocol):
     hits: int
     misses: int
 
-    def put_latest(self, rows: Mapping[tuple[str, str], KlineRow]) -> None: ...
+    def put_latest(self, rows: Mapping[tuple[str, str], KlineRow],
+                   tickers: Mapping[str, Ticker24h] | None = None) -> None: ...
     def get(self, symbol: str) -> PriceSnapshot | None: ...
+    def get_many(self, symbols: Sequence[str],
+                 intervals: Sequence[str] | None = None) -> dict[str, PriceSnapshot | None]:
+        """Several symbols at once; with ``intervals``, only those candles (less to read and parse)."""
+        ...
+
+    def forget(self, symbols: Iterable[str]) -> None: ...
     def close(self) -> None: ...
 
 
@@ -64,7 +77,8 @@ class MemoryPriceCache:
         self._lock = threading.Lock()
         self._entries: dict[str, tuple[float, PriceSnapshot]] = {}
 
-    def put_latest(self, rows: Mapping[tuple[str, str], KlineRow]) -> None:
+    def put_latest(self, rows: Mapping[tuple[str, str], KlineRow],
+                   tickers: Mapping[str, Ticker24h] | None = None) -> None:
         expires = time.monotonic() + self.ttl_s
         with self._lock:
             for symbol, group in _newest_per_symbol(rows).items():
@@ -74,18 +88,36 @@ class MemoryPriceCache:
                     snap.price, snap.event_time = group[0].close, group[0].event_time
                 for row in group:
                     snap.candles[row.interval] = candle_dict(row)
+                if tickers is not None and symbol in tickers:
+                    snap.ticker = tickers[symbol]
                 self._entries[symbol] = (expires, snap)
 
     def get(self, symbol: str) -> PriceSnapshot | None:
         with self._lock:
-            entry = self._entries.get(symbol)
-            if entry is None or entry[0] < time.monotonic():
+            return self._get(symbol, time.monotonic())
+
+    def get_many(self, symbols: Sequence[str],
+                 intervals: Sequence[str] | None = None) -> dict[str, PriceSnapshot | None]:
+        now = time.monotonic()
+        with self._lock:
+            return {symbol: self._get(symbol, now, intervals) for symbol in symbols}
+
+    def _get(self, symbol: str, now: float, intervals: Sequence[str] | None = None) -> PriceSnapshot | None:
+        entry = self._entries.get(symbol)
+        if entry is None or entry[0] < now:
+            self._entries.pop(symbol, None)
+            self.misses += 1
+            return None
+        self.hits += 1
+        snap = entry[1]
+        candles = dict(snap.candles) if intervals is None else \
+            {i: snap.candles[i] for i in intervals if i in snap.candles}
+        return PriceSnapshot(snap.symbol, snap.price, snap.event_time, candles, snap.ticker)
+
+    def forget(self, symbols: Iterable[str]) -> None:
+        with self._lock:
+            for symbol in symbols:
                 self._entries.pop(symbol, None)
-                self.misses += 1
-                return None
-            self.hits += 1
-            snap = entry[1]
-            return PriceSnapshot(snap.symbol, snap.price, snap.event_time, dict(snap.candles))
 
     def close(self) -> None:
         with self._lock:
@@ -110,7 +142,8 @@ class RedisPriceCache:
     def key(self, symbol: str) -> str:
         return f"{self.prefix}{symbol}"
 
-    def put_latest(self, rows: Mapping[tuple[str, str], KlineRow]) -> None:
+    def put_latest(self, rows: Mapping[tuple[str, str], KlineRow],
+                   tickers: Mapping[str, Ticker24h] | None = None) -> None:
         pipe = self._redis.pipeline(transaction=False)
         for symbol, group in _newest_per_symbol(rows).items():
             mapping: dict[str, bytes | str | int | float] = {
@@ -118,6 +151,8 @@ class RedisPriceCache:
             }
             mapping["price"] = repr(group[0].close)
             mapping["event_time"] = group[0].event_time
+            if tickers is not None and symbol in tickers:
+                mapping[TICKER_FIELD] = orjson.dumps(tickers[symbol].to_json())
             key = self.key(symbol)
             pipe.hset(key, mapping=mapping)  # type: ignore[arg-type]
             pipe.expire(key, self.ttl_s)
@@ -125,15 +160,40 @@ class RedisPriceCache:
 
     def get(self, symbol: str) -> PriceSnapshot | None:
         raw: dict[bytes, bytes] = self._redis.hgetall(self.key(symbol))  # type: ignore[assignment]
+        return self._snapshot(symbol, raw)
+
+    def get_many(self, symbols: Sequence[str],
+                 intervals: Sequence[str] | None = None) -> dict[str, PriceSnapshot | None]:
+        """One round trip for every symbol: a pipeline of HGETALLs, or of HMGETs of the fields asked for."""
+        pipe = self._redis.pipeline(transaction=False)
+        if intervals is None:
+            for symbol in symbols:
+                pipe.hgetall(self.key(symbol))
+            raws = pipe.execute()
+        else:
+            fields = [b"price", b"event_time", _TICKER_KEY, *(i.encode() for i in intervals)]
+            for symbol in symbols:
+                pipe.hmget(self.key(symbol), fields)
+            raws = [{f: v for f, v in zip(fields, values, strict=True) if v is not None} for values in pipe.execute()]
+        return {symbol: self._snapshot(symbol, raw) for symbol, raw in zip(symbols, raws, strict=True)}
+
+    def _snapshot(self, symbol: str, raw: dict[bytes, bytes]) -> PriceSnapshot | None:
         if not raw or b"price" not in raw:
             self.misses += 1
             return None
         self.hits += 1
         snap = PriceSnapshot(symbol, float(raw[b"price"]), int(raw[b"event_time"]))
         for name, value in raw.items():
-            if name not in (b"price", b"event_time"):
+            if name == _TICKER_KEY:
+                snap.ticker = Ticker24h.from_json(orjson.loads(value))
+            elif name not in (b"price", b"event_time"):
                 snap.candles[name.decode()] = orjson.loads(value)
         return snap
+
+    def forget(self, symbols: Iterable[str]) -> None:
+        keys = [self.key(symbol) for symbol in symbols]
+        if keys:
+            self._redis.delete(*keys)
 
     def delete_all(self) -> int:
         """Remove every key under the prefix (tests use a unique prefix and call this to clean up)."""

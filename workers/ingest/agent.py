@@ -18,6 +18,7 @@ import signal
 import threading
 import time
 from collections.abc import Coroutine
+from functools import partial
 from typing import Any, TypeVar
 
 import httpx
@@ -27,8 +28,9 @@ from tacore.events import EventPublisher
 from tacore.intervals import INTERVAL_MS, INTERVALS
 from tacore.markets import MarketSource, load_markets
 from tacore.settings import Settings
+from tacore.store.coverage import window_coverage
 from tacore.store.klines import KlineStore, StorageError
-from tacore.store.price_cache import PriceCache, PriceSnapshot, open_price_cache
+from tacore.store.price_cache import PriceCache, open_price_cache
 from workers.context import bound_timeout
 from workers.ingest.alpaca.config import MISSING_KEYS, AlpacaTuning, alpaca_access, history_depth_of
 from workers.ingest.alpaca.feed import AlpacaFeed
@@ -36,10 +38,12 @@ from workers.ingest.alpaca.rest import AlpacaAuthError
 from workers.ingest.config import IngestConfig
 from workers.ingest.connections import ConnectionConfig, ConnectionListener, ConnectionPool
 from workers.ingest.feed import KlineFeed
+from workers.ingest.history import StoredSpan, StreamPlan, resume_after, resume_point
 from workers.ingest.limits import attempt_limiter
 from workers.ingest.normalise import SYMBOL_RE, stream_name
 from workers.ingest.routing import MarketRouter
 from workers.ingest.subscriptions import SubscriptionFile
+from workers.ingest.upkeep import StoreUpkeep
 from workers.ingest.writer import BatchWriter
 from workers.methods import klines as kline_methods
 from workers.methods import market as market_methods
@@ -50,7 +54,6 @@ log = logging.getLogger("tacore.ingest")
 T = TypeVar("T")
 Pair = tuple[str, str]
 _CALL_TIMEOUT_S = 15.0
-_CACHE_RETRY_S = 5.0
 
 
 class DataAgent:
@@ -67,6 +70,7 @@ class DataAgent:
         self.markets = load_markets(settings.trading_config)
         self.router = MarketRouter(self.markets, self.subscription_file.markets())
         self.us: AlpacaFeed | None = None
+        self.upkeep = StoreUpkeep(settings, config, self.store, self.cache, self.writer, self.markets)
         self.started_at = time.time()
         self.loop: asyncio.AbstractEventLoop | None = None
         self.feed: KlineFeed | None = None
@@ -74,16 +78,20 @@ class DataAgent:
         self._lock = asyncio.Lock()
         self._known_symbols: set[str] = set()
         self._http: httpx.AsyncClient | None = None
-        self._cache_down_until = 0.0
 
     # -- lifecycle (event loop) --------------------------------------------------------------------
     async def start(self) -> None:
         self.loop = asyncio.get_running_loop()
         self.publisher = EventPublisher(self.settings.events_endpoint)
         last_closed: dict[Pair, int] = {}
+        plans: list[StreamPlan] = []
+        pairs = self._initial_pairs()
+        routed = self._route_initial(pairs)
         try:
             await asyncio.to_thread(self.store.open)
+            plans = await self.upkeep.prepare(routed[MarketSource.BINANCE])  # depth, the exchange's clock, tickers
             last_closed = resume_points(await asyncio.to_thread(self.store.newest_open_times))
+            last_closed.update(resume_after(plans))
         except StorageError as exc:
             log.error("storage unavailable at start (%s); buffering until it is back", exc)
         self.writer.start()
@@ -98,14 +106,15 @@ class DataAgent:
             return ConnectionPool(conn_config, listener, attempts)
 
         self.feed = KlineFeed(pool_factory, self.writer, self.publisher, rest_url=self.settings.exchange_rest_url,
-                              stall_s=cfg.stall_s, backfill_concurrency=cfg.backfill_concurrency)
+                              stall_s=cfg.stall_s, backfill_concurrency=cfg.backfill_concurrency,
+                              budget=self.upkeep.budget, progress=self.upkeep.progress)
         self.feed.start()
+        self.upkeep.attach(self.feed)
         self._http = httpx.AsyncClient(base_url=self.settings.exchange_rest_url.rstrip("/"), timeout=5.0)
         self.us = self._us_feed()
         self.us.start()
-        pairs = self._initial_pairs()
-        routed = self._route_initial(pairs)
         self.feed.add(routed[MarketSource.BINANCE], last_closed)
+        self.feed.fetch_history(plans)
         self.us.add(routed[MarketSource.ALPACA], last_closed)
         if routed[MarketSource.ALPACA] and not self.us.configured:
             log.error("%d US streams are stored or configured but not served: %s",
@@ -123,7 +132,8 @@ class DataAgent:
             raise RuntimeError("trading_config.yaml declares no market with source alpaca")
         return AlpacaFeed(alpaca_access(self.settings), self.writer, self.publisher, lambda: us_market.calendar,
                           depth_of=history_depth_of(self.settings), tuning=AlpacaTuning.load(),
-                          market=us_market.name)
+                          market=us_market.name, progress=self.upkeep.progress,
+                          coverage=partial(window_coverage, self.store))
 
     def _route_initial(self, pairs: list[Pair]) -> dict[MarketSource, list[Pair]]:
         """Stored and configured streams by feed; a symbol of no market is logged and left out."""
@@ -153,6 +163,7 @@ class DataAgent:
         return pairs
 
     async def stop(self) -> None:
+        await self.upkeep.close()
         if self.feed is not None:
             await self.feed.close()
         if self.us is not None:
@@ -195,7 +206,7 @@ class DataAgent:
     def registry(self) -> MethodRegistry:
         registry = MethodRegistry()
         registry.include(kline_methods.build_registry(self))
-        registry.include(market_methods.build_registry(self))
+        registry.include(market_methods.build_registry(self.upkeep.market))
         return registry
 
     # -- bridge ------------------------------------------------------------------------------------
@@ -239,31 +250,6 @@ class DataAgent:
         except StorageError as exc:
             raise Unavailable(f"candle storage is down: {exc}") from None
 
-    # -- MarketService (any thread) --------------------------------------------------------------------
-    def price_snapshot(self, symbol: str) -> PriceSnapshot | None:
-        """The cached snapshot, or None (the caller reads the store). After a failed read the cache is
-        skipped for ``_CACHE_RETRY_S``: a frozen Redis costs one read timeout, not one per symbol."""
-        if time.monotonic() < self._cache_down_until:
-            return None
-        try:
-            return self.cache.get(symbol)
-        except Exception as exc:
-            self._cache_down_until = time.monotonic() + _CACHE_RETRY_S
-            log.warning("price cache read failed (%s); reading the candle store for %.0f s", exc, _CACHE_RETRY_S)
-            return None
-
-    def latest_candle(self, symbol: str, interval: str) -> dict[str, Any] | None:
-        try:
-            return self.store.latest(symbol, interval)
-        except StorageError as exc:
-            raise Unavailable(f"candle storage is down: {exc}") from None
-
-    def candle_at(self, symbol: str, interval: str, open_time: int) -> dict[str, Any] | None:
-        try:
-            return self.store.candle_at(symbol, interval, open_time)
-        except StorageError:
-            return None
-
     # -- loop side ------------------------------------------------------------------------------------
     async def _add(self, pairs: list[Pair], market: str | None = None) -> dict[str, bool]:
         feed = await self._feed()
@@ -287,7 +273,9 @@ class DataAgent:
                 us_symbols = {s for s, _ in us_pairs}
                 await self._verify([s for s in new_symbols if s not in us_symbols])
                 await self._verify_us([s for s in new_symbols if s in us_symbols])
-            feed.add(routed[MarketSource.BINANCE])
+            plans = await self.upkeep.plan_new(feed, routed[MarketSource.BINANCE], new_symbols)
+            feed.add(routed[MarketSource.BINANCE], resume_after(plans))
+            feed.fetch_history(plans)
             us.add(us_pairs)
             self._save()
         names = {stream_name(s, i): (s, i) for s, i in pairs}
@@ -427,17 +415,18 @@ class DataAgent:
                        "published": publisher.published if publisher else 0,
                        "dropped": publisher.dropped if publisher else 0},
             "write_lag_ms": self.writer.lag_ms(),
+            **self.upkeep.status(feed),
             "started_at": self.started_at, "uptime_s": round(time.time() - self.started_at, 3),
         }
 
 
 def resume_points(newest: dict[Pair, tuple[int, int | None]]) -> dict[Pair, int]:
-    """Where each stream's completeness resumes after a restart: its newest closed candle, or the one
-    before its newest stored candle when that one was still open (it closed while we were away)."""
+    """Where each stream's completeness resumes after a restart (``workers.ingest.history.resume_point``)."""
     points = {}
     for (symbol, interval), (any_state, closed) in newest.items():
-        before_open = any_state - INTERVAL_MS[interval]
-        points[(symbol, interval)] = before_open if closed is None else max(closed, before_open)
+        point = resume_point(StoredSpan(newest=any_state, newest_closed=closed), INTERVAL_MS[interval])
+        if point is not None:
+            points[(symbol, interval)] = point
     return points
 
 

@@ -1,11 +1,20 @@
-"""Backfill: fetch the candles a stream missed from ``GET /api/v3/klines`` (paged, up to 1000 a call).
+"""Backfill: fetch candles from ``GET /api/v3/klines`` (paged, up to 1000 a call), within the weight budget.
 
-The agent asks for a range per stream after every (re)connect, stall, or gap seen in the live flow;
-requests for the same stream merge (earliest start wins) and a few run at once. A row is taken as
-closed when a later row follows it or its close time is behind the exchange's clock (the newest event
-time seen); the open candle at the end is left to the live stream. HTTP 429/418 close a gate for
-``Retry-After`` seconds for every fetch; other failures retry with backoff, forever, so a closed
-candle is never given up on.
+Two kinds of job, a few running at once:
+
+- **fill** (``request``): a stream's missed candles, oldest first, after every (re)connect, stall, or
+  gap seen in the live flow; requests for the same stream merge (earliest start wins). Closed rows
+  go to ``sink``, which stores and announces them. A row is taken as closed when a later row follows
+  it or its close time is behind the exchange's clock; the open candle at the end is left to the
+  live stream.
+- **history** (``request_history``): ranges of a stream's history before its live start, fetched
+  newest page first (a restart mid-way leaves the stored candles contiguous). Every row of these
+  ranges is closed. Rows go to ``history_sink``: stored, not announced (they are not news).
+
+Every request first reserves its weight in the ``WeightBudget`` (Binance spot charges klines 2 whatever
+the limit, so pages are always full: 1,000 candles per 2 weight); the exchange's
+``X-MBX-USED-WEIGHT-1M`` header corrects the count. HTTP 429/418 close a gate for ``Retry-After`` seconds
+for every fetch; other failures retry with backoff, forever, so a candle is never given up on.
 """
 
 from __future__ import annotations
@@ -15,22 +24,34 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import httpx
 
 from tacore.intervals import INTERVAL_MS
 from tacore.store.klines import KlineRow
-from workers.ingest.limits import Backoff
+from workers.ingest.limits import Backoff, WeightBudget
 from workers.ingest.normalise import PayloadError, rest_row
 
 log = logging.getLogger("tacore.ingest.backfill")
 
 KLINES_PATH = "/api/v3/klines"
+TIME_PATH = "/api/v3/time"
 PAGE_LIMIT = 1000
+TIME_WEIGHT = 1
+#: the exchange's budget per IP and minute, and the share of it the agent spends by default
+EXCHANGE_WEIGHT_PER_MIN = 6000
 _DEFAULT_RETRY_AFTER_S = {429: 5.0, 418: 60.0}
 
 StreamKey = tuple[str, str]
+JobKind = Literal["fill", "history"]
+Sink = Callable[[list[KlineRow]], None]
+
+
+def klines_weight(limit: int) -> int:
+    """Request weight of ``/api/v3/klines``: Binance spot charges 2 for any ``limit`` (1..1000); its
+    futures API charges by limit (1/2/5/10), which is why the limit is an argument."""
+    return 2
 
 
 @dataclass(slots=True)
@@ -39,25 +60,31 @@ class BackfillStats:
     pages_failed: int = 0
     throttled: int = 0  # 429/418 answers
     throttled_wait_s: float = 0.0
-    candles: int = 0  # closed candles fetched
+    candles: int = 0  # closed candles fetched by fill jobs
+    history_candles: int = 0  # candles fetched by history jobs
     jobs_done: int = 0
 
 
 class Backfiller:
-    """Runs backfill jobs on the agent's loop; ``sink`` receives the closed rows of each page."""
+    """Runs backfill jobs on the agent's loop."""
 
-    def __init__(self, rest_url: str, sink: Callable[[list[KlineRow]], None],
-                 exchange_now_ms: Callable[[], int], *, concurrency: int = 4, page_limit: int = PAGE_LIMIT,
+    def __init__(self, rest_url: str, sink: Sink, exchange_now_ms: Callable[[], int], *,
+                 history_sink: Sink | None = None, on_done: Callable[[JobKind, str, str], None] | None = None,
+                 budget: WeightBudget | None = None, concurrency: int = 4, page_limit: int = PAGE_LIMIT,
                  timeout_s: float = 10.0) -> None:
         self.rest_url = rest_url.rstrip("/")
         self.stats = BackfillStats()
+        self.budget = budget or WeightBudget(EXCHANGE_WEIGHT_PER_MIN * 4 // 5)
         self._sink = sink
+        self._history_sink = history_sink or sink
+        self._on_done = on_done
         self._exchange_now_ms = exchange_now_ms
         self._concurrency = concurrency
         self._page_limit = page_limit
         self._timeout_s = timeout_s
         self._pending: dict[StreamKey, tuple[int, int | None]] = {}
-        self._queue: asyncio.Queue[StreamKey] = asyncio.Queue()
+        self._history: dict[StreamKey, list[tuple[int, int]]] = {}
+        self._queue: asyncio.Queue[tuple[JobKind, StreamKey]] = asyncio.Queue()
         self._blocked_until = 0.0
         self._client: httpx.AsyncClient | None = None
         self._tasks: list[asyncio.Task[None]] = []
@@ -81,18 +108,28 @@ class Backfiller:
         pending = self._pending.get(key)
         if pending is None:
             self._pending[key] = (start_ms, end_ms)
-            self._queue.put_nowait(key)
+            self._queue.put_nowait(("fill", key))
             return
         old_start, old_end = pending
         end = None if old_end is None or end_ms is None else max(old_end, end_ms)
         self._pending[key] = (min(old_start, start_ms), end)
 
+    def request_history(self, symbol: str, interval: str, ranges: list[tuple[int, int]]) -> None:
+        """Fetch each ``(first, last)`` open-time range, newest page first; one job per range."""
+        key = (symbol, interval)
+        queued = self._history.setdefault(key, [])
+        for first, last in ranges:
+            if last >= first:
+                queued.append((first, last))
+                self._queue.put_nowait(("history", key))
+
     def cancel(self, symbol: str, interval: str) -> None:
         self._pending.pop((symbol, interval), None)
+        self._history.pop((symbol, interval), None)
 
     @property
     def pending(self) -> int:
-        return len(self._pending) + self._busy
+        return len(self._pending) + sum(len(r) for r in self._history.values()) + self._busy
 
     @property
     def throttled_for_s(self) -> float:
@@ -101,19 +138,37 @@ class Backfiller:
     # -- work ------------------------------------------------------------------------------------
     async def _work(self) -> None:
         while True:
-            key = await self._queue.get()
-            job = self._pending.pop(key, None)
-            if job is None:
-                continue
+            kind, key = await self._queue.get()
+            job: tuple[int, int | None]
+            if kind == "fill":
+                pending = self._pending.pop(key, None)
+                if pending is None:
+                    continue
+                job = pending
+            else:
+                ranges = self._history.get(key)
+                if not ranges:
+                    continue
+                job = ranges.pop(0)
+                if not ranges:
+                    del self._history[key]
             self._busy += 1
             try:
-                await self._fill(key[0], key[1], job[0], job[1])
+                if kind == "fill":
+                    await self._fill(key[0], key[1], job[0], job[1])
+                else:
+                    await self._fill_back(key[0], key[1], job[0], int(job[1] or 0))
                 self.stats.jobs_done += 1
+                if self._on_done is not None:
+                    self._on_done(kind, *key)
             except asyncio.CancelledError:
                 raise
             except Exception:
                 log.exception("backfill of %s %s failed; requeued", *key)
-                self.request(key[0], key[1], job[0], job[1])
+                if kind == "fill":
+                    self.request(key[0], key[1], job[0], job[1])
+                else:
+                    self.request_history(key[0], key[1], [(job[0], int(job[1] or 0))])
                 await asyncio.sleep(1.0)
             finally:
                 self._busy -= 1
@@ -140,6 +195,30 @@ class Backfiller:
                 return
             start = int(items[-1][0]) + step
 
+    async def _fill_back(self, symbol: str, interval: str, first: int, last: int) -> None:
+        """History: ``[first, last]`` a page at a time from the newest; stops early when the exchange has
+        nothing older (the symbol was listed later)."""
+        step = INTERVAL_MS[interval]
+        high = last
+        while high >= first:
+            low = max(first, high - (self._page_limit - 1) * step)
+            items = await self._page(symbol, interval, low, high)
+            now = self._exchange_now_ms()
+            rows: list[KlineRow] = []
+            for index, item in enumerate(items):
+                try:
+                    closed = not now or index + 1 < len(items) or int(item[6]) < now  # never the running one
+                    if closed and low <= int(item[0]) <= high:
+                        rows.append(rest_row(symbol, interval, item, closed=True))
+                except (PayloadError, IndexError, TypeError, ValueError):
+                    log.warning("history %s %s: unreadable row %r skipped", symbol, interval, item)
+            if rows:
+                self.stats.history_candles += len(rows)
+                self._history_sink(rows)
+            elif not items:
+                return
+            high = low - step
+
     async def _page(self, symbol: str, interval: str, start: int, end: int | None) -> list[list[Any]]:
         """One GET, retried until it succeeds (honouring Retry-After on 429/418)."""
         if self._client is None:
@@ -153,6 +232,7 @@ class Backfiller:
             wait = self._blocked_until - time.monotonic()
             if wait > 0:
                 await asyncio.sleep(wait)
+            await self.budget.acquire(klines_weight(self._page_limit))
             self.stats.requests += 1
             try:
                 response = await self._client.get(KLINES_PATH, params=params)
@@ -161,12 +241,16 @@ class Backfiller:
                 log.warning("backfill %s %s: %s", symbol, interval, exc)
                 await asyncio.sleep(backoff.next_delay())
                 continue
+            self.budget.observe(response.headers.get("X-MBX-USED-WEIGHT-1M"))
             if response.status_code in (429, 418):
                 retry_after = _retry_after_s(response, _DEFAULT_RETRY_AFTER_S[response.status_code])
                 self.stats.throttled += 1
                 self.stats.throttled_wait_s += retry_after
-                self._blocked_until = max(self._blocked_until, time.monotonic() + retry_after)
-                log.warning("backfill throttled (%d): waiting %.1f s", response.status_code, retry_after)
+                until = time.monotonic() + retry_after
+                if until > self._blocked_until + 0.5:  # one line per gate closing, not per waiting request
+                    log.warning("backfill throttled (%d): every request waits %.1f s", response.status_code,
+                                retry_after)
+                self._blocked_until = max(self._blocked_until, until)
                 continue
             if response.status_code == 400:
                 log.error("backfill %s %s refused: %s", symbol, interval, response.text[:200])
@@ -177,6 +261,15 @@ class Backfiller:
                 continue
             data = response.json()
             return data if isinstance(data, list) else []
+
+
+async def server_time_ms(client: httpx.AsyncClient, budget: WeightBudget) -> int:
+    """The exchange's clock (``GET /api/v3/time``), within the budget; raises httpx.HTTPError."""
+    await budget.acquire(TIME_WEIGHT)
+    response = await client.get(TIME_PATH)
+    budget.observe(response.headers.get("X-MBX-USED-WEIGHT-1M"))
+    response.raise_for_status()
+    return int(response.json()["serverTime"])
 
 
 def _retry_after_s(response: httpx.Response, default: float) -> float:

@@ -40,6 +40,11 @@ class IngestConfig(BaseSettings):
     worker_id: Annotated[str, Field(min_length=1)] = "data-agent-1"
     #: a symbol is checked against the exchange's REST API before it is added
     verify_symbols: bool = True
+    #: REST request weight spent per minute at most: 80 % of Binance's 6,000 per IP, the rest left to
+    #: the IP's other clients (the exchange's X-MBX-USED-WEIGHT-1M header counts them too)
+    rest_weight_per_min: Annotated[int, Field(gt=0)] = 4800
+    #: how often the store is checked against the exchange's clock (and at start, always)
+    clock_check_s: Annotated[float, Field(gt=0)] = 60.0
 
     @classmethod
     def load(cls) -> IngestConfig:

@@ -6,6 +6,9 @@ three triggers for a backfill of ``[last closed + 1 interval, ...]``: a (re)subs
 by the exchange, a stream found stalled, and a closed candle that does not follow the previous one.
 The supervisor finds stalled streams (re-subscribed) and silent connections (pinged; replaced when
 half-open or silent for long).
+
+History before a stream's live start (``fetch_history``, planned by ``workers.ingest.history``) is
+fetched by the same backfiller, stored but not announced, and its progress kept in ``progress``.
 """
 
 from __future__ import annotations
@@ -20,9 +23,12 @@ from typing import Any
 from tacore.events import EventPublisher
 from tacore.intervals import INTERVAL_MS
 from tacore.store.klines import KlineRow, candle_dict
-from workers.ingest.backfill import Backfiller
+from workers.ingest.backfill import Backfiller, JobKind
 from workers.ingest.connections import ConnectionPool, ExchangeConnection
+from workers.ingest.history import StreamPlan
+from workers.ingest.limits import WeightBudget
 from workers.ingest.normalise import PayloadError, kline_row, stream_name
+from workers.ingest.progress import HistoryProgress
 from workers.ingest.writer import BatchWriter
 
 log = logging.getLogger("tacore.ingest.feed")
@@ -64,6 +70,7 @@ class FeedCounters:
     bad_messages: int = 0
     closed_live: int = 0
     backfilled: int = 0
+    history: int = 0  # candles fetched for history, stored without DATA_READY
     gaps: int = 0
     stalls: int = 0
     half_open: int = 0
@@ -75,7 +82,8 @@ class KlineFeed:
     """Implements the connections' listener; owns the per-stream state. Event loop thread only."""
 
     def __init__(self, pool_factory: Any, writer: BatchWriter, publisher: EventPublisher, *,
-                 rest_url: str, stall_s: float, backfill_concurrency: int = 4) -> None:
+                 rest_url: str, stall_s: float, backfill_concurrency: int = 4,
+                 budget: WeightBudget | None = None, progress: HistoryProgress | None = None) -> None:
         self.writer = writer
         self.publisher = publisher
         self.stall_s = stall_s
@@ -86,7 +94,9 @@ class KlineFeed:
         self.all_flowing_after_s: float | None = None  # start -> every stream had data (cold start)
         self.streams: dict[str, StreamState] = {}  # by stream name
         self.pool: ConnectionPool = pool_factory(self)
+        self.progress = progress or HistoryProgress()
         self.backfiller = Backfiller(rest_url, self._backfilled, lambda: self.exchange_now_ms,
+                                     history_sink=self._history_rows, on_done=self._job_done, budget=budget,
                                      concurrency=backfill_concurrency)
         self._probing: set[int] = set()
         self._refetch: dict[str, tuple[int, int]] = {}  # stream -> open-time range lost by the writer
@@ -132,6 +142,7 @@ class KlineFeed:
             if state is not None:
                 self.streams_with_data -= 1 if state.messages else 0
                 self.backfiller.cancel(symbol, interval)
+                self.progress.forget(name)
                 gone.append(name)
         for conn in self.pool.remove(gone):
             self._spawn(conn.close())
@@ -139,6 +150,17 @@ class KlineFeed:
 
     def is_flowing(self, name: str) -> bool:
         return self.pool.is_subscribed(name)
+
+    def fetch_history(self, plans: list[StreamPlan]) -> None:
+        """Queue each plan's ranges (streams already added with the plan's resume point)."""
+        for plan in plans:
+            name = stream_name(plan.symbol, plan.interval)
+            state = self.streams.get(name)
+            if state is None:
+                continue
+            self.progress.expect(name, plan.wanted, len(plan.fetch), state.last_closed_open is not None)
+            if plan.fetch:
+                self.backfiller.request_history(plan.symbol, plan.interval, list(plan.fetch))
 
     # -- ConnectionListener ----------------------------------------------------------------------
     def on_data(self, conn: ExchangeConnection, stream: str, data: dict[str, Any]) -> None:
@@ -196,6 +218,25 @@ class KlineFeed:
         self.counters.closed_live += 1
         self.publisher.data_ready(row.symbol, row.interval, candle_dict(row), row.event_time)
 
+    def _history_rows(self, rows: list[KlineRow]) -> None:
+        """History sink: store (no DATA_READY: history is not news, and it would flood the published memory)."""
+        if not rows:
+            return
+        name = stream_name(rows[0].symbol, rows[0].interval)
+        if name not in self.streams:
+            return
+        self.writer.submit_backfill(rows)
+        self.counters.history += len(rows)
+        self.progress.stored_history(len(rows))
+        self.progress.fetched_rows(name, len(rows))
+
+    def _job_done(self, kind: JobKind, symbol: str, interval: str) -> None:
+        name = stream_name(symbol, interval)
+        if kind == "history":
+            self.progress.range_done(name)
+        else:
+            self.progress.resume_done(name)
+
     def _backfilled(self, rows: list[KlineRow]) -> None:
         """Backfill sink: store and announce the closed candles not already seen live."""
         if not rows:
@@ -219,6 +260,7 @@ class KlineFeed:
             return
         self.writer.submit_backfill(fresh)
         self.counters.backfilled += len(fresh)
+        self.progress.fetched_rows(state.name, len(fresh))
         newest = max(row.open_time for row in fresh)
         if state.last_closed_open is None or newest > state.last_closed_open:
             state.last_closed_open = newest

@@ -12,7 +12,7 @@ import asyncio
 import random
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 
 class SlidingWindow:
@@ -79,3 +79,66 @@ class Backoff:
 
     def reset(self) -> None:
         self.failures = 0
+
+
+class WeightBudget:
+    """Request weight per clock minute, as Binance counts it (``X-MBX-USED-WEIGHT-1M``, 6,000 per IP).
+
+    A request reserves its weight before it is sent, waiting for the next minute when it would not fit
+    (a request alone in its minute always fits); the exchange's header, which also counts the IP's
+    other clients, raises our count when it says more. ``total`` is every weight we spent.
+    """
+
+    def __init__(self, limit: int, *, clock: Callable[[], float] = time.time,
+                 sleep: Callable[[float], Awaitable[None]] = asyncio.sleep) -> None:
+        if limit < 1:
+            raise ValueError("limit must be >= 1")
+        self.limit = limit
+        self._sleep = sleep
+        self.used = 0  # in the current minute, ours and what the exchange reported
+        self.total = 0
+        self.waits = 0
+        self.waited_s = 0.0
+        self._clock = clock
+        self._minute = int(clock() // 60)
+        self._lock = asyncio.Lock()
+
+    def _roll(self) -> float:
+        now = self._clock()
+        minute = int(now // 60)
+        if minute != self._minute:
+            self._minute, self.used = minute, 0
+        return now
+
+    def delay(self, weight: int) -> float:
+        """Seconds until ``weight`` fits (0 when it fits now)."""
+        now = self._roll()
+        if self.used == 0 or self.used + weight <= self.limit:
+            return 0.0
+        return (self._minute + 1) * 60.0 - now + 0.05
+
+    async def acquire(self, weight: int) -> None:
+        async with self._lock:
+            while (wait := self.delay(weight)) > 0:
+                self.waits += 1
+                self.waited_s += wait
+                await self._sleep(wait)
+            self.used += weight
+            self.total += weight
+
+    def observe(self, used: str | int | None) -> None:
+        """The exchange's count for this minute (the response header); never lowers ours."""
+        if used is None:
+            return
+        try:
+            value = int(used)
+        except ValueError:
+            return
+        self._roll()
+        if value > self.used:
+            self.used = value
+
+    def snapshot(self) -> dict[str, int | float]:
+        self._roll()
+        return {"limit_per_min": self.limit, "used_this_min": self.used, "total": self.total,
+                "waits": self.waits, "waited_s": round(self.waited_s, 3)}

@@ -8,7 +8,10 @@ newest version of each candle matters, so nothing observable is lost), and only 
 little are the oldest rows dropped and counted. Closed candles dropped that way are remembered per stream
 so the agent can backfill them from the exchange once storage is back.
 
-The same thread pushes the latest candle of each stream to the price cache after each round.
+The same thread pushes the latest candle of each stream to the price cache after each round, with
+the symbol's rolling 24 h ticker figures (``tacore.markets.ticker``) when they changed: every closed
+candle of the ticker interval that passes through here (live or fetched) and each round's newest open
+one keep them current, so a cache hit answers the 24 h change without a store query.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from tacore.markets.ticker import TICKER_INTERVAL, Ticker24h, TickerBook
 from tacore.store.klines import KlineRow, KlineStore
 from tacore.store.price_cache import PriceCache
 
@@ -56,6 +60,9 @@ class BatchWriter:
         self._backfill: deque[KlineRow] = deque()
         self._latest: dict[StreamKey, KlineRow] = {}
         self._pushed: dict[StreamKey, int] = {}
+        self.tickers = TickerBook()  # the writer thread's own
+        self._ticker_rows: deque[KlineRow] = deque()  # closed ticker-interval rows, from any thread
+        self._tickers_pushed: dict[str, Ticker24h] = {}
         self._lags: deque[int] = deque(maxlen=lag_window)
         self._insert_ms: deque[float] = deque(maxlen=1000)
         self._lag_bounds = np.asarray(LAG_BUCKETS_MS, dtype=np.int64)
@@ -73,8 +80,12 @@ class BatchWriter:
         live.append(row)
         key = (row.symbol, row.interval)
         current = self._latest.get(key)
-        if current is None or row.version >= current.version:
+        # the newest candle, then its newest version (a closed candle's version outranks the next open one's)
+        if current is None or row.open_time > current.open_time or (
+                row.open_time == current.open_time and row.version >= current.version):
             self._latest[key] = row
+        if row.closed and row.interval == TICKER_INTERVAL:
+            self._ticker_rows.append(row)
         if len(live) >= self.batch_rows:
             self._wake.set()
             if len(live) + len(self._backfill) > self.max_buffer:
@@ -83,6 +94,7 @@ class BatchWriter:
     def submit_backfill(self, rows: list[KlineRow]) -> None:
         """Queue rows fetched from the REST API (kept apart so they do not count in the lag)."""
         self._backfill.extend(rows)
+        self._ticker_rows.extend(row for row in rows if row.interval == TICKER_INTERVAL)
         self._wake.set()
         if len(self._live) + len(self._backfill) > self.max_buffer:
             self._make_room()
@@ -118,6 +130,11 @@ class BatchWriter:
                 newest[key] = row
         self.compacted_rows += count - len(newest)
         buffer.extendleft(sorted(newest.values(), key=lambda r: r.version, reverse=True))
+
+    def seed_tickers(self, rows: list[KlineRow]) -> None:
+        """Stored candles of the ticker interval (``tacore.store.market_rows``), taken in the next round."""
+        self._ticker_rows.extend(rows)
+        self._wake.set()
 
     # -- state --------------------------------------------------------------------------------------
     @property
@@ -247,17 +264,33 @@ class BatchWriter:
 
     def _push_cache(self) -> None:
         if self.cache is None:
+            self._ticker_rows.clear()
             return
         latest = self._latest.copy()
         pushed = self._pushed
         changed = {key: row for key, row in latest.items() if pushed.get(key) != row.version}
+        tickers = self._update_tickers(changed)
         if not changed:
             return
         try:
-            self.cache.put_latest(changed)
+            self.cache.put_latest(changed, tickers)
         except Exception as exc:
             self.cache_errors += 1
             log.warning("price cache update failed: %s", exc)
             return
         for key, row in changed.items():
             pushed[key] = row.version
+        self._tickers_pushed.update(tickers)
+
+    def _update_tickers(self, changed: dict[StreamKey, KlineRow]) -> dict[str, Ticker24h]:
+        """Feed this round's ticker rows; figures of the symbols about to be pushed that changed."""
+        rows = self._ticker_rows
+        closed = [rows.popleft() for _ in range(len(rows))]
+        self.tickers.add(closed)
+        self.tickers.add(row for row in changed.values() if not row.closed)
+        figures: dict[str, Ticker24h] = {}
+        for symbol in {symbol for symbol, _ in changed}:
+            current = self.tickers.figures(symbol)
+            if current is not None and self._tickers_pushed.get(symbol) != current:
+                figures[symbol] = current
+        return figures

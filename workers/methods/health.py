@@ -9,7 +9,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict
 
 from tacore import __version__
-from workers.dependencies import dependency_states
+from workers.dependencies import dependency_states, store_clock
 from workers.registry import CallContext, MethodRegistry
 
 registry = MethodRegistry()
@@ -40,9 +40,13 @@ def health_check(params: HealthCheckParams, ctx: CallContext) -> dict[str, Any]:
             "snapshot_age_s": _age(ctx.broker.get("received_at")),
         }
         agents = ctx.broker.get("workers_by_kind", {}).get("data-agent", 0)
-        deps = {**deps, "data_agent": {"status": "up" if agents else "absent", "live": agents}}
+        data_agent: dict[str, Any] = {"status": "up" if agents else "absent", "live": agents}
+        clock = store_clock()  # the agent's last check of its candles against the exchange's clock, if any
+        if clock is not None:
+            data_agent["store_clock"] = clock
+        deps = {**deps, "data_agent": data_agent}
         reply["dependencies"] = deps
-        if any(state["status"] == "down" for state in deps.values()):
+        if any(state["status"] == "down" for state in deps.values()) or (clock or {}).get("state") == "ahead":
             reply["status"] = "degraded"
     return reply
 

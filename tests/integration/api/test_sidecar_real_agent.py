@@ -103,7 +103,8 @@ def test_market_and_klines_endpoints_answer_from_the_data_agent(demo_http: httpx
     assert bad.status_code == 422 and bad.json()["detail"][0]["loc"] == ["query", "interval"]
     huge = demo_http.get("/klines", params={"symbol": "BTCUSDT", "start": 2**63})
     assert huge.status_code == 422
-    assert demo_http.get("/market/NOTHING1USDT").json() == {"symbol": "NOTHING1USDT", "status": "no_data"}
+    assert demo_http.get("/market/NOTHING1USDT").json() == {"symbol": "NOTHING1USDT", "market": "CRYPTO",
+                                                            "status": "no_data"}
     with httpx.Client(base_url=str(demo_http.base_url)) as anon:
         assert anon.get("/market/BTCUSDT").status_code == 401
 

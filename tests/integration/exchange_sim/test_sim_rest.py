@@ -170,3 +170,18 @@ def test_ping_and_server_time_answer_on_the_simulated_clock(slow_sim: ExchangeSi
     assert httpx.get(f"{slow_sim.rest_url}/api/v3/ping").json() == {}
     server_time = httpx.get(f"{slow_sim.rest_url}/api/v3/time").json()["serverTime"]
     assert START + 30 * MINUTE <= server_time < START + 31 * MINUTE
+
+
+def test_request_weight_past_the_minutes_limit_is_refused_with_429_until_the_next_minute(
+        make_sim: Any) -> None:
+    sim: ExchangeSimulator = make_sim(rest_weight_per_min=7)
+    used = [int(_klines(sim, symbol="BTCUSDT", interval="1m", limit=1).headers["X-MBX-USED-WEIGHT-1M"])
+            for _ in range(3)]
+    refused = _klines(sim, symbol="BTCUSDT", interval="1m", limit=1)
+    stats = httpx.get(f"{sim.rest_url}/_sim/stats").json()
+    if used != [2, 4, 6]:  # a minute boundary fell inside the burst: the count restarted, as on Binance
+        pytest.skip(f"a new minute began during the test: {used}")
+    assert refused.status_code == 429 and refused.json()["code"] == -1003
+    assert 1 <= int(refused.headers["Retry-After"]) <= 60 and refused.headers["X-MBX-USED-WEIGHT-1M"] == "6"
+    assert stats["rest_weight_refused"] == 1 and stats["rest_weight_max_per_min"] == 6
+    assert httpx.get(f"{sim.rest_url}/api/v3/time").status_code == 200  # weight 1 still fits

@@ -31,6 +31,7 @@ FAST_AGENT_ENV = {
     "TACORE_INGEST_BACKOFF_INITIAL_S": "0.2",
     "TACORE_INGEST_BACKOFF_MAX_S": "2.0",
     "TACORE_INGEST_SUBSCRIBE_WAIT_S": "3.0",
+    "HISTORY_DEPTH": "0",  # tests of the live feed start at the live stream; the history tests set a depth
 }
 
 

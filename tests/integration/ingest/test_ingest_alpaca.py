@@ -42,6 +42,7 @@ US_AGENT_ENV = {
     "TACORE_INGEST_ALPACA_BACKOFF_MAX_S": "1.0",
     # the first US symbol waits for the NYSE calendar (a second or two, more on a busy machine)
     "TACORE_INGEST_SUBSCRIBE_WAIT_S": "10.0",
+    "HISTORY_DEPTH": "1000",  # the default (the harness starts crypto-only agents without history)
 }
 
 
@@ -269,3 +270,27 @@ def test_rate_limited_and_failing_rest_is_retried_and_history_pages_through(
     assert rest["pages"] >= 2 * 1000 // 300  # 2,000 minutes in pages of 300 bars
     stats = httpx.get(sim.rest_url + "/_sim/stats").json()["alpaca"]
     assert stats["rest_failures_injected"] == 4 and stats["rest_failures_pending"] == 0
+
+
+def test_a_us_restart_fetches_only_the_history_the_store_lacks_and_reports_progress(
+        us_sim: Callable[..., ExchangeSimulator], agent_factory: Callable[..., Agent], tmp_path: Path) -> None:
+    sim = us_sim(BEFORE_ELEVEN)
+    data = tmp_path / "us-data"
+
+    def history_done(agent: Agent) -> dict[str, Any]:
+        result: dict[str, Any] = wait_until(lambda: (h := agent.status()["history"])["done"] and h, 40,
+                                            "the history fetch", interval=0.2)
+        return result
+
+    first = us_agent(agent_factory, sim, data_dir=data, HISTORY_DEPTH="50")
+    first.call("kline.add_symbols", {"symbols": ["AAPL"]})
+    history = history_done(first)
+    assert history["candles_stored"] >= 7 * 50 - 7 and history["pending_streams"] == 0
+    wait_until(lambda: len([c for c in first.history("AAPL", "1d", start=0) if c["closed"]]) >= 50, 15,
+               "the daily history stored")
+    first.stop()
+    second = us_agent(agent_factory, sim, data_dir=data, HISTORY_DEPTH="50")
+    history = history_done(second)
+    assert history["candles_stored"] == 0, "every window is covered: no history fetched again"
+    assert history["streams_done"] == 7 and history["candles_wanted"] < 7 * 50, history
+    assert len([c for c in second.history("AAPL", "1d", start=0) if c["closed"]]) >= 50

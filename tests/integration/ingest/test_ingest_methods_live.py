@@ -136,7 +136,7 @@ def test_closed_candles_publish_data_ready_matching_storage_and_market_data_answ
         assert btc["status"] == "ok" and btc["source"] == "cache" and btc["price"] > 0
         assert btc["candle_1m"]["close"] > 0 and btc["candle_1d"]["open_time"] % 86_400_000 == 0
         assert btc["event_time"] > 0 and 0 < r.ttl(f"{prefix}BTCUSDT") <= 300
-        assert reply["symbols"]["ETHUSDT"] == {"symbol": "ETHUSDT", "status": "no_data"}
+        assert reply["symbols"]["ETHUSDT"] == {"symbol": "ETHUSDT", "market": "CRYPTO", "status": "no_data"}
         assert reply["no_data"] == ["ETHUSDT"]
         status = agent.status()
         assert status["cache"]["kind"] == "redis" and status["cache_hits"] >= 1 and status["cache_misses"] >= 1

@@ -45,7 +45,8 @@ async def test_outage_buffers_reports_drops_and_catches_up_without_losing_a_clos
         sim: ExchangeSimulator, tmp_path: Path) -> None:
     settings = Settings(data_dir=tmp_path, exchange_ws_url=sim.ws_url, exchange_rest_url=sim.rest_url,
                         events_port=free_port(), zmq_frontend_port=free_port(), zmq_backend_port=free_port(),
-                        recorder_port=free_port(), api_port=free_port(), data_agent_symbols=["BTCUSDT", "ETHUSDT"])
+                        recorder_port=free_port(), api_port=free_port(), data_agent_symbols=["BTCUSDT", "ETHUSDT"],
+                        history_depth=0)
     store = SwitchableStore(settings.clickhouse_dsn)
     # a bound small enough that a few seconds of outage overflow it even after compaction
     config = IngestConfig(stall_s=0.6, flush_ms=100, buffer_rows=60, batch_rows=50, backoff_initial_s=0.2)
@@ -72,7 +73,7 @@ async def test_outage_buffers_reports_drops_and_catches_up_without_losing_a_clos
         status = await asyncio.to_thread(agent.status)
         assert status["buffered_rows"] <= config.buffer_rows and status["dropped_rows"] > 0
         assert status["storage"]["compacted_rows"] > 0, "compaction comes before dropping"
-        snap = await asyncio.to_thread(agent.price_snapshot, "BTCUSDT")
+        snap = (await asyncio.to_thread(agent.upkeep.market.cached_snapshots, ["BTCUSDT"]))["BTCUSDT"]
         assert snap is not None, "the latest prices keep flowing while storage is down"
         written = agent.writer.rows_written
         await asyncio.sleep(1.0)

@@ -1,5 +1,5 @@
-"""kline.* and get.market_data handlers: every bad input is INVALID_PARAMS with details, nothing is
-half-added, and replies carry the seed's field names."""
+"""kline.* handlers: every bad input is INVALID_PARAMS with details, nothing is half-added, and replies
+carry the seed's field names (get.market_data: test_market_data_method.py)."""
 
 from __future__ import annotations
 
@@ -9,9 +9,8 @@ import pytest
 
 from tacore.errors import ErrorCode, InvalidParams, TACoreError
 from tacore.intervals import INTERVALS
-from tacore.store.price_cache import PriceSnapshot
 from workers.ingest.normalise import stream_name
-from workers.methods import klines, market
+from workers.methods import klines
 from workers.registry import CallContext, MethodRegistry
 
 
@@ -62,19 +61,6 @@ class FakeService:
         self.calls.append(("history", (symbol, interval, start, end, limit)))
         return []
 
-    def price_snapshot(self, symbol: str) -> PriceSnapshot | None:
-        if symbol != "BTCUSDT":
-            return None
-        candle = {"open_time": 0, "open": 1.0, "high": 2.0, "low": 0.5, "close": 1.5, "volume": 9.0,
-                  "closed": False, "close_time": 59_999}
-        return PriceSnapshot("BTCUSDT", 110.0, 86_400_000 + 5, {"1m": candle, "1d": candle})
-
-    def latest_candle(self, symbol: str, interval: str) -> dict[str, Any] | None:
-        return None
-
-    def candle_at(self, symbol: str, interval: str, open_time: int) -> dict[str, Any] | None:
-        return {"open": 100.0} if symbol == "BTCUSDT" and interval == "1h" and open_time == 0 else None
-
 
 @pytest.fixture
 def service() -> FakeService:
@@ -85,7 +71,6 @@ def service() -> FakeService:
 def registry(service: FakeService) -> MethodRegistry:
     reg = MethodRegistry()
     reg.include(klines.build_registry(service))
-    reg.include(market.build_registry(service))
     return reg
 
 
@@ -164,16 +149,3 @@ def test_stream_and_listing_replies_carry_the_seed_field_names(registry: MethodR
     removed = call(registry, "kline.remove_stream", {"symbol": "BTCUSDT", "interval": "5m"})
     assert removed["status"] == "ok" and removed["removed"] is True and "message" in removed
     assert call(registry, "kline.remove_stream", {"symbol": "BTCUSDT", "interval": "5m"})["removed"] is False
-
-
-def test_market_data_reports_symbols_without_data_instead_of_dropping_them(registry: MethodRegistry) -> None:
-    reply = call(registry, "get.market_data", {"symbols": ["BTCUSDT", "NODATAUSDT"]})
-    assert reply["count"] == 2 and reply["no_data"] == ["NODATAUSDT"]
-    btc = reply["symbols"]["BTCUSDT"]
-    assert btc["price"] == 110.0 and btc["event_time"] == 86_400_005 and btc["source"] == "cache"
-    assert btc["candle_1m"]["close"] == 1.5 and btc["candle_1d"]["volume"] == 9.0
-    assert btc["change_24h"] == pytest.approx(10.0) and btc["change_24h_pct"] == pytest.approx(10.0)
-    assert reply["symbols"]["NODATAUSDT"] == {"symbol": "NODATAUSDT", "status": "no_data"}
-    rejected(registry, "get.market_data", {"symbols": ["A-B", "B"]})
-    rejected(registry, "get.market_data", {"symbols": ["AAAUSDT", "BBBUSDT", "CCCUSDT", "DDDUSDT"]})
-    rejected(registry, "get.market_data", {})

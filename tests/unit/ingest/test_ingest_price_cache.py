@@ -71,3 +71,30 @@ def test_memory_is_used_only_when_no_redis_url_is_set() -> None:
     redis_cache = open_price_cache(REDIS_URL, 60)
     assert redis_cache.kind == "redis"
     redis_cache.close()
+
+
+def test_the_24h_ticker_travels_with_the_price_and_many_symbols_come_in_one_call(cache: PriceCache) -> None:
+    from tacore.markets.ticker import Ticker24h
+
+    ticker = Ticker24h(20, 99.0, 5, 110.0, 90.0, 1234.5, 98765.25, 288)
+    cache.put_latest({("ETHUSDT", "1m"): row("1m", 20, 101.0), ("BTCUSDT", "1m"): row("1m", 21, 7.0, "BTCUSDT")},
+                     {"ETHUSDT": ticker})
+    snaps = cache.get_many(["ETHUSDT", "BTCUSDT", "NOPEUSDT"])
+    eth, btc = snaps["ETHUSDT"], snaps["BTCUSDT"]
+    assert eth is not None and eth.ticker == ticker and eth.price == 101.0
+    assert btc is not None and btc.ticker is None and snaps["NOPEUSDT"] is None
+    assert (cache.hits, cache.misses) == (2, 1)
+    cache.put_latest({("ETHUSDT", "1m"): row("1m", 30, 102.0)})  # a price update keeps the last figures
+    again = cache.get("ETHUSDT")
+    assert again is not None and again.price == 102.0 and again.ticker == ticker
+    cache.forget(["ETHUSDT", "GONEUSDT"])
+    assert cache.get("ETHUSDT") is None and cache.get("BTCUSDT") is not None
+
+
+def test_get_many_can_read_only_the_candles_asked_for(cache: PriceCache) -> None:
+    cache.put_latest({("ETHUSDT", "1m"): row("1m", 20, 101.0), ("ETHUSDT", "5m"): row("5m", 20, 101.0),
+                      ("ETHUSDT", "1d"): row("1d", 21, 102.0)})
+    snap = cache.get_many(["ETHUSDT", "NOPEUSDT"], ("1m", "1d"))["ETHUSDT"]
+    assert snap is not None and set(snap.candles) == {"1m", "1d"} and snap.price == 102.0
+    full = cache.get("ETHUSDT")
+    assert full is not None and set(full.candles) == {"1m", "5m", "1d"}

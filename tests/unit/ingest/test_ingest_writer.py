@@ -163,3 +163,50 @@ def test_lag_is_measured_from_event_time_to_commit(store: FakeStore) -> None:
         assert writer.lag_ms()["samples"] == 2
     finally:
         writer.stop()
+
+
+def test_the_cache_gets_24h_figures_counting_a_closed_candle_superseded_within_one_round(store: FakeStore) -> None:
+    from tacore.markets.ticker import DAY_MS, ticker_of
+
+    step = 300_000
+    cache = MemoryPriceCache(60)
+    writer = BatchWriter(store, cache, batch_rows=10_000, flush_s=0.05)  # type: ignore[arg-type]
+
+    def five(open_time: int, event: int, closed: bool, volume: float) -> KlineRow:
+        return KlineRow("BTCUSDT", "5m", open_time, open_time + step - 1, 1.0, 2.0, 0.5, 1.5, volume, volume, 1,
+                        0.0, 0.0, closed, event, version_of(closed, event))
+
+    seeded = [five(t * step, t * step + step - 1, True, 1.0) for t in range(290)]
+    writer.seed_tickers(seeded)  # the stored day, as the agent seeds it at start
+    last = 290 * step
+    # one round: candle 290 closes and 291 opens before the writer wakes; only 291 is "latest"
+    writer.submit(five(last, last + 1000, False, 0.5))
+    writer.submit(five(last, last + step + 10, True, 3.0))
+    writer.submit(five(last + step, last + step + 20, False, 0.25))
+    writer.start()
+    try:
+        wait_for(lambda: (s := cache.get("BTCUSDT")) is not None and s.ticker is not None)
+        snap = cache.get("BTCUSDT")
+        assert snap is not None and snap.ticker is not None
+        expected = ticker_of([*seeded, five(last, last + step + 10, True, 3.0),
+                              five(last + step, last + step + 20, False, 0.25)])
+        assert snap.ticker == expected
+        assert expected is not None and expected.as_of - DAY_MS < expected.ref_time + step  # type: ignore[operator]
+        assert expected.volume is not None and expected.volume > 3.0  # the closed candle 290 counted
+    finally:
+        writer.stop()
+
+
+def test_the_next_open_candle_replaces_a_closed_one_as_the_cached_latest(store: FakeStore) -> None:
+    cache = MemoryPriceCache(60)
+    writer = BatchWriter(store, cache, batch_rows=10, flush_s=0.02)  # type: ignore[arg-type]
+    writer.start()
+    try:
+        writer.submit(row(0, 60_000, closed=True))
+        wait_for(lambda: (s := cache.get("BTCUSDT")) is not None and s.candles["1m"]["closed"])
+        writer.submit(row(60_000, 62_000)._replace(close=43.0))  # lower version than the closed row above
+        wait_for(lambda: (s := cache.get("BTCUSDT")) is not None and s.candles["1m"]["open_time"] == 60_000)
+        snap = cache.get("BTCUSDT")
+        assert snap is not None and snap.price == 43.0 and snap.candles["1m"]["closed"] is False
+    finally:
+        writer.stop()

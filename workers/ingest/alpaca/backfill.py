@@ -72,13 +72,15 @@ class UsBackfiller:
     def __init__(self, rest: AlpacaRest, clock: UsCandleClock, sink: Callable[[Fetched], None], *,
                  concurrency: int = 2, close_delay_s: float = 0.2,
                  on_auth_error: Callable[[str], None] | None = None,
-                 on_missing: Callable[[Job, set[str]], None] | None = None) -> None:
+                 on_missing: Callable[[Job, set[str]], None] | None = None,
+                 on_done: Callable[[Job, list[str]], None] | None = None) -> None:
         self.rest = rest
         self.clock = clock
         self.stats = BackfillStats()
         self._sink = sink
         self._on_auth_error = on_auth_error
         self._on_missing = on_missing
+        self._on_done = on_done
         self._concurrency = concurrency
         self._close_delay_s = close_delay_s
         self._pending: dict[Job, set[str]] = {}
@@ -130,6 +132,8 @@ class UsBackfiller:
             try:
                 await self._run(job, sorted(symbols))
                 self.stats.jobs_done += 1
+                if self._on_done is not None:
+                    self._on_done(job, sorted(symbols))
             except asyncio.CancelledError:
                 raise
             except AlpacaAuthError as exc:

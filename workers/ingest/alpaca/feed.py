@@ -8,7 +8,9 @@ and ``DATA_READY`` events as the Binance feed.
   aggregate is fetched (one multi-symbol request per interval and bucket) and stored as the closed
   candle, exact by construction, then announced.
 - history (``depth_of(interval)`` candles for a new stream) and gaps (restart, reconnect) come from
-  REST; history is stored without events, fills are announced, each candle once.
+  REST; history is stored without events, fills are announced, each candle once. After a restart
+  only the history the store lacks is fetched (``coverage``: what it holds in each window), and the
+  fetch reports to the agent's ``HistoryProgress`` (``kline.status.history``).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from typing import Any
 from tacore.events import EventPublisher
 from tacore.intervals import INTERVAL_MS, INTERVALS
 from tacore.markets.calendar import TradingCalendar
+from tacore.store.coverage import WindowCoverage
 from tacore.store.klines import KlineRow, candle_dict
 from workers.ingest.alpaca.backfill import Fetched, Job, UsBackfiller
 from workers.ingest.alpaca.bars import BarError, bar_row, parse_time_ms
@@ -33,13 +36,16 @@ from workers.ingest.alpaca.messages import BarPoint
 from workers.ingest.alpaca.rest import AlpacaAuthError, AlpacaRest
 from workers.ingest.alpaca.sessions import MINUTE_MS, UsCandleClock
 from workers.ingest.alpaca.stream import AlpacaStream, StreamConfig
+from workers.ingest.history import bars_between
 from workers.ingest.normalise import stream_name
+from workers.ingest.progress import HistoryProgress
 from workers.ingest.writer import BatchWriter
 
 log = logging.getLogger("tacore.ingest.alpaca")
 
 _PUBLISHED_MEMORY = 2048  # closed open-times remembered per stream, to announce each candle once
 LONGER = INTERVALS[1:]
+Pair = tuple[str, str]
 
 
 @dataclass(slots=True)
@@ -83,13 +89,16 @@ class AlpacaFeed:
 
     def __init__(self, access: AlpacaAccess | None, writer: BatchWriter, publisher: EventPublisher,
                  calendar: TradingCalendar | Callable[[], TradingCalendar], *, depth_of: Callable[[str], int],
-                 tuning: AlpacaTuning | None = None, market: str = "US") -> None:
+                 tuning: AlpacaTuning | None = None, market: str = "US", progress: HistoryProgress | None = None,
+                 coverage: Callable[[dict[Pair, int]], dict[Pair, WindowCoverage]] | None = None) -> None:
         self.access = access
         self.market = market
         self.writer = writer
         self.publisher = publisher
         self.clock = UsCandleClock(calendar)  # loaded when the first US stream is added
         self.depth_of = depth_of
+        self.progress = progress or HistoryProgress()
+        self._coverage = coverage  # the store's holdings per stream window (blocking: run off the loop)
         self.tuning = tuning = tuning or AlpacaTuning()
         self.streams: dict[str, UsStream] = {}
         self.counters = UsCounters()
@@ -109,7 +118,7 @@ class AlpacaFeed:
             self.backfiller = UsBackfiller(self.rest, self.clock, self._fetched,
                                            concurrency=tuning.backfill_concurrency,
                                            close_delay_s=tuning.close_delay_s, on_auth_error=self._auth_failed,
-                                           on_missing=self._no_aggregate)
+                                           on_missing=self._no_aggregate, on_done=self._job_done)
         self._by_symbol: dict[str, set[str]] = {}  # symbol -> intervals
         self._tasks: set[asyncio.Task[None]] = set()
         self._closing: dict[tuple[str, str, int], Ended] = {}  # candles whose aggregate is being fetched
@@ -146,6 +155,8 @@ class AlpacaFeed:
                 continue
             state = UsStream(symbol, interval, name, (last_closed or {}).get((symbol, interval)))
             self.streams[name] = state
+            if self.backfiller is not None:
+                self.progress.planning(name)  # its plan needs the calendar: pending until then
             self._by_symbol.setdefault(symbol, set()).add(interval)
             fresh.append(state)
         if self.backfiller is not None and fresh:
@@ -174,21 +185,56 @@ class AlpacaFeed:
             except Exception as exc:
                 log.warning("alpaca server clock unknown (%s); planning history on the local clock", exc)
         now = self.now_ms()
+        firsts = {interval: (self.clock.window_start(interval, self.depth_of(interval), now)
+                             if self.depth_of(interval) > 0 else self.clock.open_time(now, interval))
+                  for interval in INTERVALS}
+        restarted = [s for s in fresh if s.last_closed_open is not None and s.name in self.streams]
+        held = await self._held(restarted, firsts)
+        calendar = self.clock.calendar
         for interval in INTERVALS:
-            depth = self.depth_of(interval)
-            first = (self.clock.window_start(interval, depth, now) if depth > 0
-                     else self.clock.open_time(now, interval))
+            first = firsts[interval]
+            step = INTERVAL_MS[interval]
             history = {s.symbol for s in fresh if s.interval == interval and s.last_closed_open is None
                        and s.name in self.streams}
             self.backfiller.request(history, interval, first, kind="history")
-            for s in fresh:
-                if s.interval != interval or s.last_closed_open is None or s.name not in self.streams:
+            for symbol in history:
+                wanted = bars_between(calendar, interval, first, self.clock.open_time(now, interval) - step)
+                self.progress.expect(stream_name(symbol, interval), wanted, 1, False)
+            for s in restarted:
+                if s.interval != interval or s.last_closed_open is None:
                     continue
-                # a restart: what closed meanwhile (announced), and the depth before it, which an earlier
-                # run may not have finished (stored again if it had: idempotent)
-                self.backfiller.request([s.symbol], interval, s.last_closed_open + INTERVAL_MS[interval])
-                if first <= s.last_closed_open:
-                    self.backfiller.request([s.symbol], interval, first, s.last_closed_open, kind="history")
+                # a restart: what closed meanwhile (announced), and the depth before what the store holds
+                # (an earlier run may not have finished it); a window the store covers is not fetched again
+                self.backfiller.request([s.symbol], interval, s.last_closed_open + step)
+                last = min(s.last_closed_open, held[s.name] - step) if s.name in held else s.last_closed_open
+                ranges = 0
+                if first <= last:
+                    self.backfiller.request([s.symbol], interval, first, last, kind="history")
+                    ranges = 1
+                wanted = bars_between(calendar, interval, s.last_closed_open + step, now)
+                if ranges:
+                    wanted += bars_between(calendar, interval, first, last)
+                self.progress.expect(s.name, wanted, ranges, True)
+
+    async def _held(self, restarted: list[UsStream], firsts: dict[str, int]) -> dict[str, int]:
+        """Per restarted stream, the oldest closed candle the store holds in its window."""
+        if self._coverage is None or not restarted:
+            return {}
+        starts = {(s.symbol, s.interval): firsts[s.interval] for s in restarted}
+        try:
+            coverage = await asyncio.to_thread(self._coverage, starts)
+        except Exception as exc:  # storage down: fetch the whole window again, as if nothing were held
+            log.warning("alpaca history: what the store holds is unknown (%s); fetching every window", exc)
+            return {}
+        return {stream_name(symbol, interval): cov.oldest for (symbol, interval), cov in coverage.items()}
+
+    def _job_done(self, job: Job, symbols: list[str]) -> None:
+        for symbol in symbols:
+            name = stream_name(symbol, job.interval)
+            if job.kind == "history":
+                self.progress.range_done(name)
+            elif job.kind == "fill":
+                self.progress.resume_done(name)
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         task = asyncio.create_task(coro)
@@ -358,8 +404,11 @@ class AlpacaFeed:
             if not state.first_publish(row.open_time):
                 continue
             state.candles += 1
+            if page.kind in ("history", "fill"):
+                self.progress.fetched_rows(state.name, 1)
             if page.kind == "history":
                 self.counters.history += 1
+                self.progress.stored_history(1)
                 continue
             if page.kind in ("close", "refresh"):
                 self.counters.closed_fetched += 1
