@@ -1,0 +1,243 @@
+"""The fields a market scan filters and sorts on, each a ClickHouse expression over one symbol's candles.
+
+A scan gathers, per symbol and timeframe, the candles of a lookback window as arrays sorted by open
+time (``t0_c`` closes, ``t0_h`` highs, ``t0_l`` lows, ``t0_v`` base volumes, ``t0_q`` quote volumes).
+Every field is an expression over those arrays that yields one number per symbol, so the store
+computes a whole scan in one query and no candle leaves it. A symbol with fewer candles than a field
+needs gets NULL for it, which fails every filter but ``empty``.
+
+RSI, ATR and EMA follow TA-Lib's definitions operation by operation (a simple-average seed over the
+oldest candles, then Wilder's or the exponential smoothing, folded with ``arrayFold`` in the same
+order TA-Lib adds and divides), over the last ``warmup_candles(period)`` candles of the symbol, so they
+equal ``talib.RSI``/``ATR``/``EMA`` run on those same candles. The names and defaults follow the screener
+fields traders know (TradingView's RSI 14, relative volume over 10 bars, ...).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import StrEnum
+
+#: The longest window any field may ask for, in candles.
+MAX_PERIOD = 5000
+#: Smoothed indicators (RSI, ATR, EMA) read up to ``warmup_candles(period)`` candles, so at most this many.
+MAX_SMOOTHED_PERIOD = 1000
+
+
+def warmup_candles(period: int) -> int:
+    """Candles a smoothed indicator is computed over when the symbol has that many: its seed then at least
+    ten periods (and 250 candles) of smoothing, after which the start's influence is below 1e-8."""
+    return max(10 * period, 250)
+
+
+class FieldName(StrEnum):
+    PRICE = "price"
+    VOLUME = "volume"
+    QUOTE_VOLUME = "quote_volume"
+    RELATIVE_VOLUME = "relative_volume"
+    CHANGE_PCT = "change_pct"
+    VOLATILITY = "volatility"
+    ATR = "atr"
+    ATR_PCT = "atr_pct"
+    RSI = "rsi"
+    SMA = "sma"
+    EMA = "ema"
+    HIGHEST = "highest"
+    LOWEST = "lowest"
+    FROM_HIGH_PCT = "from_high_pct"
+    FROM_LOW_PCT = "from_low_pct"
+    CANDLE_AGE_S = "candle_age_s"
+
+
+@dataclass(frozen=True, slots=True)
+class Frame:
+    """One timeframe's candle arrays as of ``offset`` candles ago (1: the previous candle, for crosses)."""
+
+    prefix: str
+    offset: int = 0
+
+    def arr(self, column: str) -> str:
+        name = f"{self.prefix}_{column}"
+        return f"arrayPopBack({name})" if self.offset else name
+
+    @property
+    def count(self) -> str:
+        return f"({self.prefix}_n - {self.offset})" if self.offset else f"{self.prefix}_n"
+
+    @property
+    def event_time(self) -> str:
+        return f"{self.prefix}_event"
+
+
+@dataclass(frozen=True, slots=True)
+class Slots:
+    """Query-parameter placeholders a field's expression uses (the compiler binds their values)."""
+
+    period: str
+    warmup: str
+    as_of: str
+    bars_per_year: str
+
+
+#: (named intermediate expressions, value expression); intermediates become columns ``alias_<name>``.
+Expression = tuple[list[tuple[str, str]], str]
+Builder = Callable[[Frame, Slots, str], Expression]
+
+
+@dataclass(frozen=True, slots=True)
+class FieldDef:
+    name: FieldName
+    summary: str
+    #: candle arrays the expression reads: c(lose), h(igh), l(ow), v(olume), q(uote volume)
+    columns: frozenset[str]
+    build: Builder
+    #: None: the field takes no period
+    default_period: int | None = None
+    min_period: int = 1
+    max_period: int = MAX_PERIOD
+    #: candles needed beyond the period (``period + extra``; ``extra`` alone without a period)
+    extra: int = 0
+    smoothed: bool = False
+    crossable: bool = True
+
+    def min_candles(self, period: int | None) -> int:
+        return (period or 0) + self.extra
+
+    def candles_read(self, period: int | None) -> int:
+        """Candles the expression looks at, at most (the lookback window holds at least these)."""
+        if self.smoothed and period is not None:
+            return warmup_candles(period)
+        return self.min_candles(period)
+
+    def need_sql(self, slots: Slots) -> str:
+        if self.default_period is None:
+            return str(self.extra)
+        return f"{slots.period} + {self.extra}" if self.extra else slots.period
+
+
+# -- expressions ----------------------------------------------------------------------------------------
+def _price(f: Frame, s: Slots, a: str) -> Expression:
+    return [], f"{f.arr('c')}[-1]"
+
+
+def _sum_of(column: str) -> Builder:
+    def build(f: Frame, s: Slots, a: str) -> Expression:
+        return [], f"arraySum(arraySlice({f.arr(column)}, -{s.period}))"
+
+    return build
+
+
+def _relative_volume(f: Frame, s: Slots, a: str) -> Expression:
+    v = f.arr("v")
+    return [], f"{v}[-1] / arrayAvg(arraySlice({v}, -{s.period} - 1, {s.period}))"
+
+
+def _change_pct(f: Frame, s: Slots, a: str) -> Expression:
+    c = f.arr("c")
+    return [], f"100 * ({c}[-1] - {c}[-1 - {s.period}]) / {c}[-1 - {s.period}]"
+
+
+def _volatility(f: Frame, s: Slots, a: str) -> Expression:
+    """Annualised standard deviation (sample) of the last ``period`` log returns, in percent."""
+    c = f.arr("c")
+    returns = f"arrayMap((x, y) -> log(y / x), arraySlice({c}, -{s.period} - 1, {s.period}), arraySlice({c}, -{s.period}))"
+    return [], f"arrayReduce('stddevSamp', {returns}) * sqrt({s.bars_per_year}) * 100"
+
+
+def _rsi(f: Frame, s: Slots, a: str) -> Expression:
+    """TA-Lib's RSI: gains and losses of the first ``period`` changes summed in order and averaged, then
+    ``avg = (avg * (period - 1) + x) / period`` per change; 0 when both averages are (nearly) zero."""
+    p = s.period
+    closes = f"arraySlice({f.arr('c')}, -{s.warmup})"
+    diffs = f"arrayMap((x, y) -> y - x, arrayPopBack({closes}), arrayPopFront({closes}))"
+    seed = (f"arrayFold((acc, x) -> (acc.1 + greatest(x, 0), acc.2 + greatest(-x, 0)), "
+            f"arraySlice({a}_d, 1, {p}), (0., 0.))")
+    smooth = (f"arrayFold((acc, x) -> ((acc.1 * ({p} - 1) + greatest(x, 0)) / {p}, "
+              f"(acc.2 * ({p} - 1) + greatest(-x, 0)) / {p}), arraySlice({a}_d, {p} + 1), "
+              f"({a}_seed.1 / {p}, {a}_seed.2 / {p}))")
+    total = f"({a}_avg.1 + {a}_avg.2)"
+    return ([(f"{a}_d", diffs), (f"{a}_seed", seed), (f"{a}_avg", smooth)],
+            f"if(abs({total}) < 1e-8, 0., 100 * ({a}_avg.1 / {total}))")
+
+
+def _ema(f: Frame, s: Slots, a: str) -> Expression:
+    """TA-Lib's EMA: the simple average of the first ``period`` closes, then ``(x - ema) * k + ema``."""
+    p = s.period
+    closes = f"arraySlice({f.arr('c')}, -{s.warmup})"
+    seed = f"arrayFold((acc, x) -> acc + x, arraySlice({a}_s, 1, {p}), 0.) / {p}"
+    ema = f"arrayFold((acc, x) -> (x - acc) * (2. / ({p} + 1)) + acc, arraySlice({a}_s, {p} + 1), {seed})"
+    return [(f"{a}_s", closes)], ema
+
+
+def _atr(f: Frame, s: Slots, a: str) -> Expression:
+    """TA-Lib's ATR: true ranges from the second candle, their simple average over the first ``period``,
+    then Wilder's ``atr = (atr * (period - 1) + tr) / period``."""
+    p, w = s.period, s.warmup
+    h, low, c = (f"arraySlice({f.arr(x)}, -{w})" for x in ("h", "l", "c"))
+    ranges = (f"arrayMap((hi, lo, pc) -> greatest(hi - lo, abs(pc - hi), abs(pc - lo)), "
+              f"arrayPopFront({h}), arrayPopFront({low}), arrayPopBack({c}))")
+    seed = f"arrayFold((acc, x) -> acc + x, arraySlice({a}_tr, 1, {p}), 0.) / {p}"
+    atr = f"arrayFold((acc, x) -> (acc * ({p} - 1) + x) / {p}, arraySlice({a}_tr, {p} + 1), {seed})"
+    return [(f"{a}_tr", ranges)], atr
+
+
+def _atr_pct(f: Frame, s: Slots, a: str) -> Expression:
+    steps, atr = _atr(f, s, a)
+    return [*steps, (f"{a}_atr", atr)], f"100 * {a}_atr / {f.arr('c')}[-1]"
+
+
+def _sma(f: Frame, s: Slots, a: str) -> Expression:
+    return [], f"arrayAvg(arraySlice({f.arr('c')}, -{s.period}))"
+
+
+def _highest(f: Frame, s: Slots, a: str) -> Expression:
+    return [], f"arrayMax(arraySlice({f.arr('h')}, -{s.period}))"
+
+
+def _lowest(f: Frame, s: Slots, a: str) -> Expression:
+    return [], f"arrayMin(arraySlice({f.arr('l')}, -{s.period}))"
+
+
+def _from_extreme(extreme: Builder) -> Builder:
+    def build(f: Frame, s: Slots, a: str) -> Expression:
+        _, level = extreme(f, s, a)
+        return [(f"{a}_x", level)], f"100 * ({f.arr('c')}[-1] - {a}_x) / {a}_x"
+
+    return build
+
+
+def _candle_age(f: Frame, s: Slots, a: str) -> Expression:
+    return [], f"greatest(0, {s.as_of} - {f.event_time}) / 1000"
+
+
+_C, _HLC = frozenset("c"), frozenset("hlc")
+FIELDS: dict[FieldName, FieldDef] = {d.name: d for d in (
+    FieldDef(FieldName.PRICE, "last price: the close of the newest candle", _C, _price, extra=1),
+    FieldDef(FieldName.VOLUME, "base volume over the last `period` candles", frozenset("v"), _sum_of("v"), 1),
+    FieldDef(FieldName.QUOTE_VOLUME, "traded value in the quote currency over the last `period` candles",
+             frozenset("q"), _sum_of("q"), 1),
+    FieldDef(FieldName.RELATIVE_VOLUME, "volume of the newest candle / average volume of the `period` before it",
+             frozenset("v"), _relative_volume, 10, extra=1),
+    FieldDef(FieldName.CHANGE_PCT, "% change of the close over the last `period` candles", _C, _change_pct, 1,
+             extra=1),
+    FieldDef(FieldName.VOLATILITY, "annualised std of the last `period` log returns, %", _C, _volatility, 20,
+             min_period=2, extra=1),
+    FieldDef(FieldName.ATR, "average true range (TA-Lib ATR)", _HLC, _atr, 14, extra=1, smoothed=True,
+             max_period=MAX_SMOOTHED_PERIOD),
+    FieldDef(FieldName.ATR_PCT, "ATR as % of the last price", _HLC, _atr_pct, 14, extra=1, smoothed=True,
+             max_period=MAX_SMOOTHED_PERIOD),
+    FieldDef(FieldName.RSI, "relative strength index (TA-Lib RSI, Wilder's smoothing)", _C, _rsi, 14, min_period=2,
+             extra=1, smoothed=True, max_period=MAX_SMOOTHED_PERIOD),
+    FieldDef(FieldName.SMA, "simple moving average of the close", _C, _sma, 20, min_period=2),
+    FieldDef(FieldName.EMA, "exponential moving average of the close (TA-Lib EMA)", _C, _ema, 20, min_period=2,
+             smoothed=True, max_period=MAX_SMOOTHED_PERIOD),
+    FieldDef(FieldName.HIGHEST, "highest high of the last `period` candles", frozenset("h"), _highest, 20),
+    FieldDef(FieldName.LOWEST, "lowest low of the last `period` candles", frozenset("l"), _lowest, 20),
+    FieldDef(FieldName.FROM_HIGH_PCT, "% from the highest high of the last `period` candles (<= 0)",
+             frozenset("hc"), _from_extreme(_highest), 20),
+    FieldDef(FieldName.FROM_LOW_PCT, "% from the lowest low of the last `period` candles (>= 0)",
+             frozenset("lc"), _from_extreme(_lowest), 20),
+    FieldDef(FieldName.CANDLE_AGE_S, "seconds since the newest candle's last update (its event time)", frozenset(),
+             _candle_age, extra=1, crossable=False),
+)}

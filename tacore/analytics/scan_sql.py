@@ -1,0 +1,338 @@
+"""Compile a scan's criteria chain into ONE ClickHouse query over the candle table.
+
+The query, stage by stage:
+
+1. ``candles``: the market's candles of each timeframe used (``t0``, ``t1``...) within its lookback
+   window, read in one pass with ``FINAL`` (one row per candle);
+2. ``per_symbol``: per symbol and timeframe, the columns the fields need as arrays sorted by open time;
+3. ``scored``: per symbol, every field of the chain (``scan_fields``) and every filter's pass flag;
+4. one row out: the symbols scanned, how many each filter dropped (in chain order), the matches
+   sorted and paged (``arraySort`` / ``arraySlice`` over the passing rows), the candles read.
+
+One pass over the table for all timeframes, not a query per timeframe: the key is (symbol, interval,
+open_time), so a symbol's daily and minute candles share granules and each timeframe's own read would
+scan nearly the whole table again.
+
+Every value from the request (thresholds, periods, patterns, times) is a bound query parameter;
+the SQL text holds only names from the field and operator whitelists and names made here.
+``FINAL`` rather than an ``argMax`` per candle: on chDB 26 the latter's (symbol, open_time) grouping
+costs several times more than ``FINAL``'s merge of the few parts a window touches.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from tacore.analytics.scan_criteria import (
+    COMPARISONS,
+    CROSSES,
+    PERCENT_RANGES,
+    PERCENTS,
+    PRESENCE,
+    RANGES,
+    FieldSpec,
+    Op,
+    ScanCriteria,
+)
+from tacore.analytics.scan_fields import FIELDS, FieldName, Frame, Slots, warmup_candles
+from tacore.intervals import INTERVAL_MS
+from tacore.markets import Market, MarketRegistry
+from tacore.markets.calendar import DAY_MS, YEAR_DAYS, SessionCalendar
+
+YEAR_MS = YEAR_DAYS * DAY_MS
+#: added to a session market's lookback so weekends and holidays never starve a window
+SESSION_GAP_MS = 4 * DAY_MS
+
+#: array name in the timeframe CTE -> the candle column it gathers
+_ARRAY_COLUMNS = {"c": "close", "h": "high", "l": "low", "v": "volume", "q": "quote_volume"}
+_COMPARE_SQL = {Op.GREATER: ">", Op.EGREATER: ">=", Op.LESS: "<", Op.ELESS: "<=", Op.EQUAL: "=", Op.NEQUAL: "!="}
+
+
+def field_key(spec: FieldSpec, scan_timeframe: str) -> str:
+    """How a field is named in the reply: ``rsi(14)``, ``price``, ``quote_volume(1440)@1m``."""
+    key = spec.field.value if spec.period is None else f"{spec.field.value}({spec.period})"
+    return key if spec.timeframe in (None, scan_timeframe) else f"{key}@{spec.timeframe}"
+
+
+def day_candles(market: Market, interval: str) -> int:
+    """Candles of ``interval`` in one regular session of the market (1440 1m candles for 24/7 crypto,
+    390 for NYSE): what "the last day" spans in the design document's ``min_volume``."""
+    calendar = market.calendar
+    session_ms = float(calendar.session_ms)
+    if isinstance(calendar, SessionCalendar):
+        lengths = calendar.closes - calendar.opens
+        session_ms = float(sorted(lengths.tolist())[len(lengths) // 2])  # the regular session, not early closes
+    return max(1, round(min(session_ms, DAY_MS) / INTERVAL_MS[interval]))
+
+
+def lookback_ms(market: Market, interval: str, candles: int) -> int:
+    """Calendar time read to find a symbol's last ``candles`` candles: twice the time they take on this
+    market (gaps, halts), plus four days on a session market (weekends, holidays)."""
+    span = candles / market.bars_per_year(interval) * YEAR_MS
+    gap = 0 if market.calendar.session_ms >= DAY_MS else SESSION_GAP_MS
+    return int(2 * span) + gap + INTERVAL_MS[interval]
+
+
+@dataclass(frozen=True, slots=True)
+class Link:
+    """One filter of the chain, its fields' timeframes resolved."""
+
+    source: str
+    left: FieldSpec
+    op: Op
+    value: Any
+
+
+@dataclass(slots=True)
+class TimeframePlan:
+    interval: str
+    prefix: str
+    columns: set[str] = field(default_factory=set)
+    candles: int = 1
+    from_ms: int = 0
+    #: a field reads the newest candle's event time
+    event_time: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class ColumnPlan:
+    """A field's value column: ``alias`` in the SQL, ``key`` in the reply."""
+
+    key: str
+    spec: FieldSpec
+    alias: str
+    offset: int
+    min_candles: int
+    candles_read: int
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledScan:
+    sql: str
+    parameters: dict[str, Any]
+    links: list[Link]
+    #: the page's value columns, in the order of each match tuple after the symbol
+    columns: list[ColumnPlan]
+    timeframes: list[TimeframePlan]
+    sort_key: str | None
+    order: str
+    as_of: int
+    timeframe: str
+    offset: int
+    limit: int
+
+
+def chain(criteria: ScanCriteria, market: Market) -> list[Link]:
+    """The filters in order: the design document's short form first, then ``filters``."""
+    tf = criteria.timeframe or "1d"
+    links = []
+    if criteria.min_volume is not None:
+        volume = FieldSpec(field=FieldName.QUOTE_VOLUME, period=day_candles(market, "1m"), timeframe="1m")
+        links.append(Link("criteria.min_volume", volume, Op.EGREATER, float(criteria.min_volume)))
+    if criteria.price_range is not None:
+        price = FieldSpec(field=FieldName.PRICE, timeframe=tf)
+        links.append(Link("criteria.price_range", price, Op.IN_RANGE, tuple(criteria.price_range)))
+    for index, item in enumerate(criteria.filters):
+        value = item.value
+        if isinstance(value, FieldSpec):
+            value = value.resolved(tf)
+        elif isinstance(value, tuple):
+            value = tuple(v.resolved(tf) if isinstance(v, FieldSpec) else v for v in value)
+        left = FieldSpec(field=item.field, period=item.period, timeframe=item.timeframe or tf)
+        links.append(Link(f"criteria.filters.{index}", left, item.op, value))
+    return links
+
+
+class _Compiler:
+    def __init__(self, criteria: ScanCriteria, market: Market, markets: MarketRegistry, as_of: int,
+                 table: str) -> None:
+        self.criteria = criteria
+        self.market = market
+        self.markets = markets
+        self.as_of = as_of
+        self.table = table
+        self.timeframe = criteria.timeframe or "1d"
+        self.params: dict[str, Any] = {}
+        self.timeframes: dict[str, TimeframePlan] = {}
+        self.columns: dict[tuple[str, int | None, str, int], ColumnPlan] = {}
+        self.select: list[str] = []
+
+    # -- parameters ------------------------------------------------------------------------------------
+    def bind(self, name: str, value: Any, type_: str) -> str:
+        self.params[name] = value
+        return f"{{{name}:{type_}}}"
+
+    # -- fields ------------------------------------------------------------------------------------------
+    def frame_of(self, interval: str) -> TimeframePlan:
+        plan = self.timeframes.get(interval)
+        if plan is None:
+            plan = self.timeframes[interval] = TimeframePlan(interval, f"t{len(self.timeframes)}")
+        return plan
+
+    def column(self, spec: FieldSpec, offset: int = 0) -> str:
+        """The alias of ``spec``'s value (``offset`` candles ago), adding its expression once."""
+        spec = spec.resolved(self.timeframe)
+        assert spec.timeframe is not None
+        ident = (spec.field.value, spec.period, spec.timeframe, offset)
+        known = self.columns.get(ident)
+        if known is not None:
+            return known.alias
+        definition = FIELDS[spec.field]
+        tf = self.frame_of(spec.timeframe)
+        alias = f"{'v' if offset == 0 else 'w'}{len(self.columns)}"
+        plan = ColumnPlan(field_key(spec, self.timeframe), spec, alias, offset, definition.min_candles(spec.period),
+                          definition.candles_read(spec.period))
+        self.columns[ident] = plan
+        tf.columns |= definition.columns
+        tf.event_time |= definition.name is FieldName.CANDLE_AGE_S
+        tf.candles = max(tf.candles, plan.candles_read + offset)
+        period = self.bind(f"{alias}_p", spec.period, "Int64") if spec.period is not None else ""
+        warmup = (self.bind(f"{alias}_w", warmup_candles(spec.period), "Int64")
+                  if definition.smoothed and spec.period is not None else "")
+        slots = Slots(period=period, warmup=warmup, as_of="{as_of:Int64}",
+                      bars_per_year=f"{{{tf.prefix}_bpy:Float64}}")
+        frame = Frame(tf.prefix, offset)
+        steps, expr = definition.build(frame, slots, alias)
+        self.select.extend(f"{sql} AS {name}" for name, sql in steps)
+        self.select.append(f"if({frame.count} >= {definition.need_sql(slots)}, {expr}, NULL) AS {alias}_raw")
+        self.select.append(f"if(isFinite({alias}_raw), {alias}_raw, NULL) AS {alias}")
+        return alias
+
+    def operand(self, value: Any, name: str, offset: int = 0) -> str:
+        if isinstance(value, FieldSpec):
+            return self.column(value, offset)
+        return self.bind(name, float(value), "Float64")
+
+    # -- filters -------------------------------------------------------------------------------------------
+    def passes(self, index: int, link: Link) -> str:
+        """SQL that is 1 when the symbol passes the link (NULL fields fail), else 0."""
+        op, value, k = link.op, link.value, f"k{index}"
+        left = self.column(link.left)
+        if op in PRESENCE:
+            return f"isNull({left})" if op is Op.EMPTY else f"isNotNull({left})"
+        if op in COMPARISONS:
+            sql = f"{left} {_COMPARE_SQL[op]} {self.operand(value, k)}"
+        elif op in RANGES:
+            low, high = self.operand(value[0], f"{k}_low"), self.operand(value[1], f"{k}_high")
+            sql = (f"{left} >= {low} AND {left} <= {high}" if op is Op.IN_RANGE
+                   else f"{left} < {low} OR {left} > {high}")
+        elif op in CROSSES:
+            right = self.operand(value, k)
+            before, right_before = self.column(link.left, 1), self.operand(value, k, 1)
+            above = f"({before} <= {right_before} AND {left} > {right})"
+            below = f"({before} >= {right_before} AND {left} < {right})"
+            sql = above if op is Op.CROSSES_ABOVE else below if op is Op.CROSSES_BELOW else f"{above} OR {below}"
+        elif op in PERCENTS:
+            ref, pct = self.operand(value[0], f"{k}_ref"), self.bind(f"{k}_pct", float(value[1]), "Float64")
+            sql = (f"{left} > {ref} * (1 + {pct} / 100)" if op is Op.ABOVE_PCT
+                   else f"{left} < {ref} * (1 - {pct} / 100)")
+        else:
+            assert op in PERCENT_RANGES
+            ref = self.operand(value[0], f"{k}_ref")
+            low = f"{ref} * (1 + {self.bind(f'{k}_low', float(value[1]), 'Float64')} / 100)"
+            high = f"{ref} * (1 + {self.bind(f'{k}_high', float(value[2]), 'Float64')} / 100)"
+            sql = (f"{left} >= {low} AND {left} <= {high}" if op is Op.IN_RANGE_PCT
+                   else f"{left} < {low} OR {left} > {high}")
+        return f"ifNull({sql}, 0)"
+
+    # -- symbols ---------------------------------------------------------------------------------------
+    def symbol_filter(self) -> Callable[[str], str]:
+        """SQL of "``symbol`` is scanned": include/exclude patterns (full match)."""
+        parts: list[str] = []
+        if self.criteria.include:
+            pattern = "^(?:" + "|".join(f"(?:{p})" for p in self.criteria.include) + ")$"
+            parts.append("match({s}, " + self.bind("include", pattern, "String") + ")")
+        if self.criteria.exclude:
+            pattern = "^(?:" + "|".join(f"(?:{p})" for p in self.criteria.exclude) + ")$"
+            parts.append("NOT match({s}, " + self.bind("exclude", pattern, "String") + ")")
+        return lambda s: " AND ".join(p.replace("{s}", s) for p in parts) or "1"
+
+    def membership(self) -> str:
+        """SQL of ``MarketRegistry.market_of(symbol) == market``: listed by this market and by none declared
+        before it, or listed by no other market and matching this market's pattern before any earlier one's."""
+        markets = list(self.markets)
+        position = next(i for i, m in enumerate(markets) if m.name == self.market.name)
+        before, others = markets[:position], [m for m in markets if m.name != self.market.name]
+        mine = self.bind("m_universe", sorted(self.market.universe), "Array(String)")
+        listed_before = self.bind("m_listed_before", sorted({s for m in before for s in m.universe}), "Array(String)")
+        listed_other = self.bind("m_listed_other", sorted({s for m in others for s in m.universe}), "Array(String)")
+        pattern = self.bind("m_pattern", f"^(?:{self.market.symbol_pattern})$", "String")
+        by_pattern = [f"symbol NOT IN {listed_other}", f"match(symbol, {pattern})"]
+        by_pattern += [f"NOT match(symbol, {self.bind(f'm_pattern_before{i}', f'^(?:{m.symbol_pattern})$', 'String')})"
+                       for i, m in enumerate(before)]
+        return (f"((symbol IN {mine} AND symbol NOT IN {listed_before}) OR "
+                f"({' AND '.join(by_pattern)}))")
+
+    # -- assembly --------------------------------------------------------------------------------------------
+    def compile(self) -> CompiledScan:
+        criteria = self.criteria
+        links = chain(criteria, self.market)
+        flags = [self.passes(i, link) for i, link in enumerate(links)]
+        sort = criteria.sort_by
+        sort_alias = self.column(sort) if sort is not None else None
+        self.frame_of(self.timeframe)  # the scan's timeframe defines the universe even with no field on it
+        self.bind("as_of", self.as_of, "Int64")
+        tfs = list(self.timeframes.values())
+        scanned = self.symbol_filter()
+
+        windows, aggregates, read = [], [], {"symbol", "open_time"}
+        for tf in tfs:
+            p = tf.prefix
+            tf.from_ms = self.as_of - lookback_ms(self.market, tf.interval, tf.candles)
+            interval = self.bind(f"{p}_interval", tf.interval, "String")
+            windows.append(f"(interval = {interval} AND open_time > {self.bind(f'{p}_from', tf.from_ms, 'Int64')})")
+            self.bind(f"{p}_bpy", self.market.bars_per_year(tf.interval), "Float64")
+            aggregates += [f"interval = {interval} AS in_{p}" if len(tfs) > 1 else f"1 AS in_{p}"]
+            read |= {_ARRAY_COLUMNS[c] for c in tf.columns} | ({"event_time"} if tf.event_time else set())
+        per_symbol = []
+        for tf in tfs:
+            p = tf.prefix
+            per_symbol += [f"countIf(in_{p}) AS {p}_n", f"maxIf(open_time, in_{p}) AS {p}_newest"]
+            if tf.columns:
+                per_symbol.append(f"groupArrayIf(open_time, in_{p}) AS {p}_times")
+            per_symbol += [f"arraySort((x, k) -> k, groupArrayIf({_ARRAY_COLUMNS[c]}, in_{p}), {p}_times) AS {p}_{c}"
+                           for c in sorted(tf.columns)]
+            if tf.event_time:
+                per_symbol.append(f"argMaxIf(event_time, open_time, in_{p}) AS {p}_event")
+        candles = (f"candles AS (SELECT {', '.join(sorted(read))}, {', '.join(aggregates)} FROM {self.table} FINAL "
+                   f"WHERE ({' OR '.join(windows)}) AND open_time <= {{as_of:Int64}})")
+        grouped = (f"per_symbol AS (SELECT toString(symbol) AS sym, {', '.join(per_symbol)} FROM candles "
+                   f"GROUP BY symbol HAVING {self.membership()} AND {scanned('symbol')})")
+
+        for i, flag in enumerate(flags):
+            self.select.append(f"{flag} AS f{i}")
+            self.select.append(f"{'f0' if i == 0 else f'a{i - 1} AND f{i}'} AS a{i}")
+        passing = f"a{len(flags) - 1}" if flags else "1"
+        carried = [f"{tf.prefix}_n, {tf.prefix}_newest" for tf in tfs]
+        scored = f"scored AS (SELECT sym, {', '.join(carried + self.select)} FROM per_symbol)"
+
+        page_columns = [c for c in self.columns.values() if c.offset == 0]
+        row = f"tuple({', '.join(['sym', *(c.alias for c in page_columns)])})"
+        order = criteria.order or ("desc" if sort is not None else "asc")
+        if sort_alias is not None:
+            k = 2 + [c.alias for c in page_columns].index(sort_alias)
+            sign = "-" if order == "desc" else ""
+            ranked = f"arraySort(x -> (isNull(x.{k}), {sign}ifNull(x.{k}, 0), x.1), groupArrayIf({row}, {passing}))"
+        else:
+            ranked = f"{'arrayReverseSort' if order == 'desc' else 'arraySort'}(x -> x.1, groupArrayIf({row}, {passing}))"
+        page = f"arraySlice({ranked}, {self.bind('page_offset', criteria.offset, 'UInt32')} + 1, " \
+               f"{self.bind('page_limit', criteria.limit, 'UInt32')})"
+        drops = ", ".join("countIf(NOT f0)" if i == 0 else f"countIf(a{i - 1} AND NOT f{i})" for i in range(len(flags)))
+        missing = f"arrayFilter(s -> NOT has(groupArray(sym), s) AND {scanned('s')}, {{m_universe:Array(String)}})"
+        final = ", ".join([
+            "count()", f"[{drops}]::Array(UInt64)", f"countIf({passing})", page,
+            f"[{', '.join(f'sum({tf.prefix}_n)' for tf in tfs)}]::Array(UInt64)",
+            f"[{', '.join(f'countIf({tf.prefix}_n > 0)' for tf in tfs)}]::Array(UInt64)",
+            f"[{', '.join(f'max({tf.prefix}_newest)' for tf in tfs)}]::Array(Int64)", missing])
+        sql = f"WITH {candles},\n{grouped},\n{scored}\nSELECT {final} FROM scored"
+        sort_key = next((c.key for c in page_columns if c.alias == sort_alias), None)
+        return CompiledScan(sql, self.params, links, page_columns, tfs, sort_key, order, self.as_of, self.timeframe,
+                            criteria.offset, criteria.limit)
+
+
+def compile_scan(criteria: ScanCriteria, market: Market, markets: MarketRegistry, *, as_of: int,
+                 table: str = "klines") -> CompiledScan:
+    """The one query answering ``criteria`` on ``market`` as of ``as_of`` (epoch ms)."""
+    return _Compiler(criteria, market, markets, as_of, table).compile()
