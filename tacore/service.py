@@ -45,7 +45,7 @@ log = logging.getLogger("tacore.service")
 #: the agent starts or reconnects.
 DATA_AGENT_METHODS = frozenset({
     "kline.add_stream", "kline.remove_stream", "kline.add_symbols", "kline.symbols", "kline.connections",
-    "kline.status", "kline.history", "get.market_data",
+    "kline.status", "kline.history", "get.market_data", "scan.market",
 })
 DEMO_SYMBOLS = ["BTCUSDT", "ETHUSDT", "BNBUSDT", "SOLUSDT"]
 DEMO_US_SYMBOLS = ["AAPL", "MSFT", "GOOGL", "AMZN", "NVDA", "META", "TSLA"]

@@ -8,6 +8,7 @@ matches with every field's value. A symbol is dropped, never an error, when it l
 
 from __future__ import annotations
 
+import re
 import time
 from typing import Any, Protocol
 
@@ -34,8 +35,8 @@ class ScanParams(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     #: a market declared in trading_config.yaml (case-insensitive); the default market when omitted
-    market: str | None = Field(None, min_length=1, max_length=32)
-    criteria: ScanCriteria = Field(default_factory=ScanCriteria)
+    market: str | None = Field(default=None, min_length=1, max_length=32)
+    criteria: ScanCriteria = ScanCriteria()
 
 
 def scan_market(store: CandleQueries, markets: MarketRegistry, params: ScanParams, *,
@@ -58,7 +59,7 @@ def scan_market(store: CandleQueries, markets: MarketRegistry, params: ScanParam
 
 def shape_reply(compiled: CompiledScan, row: tuple[Any, ...]) -> dict[str, Any]:
     """The reply's body from the query's one row (see ``scan_sql`` for its columns)."""
-    scanned, dropped, matched, page, candles, symbols, newest, missing = row
+    scanned, dropped, matched, page, candles, symbols, newest, listed_found = row
     remaining = int(scanned)
     filters = []
     for link, count in zip(compiled.links, dropped, strict=True):
@@ -79,9 +80,17 @@ def shape_reply(compiled: CompiledScan, row: tuple[Any, ...]) -> dict[str, Any]:
         "candles": {tf.interval: {"candles": int(n), "symbols": int(s), "from": tf.from_ms,
                                   "newest_open_time": int(t) if s else None}
                     for tf, n, s, t in zip(compiled.timeframes, candles, symbols, newest, strict=True)},
-        "missing": list(missing),
+        "missing": missing_listed(compiled, set(listed_found)),
         "results": results,
     }
+
+
+def missing_listed(compiled: CompiledScan, found: set[str]) -> list[str]:
+    """Symbols the market lists by name (and the include/exclude patterns keep) without a candle scanned."""
+    include = [re.compile(p) for p in compiled.include]
+    exclude = [re.compile(p) for p in compiled.exclude]
+    return [s for s in compiled.universe if s not in found
+            and (not include or any(p.fullmatch(s) for p in include)) and not any(p.fullmatch(s) for p in exclude)]
 
 
 def _echo(value: Any, timeframe: str) -> Any:

@@ -85,7 +85,7 @@ class FieldSpec(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     field: FieldName
-    period: int | None = Field(None, validate_default=True)
+    period: int | None = Field(default=None, validate_default=True)
     timeframe: Interval = None
 
     @field_validator("period", mode="before")
@@ -140,7 +140,8 @@ def _first_error(exc: ValidationError, value: Any) -> str:
     errors = exc.errors(include_url=False)
 
     def given_as_field(loc: tuple[int | str, ...]) -> bool:
-        item = value[loc[0]] if loc and isinstance(loc[0], int) and isinstance(value, list | tuple) else value
+        index = loc[0] if loc and isinstance(loc[0], int) else None
+        item = value[index] if index is not None and isinstance(value, list | tuple) and index < len(value) else value
         return "FieldSpec" in loc and isinstance(item, dict | str)
 
     err = next((e for e in errors if given_as_field(e["loc"])), errors[0])
@@ -156,7 +157,7 @@ class Filter(FieldSpec):
     """One link of the chain: keep the symbols whose ``field`` satisfies ``op`` ``value``."""
 
     op: Op
-    value: Any = Field(None, validate_default=True)
+    value: Any = Field(default=None, validate_default=True)
 
     @field_validator("op")
     @classmethod
@@ -233,7 +234,7 @@ class ScanCriteria(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     #: the design document's short form: traded value in the quote currency over the last day, at least
-    min_volume: Number | None = Field(None, ge=0)
+    min_volume: Number | None = Field(default=None, ge=0)
     #: the design document's short form: last price within [low, high]
     price_range: tuple[Number, Number] | None = None
     filters: list[Filter] = Field(default_factory=list, max_length=MAX_FILTERS)
@@ -241,14 +242,14 @@ class ScanCriteria(BaseModel):
     #: a field (by name or as an object) or "symbol" (the default)
     sort_by: SortKey = None
     order: Literal["asc", "desc"] | None = None
-    limit: int = Field(50, ge=1, le=MAX_LIMIT)
-    offset: int = Field(0, ge=0, le=MAX_OFFSET)
+    limit: int = Field(default=50, ge=1, le=MAX_LIMIT)
+    offset: int = Field(default=0, ge=0, le=MAX_OFFSET)
     #: regular expressions (full match, RE2): keep only symbols matching one of them
     include: list[SymbolPattern] = Field(default_factory=list, max_length=MAX_PATTERNS)
     #: regular expressions (full match, RE2): drop symbols matching any of them
     exclude: list[SymbolPattern] = Field(default_factory=list, max_length=MAX_PATTERNS)
     #: epoch ms the scan looks from (default: now); candles opening after it are not read
-    as_of: int | None = Field(None, ge=0)
+    as_of: int | None = Field(default=None, ge=0)
 
     @field_validator("timeframe", mode="after")
     @classmethod

@@ -141,7 +141,8 @@ def _change_pct(f: Frame, s: Slots, a: str) -> Expression:
 def _volatility(f: Frame, s: Slots, a: str) -> Expression:
     """Annualised standard deviation (sample) of the last ``period`` log returns, in percent."""
     c = f.arr("c")
-    returns = f"arrayMap((x, y) -> log(y / x), arraySlice({c}, -{s.period} - 1, {s.period}), arraySlice({c}, -{s.period}))"
+    before, after = f"arraySlice({c}, -{s.period} - 1, {s.period})", f"arraySlice({c}, -{s.period})"
+    returns = f"arrayMap((x, y) -> log(y / x), {before}, {after})"
     return [], f"arrayReduce('stddevSamp', {returns}) * sqrt({s.bars_per_year}) * 100"
 
 

@@ -122,6 +122,10 @@ class CompiledScan:
     timeframe: str
     offset: int
     limit: int
+    #: the market's listed symbols and the scan's symbol patterns (to name listed symbols without candles)
+    universe: tuple[str, ...]
+    include: tuple[str, ...]
+    exclude: tuple[str, ...]
 
 
 def chain(criteria: ScanCriteria, market: Market) -> list[Link]:
@@ -157,7 +161,8 @@ class _Compiler:
         self.params: dict[str, Any] = {}
         self.timeframes: dict[str, TimeframePlan] = {}
         self.columns: dict[tuple[str, int | None, str, int], ColumnPlan] = {}
-        self.select: list[str] = []
+        #: column expressions by stage: stage k reads only columns of stages before it
+        self.stages: list[list[str]] = []
 
     # -- parameters ------------------------------------------------------------------------------------
     def bind(self, name: str, value: Any, type_: str) -> str:
@@ -195,10 +200,18 @@ class _Compiler:
                       bars_per_year=f"{{{tf.prefix}_bpy:Float64}}")
         frame = Frame(tf.prefix, offset)
         steps, expr = definition.build(frame, slots, alias)
-        self.select.extend(f"{sql} AS {name}" for name, sql in steps)
-        self.select.append(f"if({frame.count} >= {definition.need_sql(slots)}, {expr}, NULL) AS {alias}_raw")
-        self.select.append(f"if(isFinite({alias}_raw), {alias}_raw, NULL) AS {alias}")
+        exprs = [*steps, (f"{alias}_raw", f"if({frame.count} >= {definition.need_sql(slots)}, {expr}, NULL)"),
+                 (alias, f"if(isFinite({alias}_raw), {alias}_raw, NULL)")]
+        for depth, (name, sql) in enumerate(exprs):
+            self.stage(depth).append(f"{sql} AS {name}")
+        if any(slots.bars_per_year in sql for _, sql in exprs):
+            self.bind(f"{tf.prefix}_bpy", self.market.bars_per_year(tf.interval), "Float64")
         return alias
+
+    def stage(self, depth: int) -> list[str]:
+        while len(self.stages) <= depth:
+            self.stages.append([])
+        return self.stages[depth]
 
     def operand(self, value: Any, name: str, offset: int = 0) -> str:
         if isinstance(value, FieldSpec):
@@ -270,66 +283,74 @@ class _Compiler:
         criteria = self.criteria
         links = chain(criteria, self.market)
         flags = [self.passes(i, link) for i, link in enumerate(links)]
-        sort = criteria.sort_by
-        sort_alias = self.column(sort) if sort is not None else None
+        sort_alias = self.column(criteria.sort_by) if criteria.sort_by is not None else None
         self.frame_of(self.timeframe)  # the scan's timeframe defines the universe even with no field on it
         self.bind("as_of", self.as_of, "Int64")
-        tfs = list(self.timeframes.values())
-        scanned = self.symbol_filter()
+        if flags:
+            self.stages.append([f"{flag} AS f{i}" for i, flag in enumerate(flags)])
+            self.stages.append([f"{' AND '.join(f'f{j}' for j in range(i + 1))} AS a{i}" for i in range(len(flags))])
+        scored = "per_symbol"
+        for columns in self.stages:
+            scored = f"(SELECT *, {', '.join(columns)} FROM {scored})"
+        order = criteria.order or ("desc" if sort_alias is not None else "asc")
+        page_columns = [c for c in self.columns.values() if c.offset == 0]
+        sql = (f"WITH {self.candles_sql()},\n{self.per_symbol_sql()}\n"
+               f"SELECT {self.reply_sql(len(flags), page_columns, sort_alias, order)} FROM {scored}")
+        sort_key = next((c.key for c in page_columns if c.alias == sort_alias), None)
+        return CompiledScan(sql, self.params, links, page_columns, list(self.timeframes.values()), sort_key, order,
+                            self.as_of, self.timeframe, criteria.offset, criteria.limit,
+                            tuple(sorted(self.market.universe)), tuple(criteria.include), tuple(criteria.exclude))
 
-        windows, aggregates, read = [], [], {"symbol", "open_time"}
+    def candles_sql(self) -> str:
+        """``candles``: the rows of every timeframe's window, one version per candle, in one read."""
+        tfs = list(self.timeframes.values())
+        windows, flags, read = [], [], {"symbol", "open_time"}
         for tf in tfs:
             p = tf.prefix
             tf.from_ms = self.as_of - lookback_ms(self.market, tf.interval, tf.candles)
             interval = self.bind(f"{p}_interval", tf.interval, "String")
             windows.append(f"(interval = {interval} AND open_time > {self.bind(f'{p}_from', tf.from_ms, 'Int64')})")
-            self.bind(f"{p}_bpy", self.market.bars_per_year(tf.interval), "Float64")
-            aggregates += [f"interval = {interval} AS in_{p}" if len(tfs) > 1 else f"1 AS in_{p}"]
+            flags.append(f"interval = {interval} AS in_{p}" if len(tfs) > 1 else f"1 AS in_{p}")
             read |= {_ARRAY_COLUMNS[c] for c in tf.columns} | ({"event_time"} if tf.event_time else set())
-        per_symbol = []
-        for tf in tfs:
+        return (f"candles AS (SELECT {', '.join(sorted(read))}, {', '.join(flags)} FROM {self.table} FINAL "
+                f"WHERE ({' OR '.join(windows)}) AND open_time <= {{as_of:Int64}})")
+
+    def per_symbol_sql(self) -> str:
+        """``per_symbol``: each scanned symbol of the market with, per timeframe, its candle count, newest open
+        time and the arrays its fields read, sorted by open time."""
+        columns = []
+        for tf in self.timeframes.values():
             p = tf.prefix
-            per_symbol += [f"countIf(in_{p}) AS {p}_n", f"maxIf(open_time, in_{p}) AS {p}_newest"]
+            columns += [f"countIf(in_{p}) AS {p}_n", f"maxIf(open_time, in_{p}) AS {p}_newest"]
             if tf.columns:
-                per_symbol.append(f"groupArrayIf(open_time, in_{p}) AS {p}_times")
-            per_symbol += [f"arraySort((x, k) -> k, groupArrayIf({_ARRAY_COLUMNS[c]}, in_{p}), {p}_times) AS {p}_{c}"
-                           for c in sorted(tf.columns)]
+                columns.append(f"groupArrayIf(open_time, in_{p}) AS {p}_times")
+            columns += [f"arraySort((x, k) -> k, groupArrayIf({_ARRAY_COLUMNS[c]}, in_{p}), {p}_times) AS {p}_{c}"
+                        for c in sorted(tf.columns)]
             if tf.event_time:
-                per_symbol.append(f"argMaxIf(event_time, open_time, in_{p}) AS {p}_event")
-        candles = (f"candles AS (SELECT {', '.join(sorted(read))}, {', '.join(aggregates)} FROM {self.table} FINAL "
-                   f"WHERE ({' OR '.join(windows)}) AND open_time <= {{as_of:Int64}})")
-        grouped = (f"per_symbol AS (SELECT toString(symbol) AS sym, {', '.join(per_symbol)} FROM candles "
-                   f"GROUP BY symbol HAVING {self.membership()} AND {scanned('symbol')})")
+                columns.append(f"argMaxIf(event_time, open_time, in_{p}) AS {p}_event")
+        return (f"per_symbol AS (SELECT toString(symbol) AS sym, {', '.join(columns)} FROM candles "
+                f"GROUP BY symbol HAVING {self.membership()} AND {self.symbol_filter()('symbol')})")
 
-        for i, flag in enumerate(flags):
-            self.select.append(f"{flag} AS f{i}")
-            self.select.append(f"{'f0' if i == 0 else f'a{i - 1} AND f{i}'} AS a{i}")
-        passing = f"a{len(flags) - 1}" if flags else "1"
-        carried = [f"{tf.prefix}_n, {tf.prefix}_newest" for tf in tfs]
-        scored = f"scored AS (SELECT sym, {', '.join(carried + self.select)} FROM per_symbol)"
-
-        page_columns = [c for c in self.columns.values() if c.offset == 0]
-        row = f"tuple({', '.join(['sym', *(c.alias for c in page_columns)])})"
-        order = criteria.order or ("desc" if sort is not None else "asc")
+    def reply_sql(self, links: int, page_columns: list[ColumnPlan], sort_alias: str | None, order: str) -> str:
+        """The one row out: scanned, dropped per link, matched, the page, candles per timeframe, listed found."""
+        passing = f"a{links - 1}" if links else "1"
+        rows = f"groupArrayIf(tuple({', '.join(['sym', *(c.alias for c in page_columns)])}), {passing})"
         if sort_alias is not None:
             k = 2 + [c.alias for c in page_columns].index(sort_alias)
             sign = "-" if order == "desc" else ""
-            ranked = f"arraySort(x -> (isNull(x.{k}), {sign}ifNull(x.{k}, 0), x.1), groupArrayIf({row}, {passing}))"
+            ranked = f"arraySort(x -> (isNull(x.{k}), {sign}ifNull(x.{k}, 0), x.1), {rows})"
         else:
-            ranked = f"{'arrayReverseSort' if order == 'desc' else 'arraySort'}(x -> x.1, groupArrayIf({row}, {passing}))"
-        page = f"arraySlice({ranked}, {self.bind('page_offset', criteria.offset, 'UInt32')} + 1, " \
-               f"{self.bind('page_limit', criteria.limit, 'UInt32')})"
-        drops = ", ".join("countIf(NOT f0)" if i == 0 else f"countIf(a{i - 1} AND NOT f{i})" for i in range(len(flags)))
-        missing = f"arrayFilter(s -> NOT has(groupArray(sym), s) AND {scanned('s')}, {{m_universe:Array(String)}})"
-        final = ", ".join([
-            "count()", f"[{drops}]::Array(UInt64)", f"countIf({passing})", page,
+            ranked = f"{'arrayReverseSort' if order == 'desc' else 'arraySort'}(x -> x.1, {rows})"
+        offset = self.bind("page_offset", self.criteria.offset, "UInt32")
+        page = f"arraySlice({ranked}, {offset} + 1, {self.bind('page_limit', self.criteria.limit, 'UInt32')})"
+        dropped = ["countIf(NOT f0)"] + [f"countIf(a{i - 1} AND NOT f{i})" for i in range(1, links)]
+        tfs = list(self.timeframes.values())
+        return ", ".join([
+            "count()", f"[{', '.join(dropped[:links])}]::Array(UInt64)", f"countIf({passing})", page,
             f"[{', '.join(f'sum({tf.prefix}_n)' for tf in tfs)}]::Array(UInt64)",
             f"[{', '.join(f'countIf({tf.prefix}_n > 0)' for tf in tfs)}]::Array(UInt64)",
-            f"[{', '.join(f'max({tf.prefix}_newest)' for tf in tfs)}]::Array(Int64)", missing])
-        sql = f"WITH {candles},\n{grouped},\n{scored}\nSELECT {final} FROM scored"
-        sort_key = next((c.key for c in page_columns if c.alias == sort_alias), None)
-        return CompiledScan(sql, self.params, links, page_columns, tfs, sort_key, order, self.as_of, self.timeframe,
-                            criteria.offset, criteria.limit)
+            f"[{', '.join(f'max({tf.prefix}_newest)' for tf in tfs)}]::Array(Int64)",
+            "groupArrayIf(sym, sym IN {m_universe:Array(String)})"])
 
 
 def compile_scan(criteria: ScanCriteria, market: Market, markets: MarketRegistry, *, as_of: int,

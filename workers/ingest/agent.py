@@ -47,6 +47,7 @@ from workers.ingest.upkeep import StoreUpkeep
 from workers.ingest.writer import BatchWriter
 from workers.methods import klines as kline_methods
 from workers.methods import market as market_methods
+from workers.methods import scan as scan_methods
 from workers.registry import MethodRegistry
 
 log = logging.getLogger("tacore.ingest")
@@ -207,6 +208,7 @@ class DataAgent:
         registry = MethodRegistry()
         registry.include(kline_methods.build_registry(self))
         registry.include(market_methods.build_registry(self.upkeep.market))
+        registry.include(scan_methods.build_registry(self.store, self.markets))
         return registry
 
     # -- bridge ------------------------------------------------------------------------------------

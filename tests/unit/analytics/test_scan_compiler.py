@@ -1,0 +1,116 @@
+"""The scan compiler: one statement, values only as bound parameters, the chain's columns and windows."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import pytest
+
+from tacore.analytics.scan_criteria import ScanCriteria
+from tacore.analytics.scan_sql import compile_scan, day_candles, field_key, lookback_ms
+from tacore.errors import InvalidParams
+from tacore.markets import MarketRegistry, load_markets
+from tacore.markets.calendar import DAY_MS
+
+AS_OF = 1_735_689_600_000  # 2025-01-01T00:00Z
+
+
+@pytest.fixture(scope="module")
+def markets() -> MarketRegistry:
+    return load_markets(None)
+
+
+def _compile(markets: MarketRegistry, raw: dict[str, Any], market: str = "CRYPTO") -> Any:
+    return compile_scan(ScanCriteria.model_validate(raw), markets.get(market), markets, as_of=AS_OF)
+
+
+def test_a_chain_compiles_to_one_statement_reading_the_table_once_with_final(markets: MarketRegistry) -> None:
+    scan = _compile(markets, {"min_volume": 1e6, "price_range": [10, 500], "filters": [
+        {"field": "rsi", "op": "less", "value": 30}, {"field": "price", "op": "crosses_above", "value": "sma"}]})
+    assert scan.sql.startswith("WITH ") and ";" not in scan.sql
+    assert scan.sql.count("FROM klines FINAL") == 1 and scan.sql.count("klines") == 1
+    assert "arrayFold" in scan.sql  # Wilder's smoothing in the store, not in Python
+    assert [link.source for link in scan.links] == ["criteria.min_volume", "criteria.price_range",
+                                                    "criteria.filters.0", "criteria.filters.1"]
+    # the page carries each field once (price is used by price_range and the cross), in first-use order
+    assert [c.key for c in scan.columns] == ["quote_volume(1440)@1m", "price", "rsi(14)", "sma(20)"]
+
+
+def test_request_values_are_bound_parameters_never_sql_text(markets: MarketRegistry) -> None:
+    hostile = "'; DROP TABLE klines; --"
+    rsi = {"field": "rsi", "period": 9, "op": "less", "value": 31.5}
+    scan = _compile(markets, {"min_volume": 123456.5, "price_range": [7.25, 99.5], "include": [re.escape(hostile)],
+                              "exclude": ["X.*"], "filters": [rsi], "limit": 7, "offset": 3})
+    assert "DROP" not in scan.sql and "123456" not in scan.sql and "31.5" not in scan.sql and "X.*" not in scan.sql
+    params = scan.parameters
+    assert params["k0"] == 123456.5 and (params["k1_low"], params["k1_high"]) == (7.25, 99.5)
+    assert params["k2"] == 31.5 and params["v2_p"] == 9 and params["v2_w"] == 250
+    assert params["page_limit"] == 7 and params["page_offset"] == 3 and params["as_of"] == AS_OF
+    assert params["include"] == f"^(?:(?:{re.escape(hostile)}))$" and params["exclude"] == "^(?:(?:X.*))$"
+    # every placeholder in the text has a value, and every value is used
+    placeholders = set(re.findall(r"\{(\w+):[\w()]+\}", scan.sql))
+    assert placeholders == set(params)
+
+
+def test_identifiers_in_the_sql_come_from_the_whitelists(markets: MarketRegistry) -> None:
+    scan = _compile(markets, {"filters": [{"field": name, "op": "nempty"} for name in (
+        "price", "volume", "quote_volume", "relative_volume", "change_pct", "volatility", "atr", "atr_pct", "rsi",
+        "sma", "ema", "highest", "lowest", "from_high_pct", "from_low_pct", "candle_age_s")]})
+    text = re.sub(r"\{\w+:[\w()]+\}", "?", scan.sql)
+    text = re.sub(r"'[^']*'", "''", text)  # the only literal: arrayReduce's 'stddevSamp'
+    assert "stddevSamp" in scan.sql and not re.search(r"[\"`]", text)
+
+
+def test_each_timeframe_reads_a_window_long_enough_for_its_longest_field(markets: MarketRegistry) -> None:
+    scan = _compile(markets, {"min_volume": 1, "filters": [
+        {"field": "sma", "period": 50, "op": "nempty"},
+        {"field": "ema", "period": 30, "op": "crosses_above", "value": {"field": "ema", "period": 60}},
+        {"field": "change_pct", "period": 12, "timeframe": "1h", "op": "nempty"}]})
+    plans = {tf.interval: tf for tf in scan.timeframes}
+    assert set(plans) == {"1m", "1d", "1h"}
+    assert plans["1m"].candles == 1440 and plans["1m"].columns == {"q"}
+    assert plans["1d"].candles == 601  # ema(60) reads max(10 * 60, 250) candles, +1 for the previous value
+    assert plans["1h"].candles == 13 and plans["1h"].columns == {"c"}
+    for tf in scan.timeframes:
+        assert tf.from_ms == AS_OF - lookback_ms(markets.get("CRYPTO"), tf.interval, tf.candles)
+    assert AS_OF - plans["1d"].from_ms == 2 * 601 * DAY_MS + DAY_MS
+
+
+def test_the_design_documents_last_day_is_a_session_of_minute_candles(markets: MarketRegistry) -> None:
+    assert day_candles(markets.get("CRYPTO"), "1m") == 1440
+    assert day_candles(markets.get("US"), "1m") == 390  # the regular NYSE session, not the early closes
+    us = _compile(markets, {"min_volume": 1e6}, market="US")
+    assert us.columns[0].key == "quote_volume(390)@1m" and us.parameters["v0_p"] == 390
+    # a session market's window also spans weekends and holidays
+    assert lookback_ms(markets.get("US"), "1d", 10) > lookback_ms(markets.get("CRYPTO"), "1d", 10) + 3 * DAY_MS
+
+
+def test_field_keys_name_period_and_a_timeframe_other_than_the_scans(markets: MarketRegistry) -> None:
+    criteria = ScanCriteria.model_validate({"timeframe": "4h", "filters": [
+        {"field": "rsi", "op": "nempty"}, {"field": "price", "timeframe": "1d", "op": "nempty"}]})
+    keys = [field_key(f.resolved("4h"), "4h") for f in criteria.filters]
+    assert keys == ["rsi(14)", "price@1d"]
+
+
+def test_sorting_by_a_field_adds_its_column_and_orders_nulls_last(markets: MarketRegistry) -> None:
+    scan = _compile(markets, {"filters": [{"field": "price", "op": "greater", "value": 1}], "sort_by": "volatility"})
+    assert scan.sort_key == "volatility(20)" and scan.order == "desc"
+    assert "isNull(x.3), -ifNull(x.3, 0), x.1" in scan.sql
+    ascending = _compile(markets, {"sort_by": "symbol", "order": "desc"})
+    assert ascending.sort_key is None and "arrayReverseSort(x -> x.1" in ascending.sql
+
+
+def test_membership_follows_market_of_declaration_order(markets: MarketRegistry) -> None:
+    us = _compile(markets, {}, market="US")
+    assert us.parameters["m_pattern"] == f"^(?:{markets.get('US').symbol_pattern})$"
+    assert us.parameters["m_pattern_before0"] == f"^(?:{markets.get('CRYPTO').symbol_pattern})$"
+    assert "BTCUSDT" in us.parameters["m_listed_other"] and "AAPL" in us.parameters["m_universe"]
+    crypto = _compile(markets, {})
+    assert not any(name.startswith("m_pattern_before") for name in crypto.parameters)
+
+
+def test_an_unknown_market_is_invalid_params_listing_the_known_ones(markets: MarketRegistry) -> None:
+    with pytest.raises(InvalidParams) as caught:
+        markets.get("FX")
+    assert caught.value.details[0]["known"] == ["CRYPTO", "US"]
