@@ -32,10 +32,19 @@ class ServiceMethods(Generic[R]):
     def health_check(self, detailed: bool = False, **options: Any) -> R:
         return self.call("health.check", {"detailed": detailed}, **options)
 
-    def scan_market(self, market: str = "US", criteria: dict[str, Any] | None = None, **options: Any) -> R:
+    def scan_market(self, market: str = "US", criteria: dict[str, Any] | None = None, *,
+                    filters: list[dict[str, Any]] | None = None, timeframe: str | None = None,
+                    sort_by: str | dict[str, Any] | None = None, order: str | None = None, limit: int | None = None,
+                    offset: int | None = None, include: list[str] | None = None, exclude: list[str] | None = None,
+                    **options: Any) -> R:
+        """``criteria`` as the design document writes it (``min_volume``, ``price_range``); the keywords add a
+        filter chain (``[{"field", "op", "value"}]``), sorting and paging to it (see docs/analytics.md)."""
+        extra = {"filters": filters, "timeframe": timeframe, "sort_by": sort_by, "order": order, "limit": limit,
+                 "offset": offset, "include": include, "exclude": exclude}
+        merged = {**(criteria or {}), **{k: v for k, v in extra.items() if v is not None}}
         params: dict[str, Any] = {"market": market}
-        if criteria is not None:
-            params["criteria"] = criteria
+        if merged or criteria is not None:
+            params["criteria"] = merged
         return self.call("scan.market", params, **options)
 
     def execute_order(self, symbol: str, action: str, quantity: float, order_type: str = "market",

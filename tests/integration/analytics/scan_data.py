@@ -23,9 +23,9 @@ def ms(text: str) -> int:
     return int(datetime.fromisoformat(text).replace(tzinfo=UTC).timestamp() * 1000)
 
 
-#: The scans look from here: Wednesday 2025-01-15, half an hour after the NYSE close.
+#: The scans look from here: Wednesday 2025-01-15, half an hour after the NYSE close. (A service test
+#: seeds the same candles ending now instead, to send the design document's payload as written.)
 AS_OF = ms("2025-01-15T21:30:00")
-TODAY = AS_OF - AS_OF % DAY
 
 
 def series(symbol: str, interval_ms: int, closes: Sequence[float], *, last_open: int,
@@ -63,61 +63,65 @@ def random_walk(seed: int, n: int, start: float) -> tuple[np.ndarray, np.ndarray
     return closes, highs, lows, rng.uniform(100, 1000, n)
 
 
-def crypto_rows() -> list[KlineRow]:
+def crypto_rows(as_of: int = AS_OF) -> list[KlineRow]:
+    today = as_of - as_of % DAY
     rows: list[KlineRow] = []
-    day = {"last_open": TODAY, "last_event": AS_OF - 30_000}
+    day = {"last_open": today, "last_event": as_of - 30_000}
     # AAA rises by 1 a day to 399 (RSI 100), volume 10 a day then 30 today (relative volume 3)
     rows += series("AAAUSDT", DAY, 100.0 + np.arange(300), volumes=[10.0] * 299 + [30.0], **day)
     rows += series("BBBUSDT", DAY, 400.0 - np.arange(300), **day)  # falls to 101 (RSI 0)
     c, h, lo, v = random_walk(7, 300, 50.0)
     rows += series("CCCUSDT", DAY, c, highs=h, lows=lo, volumes=v, **day)
     rows += series("DDDUSDT", DAY, 50.0 + np.arange(10), **day)  # too young for RSI 14 or SMA 20
-    hour_old = {"last_open": TODAY, "last_event": AS_OF - 3_600_000}
+    hour_old = {"last_open": today, "last_event": as_of - 3_600_000}
     rows += series("EEEUSDT", DAY, [100.0] * 59 + [120.0], **hour_old)  # crosses above its SMA 20 today
     rows += series("FFFUSDT", DAY, [100.0] * 59 + [80.0], **hour_old)  # crosses below it
     c, h, lo, v = random_walk(11, 40, 20.0)
     rows += series("SOLUSDT", DAY, c, highs=h, lows=lo, volumes=v, **day)  # listed by CRYPTO, 40 candles
-    rows += series("OLDUSDT", DAY, [5.0] * 30, last_open=TODAY - 40 * DAY)  # stopped 40 days ago
+    rows += series("OLDUSDT", DAY, [5.0] * 30, last_open=today - 40 * DAY)  # stopped 40 days ago
     # the last day of minute candles: AAA trades 1,000 USDT a minute, BBB 500, CCC has only 1,000 minutes
-    minute = {"last_open": AS_OF - AS_OF % MINUTE - MINUTE, "interval": "1m"}
+    minute = {"last_open": as_of - as_of % MINUTE - MINUTE, "interval": "1m"}
     rows += series("AAAUSDT", MINUTE, [399.0] * 1440, quote_volumes=[1000.0] * 1440, **minute)
     rows += series("BBBUSDT", MINUTE, [101.0] * 1440, quote_volumes=[500.0] * 1440, **minute)
     rows += series("CCCUSDT", MINUTE, [c[-1]] * 1000, quote_volumes=[1e6] * 1000, **minute)
     return rows
 
 
-def us_rows() -> list[KlineRow]:
-    """Three listed stocks and one unlisted, each with a year of sessions and the last session in minutes."""
+def us_rows(as_of: int = AS_OF) -> list[KlineRow]:
+    """Three listed stocks and one unlisted, each with a year of sessions and the last session in minutes
+    (closed half an hour before ``as_of``)."""
+    today = as_of - as_of % DAY
     rows: list[KlineRow] = []
-    session_open = ms("2025-01-15T14:30:00")
+    session_open = as_of - as_of % MINUTE - 420 * MINUTE
     for symbol, price, per_minute in (("AAPL", 230.0, 10_000.0), ("MSFT", 610.0, 50_000.0), ("TSLA", 400.0, 100.0),
                                       ("ZZZZ", 12.0, 5_000.0)):
         closes = price * (1 + 0.001 * np.sin(np.arange(252)))
-        rows += series(symbol, DAY, closes, last_open=TODAY, last_event=session_open + 390 * MINUTE)
+        rows += series(symbol, DAY, closes, last_open=today, last_event=session_open + 390 * MINUTE)
         rows += series(symbol, MINUTE, [closes[-1]] * 390, quote_volumes=[per_minute] * 390,
                        last_open=session_open + 389 * MINUTE, interval="1m")
     return rows
 
 
-def superseded_rows() -> list[KlineRow]:
+def superseded_rows(as_of: int = AS_OF) -> list[KlineRow]:
     """Versions the store must never serve: an older open update of AAA's last candle, an open update of
-    a closed candle arriving after it, and a candle opening after ``AS_OF``."""
-    stale = series("AAAUSDT", DAY, [999.0], last_open=TODAY, last_event=AS_OF - 60_000)
-    reopened = series("BBBUSDT", DAY, [1.0, 1.0], last_open=TODAY - DAY, last_event=AS_OF)[:1]
-    reopened = [r._replace(closed=False, event_time=AS_OF, version=version_of(False, AS_OF)) for r in reopened]
-    future = series("AAAUSDT", DAY, [5000.0], last_open=TODAY + DAY)
+    a closed candle arriving after it, and a candle opening after ``as_of``."""
+    today = as_of - as_of % DAY
+    stale = series("AAAUSDT", DAY, [999.0], last_open=today, last_event=as_of - 60_000)
+    reopened = series("BBBUSDT", DAY, [1.0, 1.0], last_open=today - DAY, last_event=as_of)[:1]
+    reopened = [r._replace(closed=False, event_time=as_of, version=version_of(False, as_of)) for r in reopened]
+    future = series("AAAUSDT", DAY, [5000.0], last_open=today + DAY)
     return [*stale, *reopened, *future]
 
 
-def seed(dsn: str) -> int:
+def seed(dsn: str, as_of: int = AS_OF) -> int:
     store = KlineStore(dsn)
     store.open()
-    rows = crypto_rows() + us_rows()
+    rows = crypto_rows(as_of) + us_rows(as_of)
     store.insert(rows)
-    store.insert(superseded_rows())
+    store.insert(superseded_rows(as_of))
     store.close()
     return len(rows)
 
 
 if __name__ == "__main__":
-    print(seed(sys.argv[1]))
+    print(seed(sys.argv[1], int(sys.argv[2]) if len(sys.argv) > 2 else AS_OF))
