@@ -68,7 +68,8 @@ def shape_reply(compiled: CompiledScan, row: tuple[Any, ...]) -> dict[str, Any]:
                         "op": link.op.value, "value": _echo(link.value, compiled.timeframe),
                         "dropped": int(count), "remaining": remaining})
     keys = [c.key for c in compiled.columns]
-    results = [{"symbol": item[0], "values": dict(zip(keys, item[1:], strict=True))} for item in page]
+    results = [{"symbol": item[0], "values": {k: None if v != v else v for k, v in zip(keys, item[1:], strict=True)}}
+               for item in page]  # NaN (v != v): the symbol has no value for the field
     return {
         "timeframe": compiled.timeframe, "as_of": compiled.as_of,
         "scanned": int(scanned), "matched": int(matched), "count": len(results),

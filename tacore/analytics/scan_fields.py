@@ -1,5 +1,8 @@
 """The fields a market scan filters and sorts on, each a ClickHouse expression over one symbol's candles.
 
+Every expression is safe on any number of candles (arrays zipped by a lambda always have one length),
+because the compiler evaluates them on every symbol: branching per row costs more than the work.
+
 A scan gathers, per symbol and timeframe, the candles of a lookback window as arrays sorted by open
 time (``t0_c`` closes, ``t0_h`` highs, ``t0_l`` lows, ``t0_v`` base volumes, ``t0_q`` quote volumes).
 Every field is an expression over those arrays that yields one number per symbol, so the store
@@ -80,8 +83,9 @@ class Slots:
     bars_per_year: str
 
 
-#: (named intermediate expressions, value expression); intermediates become columns ``alias_<name>``.
-Expression = tuple[list[tuple[str, str]], str]
+#: (stages of named intermediate columns, value expression): stage k may read the columns of stages
+#: before it; the value, the columns of every stage.
+Expression = tuple[list[list[tuple[str, str]]], str]
 Builder = Callable[[Frame, Slots, str], Expression]
 
 
@@ -140,52 +144,64 @@ def _change_pct(f: Frame, s: Slots, a: str) -> Expression:
 
 def _volatility(f: Frame, s: Slots, a: str) -> Expression:
     """Annualised standard deviation (sample) of the last ``period`` log returns, in percent."""
-    c = f.arr("c")
-    before, after = f"arraySlice({c}, -{s.period} - 1, {s.period})", f"arraySlice({c}, -{s.period})"
-    returns = f"arrayMap((x, y) -> log(y / x), {before}, {after})"
+    closes = f"arraySlice({f.arr('c')}, -{s.period} - 1)"
+    returns = f"arrayMap((x, y) -> log(y / x), arrayPopBack({closes}), arrayPopFront({closes}))"
     return [], f"arrayReduce('stddevSamp', {returns}) * sqrt({s.bars_per_year}) * 100"
 
 
+def _smoothing(a: str, values: str, length_of: str, p: str, decay: str, gain: str) -> tuple[tuple[str, str], str]:
+    """TA-Lib's seeded smoothing of the array ``values``: the simple average of its first ``p`` values, then
+    ``avg = avg * decay + x * gain`` for each later value. In closed form, one vectorised dot product rather
+    than a fold (``arrayFold`` pays a fixed cost per step): ``decay^m * seed + gain * sum(decay^(m - j) * x_j)``.
+    Returns the weights column (from ``length_of``, an array as long as ``values``) and the value."""
+    steps = f"toUInt64(greatest(length({length_of}) - {p}, 0))"
+    weights = (f"{a}_wt", f"arrayMap(j -> pow({decay}, j), arrayReverse(range({steps})))")
+    return weights, (f"pow({decay}, length({a}_wt)) * arraySum(arraySlice({values}, 1, {p})) / {p} + "
+                     f"{gain} * arrayDotProduct(arraySlice({values}, {p} + 1), {a}_wt)")
+
+
+def _wilder(p: str) -> tuple[str, str]:
+    """(decay, gain) of Wilder's smoothing, as TA-Lib computes it: ``(avg * (p - 1) + x) / p``."""
+    return f"({p} - 1) / {p}", f"1 / {p}"
+
+
 def _rsi(f: Frame, s: Slots, a: str) -> Expression:
-    """TA-Lib's RSI: gains and losses of the first ``period`` changes summed in order and averaged, then
-    ``avg = (avg * (period - 1) + x) / period`` per change; 0 when both averages are (nearly) zero."""
+    """TA-Lib's RSI: gains and losses of the first ``period`` changes averaged, then Wilder's smoothing per
+    change; ``100 * gain / (gain + loss)``, 0 when both are (nearly) zero."""
     p = s.period
     closes = f"arraySlice({f.arr('c')}, -{s.warmup})"
     diffs = f"arrayMap((x, y) -> y - x, arrayPopBack({closes}), arrayPopFront({closes}))"
-    seed = (f"arrayFold((acc, x) -> (acc.1 + greatest(x, 0), acc.2 + greatest(-x, 0)), "
-            f"arraySlice({a}_d, 1, {p}), (0., 0.))")
-    smooth = (f"arrayFold((acc, x) -> ((acc.1 * ({p} - 1) + greatest(x, 0)) / {p}, "
-              f"(acc.2 * ({p} - 1) + greatest(-x, 0)) / {p}), arraySlice({a}_d, {p} + 1), "
-              f"({a}_seed.1 / {p}, {a}_seed.2 / {p}))")
-    total = f"({a}_avg.1 + {a}_avg.2)"
-    return ([(f"{a}_d", diffs), (f"{a}_seed", seed), (f"{a}_avg", smooth)],
-            f"if(abs({total}) < 1e-8, 0., 100 * ({a}_avg.1 / {total}))")
+    weights, up = _smoothing(a, f"{a}_g", f"{a}_d", p, *_wilder(p))
+    _, down = _smoothing(a, f"{a}_l", f"{a}_d", p, *_wilder(p))
+    stages = [[(f"{a}_d", diffs)],
+              [(f"{a}_g", f"arrayMap(x -> greatest(x, 0), {a}_d)"),
+               (f"{a}_l", f"arrayMap(x -> greatest(-x, 0), {a}_d)"), weights],
+              [(f"{a}_up", up), (f"{a}_down", down)]]
+    return stages, f"if(abs({a}_up + {a}_down) < 1e-8, 0., 100 * ({a}_up / ({a}_up + {a}_down)))"
 
 
 def _ema(f: Frame, s: Slots, a: str) -> Expression:
-    """TA-Lib's EMA: the simple average of the first ``period`` closes, then ``(x - ema) * k + ema``."""
+    """TA-Lib's EMA: the simple average of the first ``period`` closes, then ``(x - ema) * k + ema``,
+    ``k = 2 / (period + 1)``."""
     p = s.period
-    closes = f"arraySlice({f.arr('c')}, -{s.warmup})"
-    seed = f"arrayFold((acc, x) -> acc + x, arraySlice({a}_s, 1, {p}), 0.) / {p}"
-    ema = f"arrayFold((acc, x) -> (x - acc) * (2. / ({p} + 1)) + acc, arraySlice({a}_s, {p} + 1), {seed})"
-    return [(f"{a}_s", closes)], ema
+    weights, ema = _smoothing(a, f"{a}_s", f"{a}_s", p, f"(1 - 2 / ({p} + 1))", f"(2 / ({p} + 1))")
+    return [[(f"{a}_s", f"arraySlice({f.arr('c')}, -{s.warmup})")], [weights]], ema
 
 
 def _atr(f: Frame, s: Slots, a: str) -> Expression:
     """TA-Lib's ATR: true ranges from the second candle, their simple average over the first ``period``,
-    then Wilder's ``atr = (atr * (period - 1) + tr) / period``."""
+    then Wilder's smoothing."""
     p, w = s.period, s.warmup
     h, low, c = (f"arraySlice({f.arr(x)}, -{w})" for x in ("h", "l", "c"))
     ranges = (f"arrayMap((hi, lo, pc) -> greatest(hi - lo, abs(pc - hi), abs(pc - lo)), "
               f"arrayPopFront({h}), arrayPopFront({low}), arrayPopBack({c}))")
-    seed = f"arrayFold((acc, x) -> acc + x, arraySlice({a}_tr, 1, {p}), 0.) / {p}"
-    atr = f"arrayFold((acc, x) -> (acc * ({p} - 1) + x) / {p}, arraySlice({a}_tr, {p} + 1), {seed})"
-    return [(f"{a}_tr", ranges)], atr
+    weights, atr = _smoothing(a, f"{a}_tr", f"{a}_tr", p, *_wilder(p))
+    return [[(f"{a}_tr", ranges)], [weights]], atr
 
 
 def _atr_pct(f: Frame, s: Slots, a: str) -> Expression:
-    steps, atr = _atr(f, s, a)
-    return [*steps, (f"{a}_atr", atr)], f"100 * {a}_atr / {f.arr('c')}[-1]"
+    stages, atr = _atr(f, s, a)
+    return [*stages, [(f"{a}_atr", atr)]], f"100 * {a}_atr / {f.arr('c')}[-1]"
 
 
 def _sma(f: Frame, s: Slots, a: str) -> Expression:
@@ -203,7 +219,7 @@ def _lowest(f: Frame, s: Slots, a: str) -> Expression:
 def _from_extreme(extreme: Builder) -> Builder:
     def build(f: Frame, s: Slots, a: str) -> Expression:
         _, level = extreme(f, s, a)
-        return [(f"{a}_x", level)], f"100 * ({f.arr('c')}[-1] - {a}_x) / {a}_x"
+        return [[(f"{a}_x", level)]], f"100 * ({f.arr('c')}[-1] - {a}_x) / {a}_x"
 
     return build
 

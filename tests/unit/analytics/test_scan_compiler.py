@@ -30,7 +30,7 @@ def test_a_chain_compiles_to_one_statement_reading_the_table_once_with_final(mar
         {"field": "rsi", "op": "less", "value": 30}, {"field": "price", "op": "crosses_above", "value": "sma"}]})
     assert scan.sql.startswith("WITH ") and ";" not in scan.sql
     assert scan.sql.count("FROM klines FINAL") == 1 and scan.sql.count("klines") == 1
-    assert "arrayFold" in scan.sql  # Wilder's smoothing in the store, not in Python
+    assert "arrayDotProduct" in scan.sql  # Wilder's smoothing in the store, not in Python
     assert [link.source for link in scan.links] == ["criteria.min_volume", "criteria.price_range",
                                                     "criteria.filters.0", "criteria.filters.1"]
     # the page carries each field once (price is used by price_range and the cross), in first-use order
@@ -96,7 +96,7 @@ def test_field_keys_name_period_and_a_timeframe_other_than_the_scans(markets: Ma
 def test_sorting_by_a_field_adds_its_column_and_orders_nulls_last(markets: MarketRegistry) -> None:
     scan = _compile(markets, {"filters": [{"field": "price", "op": "greater", "value": 1}], "sort_by": "volatility"})
     assert scan.sort_key == "volatility(20)" and scan.order == "desc"
-    assert "isNull(x.3), -ifNull(x.3, 0), x.1" in scan.sql
+    assert "isNaN(x.3), -if(isNaN(x.3), 0, x.3), x.1" in scan.sql
     ascending = _compile(markets, {"sort_by": "symbol", "order": "desc"})
     assert ascending.sort_key is None and "arrayReverseSort(x -> x.1" in ascending.sql
 
