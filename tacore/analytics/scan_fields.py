@@ -28,6 +28,15 @@ MAX_PERIOD = 5000
 MAX_SMOOTHED_PERIOD = 1000
 
 
+def smoothing_factors(kind: str, period: int) -> tuple[float, float]:
+    """(decay, gain) of ``avg = avg * decay + x * gain``: Wilder's ``(avg * (p - 1) + x) / p`` or the EMA's
+    ``(x - avg) * k + avg``, ``k = 2 / (p + 1)``, as TA-Lib defines them."""
+    if kind == "wilder":
+        return (period - 1) / period, 1 / period
+    k = 2 / (period + 1)
+    return 1 - k, k
+
+
 def warmup_candles(period: int) -> int:
     """Candles a smoothed indicator is computed over when the symbol has that many: its seed then at least
     ten periods (and 250 candles) of smoothing, after which the start's influence is below 1e-8."""
@@ -75,10 +84,13 @@ class Frame:
 
 @dataclass(frozen=True, slots=True)
 class Slots:
-    """Query-parameter placeholders a field's expression uses (the compiler binds their values)."""
+    """Query-parameter placeholders a field's expression may use; the compiler binds those it does."""
 
     period: str
     warmup: str
+    #: the smoothing's ``avg = avg * decay + x * gain`` (``smoothing_factors``)
+    decay: str
+    gain: str
     as_of: str
     bars_per_year: str
 
@@ -102,7 +114,8 @@ class FieldDef:
     max_period: int = MAX_PERIOD
     #: candles needed beyond the period (``period + extra``; ``extra`` alone without a period)
     extra: int = 0
-    smoothed: bool = False
+    #: "wilder" or "ema": a smoothed indicator, read over ``warmup_candles(period)`` candles
+    smoothing: str | None = None
     crossable: bool = True
 
     def min_candles(self, period: int | None) -> int:
@@ -110,14 +123,10 @@ class FieldDef:
 
     def candles_read(self, period: int | None) -> int:
         """Candles the expression looks at, at most (the lookback window holds at least these)."""
-        if self.smoothed and period is not None:
+        if self.smoothing and period is not None:
             return warmup_candles(period)
         return self.min_candles(period)
 
-    def need_sql(self, slots: Slots) -> str:
-        if self.default_period is None:
-            return str(self.extra)
-        return f"{slots.period} + {self.extra}" if self.extra else slots.period
 
 
 # -- expressions ----------------------------------------------------------------------------------------
@@ -160,19 +169,14 @@ def _smoothing(a: str, values: str, length_of: str, p: str, decay: str, gain: st
                      f"{gain} * arrayDotProduct(arraySlice({values}, {p} + 1), {a}_wt)")
 
 
-def _wilder(p: str) -> tuple[str, str]:
-    """(decay, gain) of Wilder's smoothing, as TA-Lib computes it: ``(avg * (p - 1) + x) / p``."""
-    return f"({p} - 1) / {p}", f"1 / {p}"
-
-
 def _rsi(f: Frame, s: Slots, a: str) -> Expression:
     """TA-Lib's RSI: gains and losses of the first ``period`` changes averaged, then Wilder's smoothing per
     change; ``100 * gain / (gain + loss)``, 0 when both are (nearly) zero."""
     p = s.period
     closes = f"arraySlice({f.arr('c')}, -{s.warmup})"
     diffs = f"arrayMap((x, y) -> y - x, arrayPopBack({closes}), arrayPopFront({closes}))"
-    weights, up = _smoothing(a, f"{a}_g", f"{a}_d", p, *_wilder(p))
-    _, down = _smoothing(a, f"{a}_l", f"{a}_d", p, *_wilder(p))
+    weights, up = _smoothing(a, f"{a}_g", f"{a}_d", p, s.decay, s.gain)
+    _, down = _smoothing(a, f"{a}_l", f"{a}_d", p, s.decay, s.gain)
     stages = [[(f"{a}_d", diffs)],
               [(f"{a}_g", f"arrayMap(x -> greatest(x, 0), {a}_d)"),
                (f"{a}_l", f"arrayMap(x -> greatest(-x, 0), {a}_d)"), weights],
@@ -184,7 +188,7 @@ def _ema(f: Frame, s: Slots, a: str) -> Expression:
     """TA-Lib's EMA: the simple average of the first ``period`` closes, then ``(x - ema) * k + ema``,
     ``k = 2 / (period + 1)``."""
     p = s.period
-    weights, ema = _smoothing(a, f"{a}_s", f"{a}_s", p, f"(1 - 2 / ({p} + 1))", f"(2 / ({p} + 1))")
+    weights, ema = _smoothing(a, f"{a}_s", f"{a}_s", p, s.decay, s.gain)
     return [[(f"{a}_s", f"arraySlice({f.arr('c')}, -{s.warmup})")], [weights]], ema
 
 
@@ -195,7 +199,7 @@ def _atr(f: Frame, s: Slots, a: str) -> Expression:
     h, low, c = (f"arraySlice({f.arr(x)}, -{w})" for x in ("h", "l", "c"))
     ranges = (f"arrayMap((hi, lo, pc) -> greatest(hi - lo, abs(pc - hi), abs(pc - lo)), "
               f"arrayPopFront({h}), arrayPopFront({low}), arrayPopBack({c}))")
-    weights, atr = _smoothing(a, f"{a}_tr", f"{a}_tr", p, *_wilder(p))
+    weights, atr = _smoothing(a, f"{a}_tr", f"{a}_tr", p, s.decay, s.gain)
     return [[(f"{a}_tr", ranges)], [weights]], atr
 
 
@@ -240,15 +244,15 @@ FIELDS: dict[FieldName, FieldDef] = {d.name: d for d in (
              extra=1),
     FieldDef(FieldName.VOLATILITY, "annualised std of the last `period` log returns, %", _C, _volatility, 20,
              min_period=2, extra=1),
-    FieldDef(FieldName.ATR, "average true range (TA-Lib ATR)", _HLC, _atr, 14, extra=1, smoothed=True,
+    FieldDef(FieldName.ATR, "average true range (TA-Lib ATR)", _HLC, _atr, 14, extra=1, smoothing="wilder",
              max_period=MAX_SMOOTHED_PERIOD),
-    FieldDef(FieldName.ATR_PCT, "ATR as % of the last price", _HLC, _atr_pct, 14, extra=1, smoothed=True,
+    FieldDef(FieldName.ATR_PCT, "ATR as % of the last price", _HLC, _atr_pct, 14, extra=1, smoothing="wilder",
              max_period=MAX_SMOOTHED_PERIOD),
     FieldDef(FieldName.RSI, "relative strength index (TA-Lib RSI, Wilder's smoothing)", _C, _rsi, 14, min_period=2,
-             extra=1, smoothed=True, max_period=MAX_SMOOTHED_PERIOD),
+             extra=1, smoothing="wilder", max_period=MAX_SMOOTHED_PERIOD),
     FieldDef(FieldName.SMA, "simple moving average of the close", _C, _sma, 20, min_period=2),
     FieldDef(FieldName.EMA, "exponential moving average of the close (TA-Lib EMA)", _C, _ema, 20, min_period=2,
-             smoothed=True, max_period=MAX_SMOOTHED_PERIOD),
+             smoothing="ema", max_period=MAX_SMOOTHED_PERIOD),
     FieldDef(FieldName.HIGHEST, "highest high of the last `period` candles", frozenset("h"), _highest, 20),
     FieldDef(FieldName.LOWEST, "lowest low of the last `period` candles", frozenset("l"), _lowest, 20),
     FieldDef(FieldName.FROM_HIGH_PCT, "% from the highest high of the last `period` candles (<= 0)",

@@ -37,7 +37,7 @@ from tacore.analytics.scan_criteria import (
     Op,
     ScanCriteria,
 )
-from tacore.analytics.scan_fields import FIELDS, FieldName, Frame, Slots, warmup_candles
+from tacore.analytics.scan_fields import FIELDS, FieldName, Frame, Slots, smoothing_factors, warmup_candles
 from tacore.intervals import INTERVAL_MS
 from tacore.markets import Market, MarketRegistry
 from tacore.markets.calendar import DAY_MS, YEAR_DAYS, SessionCalendar
@@ -199,19 +199,27 @@ class _Compiler:
         tf.columns |= definition.columns
         tf.event_time |= definition.name is FieldName.CANDLE_AGE_S
         tf.candles = max(tf.candles, plan.candles_read + offset)
-        period = self.bind(f"{alias}_p", spec.period, "Int64") if spec.period is not None else ""
-        warmup = (self.bind(f"{alias}_w", warmup_candles(spec.period), "Int64")
-                  if definition.smoothed and spec.period is not None else "")
-        slots = Slots(period=period, warmup=warmup, as_of="{as_of:Int64}",
+        slots = Slots(period=f"{{{alias}_p:Int64}}", warmup=f"{{{alias}_w:Int64}}", decay=f"{{{alias}_decay:Float64}}",
+                      gain=f"{{{alias}_gain:Float64}}", as_of="{as_of:Int64}",
                       bars_per_year=f"{{{tf.prefix}_bpy:Float64}}")
         frame = Frame(tf.prefix, offset)
         stages, expr = definition.build(frame, slots, alias)
-        value = f"if({frame.count} >= {definition.need_sql(slots)} AND isFinite({expr}), {expr}, nan)"
+        need = f"{{{alias}_need:Int64}}"
+        value = f"if({frame.count} >= {need} AND isFinite({expr}), {expr}, nan)"
         stages = [*stages, [(alias, value)]]
         for depth, columns in enumerate(stages):
             self.stage(depth).extend(columns)
-        if any(slots.bars_per_year in sql for columns in stages for _, sql in columns):
-            self.bind(f"{tf.prefix}_bpy", self.market.bars_per_year(tf.interval), "Float64")
+        # bind what the expression uses (derived numbers bound too: fewer functions for ClickHouse to plan)
+        text = " ".join(sql for columns in stages for _, sql in columns)
+        period = spec.period or 0
+        decay, gain = smoothing_factors(definition.smoothing, period) if definition.smoothing else (0.0, 0.0)
+        for placeholder, name, value_, type_ in (
+                (slots.period, f"{alias}_p", period, "Int64"), (need, f"{alias}_need", plan.min_candles, "Int64"),
+                (slots.warmup, f"{alias}_w", warmup_candles(period), "Int64"),
+                (slots.decay, f"{alias}_decay", decay, "Float64"), (slots.gain, f"{alias}_gain", gain, "Float64"),
+                (slots.bars_per_year, f"{tf.prefix}_bpy", self.market.bars_per_year(tf.interval), "Float64")):
+            if placeholder in text:
+                self.bind(name, value_, type_)
         return alias
 
     def stage(self, depth: int) -> list[tuple[str, str]]:

@@ -45,7 +45,8 @@ def test_request_values_are_bound_parameters_never_sql_text(markets: MarketRegis
     assert "DROP" not in scan.sql and "123456" not in scan.sql and "31.5" not in scan.sql and "X.*" not in scan.sql
     params = scan.parameters
     assert params["k0"] == 123456.5 and (params["k1_low"], params["k1_high"]) == (7.25, 99.5)
-    assert params["k2"] == 31.5 and params["v2_p"] == 9 and params["v2_w"] == 250
+    assert params["k2"] == 31.5 and params["v2_p"] == 9 and params["v2_w"] == 250 and params["v2_need"] == 10
+    assert (params["v2_decay"], params["v2_gain"]) == (8 / 9, 1 / 9)
     assert params["page_limit"] == 7 and params["page_offset"] == 3 and params["as_of"] == AS_OF
     assert params["include"] == f"^(?:(?:{re.escape(hostile)}))$" and params["exclude"] == "^(?:(?:X.*))$"
     # every placeholder in the text has a value, and every value is used
