@@ -2,9 +2,10 @@
 
 The query, stage by stage:
 
-1. ``candles``: the market's candles of each timeframe used (``t0``, ``t1``...) within its lookback
-   window, read in one pass with ``FINAL`` (one row per candle);
-2. ``per_symbol``: per symbol and timeframe, the columns the fields need as arrays sorted by open time;
+1. ``candles``: the candles of each timeframe used (``t0``, ``t1``...) within its lookback window,
+   read in one pass with ``FINAL`` (one row per candle), the windows applied before the merge;
+2. ``per_symbol``: per symbol of the market and timeframe, the columns the fields need as arrays sorted
+   by open time (membership decided per symbol after grouping: per row it cost more than it saved);
 3. ``scored``: per symbol, every field of the chain (``scan_fields``) and every filter's pass flag;
 4. one row out: the symbols scanned, how many each filter dropped (in chain order), the matches
    sorted and paged (``arraySort`` / ``arraySlice`` over the passing rows), the candles read.
@@ -24,7 +25,10 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
+
+import numpy as np
 
 from tacore.analytics.scan_criteria import (
     COMPARISONS,
@@ -40,7 +44,7 @@ from tacore.analytics.scan_criteria import (
 from tacore.analytics.scan_fields import FIELDS, FieldName, Frame, Slots, smoothing_factors, warmup_candles
 from tacore.intervals import INTERVAL_MS
 from tacore.markets import Market, MarketRegistry
-from tacore.markets.calendar import DAY_MS, YEAR_DAYS, SessionCalendar
+from tacore.markets.calendar import DAY_MS, YEAR_DAYS, SessionCalendar, calendar_named
 
 YEAR_MS = YEAR_DAYS * DAY_MS
 #: added to a session market's lookback so weekends and holidays never starve a window
@@ -51,6 +55,7 @@ _ARRAY_COLUMNS = {"c": "close", "h": "high", "l": "low", "v": "volume", "q": "qu
 #: Evaluating every field on every symbol is cheaper than ClickHouse's per-row short-circuit of ``if``
 #: (measured: about a third less CPU for a chain with RSI), and the expressions are safe on any input.
 _SETTINGS = "SETTINGS short_circuit_function_evaluation = 'disable'"
+_WORD = re.compile(r"\w+")
 _COMPARE_SQL = {Op.GREATER: ">", Op.EGREATER: ">=", Op.LESS: "<", Op.ELESS: "<=", Op.EQUAL: "=", Op.NEQUAL: "!="}
 
 
@@ -60,14 +65,19 @@ def field_key(spec: FieldSpec, scan_timeframe: str) -> str:
     return key if spec.timeframe in (None, scan_timeframe) else f"{key}@{spec.timeframe}"
 
 
+@lru_cache(maxsize=16)
+def _regular_session_ms(calendar_name: str) -> float:
+    """The median session's length: the regular session, not the early closes that shorten the mean."""
+    calendar = calendar_named(calendar_name)
+    if isinstance(calendar, SessionCalendar):
+        return float(np.median(calendar.closes - calendar.opens))
+    return float(calendar.session_ms)
+
+
 def day_candles(market: Market, interval: str) -> int:
     """Candles of ``interval`` in one regular session of the market (1440 1m candles for 24/7 crypto,
     390 for NYSE): what "the last day" spans in the design document's ``min_volume``."""
-    calendar = market.calendar
-    session_ms = float(calendar.session_ms)
-    if isinstance(calendar, SessionCalendar):
-        lengths = calendar.closes - calendar.opens
-        session_ms = float(sorted(lengths.tolist())[len(lengths) // 2])  # the regular session, not early closes
+    session_ms = _regular_session_ms(market.calendar_name)
     return max(1, round(min(session_ms, DAY_MS) / INTERVAL_MS[interval]))
 
 
@@ -320,13 +330,17 @@ class _Compiler:
     def scored_sql(self, reply: str) -> str:
         """The stages over ``per_symbol``, each selecting only the columns read after it (fewer columns to
         resolve: ClickHouse's analysis, not the arithmetic, is most of a small scan's cost)."""
+        read_after: list[set[str]] = []  # per stage, the names read after it (built from the last stage back)
+        later = set(_WORD.findall(reply))
+        for stage in reversed(self.stages):
+            read_after.append(later)
+            later = later | {word for _, sql in stage for word in _WORD.findall(sql)}
+        read_after.reverse()
         available = ["sym"] + [name for tf in self.timeframes.values() for name in tf.outputs]
         scored = "per_symbol"
-        for depth, columns in enumerate(self.stages):
-            later = " ".join([reply, *(sql for stage in self.stages[depth + 1:] for _, sql in stage)])
-            kept = [name for name in available if re.search(rf"\b{name}\b", later)]
-            new = [f"{sql} AS {name}" for name, sql in columns]
-            scored = f"(SELECT {', '.join(kept + new)} FROM {scored})"
+        for columns, later in zip(self.stages, read_after, strict=True):
+            kept = [name for name in available if name in later]
+            scored = f"(SELECT {', '.join(kept + [f'{sql} AS {name}' for name, sql in columns])} FROM {scored})"
             available = kept + [name for name, _ in columns]
         return scored
 
