@@ -59,20 +59,19 @@ def scan_market(store: CandleQueries, markets: MarketRegistry, params: ScanParam
 
 def shape_reply(compiled: CompiledScan, row: tuple[Any, ...]) -> dict[str, Any]:
     """The reply's body from the query's one row (see ``scan_sql`` for its columns)."""
-    scanned, dropped, matched, page, candles, symbols, newest, listed_found = row
-    remaining = int(scanned)
-    filters = []
-    for link, count in zip(compiled.links, dropped, strict=True):
-        remaining -= int(count)
+    scanned, left, page, candles, symbols, newest, listed_found = row
+    filters, remaining = [], int(scanned)
+    for link, after in zip(compiled.links, left, strict=True):
         filters.append({"source": link.source, "field": field_key(link.left, compiled.timeframe),
                         "op": link.op.value, "value": _echo(link.value, compiled.timeframe),
-                        "dropped": int(count), "remaining": remaining})
+                        "dropped": remaining - int(after), "remaining": int(after)})
+        remaining = int(after)
     keys = [c.key for c in compiled.columns]
     results = [{"symbol": item[0], "values": {k: None if v != v else v for k, v in zip(keys, item[1:], strict=True)}}
                for item in page]  # NaN (v != v): the symbol has no value for the field
     return {
         "timeframe": compiled.timeframe, "as_of": compiled.as_of,
-        "scanned": int(scanned), "matched": int(matched), "count": len(results),
+        "scanned": int(scanned), "matched": remaining, "count": len(results),
         "offset": compiled.offset, "limit": compiled.limit,
         "sort_by": compiled.sort_key or "symbol", "order": compiled.order,
         "filters": filters,

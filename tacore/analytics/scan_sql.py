@@ -7,7 +7,7 @@ The query, stage by stage:
 2. ``per_symbol``: per symbol of the market and timeframe, the columns the fields need as arrays sorted
    by open time (membership decided per symbol after grouping: per row it cost more than it saved);
 3. ``scored``: per symbol, every field of the chain (``scan_fields``) and every filter's pass flag;
-4. one row out: the symbols scanned, how many each filter dropped (in chain order), the matches
+4. one row out: the symbols scanned, how many are left after each filter (in chain order), the matches
    sorted and paged (``arraySort`` / ``arraySlice`` over the passing rows), the candles read.
 
 One pass over the table for all timeframes, not a query per timeframe: the key is (symbol, interval,
@@ -215,8 +215,9 @@ class _Compiler:
         frame = Frame(tf.prefix, offset)
         stages, expr = definition.build(frame, slots, alias)
         need = f"{{{alias}_need:Int64}}"
-        value = f"if({frame.count} >= {need} AND isFinite({expr}), {expr}, nan)"
-        stages = [*stages, [(alias, value)]]
+        # the expression once, then its guard: ClickHouse plans an expression written twice twice
+        value = f"if({frame.count} >= {need} AND isFinite({alias}_x), {alias}_x, nan)"
+        stages = [*stages, [(f"{alias}_x", expr)], [(alias, value)]]
         for depth, columns in enumerate(stages):
             self.stage(depth).extend(columns)
         # bind what the expression uses (derived numbers bound too: fewer functions for ClickHouse to plan)
@@ -380,21 +381,20 @@ class _Compiler:
                 f"GROUP BY symbol HAVING {self.membership()} AND {self.symbol_filter()('symbol')})")
 
     def reply_sql(self, links: int, page_columns: list[ColumnPlan], sort_alias: str | None, order: str) -> str:
-        """The one row out: scanned, dropped per link, matched, the page, candles per timeframe, listed found."""
+        """The one row out: symbols scanned, symbols left after each link, the page, candles read per timeframe
+        (candles, symbols with some, newest open time), the market's listed symbols found."""
         passing = f"a{links - 1}" if links else "1"
         rows = f"groupArrayIf(tuple({', '.join(['sym', *(c.alias for c in page_columns)])}), {passing})"
-        if sort_alias is not None:
+        if sort_alias is not None:  # no value (NaN) sorts last either way; ties by symbol
             k = 2 + [c.alias for c in page_columns].index(sort_alias)
-            sign = "-" if order == "desc" else ""
-            ranked = f"arraySort(x -> (isNaN(x.{k}), {sign}if(isNaN(x.{k}), 0, x.{k}), x.1), {rows})"
+            ranked = f"arraySort(x -> (isNaN(x.{k}), {'-' if order == 'desc' else ''}x.{k}, x.1), {rows})"
         else:
             ranked = f"{'arrayReverseSort' if order == 'desc' else 'arraySort'}(x -> x.1, {rows})"
         offset = self.bind("page_offset", self.criteria.offset, "UInt32")
         page = f"arraySlice({ranked}, {offset} + 1, {self.bind('page_limit', self.criteria.limit, 'UInt32')})"
-        dropped = ["countIf(NOT f0)"] + [f"countIf(a{i - 1} AND NOT f{i})" for i in range(1, links)]
         tfs = list(self.timeframes.values())
         return ", ".join([
-            "count()", f"[{', '.join(dropped[:links])}]::Array(UInt64)", f"countIf({passing})", page,
+            "count()", f"[{', '.join(f'countIf(a{i})' for i in range(links))}]::Array(UInt64)", page,
             f"[{', '.join(f'sum({tf.prefix}_n)' for tf in tfs)}]::Array(UInt64)",
             f"[{', '.join(f'countIf({tf.prefix}_n > 0)' for tf in tfs)}]::Array(UInt64)",
             f"[{', '.join(f'max({tf.prefix}_newest)' for tf in tfs)}]::Array(Int64)",

@@ -97,7 +97,7 @@ def test_field_keys_name_period_and_a_timeframe_other_than_the_scans(markets: Ma
 def test_sorting_by_a_field_adds_its_column_and_orders_nulls_last(markets: MarketRegistry) -> None:
     scan = _compile(markets, {"filters": [{"field": "price", "op": "greater", "value": 1}], "sort_by": "volatility"})
     assert scan.sort_key == "volatility(20)" and scan.order == "desc"
-    assert "isNaN(x.3), -if(isNaN(x.3), 0, x.3), x.1" in scan.sql
+    assert "isNaN(x.3), -x.3, x.1" in scan.sql
     ascending = _compile(markets, {"sort_by": "symbol", "order": "desc"})
     assert ascending.sort_key is None and "arrayReverseSort(x -> x.1" in ascending.sql
 
