@@ -158,15 +158,17 @@ def _volatility(f: Frame, s: Slots, a: str) -> Expression:
     return [], f"arrayReduce('stddevSamp', {returns}) * sqrt({s.bars_per_year}) * 100"
 
 
-def _smoothing(a: str, values: str, length_of: str, p: str, decay: str, gain: str) -> tuple[tuple[str, str], str]:
-    """TA-Lib's seeded smoothing of the array ``values``: the simple average of its first ``p`` values, then
-    ``avg = avg * decay + x * gain`` for each later value. In closed form, one vectorised dot product rather
-    than a fold (``arrayFold`` pays a fixed cost per step): ``decay^m * seed + gain * sum(decay^(m - j) * x_j)``.
-    Returns the weights column (from ``length_of``, an array as long as ``values``) and the value."""
-    steps = f"toUInt64(greatest(length({length_of}) - {p}, 0))"
-    weights = (f"{a}_wt", f"arrayMap(j -> pow({decay}, j), arrayReverse(range({steps})))")
-    return weights, (f"pow({decay}, length({a}_wt)) * arraySum(arraySlice({values}, 1, {p})) / {p} + "
-                     f"{gain} * arrayDotProduct(arraySlice({values}, {p} + 1), {a}_wt)")
+def _weights(a: str, count: str, p: str, decay: str) -> tuple[str, str]:
+    """The column of smoothing weights ``decay^(m-1) .. decay^0`` for a series of ``count`` values (SQL), whose
+    first ``p`` seed the average and whose ``m = count - p`` others are smoothed."""
+    return f"{a}_wt", f"arrayMap(j -> pow({decay}, j), arrayReverse(range(toUInt64(greatest({count} - {p}, 0)))))"
+
+
+def _smoothed(a: str, seed: str, tail: str, p: str, decay: str, gain: str) -> str:
+    """TA-Lib's seeded smoothing in closed form: the seed's sum averaged, then ``avg = avg * decay + x * gain``
+    over the tail, i.e. ``decay^m * seed / p + gain * sum(decay^(m - j) * x_j)``: one vectorised dot product
+    rather than a fold (``arrayFold`` pays a fixed cost per step)."""
+    return f"pow({decay}, length({a}_wt)) * {seed} / {p} + {gain} * arrayDotProduct({tail}, {a}_wt)"
 
 
 def _rsi(f: Frame, s: Slots, a: str) -> Expression:
@@ -175,11 +177,12 @@ def _rsi(f: Frame, s: Slots, a: str) -> Expression:
     p = s.period
     closes = f"arraySlice({f.arr('c')}, -{s.warmup})"
     diffs = f"arrayMap((x, y) -> y - x, arrayPopBack({closes}), arrayPopFront({closes}))"
-    weights, up = _smoothing(a, f"{a}_g", f"{a}_d", p, s.decay, s.gain)
-    _, down = _smoothing(a, f"{a}_l", f"{a}_d", p, s.decay, s.gain)
-    stages = [[(f"{a}_d", diffs)],
-              [(f"{a}_g", f"arrayMap(x -> greatest(x, 0), {a}_d)"),
-               (f"{a}_l", f"arrayMap(x -> greatest(-x, 0), {a}_d)"), weights],
+    head, tail = f"arraySlice({a}_d, 1, {p})", f"arraySlice({a}_d, {p} + 1)"
+    up = _smoothed(a, f"arraySum(x -> greatest(x, 0), {head})", f"arrayMap(x -> greatest(x, 0), {tail})", p,
+                   s.decay, s.gain)
+    down = _smoothed(a, f"arraySum(x -> greatest(-x, 0), {head})", f"arrayMap(x -> greatest(-x, 0), {tail})", p,
+                     s.decay, s.gain)
+    stages = [[(f"{a}_d", diffs), _weights(a, f"least({f.count}, {s.warmup}) - 1", p, s.decay)],
               [(f"{a}_up", up), (f"{a}_down", down)]]
     return stages, f"if(abs({a}_up + {a}_down) < 1e-8, 0., 100 * ({a}_up / ({a}_up + {a}_down)))"
 
@@ -188,8 +191,10 @@ def _ema(f: Frame, s: Slots, a: str) -> Expression:
     """TA-Lib's EMA: the simple average of the first ``period`` closes, then ``(x - ema) * k + ema``,
     ``k = 2 / (period + 1)``."""
     p = s.period
-    weights, ema = _smoothing(a, f"{a}_s", f"{a}_s", p, s.decay, s.gain)
-    return [[(f"{a}_s", f"arraySlice({f.arr('c')}, -{s.warmup})")], [weights]], ema
+    closes = f"arraySlice({f.arr('c')}, -{s.warmup})"
+    stages = [[(f"{a}_s", closes), _weights(a, f"least({f.count}, {s.warmup})", p, s.decay)]]
+    return stages, _smoothed(a, f"arraySum(arraySlice({a}_s, 1, {p}))", f"arraySlice({a}_s, {p} + 1)", p, s.decay,
+                             s.gain)
 
 
 def _atr(f: Frame, s: Slots, a: str) -> Expression:
@@ -199,13 +204,14 @@ def _atr(f: Frame, s: Slots, a: str) -> Expression:
     h, low, c = (f"arraySlice({f.arr(x)}, -{w})" for x in ("h", "l", "c"))
     ranges = (f"arrayMap((hi, lo, pc) -> greatest(hi - lo, abs(pc - hi), abs(pc - lo)), "
               f"arrayPopFront({h}), arrayPopFront({low}), arrayPopBack({c}))")
-    weights, atr = _smoothing(a, f"{a}_tr", f"{a}_tr", p, s.decay, s.gain)
-    return [[(f"{a}_tr", ranges)], [weights]], atr
+    stages = [[(f"{a}_tr", ranges), _weights(a, f"least({f.count}, {w}) - 1", p, s.decay)]]
+    return stages, _smoothed(a, f"arraySum(arraySlice({a}_tr, 1, {p}))", f"arraySlice({a}_tr, {p} + 1)", p,
+                             s.decay, s.gain)
 
 
 def _atr_pct(f: Frame, s: Slots, a: str) -> Expression:
     stages, atr = _atr(f, s, a)
-    return [*stages, [(f"{a}_atr", atr)]], f"100 * {a}_atr / {f.arr('c')}[-1]"
+    return stages, f"100 * ({atr}) / {f.arr('c')}[-1]"
 
 
 def _sma(f: Frame, s: Slots, a: str) -> Expression:
@@ -223,7 +229,7 @@ def _lowest(f: Frame, s: Slots, a: str) -> Expression:
 def _from_extreme(extreme: Builder) -> Builder:
     def build(f: Frame, s: Slots, a: str) -> Expression:
         _, level = extreme(f, s, a)
-        return [[(f"{a}_x", level)]], f"100 * ({f.arr('c')}[-1] - {a}_x) / {a}_x"
+        return [], f"100 * ({f.arr('c')}[-1] - ({level} AS {a}_level)) / {a}_level"
 
     return build
 

@@ -215,9 +215,9 @@ class _Compiler:
         frame = Frame(tf.prefix, offset)
         stages, expr = definition.build(frame, slots, alias)
         need = f"{{{alias}_need:Int64}}"
-        # the expression once, then its guard: ClickHouse plans an expression written twice twice
-        value = f"if({frame.count} >= {need} AND isFinite({alias}_x), {alias}_x, nan)"
-        stages = [*stages, [(f"{alias}_x", expr)], [(alias, value)]]
+        # the expression written once (an inline alias): ClickHouse plans an expression written twice twice
+        value = f"if({frame.count} >= {need} AND isFinite({expr} AS {alias}_x), {alias}_x, nan)"
+        stages = [*stages, [(alias, value)]]
         for depth, columns in enumerate(stages):
             self.stage(depth).extend(columns)
         # bind what the expression uses (derived numbers bound too: fewer functions for ClickHouse to plan)
@@ -315,9 +315,8 @@ class _Compiler:
         sort_alias = self.column(criteria.sort_by) if criteria.sort_by is not None else None
         self.frame_of(self.timeframe)  # the scan's timeframe defines the universe even with no field on it
         self.bind("as_of", self.as_of, "Int64")
-        if flags:
-            self.stages.append([(f"f{i}", flag) for i, flag in enumerate(flags)])
-            self.stages.append([(f"a{i}", " AND ".join(f"f{j}" for j in range(i + 1))) for i in range(len(flags))])
+        if flags:  # the first filter a symbol fails (1-based; 0: none): survivors and matches follow from it
+            self.stages.append([("failed", f"arrayFirstIndex(x -> NOT x, [{', '.join(flags)}])")])
         order = criteria.order or ("desc" if sort_alias is not None else "asc")
         page_columns = [c for c in self.columns.values() if c.offset == 0]
         candles, per_symbol = self.candles_sql(), self.per_symbol_sql()
@@ -383,7 +382,7 @@ class _Compiler:
     def reply_sql(self, links: int, page_columns: list[ColumnPlan], sort_alias: str | None, order: str) -> str:
         """The one row out: symbols scanned, symbols left after each link, the page, candles read per timeframe
         (candles, symbols with some, newest open time), the market's listed symbols found."""
-        passing = f"a{links - 1}" if links else "1"
+        passing = "failed = 0" if links else "1"
         rows = f"groupArrayIf(tuple({', '.join(['sym', *(c.alias for c in page_columns)])}), {passing})"
         if sort_alias is not None:  # no value (NaN) sorts last either way; ties by symbol
             k = 2 + [c.alias for c in page_columns].index(sort_alias)
@@ -393,8 +392,9 @@ class _Compiler:
         offset = self.bind("page_offset", self.criteria.offset, "UInt32")
         page = f"arraySlice({ranked}, {offset} + 1, {self.bind('page_limit', self.criteria.limit, 'UInt32')})"
         tfs = list(self.timeframes.values())
+        left = ", ".join(f"countIf(failed = 0 OR failed > {i})" for i in range(1, links + 1))  # after link i
         return ", ".join([
-            "count()", f"[{', '.join(f'countIf(a{i})' for i in range(links))}]::Array(UInt64)", page,
+            "count()", f"[{left}]::Array(UInt64)", page,
             f"[{', '.join(f'sum({tf.prefix}_n)' for tf in tfs)}]::Array(UInt64)",
             f"[{', '.join(f'countIf({tf.prefix}_n > 0)' for tf in tfs)}]::Array(UInt64)",
             f"[{', '.join(f'max({tf.prefix}_newest)' for tf in tfs)}]::Array(Int64)",
