@@ -219,3 +219,11 @@ def test_a_filter_on_another_timeframe(store: KlineStore, markets: MarketRegistr
                                            "op": "greater", "value": 600_000}])
     assert symbols(reply) == ["AAAUSDT", "CCCUSDT"]  # 1,000 minutes: AAA 1.0M, BBB 0.5M, CCC 1e9
     assert set(reply["candles"]) == {"1m", "1d"}
+
+
+def test_a_scan_of_nothing_answers_zeros_not_an_error(store: KlineStore, markets: MarketRegistry) -> None:
+    reply = scan(store, markets, include=["NOPE.*"], filters=[{"field": "rsi", "op": "less", "value": 30}])
+    assert (reply["scanned"], reply["matched"], reply["results"]) == (0, 0, [])
+    assert reply["filters"][0]["dropped"] == 0 and reply["candles"]["1d"]["newest_open_time"] is None
+    stale = scan(store, markets, as_of=AS_OF - 400 * 86_400_000)  # before any candle
+    assert stale["scanned"] == 0 and stale["missing"] == sorted(markets.get("CRYPTO").universe)
