@@ -35,17 +35,17 @@ class Seeded:
                 self.live[row.symbol] = row.close
 
 
-def seed_daily_market(seeded: Seeded) -> None:
+def seed_daily_market(seeded: Seeded, end_ms: int = END_MS) -> None:
     """US stocks on 300 NYSE sessions, crypto on 420 days (BTC with an open candle), two short histories."""
     for i, symbol in enumerate(["AAPL", "GOOGL", "MSFT", "SPY"]):
-        seeded.add(rows_from_closes(symbol, "1d", nyse_days(END_MS, 300),
+        seeded.add(rows_from_closes(symbol, "1d", nyse_days(end_ms, 300),
                                     random_walk(i, 300, start=150.0 + 40 * i, vol=0.015 + 0.003 * i, t_dof=5)))
-    days = crypto_days(END_MS, 421)
+    days = crypto_days(end_ms, 421)
     seeded.add(rows_from_closes("BTCUSDT", "1d", days, random_walk(20, 421, start=60_000.0, vol=0.035, t_dof=4),
                                 last_open=True))
     seeded.add(rows_from_closes("ETHUSDT", "1d", days[:-1], random_walk(21, 420, start=3_000.0, vol=0.045)))
-    seeded.add(rows_from_closes("NEWUSDT", "1d", crypto_days(END_MS, 12), random_walk(22, 12)))
-    seeded.add(rows_from_closes("IPO", "1d", nyse_days(END_MS, 20), random_walk(23, 20)))
+    seeded.add(rows_from_closes("NEWUSDT", "1d", crypto_days(end_ms, 12), random_walk(22, 12)))
+    seeded.add(rows_from_closes("IPO", "1d", nyse_days(end_ms, 20), random_walk(23, 20)))
 
 
 @pytest.fixture(scope="module")
