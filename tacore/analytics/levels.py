@@ -53,11 +53,11 @@ def _level(prices: F64, times: npt.NDArray[np.int64], group: list[int]) -> dict[
             "last_touch": int(max(times[group]))}
 
 
-def price_levels(c: Ohlcv, atr: float | None) -> dict[str, Any]:
+def price_levels(c: Ohlcv, atr: float | None, swing_bars: int = SWING_BARS) -> dict[str, Any]:
     """Nearest support and resistance levels and the floor pivots of the last candle."""
     close = float(c.close[-1])
     tolerance = 0.5 * atr if atr else 0.005 * close
-    highs, lows = swing_points(c.high, c.low)
+    highs, lows = swing_points(c.high, c.low, swing_bars)
     prices = np.concatenate([c.high[highs], c.low[lows]])
     times = np.concatenate([c.open_time[highs], c.open_time[lows]])
     levels = _clusters(prices, times, tolerance)

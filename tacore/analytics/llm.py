@@ -146,10 +146,14 @@ class LLMAnalyst:
                     raise Unavailable(f"LLM endpoint {self.config.base_url}: {retry.cause}; gave up after "
                                       f"{outcome.attempts} attempt(s)") from None
                 wait = retry.wait_s if retry.wait_s is not None else BACKOFF_S[min(retries, len(BACKOFF_S) - 1)]
-                if wait > self.config.max_retry_wait_s or (
-                        deadline is not None and time.monotonic() + wait + MIN_ATTEMPT_S > deadline):
+                if wait > self.config.max_retry_wait_s:
                     raise Unavailable(f"LLM endpoint {self.config.base_url}: {retry.cause}; asked to wait "
-                                      f"{wait:.1f} s, more than the time allowed") from None
+                                      f"{wait:.1f} s, over LLM_MAX_RETRY_WAIT_S "
+                                      f"({self.config.max_retry_wait_s:g} s)") from None
+                if deadline is not None and time.monotonic() + wait + MIN_ATTEMPT_S > deadline:
+                    raise Unavailable(f"LLM endpoint {self.config.base_url}: {retry.cause}; no time left before "
+                                      f"the request's deadline for another attempt (after {outcome.attempts})"
+                                      ) from None
                 retries += 1
                 log.warning("LLM endpoint: %s; retry %d in %.2f s", retry.cause, retries, wait)
                 self._sleep(wait)

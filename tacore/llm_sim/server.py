@@ -309,8 +309,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``tacore llm-sim``: print one JSON line with the base URL once listening; serve until SIGTERM/SIGINT."""
+    """``tacore llm-sim``: print one JSON line with the base URL once listening; serve until SIGTERM/SIGINT,
+    then exit 0. The server runs in a thread; this (main) thread owns the signals."""
     import os
+    import signal
 
     args = build_parser().parse_args(argv)
     try:
@@ -321,16 +323,19 @@ def main(argv: list[str] | None = None) -> int:
     api_key = args.api_key or os.environ.get("LLM_SIM_API_KEY") or None
     models = args.model or [DEFAULT_MODEL]
     try:
-        sock = _bind(args.host, args.port)
+        sim = LLMSimulator(args.host, args.port, api_key=api_key, models=models, faults=faults,
+                           latency_s=args.latency_ms / 1000.0)
     except OSError as exc:
         print(f"tacore llm-sim: cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr)
         return 1
-    api = ChatCompletionsApi(api_key=api_key, models=models, faults=FaultPlan(faults),
-                             latency_s=args.latency_ms / 1000.0)
-    port = sock.getsockname()[1]
-    print(json.dumps({"base_url": f"http://{args.host}:{port}/v1", "models": models,
-                      "auth": api_key is not None}), flush=True)
-    server = uvicorn.Server(uvicorn.Config(Starlette(routes=api.routes()), log_level="warning", access_log=False,
-                                           lifespan="off", timeout_graceful_shutdown=1))
-    server.run(sockets=[sock])
+    stop = threading.Event()
+    previous = {sig: signal.signal(sig, lambda signum, frame: stop.set()) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        sim.start()
+        print(json.dumps({"base_url": sim.base_url, "models": models, "auth": api_key is not None}), flush=True)
+        stop.wait()
+    finally:
+        sim.stop()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
     return 0
