@@ -89,6 +89,11 @@ class LLMAnalyst:
         key = self.config.api_key
         return text.replace(key, "***") if key else text
 
+    def prepare(self) -> None:
+        """Build the HTTP client now (when configured), so the first analysis does not pay for it."""
+        if not self.config.missing():
+            self._openai()
+
     def _openai(self) -> openai.OpenAI:
         if self._client is None:
             self._client = openai.OpenAI(base_url=self.config.base_url, api_key=self.config.api_key or "unset",
@@ -181,7 +186,11 @@ class LLMAnalyst:
         except openai.APIStatusError as exc:
             raise Unavailable(f"LLM endpoint rejected the request ({exc.status_code}): {self._message(exc)}") from None
         choice = completion.choices[0] if completion.choices else None
-        usage = completion.usage.model_dump() if completion.usage is not None else None
+        usage = None
+        if completion.usage is not None:
+            u = completion.usage
+            usage = {"prompt_tokens": u.prompt_tokens, "completion_tokens": u.completion_tokens,
+                     "total_tokens": u.total_tokens}
         if choice is None:
             return None, usage
         content = choice.message.content

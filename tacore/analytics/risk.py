@@ -93,6 +93,15 @@ def _f(value: float | None, digits: int = 10) -> float | None:
     return round(float(value), digits)
 
 
+def _matrix(values: F64, digits: int) -> list[list[float | None]]:
+    """A float matrix as JSON rows, rounded, NaN as null (vectorised: a 50 x 50 matrix is 2,500 cells)."""
+    rounded = np.round(values, digits)
+    if bool(np.isfinite(rounded).all()):
+        rows: list[list[float | None]] = rounded.tolist()
+        return rows
+    return [[float(x) if math.isfinite(x) else None for x in row] for row in rounded.tolist()]
+
+
 def _shortfall(reason: str, symbol: str, candles: int, needed: int, role: str = "position") -> dict[str, Any]:
     return {"symbol": symbol, "role": role, "candles": candles, "needed": needed, "reason": reason}
 
@@ -104,6 +113,8 @@ def _value_positions(positions: list[_Position], request: RiskRequest) -> float 
         for p in positions:
             if p.series is not None and p.holding.quantity is not None:
                 p.value = float(p.holding.quantity) * p.series.last_price
+        if all(p.value is None for p in positions):
+            return None  # nothing priced: no money figures at all
         gross = sum(abs(p.value) for p in positions if p.value is not None)
         for p in positions:
             if p.value is not None and gross:
@@ -264,7 +275,7 @@ def _figures(covered: list[_Position], request: RiskRequest, start_ms: int, step
         "sortino": _f(rm.sortino_ratio(book_returns, bpy, rf_bar)),
         "risk_free_rate": request.risk_free_rate,
         "correlation": {"symbols": [p.symbol for p in covered],
-                        "matrix": [[_f(x, 6) for x in row] for row in rm.correlation_matrix(returns)]},
+                        "matrix": _matrix(rm.correlation_from_covariance(covariance), 6)},
         "_per_position": {p.symbol: {"volatility": _f(float(v)), "volatility_contribution": _f(float(cn), 6)}
                           for p, v, cn in zip(covered, per_vol, contributions, strict=True)},
     }
@@ -299,8 +310,8 @@ def _beta(benchmark: str | None, grid: npt.NDArray[np.int64], prices: F64, bpy: 
     returns = simple_returns(both.values)
     bench_returns = returns[:, -1]
     book_returns = returns[:, :-1] @ weights
-    for p, column in zip(covered, returns[:, :-1].T, strict=True):
-        per_position[p.symbol]["beta"] = _f(rm.beta(column, bench_returns))
+    for p, value in zip(covered, rm.betas(returns[:, :-1], bench_returns), strict=True):
+        per_position[p.symbol]["beta"] = _f(float(value))
     correlation = float(np.corrcoef(book_returns, bench_returns)[0, 1]) if np.std(book_returns) and \
         np.std(bench_returns) else None
     return {"benchmark": benchmark, "value": _f(rm.beta(book_returns, bench_returns)),

@@ -81,6 +81,7 @@ def ai_analysis(analyst: LLMAnalyst, candles: Ohlcv, technical: dict[str, Any],
 def build_registry(reader: CandleReader, settings: Settings) -> MethodRegistry:
     registry = MethodRegistry()
     analyst = LLMAnalyst(LLMConfig.from_settings(settings))
+    analyst.prepare()
 
     @registry.method("analyze.stock", idempotent=True)
     def analyze(params: AnalysisParams, ctx: CallContext) -> dict[str, Any]:

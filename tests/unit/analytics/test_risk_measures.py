@@ -157,3 +157,16 @@ def test_concentration_and_volatility_contributions() -> None:
     assert int(np.argmax(contributions)) == 1  # the most volatile position
     assert math.isclose(float(np.sqrt(weights @ cov @ weights)), float(np.std(returns @ weights, ddof=1)),
                         rel_tol=1e-9)
+
+
+def test_vectorised_betas_and_correlations_match_the_column_by_column_ones() -> None:
+    rng = np.random.default_rng(9)
+    market = rng.normal(0, 0.01, 250)
+    returns = np.column_stack([k * market + rng.normal(0, 0.005, 250) for k in (0.5, 1.0, 2.0)])
+    returns = np.column_stack([returns, np.zeros(250)])  # a position that never moves
+    got = rm.betas(returns, market)
+    assert got[:3] == pytest.approx([empyrical.beta(returns[:, i], market) for i in range(3)], rel=1e-10)
+    assert got[3] == 0.0
+    corr = rm.correlation_from_covariance(np.cov(returns, rowvar=False))
+    assert corr[:3, :3] == pytest.approx(np.corrcoef(returns[:, :3], rowvar=False), abs=1e-12)
+    assert np.isnan(corr[3]).all()  # no dispersion: no correlation, not a division by zero
