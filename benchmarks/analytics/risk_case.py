@@ -48,9 +48,12 @@ def book() -> dict[str, str]:
 
 def _in_process(store: KlineStore) -> dict[str, Any]:
     """evaluate_risk on the freshly seeded store, without broker or worker (runs in the seeding child)."""
+    from threadpoolctl import threadpool_limits
+
     from tacore.analytics.risk import Holding, RiskRequest, evaluate_risk
     from tacore.markets import load_markets
 
+    threadpool_limits(1, user_api="blas")  # as the serving process does (workers/methods/risk.py)
     markets = load_markets(None)
     request = RiskRequest([Holding(s, quantity=Decimal(q)) for s, q in book().items()],
                           end_ms=int(time.time() * 1000), benchmark="SPY")
