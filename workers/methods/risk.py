@@ -28,6 +28,8 @@ from workers.methods.symbols import check_symbol
 from workers.registry import MethodRegistry
 
 MAX_POSITIONS = 500
+#: largest quantity, weight or notional taken (beyond it floats lose the cents the figures are read in)
+MAX_AMOUNT = 10 ** 15
 #: candles per symbol one request may read (lookback_days / interval)
 MAX_BARS = 100_000
 DAY_MS = 86_400_000
@@ -61,7 +63,7 @@ class RiskParams(BaseModel):
 
     portfolio: dict[str, Decimal] | None = Field(None, description="symbol -> quantity (negative: short)")
     weights: dict[str, float] | None = Field(None, description="symbol -> weight, normalised to gross 1")
-    notional: Decimal | None = Field(None, gt=0, description="weight mode: the book's value, for money figures")
+    notional: Decimal | None = Field(None, gt=0, le=MAX_AMOUNT, description="weight mode: the book's value")
     benchmark: str | None = None
     interval: str = "1d"
     lookback_days: float | None = Field(None, gt=0, le=3660)
@@ -83,18 +85,20 @@ class RiskParams(BaseModel):
     @classmethod
     def _quantities(cls, value: dict[str, Decimal] | None) -> dict[str, Decimal] | None:
         if value is not None:
-            bad = [s for s, q in value.items() if not q.is_finite() or q == 0]
+            bad = [s for s, q in value.items() if not q.is_finite() or q == 0 or abs(q) > MAX_AMOUNT]
             if bad:
-                raise ValueError(f"quantities must be finite and non-zero: {', '.join(bad)}")
+                raise ValueError(f"quantities must be finite, non-zero and at most {MAX_AMOUNT:.0e} in size: "
+                                 f"{', '.join(bad)}")
         return value
 
     @field_validator("weights")
     @classmethod
     def _weights(cls, value: dict[str, float] | None) -> dict[str, float] | None:
         if value is not None:
-            bad = [s for s, w in value.items() if not math.isfinite(w) or w == 0]
+            bad = [s for s, w in value.items() if not math.isfinite(w) or w == 0 or abs(w) > MAX_AMOUNT]
             if bad:
-                raise ValueError(f"weights must be finite and non-zero: {', '.join(bad)}")
+                raise ValueError(f"weights must be finite, non-zero and at most {MAX_AMOUNT:.0e} in size: "
+                                 f"{', '.join(bad)}")
         return value
 
     @field_validator("confidence_levels")
