@@ -55,7 +55,7 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
                                    "EXCHANGE_WS_URL": f"ws://127.0.0.1:{free_port()}",
                                    "EXCHANGE_REST_URL": f"http://127.0.0.1:{free_port()}",
                                    "LLM_BASE_URL": llm.base_url, "LLM_API_KEY": LLM_KEY, "LLM_MODEL": "tacore-sim-1",
-                                   "LLM_TIMEOUT_S": "1.5", "LLM_MAX_RETRIES": "2"}).start()
+                                   "LLM_TIMEOUT_S": "6", "LLM_MAX_RETRIES": "2"}).start()
 
         def serving() -> bool:
             assert agent is not None and agent.proc is not None and agent.proc.poll() is None, agent.output()[-3000:]
@@ -169,19 +169,18 @@ def test_ai_calls_waiting_on_the_llm_never_hold_up_the_kline_methods(service: Se
     agents = [w for w in status["workers"] if w["kind"] == "data-agent" and w["state"] != "dead"]
     analysis = [w for w in agents if "analyze.stock" in w["methods"]]
     assert len(analysis) == 1 and "kline.status" not in analysis[0]["methods"]  # its own worker
-    service.llm.add_fault(Fault(kind="slow", count=1, delay_s=1.0))
+    service.llm.add_fault(Fault(kind="slow", count=1, delay_s=3.0))
     result: dict[str, Any] = {}
 
     def slow_call() -> None:
-        with LazyPirateClient(service.client.endpoint, timeout_ms=10_000, retries=0) as client:
+        with LazyPirateClient(service.client.endpoint, timeout_ms=15_000, retries=0) as client:
             result["ai"] = client.call("analyze.stock", {"symbol": "BTCUSDT", "analysis_type": "ai"})
 
     thread = threading.Thread(target=slow_call)
     thread.start()
     wait_until(lambda: service.llm.stats()["faults_applied"].get("slow"), 5, "the ai call to reach the endpoint")
-    started = time.monotonic()
     service.call("kline.status", {})
-    answered_in = time.monotonic() - started
-    thread.join(10)
-    assert answered_in < 0.8  # the ai call is still waiting for the slow answer meanwhile
+    still_waiting = thread.is_alive()  # kline.status answered while the ai call still waited on the endpoint
+    thread.join(15)
+    assert still_waiting
     assert result["ai"]["status"] == "ok" and result["ai"]["llm"]["attempts"] == 1
