@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import psutil
 
 from clients import LazyPirateClient
 from tacore.intervals import INTERVAL_MS
@@ -174,6 +175,29 @@ class AgentService:
     def call(self, method: str, params: dict[str, Any]) -> Any:
         assert self.client is not None
         return self.client.call(method, params)
+
+    def cpu_s(self) -> dict[str, float]:
+        """CPU seconds used so far by the broker and the data agent (all their threads)."""
+        out = {}
+        for name, proc in zip(("broker", "agent"), self.procs, strict=False):
+            times = psutil.Process(proc.pid).cpu_times()
+            out[name] = times.user + times.system
+        return out
+
+    def timed_with_cpu(self, fn: Callable[[], Any], requests: int, warmup: int) -> dict[str, Any]:
+        """``summary`` of ``timed(fn)`` plus CPU per call of the broker and the agent, and the machine's load
+        (on a shared machine, the CPU figures move far less with the load than the latencies do)."""
+        for _ in range(warmup):
+            fn()
+        before = self.cpu_s()
+        load_before = os.getloadavg()[0]
+        figures: dict[str, Any] = summary(timed(fn, requests, 0))
+        after = self.cpu_s()
+        figures.update({f"{name}_cpu_ms_per_call": round((after[name] - before[name]) * 1000.0 / requests, 3)
+                        for name in after})
+        figures["load_average"] = round((load_before + os.getloadavg()[0]) / 2, 2)
+        figures["cpus"] = os.cpu_count()
+        return figures
 
     def stop(self) -> None:
         if self.client is not None:

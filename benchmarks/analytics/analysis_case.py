@@ -66,9 +66,9 @@ def run(requests: int = 300, warmup: int = 30, workdir: Path | None = None) -> d
             reply = service.call("analyze.stock", {"symbol": SYMBOLS[0], "interval": INTERVAL, "limit": LIMIT})
             assert reply["status"] == "ok" and reply["candles"]["used"] == LIMIT
             names = itertools.cycle(SYMBOLS)
-            figures = summary(timed(lambda: service.call("analyze.stock", {
+            figures = service.timed_with_cpu(lambda: service.call("analyze.stock", {
                 "symbol": next(names), "analysis_type": "technical", "interval": INTERVAL, "limit": LIMIT}),
-                requests, warmup))
+                requests, warmup)
         finally:
             service.stop()
     return {

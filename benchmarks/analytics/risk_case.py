@@ -74,7 +74,7 @@ def run(requests: int = 200, warmup: int = 20, workdir: Path | None = None) -> d
             params = {"portfolio": book(), "benchmark": "SPY"}
             reply = service.call("evaluate.risk", params)
             assert reply["status"] == "ok" and len(reply["positions"]) == US + CRYPTO
-            figures = summary(timed(lambda: service.call("evaluate.risk", params), requests, warmup))
+            figures = service.timed_with_cpu(lambda: service.call("evaluate.risk", params), requests, warmup)
         finally:
             service.stop()
     return {

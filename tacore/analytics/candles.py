@@ -1,9 +1,10 @@
 """Reading candles for analytics: one store query per question, answered as numpy arrays.
 
-Both readers ask ClickHouse/chDB for one row per symbol whose columns are arrays (``groupArray``), so a
-year of daily closes for 50 symbols crosses into Python as 50 rows, not 18,000 tuples. Reads use ``FINAL``
-(one row per candle, see ``tacore.store.klines``). ``groupArray`` keeps the rows of one group in the same
-order in every column but does not promise time order, so each series is sorted here by open time.
+Reads use ``FINAL`` (one row per candle, see ``tacore.store.klines``). The closes of many symbols come as one
+row per symbol whose columns are arrays (``groupArrayIf``), so a year of daily closes for 50 symbols crosses
+into Python as 50 rows, not 18,000 tuples; ``groupArray`` keeps the rows of a group in the same order in every
+column but does not promise time order, so each series is sorted here by open time. One symbol's candles come
+as plain rows (cheaper in chDB than the array form for a single series, measured).
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ from typing import Any, Protocol
 
 import numpy as np
 import numpy.typing as npt
+
+from tacore.intervals import INTERVAL_MS
 
 F64 = npt.NDArray[np.float64]
 I64 = npt.NDArray[np.int64]
@@ -63,24 +66,18 @@ class Ohlcv:
 
 
 _CLOSES_SQL = """
-SELECT symbol, groupArray(open_time), groupArray(close_time), groupArray(close), groupArray(closed),
-       groupArray(event_time)
-FROM (
-    SELECT symbol, open_time, close_time, close, closed, event_time FROM {table} FINAL
-    WHERE symbol IN {{symbols:Array(String)}} AND interval = {{interval:String}}
-      AND open_time >= {{start:Int64}} AND open_time <= {{end:Int64}}
-)
+SELECT symbol, groupArrayIf(open_time, closed), groupArrayIf(close, closed), argMax(close, open_time),
+       argMax(event_time, open_time)
+FROM {table} FINAL
+WHERE symbol IN {{symbols:Array(String)}} AND interval = {{interval:String}}
+  AND open_time >= {{start:Int64}} AND open_time <= {{end:Int64}}
 GROUP BY symbol
 """
 
 _OHLCV_SQL = """
-SELECT groupArray(open_time), groupArray(open), groupArray(high), groupArray(low), groupArray(close),
-       groupArray(volume), groupArray(closed), groupArray(event_time)
-FROM (
-    SELECT open_time, open, high, low, close, volume, closed, event_time FROM {table} FINAL
-    WHERE symbol = {{symbol:String}} AND interval = {{interval:String}} AND open_time <= {{end:Int64}}
-    ORDER BY open_time DESC LIMIT {{limit:UInt32}}
-)
+SELECT open_time, open, high, low, close, volume, closed, event_time FROM {table} FINAL
+WHERE symbol = {{symbol:String}} AND interval = {{interval:String}} AND open_time <= {{end:Int64}}
+ORDER BY open_time DESC LIMIT {{limit:UInt32}}
 """
 
 
@@ -99,21 +96,19 @@ def _arr(values: Sequence[Any], dtype: type, order: npt.NDArray[np.intp] | None)
 
 def load_closes(reader: CandleReader, symbols: Sequence[str], interval: str, start_ms: int,
                 end_ms: int) -> dict[str, CloseSeries]:
-    """Closed-candle closes of every symbol with candles opened in ``[start_ms, end_ms]``, in one query.
-    A symbol with no candle in the window is absent from the result."""
+    """Closed-candle closes of every symbol with candles opened in ``[start_ms, end_ms]``, and its newest
+    price (open candle or not), in one query. A symbol with no candle in the window is absent.
+    ``close_time`` is the candle's nominal end, ``open_time + interval - 1`` (what the feeds store)."""
     sql = _CLOSES_SQL.format(table=reader.table)
     rows = reader.query(sql, {"symbols": list(symbols), "interval": interval, "start": int(start_ms),
                               "end": int(end_ms)})
+    step = INTERVAL_MS[interval]
     series: dict[str, CloseSeries] = {}
-    for symbol, open_time, close_time, close, closed, event_time in rows:
+    for symbol, open_time, close, last_close, last_event in rows:
         order = _order(open_time)
-        closed_mask = _arr(closed, np.bool_, order)
-        times = _arr(close_time, np.int64, order)
-        closes = _arr(close, np.float64, order)
-        events = _arr(event_time, np.int64, order)
         series[str(symbol)] = CloseSeries(
-            symbol=str(symbol), close_time=times[closed_mask], close=closes[closed_mask],
-            last_price=float(closes[-1]), last_price_time=int(events[-1]))
+            symbol=str(symbol), close_time=_arr(open_time, np.int64, order) + (step - 1),
+            close=_arr(close, np.float64, order), last_price=float(last_close), last_price_time=int(last_event))
     return series
 
 
@@ -122,17 +117,18 @@ def load_ohlcv(reader: CandleReader, symbol: str, interval: str, limit: int, end
     stored (reported apart: indicators use closed candles only)."""
     sql = _OHLCV_SQL.format(table=reader.table)
     rows = reader.query(sql, {"symbol": symbol, "interval": interval, "end": int(end_ms), "limit": int(limit) + 1})
-    open_time, o, h, lo, c, v, closed, event_time = rows[0] if rows else ([],) * 8
-    order = _order(open_time)
-    times = _arr(open_time, np.int64, order)
-    closes = _arr(c, np.float64, order)
-    closed_mask = _arr(closed, np.bool_, order)
+    if not rows:
+        empty = np.empty(0)
+        return Ohlcv(symbol, interval, np.empty(0, dtype=np.int64), empty, empty, empty, empty, empty, None, None)
+    rows.reverse()  # oldest first
+    table = np.array(rows, dtype=np.float64)  # (n, 8): open_time .. event_time, exact for epoch ms
+    closed = table[:, 6] != 0
     live_close = live_time = None
-    if closed_mask.size and not closed_mask[-1]:
-        live_close = float(closes[-1])
-        live_time = int(_arr(event_time, np.int64, order)[-1])
-    keep = np.flatnonzero(closed_mask)[-limit:]
-    return Ohlcv(symbol=symbol, interval=interval, open_time=times[keep],
-                 open=_arr(o, np.float64, order)[keep], high=_arr(h, np.float64, order)[keep],
-                 low=_arr(lo, np.float64, order)[keep], close=closes[keep],
-                 volume=_arr(v, np.float64, order)[keep], live_close=live_close, live_time=live_time)
+    if not closed[-1]:
+        live_close, live_time = float(table[-1, 4]), int(table[-1, 7])
+    keep = np.flatnonzero(closed)[-limit:]
+    data = table[keep]
+    return Ohlcv(symbol=symbol, interval=interval, open_time=data[:, 0].astype(np.int64),
+                 open=np.ascontiguousarray(data[:, 1]), high=np.ascontiguousarray(data[:, 2]),
+                 low=np.ascontiguousarray(data[:, 3]), close=np.ascontiguousarray(data[:, 4]),
+                 volume=np.ascontiguousarray(data[:, 5]), live_close=live_close, live_time=live_time)
