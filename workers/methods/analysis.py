@@ -55,11 +55,12 @@ def _recent_rows(candles: Ohlcv) -> list[list[float]]:
 
 def ai_analysis(analyst: LLMAnalyst, candles: Ohlcv, technical: dict[str, Any],
                 deadline: float | None) -> dict[str, Any]:
-    """The ``ai`` reply: the model's analysis, or the technical verdict flagged as a fallback."""
-    reply: dict[str, Any] = {key: technical[key] for key in ("symbol", "interval", "candles")}
-    reply["analysis_type"] = "ai"
+    """The ``ai`` reply: the model's analysis, or the technical verdict flagged as a fallback (too little
+    history: the technical answer saying so, without asking the model)."""
     if technical["status"] == "insufficient_history":
         return {**technical, "analysis_type": "ai"}
+    reply: dict[str, Any] = {"symbol": technical["symbol"], "analysis_type": "ai", "interval": technical["interval"],
+                             "candles": technical["candles"]}
     outcome = analyst.analyse(build_messages(technical, _recent_rows(candles)), deadline)
     signal = technical["signal"]
     llm = {"model": outcome.model, "attempts": outcome.attempts, "invalid_replies": outcome.invalid,
