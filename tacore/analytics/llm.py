@@ -27,7 +27,7 @@ import openai
 from openai.types.chat import ChatCompletionMessageParam
 
 from tacore.analytics.llm_prompt import AIAnalysis, InvalidAnswer, parse_answer, repair_messages
-from tacore.errors import Unavailable
+from tacore.errors import Cancelled, Unavailable
 from tacore.settings import Settings
 
 log = logging.getLogger("tacore.analytics.llm")
@@ -109,14 +109,17 @@ class LLMAnalyst:
                               "`tacore llm-sim`",
                               details=[{"setting": name, "message": "not set"} for name in missing])
 
-    def analyse(self, messages: list[dict[str, str]], deadline: float | None = None) -> LLMOutcome:
-        """Ask until a valid answer, one repair round for invalid output; raises ``Unavailable``."""
+    def analyse(self, messages: list[dict[str, str]], deadline: float | None = None, *,
+                cancelled: Callable[[float], bool] | None = None) -> LLMOutcome:
+        """Ask until a valid answer, one repair round for invalid output; raises ``Unavailable``.
+        ``cancelled(s)`` waits up to ``s`` seconds between retries and says whether the call was cancelled
+        meanwhile (the worker's ``ctx.cancelled.wait``): then ``Cancelled``, no further attempt."""
         self.require_configured()
         started = time.monotonic()
         outcome = LLMOutcome(None, str(self.config.model))
         conversation = messages
         for _ in range(2):  # the first answer and one repair
-            content, usage = self._complete(conversation, deadline, outcome)
+            content, usage = self._complete(conversation, deadline, outcome, cancelled)
             outcome.usage = usage
             try:
                 outcome.analysis = parse_answer(content)
@@ -131,8 +134,8 @@ class LLMAnalyst:
                  len(outcome.invalid), outcome.latency_ms)
         return outcome
 
-    def _complete(self, messages: list[dict[str, str]], deadline: float | None,
-                  outcome: LLMOutcome) -> tuple[str | None, dict[str, Any] | None]:
+    def _complete(self, messages: list[dict[str, str]], deadline: float | None, outcome: LLMOutcome,
+                  cancelled: Callable[[float], bool] | None) -> tuple[str | None, dict[str, Any] | None]:
         """One answer's content, retrying transient failures within the budget."""
         retries = 0
         while True:
@@ -161,7 +164,10 @@ class LLMAnalyst:
                                       ) from None
                 retries += 1
                 log.warning("LLM endpoint: %s; retry %d in %.2f s", retry.cause, retries, wait)
-                self._sleep(wait)
+                if cancelled is None:
+                    self._sleep(wait)
+                elif cancelled(wait):
+                    raise Cancelled(f"cancelled while waiting to retry the LLM endpoint ({retry.cause})") from None
 
     def _attempt(self, messages: list[dict[str, str]], timeout: float) -> tuple[str | None, dict[str, Any] | None]:
         client = self._openai().with_options(timeout=timeout)

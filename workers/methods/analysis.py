@@ -53,15 +53,16 @@ def _recent_rows(candles: Ohlcv) -> list[list[float]]:
              float(candles.close[i]), float(candles.volume[i])] for i in range(start, candles.count)]
 
 
-def ai_analysis(analyst: LLMAnalyst, candles: Ohlcv, technical: dict[str, Any],
-                deadline: float | None) -> dict[str, Any]:
+def ai_analysis(analyst: LLMAnalyst, candles: Ohlcv, technical: dict[str, Any], ctx: CallContext) -> dict[str, Any]:
     """The ``ai`` reply: the model's analysis, or the technical verdict flagged as a fallback (too little
     history: the technical answer saying so, without asking the model)."""
     if technical["status"] == "insufficient_history":
         return {**technical, "analysis_type": "ai"}
     reply: dict[str, Any] = {"symbol": technical["symbol"], "analysis_type": "ai", "interval": technical["interval"],
                              "candles": technical["candles"]}
-    outcome = analyst.analyse(build_messages(technical, _recent_rows(candles)), deadline)
+    ctx.check()  # the candles took a while: do not ask the model for a call already answered
+    outcome = analyst.analyse(build_messages(technical, _recent_rows(candles)), ctx.deadline,
+                              cancelled=ctx.cancelled.wait)
     signal = technical["signal"]
     llm = {"model": outcome.model, "attempts": outcome.attempts, "invalid_replies": outcome.invalid,
            "latency_ms": outcome.latency_ms, "usage": outcome.usage}
@@ -102,6 +103,6 @@ def build_registry(reader: CandleReader, settings: Settings) -> MethodRegistry:
         technical = technical_analysis(candles, requested=params.limit)
         if params.analysis_type == "technical":
             return technical
-        return ai_analysis(analyst, candles, technical, ctx.deadline)
+        return ai_analysis(analyst, candles, technical, ctx)
 
     return registry

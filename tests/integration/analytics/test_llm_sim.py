@@ -7,6 +7,7 @@ import json
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 
@@ -16,9 +17,10 @@ import pytest
 
 from tacore.analytics.llm import LLMAnalyst, LLMConfig
 from tacore.analytics.llm_prompt import build_messages
-from tacore.errors import Unavailable
+from tacore.errors import Cancelled, Unavailable
 from tacore.llm_sim import Fault, LLMSimulator
 from tests.support.processes import ROOT
+from workers.context import CancelSignal
 
 KEY = "sk-test-0123456789abcdef"
 TECHNICAL = {"symbol": "ETHUSDT", "interval": "1h", "price": {"close": 2000.0}, "indicators": {"atr_14": 30.0},
@@ -187,3 +189,14 @@ def test_the_cli_serves_with_queued_faults_and_stops_on_sigterm() -> None:
         if proc.poll() is None:
             proc.kill()
             proc.wait(5)
+
+
+def test_a_cancelled_call_stops_retrying_at_once(sim: LLMSimulator) -> None:
+    sim.add_fault(Fault(kind="unavailable", count=-1))
+    signal_ = CancelSignal()
+    threading.Timer(0.1, signal_.set, args=("client", "not needed any more")).start()
+    started = time.monotonic()
+    with pytest.raises(Cancelled) as err:
+        _analyst(sim, max_retries=5).analyse(MESSAGES, cancelled=signal_.wait)
+    assert "cancelled while waiting to retry" in err.value.message and "503" in err.value.message
+    assert time.monotonic() - started < 2 and sim.stats()["by_status"]["503"] <= 2
