@@ -54,11 +54,27 @@ class ServiceMethods(Generic[R]):
             params["price"] = price
         return self.call("execute.order", params, **options)
 
-    def evaluate_risk(self, portfolio: dict[str, float], **options: Any) -> R:
-        return self.call("evaluate.risk", {"portfolio": portfolio}, **options)
+    def evaluate_risk(self, portfolio: dict[str, Any] | None = None, *, weights: dict[str, float] | None = None,
+                      notional: Any = None, benchmark: str | None = None, interval: str | None = None,
+                      lookback_days: float | None = None, horizon: int | None = None,
+                      confidence_levels: list[float] | None = None, min_candles: int | None = None,
+                      risk_free_rate: float | None = None, end: int | None = None, **options: Any) -> R:
+        """Risk of a book of quantities (``portfolio``: symbol -> quantity, Decimal strings welcome) or of
+        ``weights`` (with an optional ``notional``); unset options keep the server's defaults."""
+        params: dict[str, Any] = {"portfolio": portfolio} if portfolio is not None else {}
+        extra = {"weights": weights, "notional": None if notional is None else str(notional),
+                 "benchmark": benchmark, "interval": interval, "lookback_days": lookback_days, "horizon": horizon,
+                 "confidence_levels": confidence_levels, "min_candles": min_candles,
+                 "risk_free_rate": risk_free_rate, "end": end}
+        params.update({key: value for key, value in extra.items() if value is not None})
+        return self.call("evaluate.risk", params, **options)
 
-    def analyze_stock(self, symbol: str, analysis_type: str = "technical", **options: Any) -> R:
-        return self.call("analyze.stock", {"symbol": symbol, "analysis_type": analysis_type}, **options)
+    def analyze_stock(self, symbol: str, analysis_type: str = "technical", *, interval: str | None = None,
+                      limit: int | None = None, end: int | None = None, **options: Any) -> R:
+        """``technical`` (TA-Lib indicators, verdicts, signal) or ``ai`` (an LLM's analysis of the same)."""
+        params: dict[str, Any] = {"symbol": symbol, "analysis_type": analysis_type}
+        params.update({k: v for k, v in (("interval", interval), ("limit", limit), ("end", end)) if v is not None})
+        return self.call("analyze.stock", params, **options)
 
     def get_market_data(self, symbols: list[str], **options: Any) -> R:
         return self.call("get.market_data", {"symbols": symbols}, **options)

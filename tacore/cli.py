@@ -172,6 +172,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("data-agent", help="run the data agent alone").set_defaults(func=_data_agent)
     sub.add_parser("api", help="run the monitoring sidecar alone").set_defaults(func=_api)
     sub.add_parser("exchange-sim", help="run the Binance-compatible exchange simulator", add_help=False)
+    sub.add_parser("llm-sim", help="run the OpenAI-compatible LLM simulator", add_help=False)
     keys_commands.add_parser(sub)
     return parser
 
@@ -183,6 +184,10 @@ def main(argv: list[str] | None = None) -> int:
 
         name_process("exchange-sim")
         return sim_main(argv[1:])
+    if argv and argv[0] == "llm-sim":
+        from tacore.llm_sim.server import main as llm_sim_main
+
+        return llm_sim_main(argv[1:])
     args = build_parser().parse_args(argv)
     try:
         settings = load_settings()

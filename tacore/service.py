@@ -11,11 +11,13 @@ is the one non-process entry. The orderly stop (``Service.stop``):
 2. the broker drains (SIGUSR1): new requests are answered UNAVAILABLE without running, the queued
    and in-flight ones are answered by the workers, and their records reach the recorder;
 3. ``stop-work``: the workers and the data agent disconnect from the broker and exit;
-4. ``stop-last``: the exchange simulator, then the recorder, which writes every record it received;
+4. ``stop-last``: the simulators, then the recorder, which writes every record it received;
 5. the broker, which by then holds nothing.
 
 In demo mode the exchange simulator's clock runs at real time and it serves both markets: Binance for
-crypto and Alpaca's market-data API for US equities, with a key pair made up for the run.
+crypto and Alpaca's market-data API for US equities, with a key pair made up for the run. Unless
+LLM_BASE_URL names an endpoint, the LLM simulator runs too, with LLM_* pointed at it (and a key made up for
+the run), so ``analyze.stock`` ``ai`` answers.
 """
 
 from __future__ import annotations
@@ -45,7 +47,7 @@ log = logging.getLogger("tacore.service")
 #: the agent starts or reconnects.
 DATA_AGENT_METHODS = frozenset({
     "kline.add_stream", "kline.remove_stream", "kline.add_symbols", "kline.symbols", "kline.connections",
-    "kline.status", "kline.history", "get.market_data", "scan.market",
+    "kline.status", "kline.history", "get.market_data", "scan.market", "evaluate.risk", "analyze.stock",
 })
 DEMO_SYMBOLS = ["BTCUSDT", "ETHUSDT", "BNBUSDT", "SOLUSDT"]
 DEMO_US_SYMBOLS = ["AAPL", "MSFT", "GOOGL", "AMZN", "NVDA", "META", "TSLA"]
@@ -98,6 +100,12 @@ def _run_exchange_sim(argv: list[str]) -> None:
     raise SystemExit(main(argv))
 
 
+def _run_llm_sim(argv: list[str]) -> None:
+    from tacore.llm_sim.server import main
+
+    raise SystemExit(main(argv))
+
+
 @dataclass
 class Component:
     """One child process: how it runs, how to tell it answers, and when it stops."""
@@ -136,6 +144,12 @@ class Service:
                 "alpaca_api_secret_key": SecretStr(secret),
                 "data_agent_symbols": sorted({*settings.data_agent_symbols, *DEMO_SYMBOLS, *DEMO_US_SYMBOLS}),
             })
+        llm_sim: tuple[int, str] | None = None
+        if demo and settings.llm_base_url is None:  # analyze.stock ai answers from TACore's LLM simulator
+            llm_sim = (_free_port(), "sk-demo-" + secrets.token_hex(16))
+            settings = settings.model_copy(update={
+                "llm_base_url": f"http://127.0.0.1:{llm_sim[0]}/v1", "llm_api_key": SecretStr(llm_sim[1]),
+                "llm_model": settings.llm_model or "tacore-sim-1"})
         settings = with_local_keys(settings)  # with BROKER_CURVE on: keys for the pool, data agent and sidecar
         check_exposure(settings)  # refuse here, not in a broker child restarted forever
         worker_keys(settings)
@@ -150,14 +164,15 @@ class Service:
         expected = frozenset(load_registry(settings.worker_registry).names())
         if data_agent:
             expected |= DATA_AGENT_METHODS
-        self.components = self._components(expected, sim_args)
+        self.components = self._components(expected, sim_args, llm_sim)
         self.started_at = 0.0
         self.ready_at: float | None = None
         self.last_status: dict[str, Any] | None = None
         self.last_metrics: dict[str, Any] | None = None
 
     # -- what runs ---------------------------------------------------------------------------------
-    def _components(self, expected: frozenset[str], sim_args: list[str] | None) -> list[Component]:
+    def _components(self, expected: frozenset[str], sim_args: list[str] | None,
+                    llm_sim: tuple[int, str] | None = None) -> list[Component]:
         """Every child process, in start order. Adding a component (the flow scheduler) is one entry."""
         s = self.settings
         components: list[Component] = []
@@ -165,6 +180,11 @@ class Service:
             rest_port = int(sim_args[sim_args.index("--rest-port") + 1])
             components.append(Component("exchange-sim", _run_exchange_sim, (sim_args,), STOP_LAST,
                                         lambda: _port_open(rest_port)))
+        if llm_sim is not None:
+            llm_port, llm_key = llm_sim
+            components.append(Component("llm-sim", _run_llm_sim, ([
+                "--host", "127.0.0.1", "--port", str(llm_port), "--api-key", llm_key],),
+                STOP_LAST, lambda: _port_open(llm_port)))
         components.append(Component("recorder", _run_recorder, (s,), STOP_LAST,
                                     lambda: _port_open(s.recorder_port)))
         components.append(Component("broker", _run_broker, (s, expected), "broker", self._broker_answers))

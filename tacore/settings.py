@@ -134,6 +134,16 @@ class Settings(BaseSettings):
     alpaca_stream_url: str = "wss://stream.data.alpaca.markets"  # the agent appends /v2/<ALPACA_FEED>
     alpaca_feed: Literal["iex", "sip"] = "iex"  # iex: Alpaca's free plan; sip: the consolidated tape
 
+    # -- AI analysis: any OpenAI-compatible Chat Completions endpoint (tacore llm-sim in the demo) --
+    llm_base_url: str | None = None
+    llm_api_key: SecretStr | None = None
+    llm_model: str | None = None
+    llm_timeout_s: float = Field(30.0, gt=0, le=600)
+    #: retries after a 429, 5xx, timeout or lost connection (invalid output is retried once, apart)
+    llm_max_retries: int = Field(2, ge=0, le=10)
+    #: longest wait a 429's Retry-After may impose before a retry; longer ones answer UNAVAILABLE
+    llm_max_retry_wait_s: float = Field(10.0, ge=0, le=600)
+
     # -- monitoring sidecar ----------------------------------------------------------------------
     api_host: str | None = None
     api_port: int = Field(8000, ge=1, le=65535)
@@ -141,7 +151,7 @@ class Settings(BaseSettings):
 
     @field_validator("redis_url", "database_url", "clickhouse_url", "api_key", "broker_connect", "api_host",
                      "idempotency_url", "alpaca_api_key_id", "alpaca_api_secret_key", "keys_dir", "server_key",
-                     "client_key", "worker_key", mode="before")
+                     "client_key", "worker_key", "llm_base_url", "llm_api_key", "llm_model", mode="before")
     @classmethod
     def _blank_is_unset(cls, value: Any) -> Any:
         return None if isinstance(value, str) and not value.strip() else value

@@ -1,12 +1,13 @@
 """The data agent process: exchange feeds -> ClickHouse, price cache and DATA_READY events, served to
-the broker as the ``kline.*`` and ``get.market_data`` methods.
+the broker as the ``kline.*``, ``get.market_data`` and analytics methods (it owns the candle store).
 
 Two feeds: Binance for the ``CRYPTO`` market (``feed.py``) and Alpaca for ``US`` equities
 (``alpaca/``); each symbol goes to its market's feed (``routing.py``).
 
 Threads: the main thread runs the asyncio loop that owns the feed (connections, backfill, events);
 a writer thread owns the INSERTs; a worker thread runs the broker ``Worker``, whose handlers call the
-thread-safe methods below. Those that touch the feed's state hop onto the loop
+thread-safe methods below; a second one serves ``analyze.stock``, whose ``ai`` calls wait seconds on an
+LLM endpoint and must not hold up the others. Those that touch the feed's state hop onto the loop
 (``run_coroutine_threadsafe``); reads of stored candles go to the store directly (it has its lock).
 """
 
@@ -17,7 +18,7 @@ import logging
 import signal
 import threading
 import time
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from functools import partial
 from typing import Any, TypeVar
 
@@ -48,6 +49,7 @@ from workers.ingest.writer import BatchWriter
 from workers.methods import klines as kline_methods
 from workers.methods import market as market_methods
 from workers.methods import scan as scan_methods
+from workers.methods import risk as risk_methods
 from workers.registry import MethodRegistry
 
 log = logging.getLogger("tacore.ingest")
@@ -181,25 +183,29 @@ class DataAgent:
         """Start, serve the broker methods from a thread until ``stop``, then clean up."""
         await self.start()
         stop_worker = threading.Event()
-        thread = None
+        threads = []
         if worker:
-            thread = threading.Thread(target=self._run_worker, args=(stop_worker,), name="data-agent-worker",
-                                      daemon=True)
-            thread.start()
+            for suffix, registry in (("", self.registry), ("-analysis", self.analysis_registry)):
+                thread = threading.Thread(target=self._run_worker, args=(stop_worker, registry, suffix),
+                                          name=f"data-agent-worker{suffix}", daemon=True)
+                thread.start()
+                threads.append(thread)
         try:
             await stop.wait()
         finally:
             stop_worker.set()
-            if thread is not None:
+            for thread in threads:
                 await asyncio.to_thread(thread.join, 5.0)
             await self.stop()
 
-    def _run_worker(self, stop: threading.Event) -> None:
+    def _run_worker(self, stop: threading.Event, registry: Callable[[], MethodRegistry], suffix: str = "") -> None:
+        """Build the registry in this thread (the analysis one imports TA-Lib and openai, seconds that must
+        not delay the kline methods), then serve it."""
         from tacore.auth.credentials import worker_keys
         from workers.runtime import Worker
 
         s = self.settings
-        Worker(s.worker_endpoint, self.registry(), worker_id=self.config.worker_id, kind="data-agent", credit=4,
+        Worker(s.worker_endpoint, registry(), worker_id=self.config.worker_id + suffix, kind="data-agent", credit=4,
                heartbeat_interval_ms=s.heartbeat_interval_ms, liveness=s.heartbeat_liveness,
                reconnect_initial_ms=s.reconnect_initial_ms, reconnect_max_ms=s.reconnect_max_ms,
                curve=worker_keys(s)).run(stop)
@@ -209,7 +215,14 @@ class DataAgent:
         registry.include(kline_methods.build_registry(self))
         registry.include(market_methods.build_registry(self.upkeep.market))
         registry.include(scan_methods.build_registry(self.store, self.markets))
+        registry.include(risk_methods.build_registry(self.store, self.settings))
         return registry
+
+    def analysis_registry(self) -> MethodRegistry:
+        """Methods that may wait on a remote service, served by a worker of their own."""
+        from workers.methods import analysis as analysis_methods
+
+        return analysis_methods.build_registry(self.store, self.settings)
 
     # -- bridge ------------------------------------------------------------------------------------
     def _call(self, coro: Coroutine[Any, Any, T], timeout_s: float = _CALL_TIMEOUT_S) -> T:

@@ -1,0 +1,3 @@
+from tacore.llm_sim.server import main
+
+raise SystemExit(main())
