@@ -48,8 +48,8 @@ from workers.ingest.upkeep import StoreUpkeep
 from workers.ingest.writer import BatchWriter
 from workers.methods import klines as kline_methods
 from workers.methods import market as market_methods
-from workers.methods import scan as scan_methods
 from workers.methods import risk as risk_methods
+from workers.methods import scan as scan_methods
 from workers.registry import MethodRegistry
 
 log = logging.getLogger("tacore.ingest")
