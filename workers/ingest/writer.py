@@ -236,10 +236,10 @@ class BatchWriter:
                     return False
                 self._insert_ms.append((time.perf_counter() - started) * 1000.0)
                 self._storage_ok()
+                if live:  # before the counters: a reader that sees the rows counted sees their lag too
+                    self._record_lag(batch)
                 self.rows_written += len(batch)
                 self.batches += 1
-                if live:
-                    self._record_lag(batch)
         return True
 
     def _record_lag(self, batch: list[KlineRow]) -> None:
