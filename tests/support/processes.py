@@ -93,7 +93,7 @@ class TACoreProcess:
         out.close()
         return self
 
-    def wait_healthy(self, timeout: float = 20.0, workers: int = 1) -> dict[str, Any]:
+    def wait_healthy(self, timeout: float = 60.0, workers: int = 1) -> dict[str, Any]:
         def ready() -> dict[str, Any] | None:
             assert self.proc is not None and self.proc.poll() is None, self.output()
             status = raw_call(self.frontend, {"request_id": uuid.uuid4().hex, "method": "broker.status"}, 500)

@@ -142,7 +142,7 @@ def test_broker_restart_client_retry_succeeds_and_workers_reregister(
     restarted.env = broker.env
     restarted.start()
     try:
-        status = restarted.wait_healthy(workers=1, timeout=15)
+        status = restarted.wait_healthy(workers=1)
         caller.join(15)
         assert result["reply"]["status"] == "success"
         assert result["reply"]["request_id"] == "across-restart"
