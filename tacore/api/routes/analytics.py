@@ -253,8 +253,8 @@ async def risk_post(
             summary="Technical analysis (TA-Lib indicators, verdicts, signal) or an LLM's (analyze.stock)")
 async def analysis(
     link: LinkDep, sampler: SamplerDep,
-    symbol: Annotated[str, Path(min_length=1, max_length=24, description="e.g. AAPL or BTCUSDT",
-                                examples=["AAPL"])],
+    symbol: Annotated[str, Path(min_length=1, max_length=24, pattern=r"^[A-Za-z0-9.]+$",
+                                description="e.g. AAPL or BTCUSDT", examples=["AAPL"])],
     analysis_type: Annotated[AnalysisType, Query(description="`ai` needs LLM_* settings")] = "technical",
     interval: IntervalName = "1d",
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT, description="closed candles analysed, the newest")] = 500,
