@@ -37,6 +37,8 @@ _RESPONSES: dict[int | str, dict[str, Any]] = {
     502: {"model": Problem, "description": "the data agent failed on the call"},
     503: {"model": Problem, "description": "the broker or the data agent is down, or did not answer in time"},
 }
+_BODY_RESPONSES: dict[int | str, dict[str, Any]] = {
+    400: {"model": Problem, "description": "the body is not valid JSON"}, **_RESPONSES}
 #: deadlines of the forwarded calls: an ``ai`` analysis waits on the LLM endpoint (LLM_TIMEOUT_S, retries)
 _TIMEOUT_MS = 20_000
 _AI_TIMEOUT_MS = 90_000
@@ -185,7 +187,7 @@ async def scan_get(
     return ScanReply(**await forward(link, sampler, "scan.market", params, _TIMEOUT_MS, where="query"))
 
 
-@router.post("/scan", response_model=ScanReply, responses=_RESPONSES,
+@router.post("/scan", response_model=ScanReply, responses=_BODY_RESPONSES,
              summary="Symbols of a market passing a chain of filters (scan.market, the method's params as JSON)")
 async def scan_post(
     request: Request, link: LinkDep, sampler: SamplerDep,
@@ -236,7 +238,7 @@ async def risk_get(
     return RiskReply(**await forward(link, sampler, "evaluate.risk", params, _TIMEOUT_MS, where="query"))
 
 
-@router.post("/risk", response_model=RiskReply, responses=_RESPONSES,
+@router.post("/risk", response_model=RiskReply, responses=_BODY_RESPONSES,
              summary="Risk of a book (evaluate.risk, the method's params as JSON)")
 async def risk_post(
     request: Request, link: LinkDep, sampler: SamplerDep,
