@@ -141,7 +141,9 @@ def _book(name: str, items: list[str] | None) -> dict[str, str] | None:
 async def _body(request: Request) -> dict[str, Any]:
     """The JSON the client sent (FastAPI has parsed and validated it already): forwarded as is."""
     raw = await request.json()
-    assert isinstance(raw, dict)  # the body model accepted it, so it is an object
+    if not isinstance(raw, dict):  # cannot happen: the body model accepted these bytes as an object
+        raise RequestValidationError([{"type": "model_type", "loc": ("body",), "msg": "must be an object",
+                                       "input": None}])
     return raw
 
 
