@@ -7,12 +7,19 @@ Sections, chosen with ``--section NAME`` (repeatable; all by default):
   p50/p99, with the in-memory cache and with Redis; beside today's (pre-issue-12) implementation, kept
   below as ``baseline_market_data``: the cache read plus one store query per symbol for the 1h candle 24 h
   back. Also the miss path (the store read of the 4 symbols) for reference. Target: p50 <= 1 ms.
-- ``scan``, ``risk``, ``analyze``: ``scan.market``, ``evaluate.risk``, ``analyze.stock``: their cases add an
-  entry to ``SECTIONS`` (a case module under ``benchmarks/analytics/`` is imported as ``analytics.<name>``,
-  this directory being the script's first path entry); a runner takes the parsed arguments and returns
-  ``Row``s (printed in the table) or a dict of figures (printed as JSON), saved alike by ``--json``.
+- ``scan``: ``scan.market`` over ``--scan-symbols`` (500) symbols, each a year of 1d and a day of 1m candles,
+  through a real broker and data agent, p50/p99 beside the baseline the issue names, measured in the same
+  run: the same filters computed in Python over ``kline.history`` calls through the broker; the ratio of
+  the p50s (``benchmarks/analytics/scan_case.py``). Targets: p50 <= 50 ms, ratio >= 20x.
+- ``risk``: ``evaluate.risk`` on 50 positions (30 US + 20 crypto, SPY benchmark) x a year of 1d candles,
+  through the broker, with the data agent's CPU per call (``risk_case.py``). Target: p50 <= 30 ms.
+- ``analyze``: ``analyze.stock`` technical on 1,000 1h candles through the broker (``analysis_case.py``).
+  Target: p50 <= 15 ms.
 
-Run: ``python benchmarks/bench_analytics.py [--section market_data] [--calls 2000] [--json out.json]``.
+A runner takes the parsed arguments and returns ``Row``s (printed in the table) or a dict of figures
+(printed as JSON), saved alike by ``--json``. Every section prints the machine's load average beside it.
+
+Run: ``python benchmarks/bench_analytics.py [--section scan] [--calls 2000] [--json out.json]``.
 Candles come from the exchange simulator's market (pure functions of symbol and time) into an embedded
 chDB store in a temporary directory; Redis is the one at ``--redis-url`` (keys under a unique prefix,
 removed after).
@@ -21,7 +28,9 @@ removed after).
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
+import os
 import statistics
 import sys
 import tempfile
@@ -197,10 +206,40 @@ def bench_market_data(args: argparse.Namespace) -> list[Row]:
 
 Result = list[Row] | dict[str, Any]
 
-#: section name -> runner. scan.market, evaluate.risk and analyze.stock add theirs here, e.g.
-#:     "scan": lambda args: importlib.import_module("analytics.scan_case").run(),
+
+def _case(module: str) -> Any:
+    """A case module of ``benchmarks/analytics/`` (imported when its section runs: each seeds its own store)."""
+    return importlib.import_module(f"benchmarks.analytics.{module}")
+
+
+def _with_load(figures: dict[str, Any]) -> dict[str, Any]:
+    """The machine's load beside a section's figures (the 2 vCPUs are shared; the figures move with it)."""
+    return {**figures, "load_average_after": [round(x, 2) for x in os.getloadavg()], "cpus": os.cpu_count()}
+
+
+def bench_scan(args: argparse.Namespace) -> dict[str, Any]:
+    load = [round(x, 2) for x in os.getloadavg()]
+    figures = _case("scan_case").run(symbols=args.scan_symbols, rounds=args.scan_rounds,
+                                     baseline_rounds=args.scan_baseline_rounds)
+    return _with_load({**figures, "load_average_before": load})
+
+
+def bench_risk(args: argparse.Namespace) -> dict[str, Any]:
+    load = [round(x, 2) for x in os.getloadavg()]
+    return _with_load({**_case("risk_case").run(args.risk_requests), "load_average_before": load})
+
+
+def bench_analyze(args: argparse.Namespace) -> dict[str, Any]:
+    load = [round(x, 2) for x in os.getloadavg()]
+    return _with_load({**_case("analysis_case").run(args.analyze_requests), "load_average_before": load})
+
+
+#: section name -> runner
 SECTIONS: dict[str, Callable[[argparse.Namespace], Result]] = {
     "market_data": bench_market_data,
+    "scan": bench_scan,
+    "risk": bench_risk,
+    "analyze": bench_analyze,
 }
 
 
@@ -220,6 +259,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--baseline-calls", type=int, default=200, help="timed calls of a slow case")
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/0")
     parser.add_argument("--no-redis", action="store_true", help="memory cache only")
+    parser.add_argument("--scan-symbols", type=int, default=500, help="scan: symbols seeded")
+    parser.add_argument("--scan-rounds", type=int, default=200, help="scan: timed scans")
+    parser.add_argument("--scan-baseline-rounds", type=int, default=3, help="scan: timed Python baselines")
+    parser.add_argument("--risk-requests", type=int, default=200, help="risk: timed calls")
+    parser.add_argument("--analyze-requests", type=int, default=300, help="analyze: timed calls")
     parser.add_argument("--json", type=Path, help="also write the rows here")
     args = parser.parse_args(argv)
     rows: list[Row] = []

@@ -6,6 +6,8 @@ nests exactly in the next, so a candle of one is always the aggregate of whole c
 
 from __future__ import annotations
 
+from typing import Any
+
 INTERVAL_MS: dict[str, int] = {
     "1m": 60_000,
     "5m": 300_000,
@@ -16,3 +18,10 @@ INTERVAL_MS: dict[str, int] = {
     "1d": 86_400_000,
 }
 INTERVALS: tuple[str, ...] = tuple(INTERVAL_MS)
+
+
+def check_interval(value: Any) -> str:
+    """An interval name, else ValueError (-> INVALID_PARAMS naming the field in a params model)."""
+    if value not in INTERVALS:
+        raise ValueError(f"invalid interval {value!r}: one of {', '.join(INTERVALS)}")
+    return str(value)

@@ -151,6 +151,16 @@ class Service:
                 time.sleep(0.2)
         raise RuntimeError("the data agent did not serve scan.market in time")
 
+    def cpu_s(self) -> dict[str, float]:
+        """CPU seconds used so far by the broker and the data agent (all their threads and children)."""
+        import psutil
+
+        out = {}
+        for name, proc in zip(("broker", "agent"), self.procs, strict=True):
+            times = psutil.Process(proc.pid).cpu_times()
+            out[name] = times.user + times.system + times.children_user + times.children_system
+        return out
+
     def stop(self) -> None:
         for proc in reversed(self.procs):
             if proc.poll() is None:
@@ -253,7 +263,9 @@ def run(*, symbols: int = 500, rounds: int = 200, baseline_rounds: int = 3) -> d
         service = Service(workdir, data_dir)
         try:
             service.wait_ready()
+            cpu_before = service.cpu_s()
             scan_ms, reply = scan_through_broker(service.endpoint, rounds)
+            cpu_after = service.cpu_s()
             base_ms, base_page = baseline(service.endpoint, symbol_names(symbols), baseline_rounds)
         finally:
             service.stop()
@@ -265,6 +277,9 @@ def run(*, symbols: int = 500, rounds: int = 200, baseline_rounds: int = 3) -> d
                                                                        for f in reply["filters"]],
         "same_page_as_baseline": scan_page == base_page,
         "scan_ms": scan_p, "query_ms_in_agent": reply["query_ms"], "baseline_ms": base_p,
+        # CPU per scan (warm-up calls included): on a shared machine it moves far less with the load than p50
+        **{f"{name}_cpu_ms_per_scan": round((cpu_after[name] - cpu_before[name]) * 1000 / (rounds + 5), 1)
+           for name in cpu_after},
         "ratio_p50": round(base_p["p50"] / scan_p["p50"], 1),
         "load_average": [round(x, 2) for x in os.getloadavg()], "cpus": os.cpu_count(),
         "targets": {"scan_p50_ms": 50, "ratio": 20},

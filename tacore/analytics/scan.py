@@ -12,9 +12,7 @@ import re
 import time
 from typing import Any, Protocol
 
-from pydantic import BaseModel, ConfigDict, Field
-
-from tacore.analytics.scan_criteria import FieldSpec, ScanCriteria
+from tacore.analytics.scan_criteria import FieldSpec, ScanParams
 from tacore.analytics.scan_sql import CompiledScan, compile_scan, field_key
 from tacore.errors import Unavailable
 from tacore.markets import MarketRegistry
@@ -27,16 +25,6 @@ class CandleQueries(Protocol):
     table: str
 
     def query(self, sql: str, parameters: dict[str, Any] | None = None) -> list[tuple[Any, ...]]: ...
-
-
-class ScanParams(BaseModel):
-    """``scan.market`` params: the design document's ``{"market": "US", "criteria": {...}}``."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    #: a market declared in trading_config.yaml (case-insensitive); the default market when omitted
-    market: str | None = Field(default=None, min_length=1, max_length=32)
-    criteria: ScanCriteria = ScanCriteria()
 
 
 def scan_market(store: CandleQueries, markets: MarketRegistry, params: ScanParams, *,

@@ -264,3 +264,13 @@ class ScanCriteria(BaseModel):
         if value is not None and value[0] > value[1]:
             raise ValueError(f"low {value[0]} is above high {value[1]}")
         return value
+
+
+class ScanParams(BaseModel):
+    """``scan.market`` params: the design document's ``{"market": "US", "criteria": {...}}``."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    #: a market declared in trading_config.yaml (case-insensitive); the default market when omitted
+    market: str | None = Field(default=None, min_length=1, max_length=32)
+    criteria: ScanCriteria = ScanCriteria()

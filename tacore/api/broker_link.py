@@ -35,6 +35,8 @@ STALE_AFTER_S = 3.0
 RECENT_ERRORS = 50
 #: The data agent's polls share the sampler's tick: bounded so a slow agent cannot delay broker polls much.
 KLINE_TIMEOUT_MS = 700.0
+#: symbols whose price the dashboard shows (the data agent keeps 100 by default)
+MARKET_DATA_MAX_SYMBOLS = 100
 _ERRORS_SCAN_LIMIT = 100_000  # on start, look for recent errors among the newest rows only
 
 
@@ -132,6 +134,9 @@ class Sampler:
         self.kline_connections: dict[str, Any] | None = None
         self.kline_at: float | None = None
         self.kline_error: str | None = None
+        #: ``get.market_data`` of the subscribed symbols (price, 24 h change), polled with the kline status
+        self.market_data: dict[str, dict[str, Any]] = {}
+        self.market_error: str | None = None
         self.recent_errors: deque[dict[str, Any]] = deque(maxlen=RECENT_ERRORS)
         self.database_error: str | None = None
         self.ticks = 0
@@ -222,6 +227,27 @@ class Sampler:
         self.kline_status = status if isinstance(status, dict) else {"value": status}
         self.kline_connections = connections if isinstance(connections, dict) else {"connections": connections}
         self.kline_at, self.kline_error = time.time(), None
+        await self._poll_market_data()
+
+    async def _poll_market_data(self) -> None:
+        """Prices and 24 h changes of the subscribed symbols, for the dashboard: one call, only when the
+        data agent serves ``get.market_data`` (a stand-in agent may not)."""
+        raw = (self.kline_status or {}).get("symbols", [])
+        symbols = [str(s) for s in raw][:MARKET_DATA_MAX_SYMBOLS] if isinstance(raw, list) else []
+        served = (self.status or {}).get("methods", {}).get("get.market_data", {}).get("workers", 0)
+        if not symbols or not served:
+            self.market_data, self.market_error = {}, None if not symbols else "get.market_data is not served"
+            return
+        try:
+            data = await self.link.call("get.market_data", {"symbols": symbols}, timeout_ms=KLINE_TIMEOUT_MS,
+                                        priority=9)
+        except (ComponentUnavailable, RemoteError) as exc:
+            self.market_error = str(exc)
+            return
+        entries = data.get("symbols") if isinstance(data, dict) else None
+        self.market_data = {str(k): v for k, v in entries.items() if isinstance(v, dict)} \
+            if isinstance(entries, dict) else {}
+        self.market_error = None
 
     def _poll_errors(self) -> None:
         """New error rows since the last poll, by primary key (never a scan of the whole log)."""

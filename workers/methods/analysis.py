@@ -12,39 +12,15 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
-
 from tacore.analytics.candles import CandleReader, Ohlcv, load_ohlcv
 from tacore.analytics.llm import LLMAnalyst, LLMConfig
 from tacore.analytics.llm_prompt import RECENT_CANDLES, build_messages
+from tacore.analytics.params import ANALYSIS_TYPES, AnalysisParams
 from tacore.analytics.technical import technical_analysis
 from tacore.errors import InvalidParams, Unavailable
 from tacore.settings import Settings
 from tacore.store.klines import StorageError
-from workers.methods.klines import check_interval
-from workers.methods.symbols import check_symbol
 from workers.registry import CallContext, MethodRegistry
-
-ANALYSIS_TYPES = ("technical", "ai")
-MAX_LIMIT = 5000
-
-
-class AnalysisParams(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    symbol: str
-    analysis_type: str = "technical"
-    interval: str = "1d"
-    limit: int = Field(500, ge=1, le=MAX_LIMIT, description="closed candles to analyse, the newest")
-    end: int | None = Field(None, ge=0, description="analyse as of this time, epoch ms (default: now)")
-
-    _symbol = field_validator("symbol", mode="before")(check_symbol)
-    _interval = field_validator("interval", mode="before")(check_interval)
-
-    @field_validator("analysis_type", mode="before")
-    @classmethod
-    def _lower(cls, value: Any) -> Any:
-        return value.strip().lower() if isinstance(value, str) else value
 
 
 def _recent_rows(candles: Ohlcv) -> list[list[float]]:

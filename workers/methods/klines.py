@@ -12,7 +12,7 @@ from typing import Any, Protocol
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from tacore.errors import InvalidParams
-from tacore.intervals import INTERVALS
+from tacore.intervals import INTERVALS, check_interval
 from workers.ingest.normalise import SYMBOL_RE, stream_name
 from workers.registry import MethodRegistry
 
@@ -66,12 +66,6 @@ def check_symbols(value: Any) -> list[str]:
     if problems:
         raise ValueError("; ".join(problems))
     return list(dict.fromkeys(symbols))
-
-
-def check_interval(value: Any) -> str:
-    if value not in INTERVALS:
-        raise ValueError(f"invalid interval {value!r}: one of {', '.join(INTERVALS)}")
-    return str(value)
 
 
 class _Params(BaseModel):

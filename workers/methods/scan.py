@@ -10,7 +10,8 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from tacore.analytics.scan import CandleQueries, ScanParams, scan_market
+from tacore.analytics.scan import CandleQueries, scan_market
+from tacore.analytics.scan_criteria import ScanParams
 from tacore.markets import MarketRegistry, load_markets
 from workers.registry import MethodRegistry
 

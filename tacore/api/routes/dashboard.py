@@ -149,9 +149,24 @@ def _kline(sampler: Sampler) -> dict[str, Any]:
     return {
         "configured": agent["configured"], "up": agent["up"], "updated_at": sampler.kline_at,
         "error": sampler.kline_error, "connections": connections,
-        "symbols": symbol_rows(status.get("symbols", []), connections),
+        "symbols": with_prices(symbol_rows(status.get("symbols", []), connections), sampler.market_data),
+        "market_error": sampler.market_error,
         "status": {k: v for k, v in status.items() if not isinstance(v, (dict, list))},
     }
+
+
+_PRICE_FIELDS = ("market", "price", "change_24h", "change_24h_pct", "high_24h", "low_24h", "quote_volume_24h",
+                 "event_time")
+
+
+def with_prices(rows: list[dict[str, Any]], market_data: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each symbol row with its ``get.market_data`` figures (price, 24 h change...; null when unknown)."""
+    for row in rows:
+        entry = market_data.get(row["symbol"]) or {}
+        ok = entry.get("status") == "ok"
+        row["market_status"] = entry.get("status")
+        row.update({key: entry.get(key) if ok or key == "market" else None for key in _PRICE_FIELDS})
+    return rows
 
 
 _INTERVAL_ORDER = {name: index for index, name in enumerate(("1m", "5m", "15m", "30m", "1h", "4h", "1d"))}

@@ -52,8 +52,9 @@ def _require_agent(sampler: Sampler) -> None:
 
 
 async def forward(link: BrokerLink, sampler: Sampler, method: str, params: dict[str, Any],
-                  timeout_ms: float = _READ_TIMEOUT_MS) -> dict[str, Any]:
-    """One call to the data agent; its error codes become 422 (bad input), 503 (down) or 502."""
+                  timeout_ms: float = _READ_TIMEOUT_MS, where: str = "body") -> dict[str, Any]:
+    """One call to the data agent; its error codes become 422 (bad input, located in ``where``: the body or
+    the query), 503 (down) or 502."""
     _require_agent(sampler)
     try:
         data = await link.call(method, params, timeout_ms=timeout_ms, priority=3)
@@ -61,8 +62,8 @@ async def forward(link: BrokerLink, sampler: Sampler, method: str, params: dict[
         if exc.code == "INVALID_PARAMS":
             details = exc.details if isinstance(exc.details, list) else [{"message": exc.message}]
             raise RequestValidationError([
-                {"type": "value_error", "loc": ("body", str(d.get("field") or "")) if isinstance(d, dict)
-                 else ("body",), "msg": str(d.get("message") if isinstance(d, dict) else d), "input": None}
+                {"type": "value_error", "loc": (where, str(d.get("field") or "")) if isinstance(d, dict)
+                 else (where,), "msg": str(d.get("message") if isinstance(d, dict) else d), "input": None}
                 for d in details
             ]) from None
         if exc.code in _UNAVAILABLE_CODES:

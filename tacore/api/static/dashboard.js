@@ -14,6 +14,9 @@
     minimumFractionDigits: digits, maximumFractionDigits: digits });
   const pct = (v) => (v === null || v === undefined) ? "–" : (v * 100).toFixed(2) + "%";
   const ms = (v) => (v === null || v === undefined) ? "–" : (v < 10 ? v.toFixed(2) : v.toFixed(1));
+  const price = (v) => (v === null || v === undefined) ? "–" : Number(v).toLocaleString(undefined, {
+    maximumFractionDigits: Math.abs(v) >= 100 ? 2 : Math.abs(v) >= 1 ? 4 : 6 });
+  const signedPct = (v) => (v === null || v === undefined) ? "–" : (v > 0 ? "+" : "") + v.toFixed(2) + "%";
   const clock = (t) => t ? new Date(t * 1000).toLocaleTimeString() : "–";
   const ago = (t, now) => (t === null || t === undefined) ? "–" : Math.max(0, now - t).toFixed(1) + " s ago";
   const duration = (s) => {
@@ -96,10 +99,110 @@
   }
 
   function resizeCharts() {
+    if (candle.chart) candle.chart.setSize({ width: $("chart-candles").clientWidth, height: 280 });
     if (!charts) return;
     charts.rps.setSize({ width: $("chart-rps").clientWidth, height: 200 });
     charts.latency.setSize({ width: $("chart-latency").clientWidth, height: 200 });
   }
+
+  // -- candles: /klines of the chosen symbol, drawn by a uPlot plugin -------------------------------
+  const UP = "#3fb950", DOWN = "#f85149";
+  const CANDLE_LIMIT = 120, CANDLE_REFRESH_MS = 5000;
+  const INTERVAL_S = { "1m": 60, "5m": 300, "15m": 900, "30m": 1800, "1h": 3600, "4h": 14400, "1d": 86400 };
+  const candle = { symbol: null, interval: "1h", chart: null, loadedAt: 0, busy: false };
+
+  function drawCandles(u) {  // wick high-low, body open-close; green up, red down
+    const [ts, o, h, l, c] = u.data;
+    if (!ts || !ts.length) return;
+    const ctx = u.ctx;
+    const dpr = window.devicePixelRatio || 1;
+    const slot = u.bbox.width / (ts.length + 1);
+    const body = Math.max(dpr, Math.floor(slot * 0.65));
+    ctx.save();
+    for (let i = 0; i < ts.length; i++) {
+      if (o[i] === null || c[i] === null) continue;
+      const x = Math.round(u.valToPos(ts[i], "x", true));
+      const yo = u.valToPos(o[i], "y", true), yc = u.valToPos(c[i], "y", true);
+      const yh = u.valToPos(h[i], "y", true), yl = u.valToPos(l[i], "y", true);
+      ctx.fillStyle = c[i] >= o[i] ? UP : DOWN;
+      ctx.fillRect(x - Math.floor(dpr / 2), Math.min(yh, yl), Math.max(1, Math.round(dpr)), Math.abs(yl - yh));
+      ctx.fillRect(x - Math.floor(body / 2), Math.min(yo, yc), body, Math.max(dpr, Math.abs(yc - yo)));
+    }
+    ctx.restore();
+  }
+
+  function makeCandleChart(el) {
+    const hidden = (label) => ({ label, stroke: "#8594a6", paths: () => null, points: { show: false },
+      value: (u, v) => v === null || v === undefined ? "–" : price(v) });
+    return new uPlot({
+      width: el.clientWidth || 900, height: 280,
+      cursor: { drag: { x: false, y: false } },
+      scales: { x: { time: true, range: (u, min, max) => {  // half a candle of room at each end
+        const pad = (INTERVAL_S[candle.interval] || 60) / 2;
+        return [min - pad, max + pad];
+      } } },
+      axes: [
+        { stroke: "#8594a6", grid: { stroke: "#263140" }, ticks: { stroke: "#263140" }, space: 80 },
+        { stroke: "#8594a6", grid: { stroke: "#263140" }, ticks: { stroke: "#263140" }, size: 80 },
+      ],
+      series: [{}, hidden("open"), hidden("high"), hidden("low"), hidden("close")],
+      plugins: [{ hooks: { draw: [drawCandles] } }],
+    }, [[], [], [], [], []], el);
+  }
+
+  function pickDefaultSymbol(rows) {
+    const priced = rows.filter((r) => r.market_status === "ok");
+    if (candle.symbol && priced.some((r) => r.symbol === candle.symbol)) return;
+    if (priced.length) selectSymbol(priced[0].symbol);
+  }
+
+  function selectSymbol(symbol) {
+    if (symbol === candle.symbol) return;
+    candle.symbol = symbol;
+    candle.loadedAt = 0;
+    $("candle-symbol").textContent = symbol;
+    for (const tr of $("kline-symbols-table").tBodies[0].rows) {
+      tr.classList.toggle("selected", tr.dataset.symbol === symbol);
+    }
+    loadCandles();
+  }
+
+  async function loadCandles() {
+    if (!candle.symbol || candle.busy || Date.now() - candle.loadedAt < CANDLE_REFRESH_MS) return;
+    if (typeof uPlot === "undefined") return;
+    candle.busy = true;
+    const symbol = candle.symbol, interval = candle.interval;
+    try {
+      const query = new URLSearchParams({ symbol, interval, limit: String(CANDLE_LIMIT) });
+      const response = await fetch("/klines?" + query.toString(), { credentials: "same-origin", cache: "no-store" });
+      if (!response.ok) throw new Error("HTTP " + response.status);
+      const page = await response.json();
+      if (symbol !== candle.symbol || interval !== candle.interval) return;  // the choice changed meanwhile
+      const rows = page.candles || [];
+      if (!candle.chart) candle.chart = makeCandleChart($("chart-candles"));
+      candle.chart.setData([rows.map((r) => r.open_time / 1000), rows.map((r) => r.open),
+        rows.map((r) => r.high), rows.map((r) => r.low), rows.map((r) => r.close)]);
+      const el = $("chart-candles");
+      el.dataset.symbol = symbol;
+      el.dataset.interval = interval;
+      el.dataset.candles = String(rows.length);
+      candle.loadedAt = Date.now();
+      const last = rows[rows.length - 1];
+      $("candle-state").textContent = last ? `${rows.length} candles · last close ${price(last.close)}` +
+        (last.closed ? "" : " (open)") : "no candles stored";
+    } catch (err) {
+      $("candle-state").textContent = "candles unavailable: " + err.message;
+      candle.loadedAt = Date.now();  // retry at the next refresh, not every poll
+    } finally {
+      candle.busy = false;
+    }
+  }
+
+  $("candle-interval").addEventListener("change", (event) => {
+    candle.interval = event.target.value;
+    candle.loadedAt = 0;
+    loadCandles();
+  });
 
   // -- panels ------------------------------------------------------------------------------------
   function render(d) {
@@ -177,11 +280,25 @@
     $("kline-summary").textContent = k.up ? `${symbols.length} symbols · ${fmt(st.stream_count ?? null)} streams · ` +
       `${fmt(st.klines_ingested ?? null)} klines · polled ${ago(k.updated_at, now)}` : "";
     const idle = k.up ? "none subscribed" : (k.error || (k.configured === false ? "no data agent" : "data agent down"));
+    pickDefaultSymbol(symbols);
     fillTable("kline-symbols-table", symbols, (tr, row) => {
+      if (row.market_status === "ok") {
+        tr.className = "pick" + (row.symbol === candle.symbol ? " selected" : "");
+        tr.addEventListener("click", () => selectSymbol(row.symbol));
+      }
+      tr.dataset.symbol = row.symbol;
       cell(tr, row.symbol);
+      cell(tr, price(row.price), "num price");
+      const change = row.change_24h_pct;
+      cell(tr, signedPct(change), "num change" + (change > 0 ? " up" : change < 0 ? " down" : ""))
+        .title = row.change_24h === null || row.change_24h === undefined ? "no 24 h of history yet"
+          : `${row.change_24h > 0 ? "+" : ""}${price(row.change_24h)} since 24 h ago`;
       cell(tr, row.intervals.join(" ") || "–");
       cell(tr, row.last_update ? `${clock(row.last_update)} (${ago(row.last_update, now)})` : "–");
     }, idle);
+    if (!candle.symbol) {
+      $("candle-state").textContent = k.market_error ? "no prices: " + k.market_error : "pick a symbol with a price";
+    }
     fillTable("kline-conn-table", k.connections, (tr, c) => {
       cell(tr, String(c.id ?? "–"));
       cell(tr, c.state || "–", c.state === "connected" ? "state-idle" : "state-busy");
@@ -207,6 +324,7 @@
       appendSeries(d.series);
       render(d);
       drawCharts();
+      loadCandles();
     } catch (err) {
       setPill($("broker-state"), "down", "sidecar unreachable: " + err.message);
     } finally {

@@ -12,7 +12,8 @@ import pytest
 import talib
 from scan_data import AS_OF, random_walk, seed
 
-from tacore.analytics.scan import ScanParams, scan_market
+from tacore.analytics.scan import scan_market
+from tacore.analytics.scan_criteria import ScanParams
 from tacore.analytics.scan_fields import warmup_candles
 from tacore.markets import MarketRegistry, load_markets
 from tacore.store.klines import KlineStore

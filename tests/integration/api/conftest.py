@@ -1,8 +1,9 @@
 """Fixtures that run the real service on free loopback ports and always tear it down.
 
 ``service``: ``tacore serve --no-data-agent`` (recorder, broker, workers, the sidecar with an API
-key) in its own process group, plus a stand-in data agent joined to its broker. ``bare_stack``:
-a broker, one worker and a key-less sidecar as separate processes, so a test can stop the broker
+key) in its own process group, plus a stand-in data agent joined to its broker. ``demo``: ``tacore serve
+--demo``, the real data agent on the exchange and LLM simulators, shared by the modules that need real data.
+``bare_stack``: a broker, one worker and a key-less sidecar as separate processes, so a test can stop the broker
 alone (``tacore serve`` would restart it).
 """
 
@@ -84,3 +85,38 @@ def _bare_stack(tmp_path: Path) -> Iterator[Service]:
         raise
     finally:
         svc.close()
+
+
+#: the demo starts two simulators and seeds 1,000 candles per interval of 11 symbols: on the shared 2-vCPU
+#: machine (load average 10-20 while other sessions run their suites) that took over 35 s
+DEMO_START_TIMEOUT_S = 120.0
+
+
+@pytest.fixture(scope="session")
+def demo() -> Iterator[Service]:
+    """``tacore serve --demo`` with an API key: simulators, data agent with history, LLM simulator."""
+    with private_dir("demo") as tmp:
+        yield from _demo(tmp)
+
+
+def _demo(tmp: Path) -> Iterator[Service]:
+    ports = free_ports(5)
+    env = service_env(tmp, ports, API_KEY=API_KEY, WORKER_COUNT="1")
+    svc = Service(f"http://127.0.0.1:{ports[4]}", f"tcp://127.0.0.1:{ports[0]}", f"tcp://127.0.0.1:{ports[1]}",
+                  API_KEY, tmp, env)
+    try:
+        svc.procs.append(spawn("demo", ["serve", "--demo"], env, tmp))
+        with svc.client() as http:
+            wait_until(lambda: http.get("/health").status_code == 200, DEMO_START_TIMEOUT_S, "the demo service")
+        yield svc
+    except BaseException:
+        sys.stderr.write(f"--- demo output ---\n{svc.procs[0].output()[-4000:] if svc.procs else ''}\n")
+        raise
+    finally:
+        svc.close()
+
+
+@pytest.fixture
+def demo_http(demo: Service) -> Iterator[httpx.Client]:
+    with demo.client() as client:
+        yield client

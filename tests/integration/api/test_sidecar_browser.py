@@ -102,3 +102,75 @@ def test_dashboard_updates_live_in_chromium(service: Service, tmp_path: Path) ->
     assert (tmp_path / "dashboard.png").stat().st_size > 10_000
     assert outside == [], f"the page reached outside the sidecar: {outside}"
     assert problems == [], problems
+
+
+_COUNT_CANDLE_PIXELS = """(el) => {
+  const canvas = el.querySelector("canvas");
+  const ctx = canvas.getContext("2d");
+  const data = ctx.getImageData(0, 0, canvas.width, canvas.height).data;
+  let up = 0, down = 0;
+  for (let i = 0; i < data.length; i += 4) {
+    const [r, g, b] = [data[i], data[i + 1], data[i + 2]];
+    if (r === 0x3f && g === 0xb9 && b === 0x50) up++;
+    if (r === 0xf8 && g === 0x51 && b === 0x49) down++;
+  }
+  return {up, down};
+}"""
+
+
+def test_dashboard_shows_24h_change_and_candles_of_the_real_agent(demo: Service, tmp_path: Path) -> None:
+    """The demo's data agent: the market table shows each symbol's price and 24 h change (as
+    get.market_data says), and the candle chart draws the symbol's /klines candles, green and red."""
+    from playwright.sync_api import sync_playwright
+
+    with demo.client() as http:  # the figures the page must show
+        expected = _wait_for_http(lambda: (e := http.get("/market/BTCUSDT").json()).get("change_24h_pct")
+                                  is not None and e, 90, "BTCUSDT's 24 h change")
+    problems: list[str] = []
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1500, "height": 1400})
+            page.on("pageerror", lambda exc: problems.append(str(exc)))
+            page.on("console", lambda msg: problems.append(msg.text) if msg.type == "error" else None)
+            page.goto(f"{demo.base_url}/?api_key={demo.api_key}")
+            row = page.locator("#kline-symbols-table tbody tr[data-symbol='BTCUSDT']")
+            change = _wait_for(page, lambda: row.count() and (t := row.locator("td.change").inner_text()) != "–"
+                               and t, 30, "BTCUSDT's 24 h change")
+            shown = _number(change)
+            assert shown is not None and change.endswith("%")
+            # the price moves between the two reads: same sign (or both flat) and within a point of each other
+            assert abs(shown - expected["change_24h_pct"]) < 1.0, (change, expected["change_24h_pct"])
+            assert ("up" if shown > 0 else "down" if shown < 0 else "") in (row.locator("td.change")
+                                                                             .get_attribute("class") or "")
+            assert _number(row.locator("td.price").inner_text()) == pytest.approx(expected["price"], rel=0.05)
+
+            chart = page.locator("#chart-candles")
+            row.click()  # BTCUSDT is the first priced symbol, so the chart shows it either way
+            _wait_for(page, lambda: chart.get_attribute("data-symbol") == "BTCUSDT"
+                      and int(chart.get_attribute("data-candles") or 0) >= 100, 30, "BTCUSDT's candles")
+            assert chart.get_attribute("data-interval") == "1h"
+            pixels = _wait_for(page, lambda: (p := chart.evaluate(_COUNT_CANDLE_PIXELS))["up"] > 200
+                               and p["down"] > 200 and p, 10, "green and red candles on the canvas")
+            assert pixels["up"] > 200 and pixels["down"] > 200
+
+            page.select_option("#candle-interval", "1d")  # another interval, another fetch
+            page.locator("#kline-symbols-table tbody tr[data-symbol='ETHUSDT']").click()
+            _wait_for(page, lambda: chart.get_attribute("data-symbol") == "ETHUSDT"
+                      and chart.get_attribute("data-interval") == "1d"
+                      and int(chart.get_attribute("data-candles") or 0) >= 100, 30, "ETHUSDT's daily candles")
+            assert "last close" in page.inner_text("#candle-state")
+            page.screenshot(path=str(tmp_path / "candles.png"), full_page=True)
+        finally:
+            browser.close()
+    assert problems == [], problems
+
+
+def _wait_for_http(predicate: Any, timeout_s: float, what: str) -> Any:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.5)
+    raise AssertionError(f"no {what} within {timeout_s:.0f} s")

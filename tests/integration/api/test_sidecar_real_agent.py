@@ -1,56 +1,15 @@
-"""The sidecar against the real data agent: ``tacore serve --demo`` (exchange simulator + data agent)."""
+"""The sidecar against the real data agent: ``tacore serve --demo`` (exchange simulator + data agent; the
+``demo`` fixture of conftest.py)."""
 
 from __future__ import annotations
 
-import sys
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
-from sidecar_helpers import (
-    API_KEY,
-    START_TIMEOUT_S,
-    Service,
-    free_ports,
-    private_dir,
-    service_env,
-    spawn,
-    wait_until,
-)
+from sidecar_helpers import Service, wait_until
 
 DEMO_SYMBOLS = {"BTCUSDT", "ETHUSDT", "BNBUSDT", "SOLUSDT"}
 DEMO_US_SYMBOLS = {"AAPL", "MSFT", "GOOGL", "AMZN", "NVDA", "META", "TSLA"}
-
-
-@pytest.fixture(scope="module")
-def demo() -> Iterator[Service]:
-    with private_dir("demo") as tmp:
-        yield from _demo(tmp)
-
-
-def _demo(tmp: Path) -> Iterator[Service]:
-    ports = free_ports(5)
-    env = service_env(tmp, ports, API_KEY=API_KEY, WORKER_COUNT="1")
-    svc = Service(f"http://127.0.0.1:{ports[4]}", f"tcp://127.0.0.1:{ports[0]}", f"tcp://127.0.0.1:{ports[1]}",
-                  API_KEY, tmp, env)
-    try:
-        svc.procs.append(spawn("demo", ["serve", "--demo"], env, tmp))
-        with svc.client() as http:
-            wait_until(lambda: http.get("/health").status_code == 200, START_TIMEOUT_S + 10, "the demo service")
-        yield svc
-    except BaseException:
-        sys.stderr.write(f"--- demo output ---\n{svc.procs[0].output()[-4000:] if svc.procs else ''}\n")
-        raise
-    finally:
-        svc.close()
-
-
-@pytest.fixture
-def demo_http(demo: Service) -> Iterator[httpx.Client]:
-    with demo.client() as client:
-        yield client
 
 
 def test_real_agent_answers_the_seed_reads(demo_http: httpx.Client) -> None:

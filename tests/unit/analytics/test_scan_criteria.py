@@ -6,8 +6,7 @@ from typing import Any
 
 import pytest
 
-from tacore.analytics.scan import ScanParams
-from tacore.analytics.scan_criteria import FieldSpec, Op, ScanCriteria
+from tacore.analytics.scan_criteria import FieldSpec, Op, ScanCriteria, ScanParams
 from tacore.analytics.scan_fields import FIELDS, FieldName
 from tacore.errors import InvalidParams
 from workers.registry import CallContext, method_spec

@@ -1,4 +1,7 @@
-"""Symbols as the analytics methods take them: any market's spelling (BTCUSDT, AAPL, V, BRK.B)."""
+"""Symbols as the analytics methods take them: any market's spelling (BTCUSDT, AAPL, V, BRK.B).
+
+Light on purpose (no market tables): the sidecar validates HTTP requests with it too.
+"""
 
 from __future__ import annotations
 
