@@ -1,16 +1,23 @@
-"""Fixtures shared by every test folder: a running TACore (broker + pool + recorder) on free ports."""
+"""Fixtures shared by every test folder: a running TACore (broker + pool + recorder) on free ports, and
+the candle store on both of its backends (embedded chDB and a ClickHouse server)."""
 
 from __future__ import annotations
 
 import os
 import subprocess
 import sys
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
+from tacore.store.klines import KlineStore
+from tests.support.ports import free_port
 from tests.support.processes import ROOT, TACoreProcess
+
+#: Set by .ci/run, which starts the ClickHouse server once for the whole run; unset, the tests start one.
+CLICKHOUSE_URL_ENV = "TACORE_TEST_CLICKHOUSE_URL"
 
 
 @pytest.fixture
@@ -69,3 +76,83 @@ def test_worker_factory(tmp_path: Path) -> Iterator[Callable[..., subprocess.Pop
         if proc.poll() is None:
             proc.kill()
         proc.wait(5)
+
+
+@pytest.fixture(scope="session")
+def clickhouse_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """``http://USER:PASSWORD@127.0.0.1:PORT`` of a running ClickHouse server (tests/support/clickhouse_server.py).
+
+    CI's, when .ci/run started one; otherwise one started here for the session and stopped after.
+    """
+    url = os.environ.get(CLICKHOUSE_URL_ENV)
+    if url:
+        yield url.rstrip("/")
+        return
+    workdir = tmp_path_factory.mktemp("clickhouse")
+    log = (workdir / "server.out").open("w+b")
+    proc = subprocess.Popen([sys.executable, "-m", "tests.support.clickhouse_server", "--dir", str(workdir),
+                             "--port", str(free_port()), "--password", uuid.uuid4().hex], cwd=ROOT, stdout=log,
+                            stderr=subprocess.STDOUT)
+    try:
+        from tests.support.processes import wait_until
+
+        def ready() -> str | None:
+            assert proc.poll() is None, (workdir / "server.out").read_text(errors="replace")
+            lines = (workdir / "server.out").read_text(errors="replace").splitlines()
+            return next((line.split()[1] for line in lines if line.startswith("ready ")), None)
+
+        yield str(wait_until(ready, 90, "the ClickHouse server", interval=0.2))
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+        log.close()
+
+
+@pytest.fixture
+def clickhouse_dsn(clickhouse_server: str) -> Iterator[str]:
+    """A ClickHouse DSN with a database of its own (dropped after the test), as ``CLICKHOUSE_URL`` takes it."""
+    import clickhouse_connect
+
+    database = f"tacore_test_{uuid.uuid4().hex[:12]}"
+    admin = clickhouse_connect.get_client(dsn=f"{clickhouse_server}/default")
+    admin.command(f"CREATE DATABASE {database}")
+    try:
+        yield f"{clickhouse_server}/{database}"
+    finally:
+        admin.command(f"DROP DATABASE IF EXISTS {database} SYNC")
+        admin.close()
+
+
+@pytest.fixture(params=["chdb", "clickhouse"])
+def kline_dsn(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """The candle store's DSN on each backend in turn: embedded chDB, then a ClickHouse server.
+
+    Tests of anything that reads or writes candles (ingest, history, analytics queries) take this (or
+    ``kline_store``) so the same assertions hold on both.
+    """
+    if request.param == "chdb":
+        return f"chdb://{tmp_path}/klines"
+    dsn: str = request.getfixturevalue("clickhouse_dsn")
+    return dsn
+
+
+@pytest.fixture
+def kline_store(kline_dsn: str) -> Iterator[KlineStore]:
+    """An open candle store on each backend in turn (see ``kline_dsn``)."""
+    store = KlineStore(kline_dsn)
+    store.open()
+    yield store
+    store.close()
+
+
+@pytest.fixture(params=["chdb", "clickhouse"])
+def storage_env(request: pytest.FixtureRequest) -> dict[str, str]:
+    """Environment for a data agent process on each backend: none (embedded chDB under DATA_DIR), then
+    ``CLICKHOUSE_URL`` of a ClickHouse server database that lives as long as the test."""
+    if request.param == "chdb":
+        return {}
+    return {"CLICKHOUSE_URL": request.getfixturevalue("clickhouse_dsn")}

@@ -55,6 +55,17 @@ def klines_weight(limit: int) -> int:
 
 
 @dataclass(slots=True)
+class _Burst:
+    """Backfill jobs that ran back to back (a restart's or a reconnect's catch-up): logged as one line."""
+
+    started: float
+    candles_before: int
+    requests_before: int
+    throttled_before: int
+    streams: set[StreamKey]
+
+
+@dataclass(slots=True)
 class BackfillStats:
     requests: int = 0
     pages_failed: int = 0
@@ -89,6 +100,7 @@ class Backfiller:
         self._client: httpx.AsyncClient | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._busy = 0
+        self._burst: _Burst | None = None
 
     # -- control -----------------------------------------------------------------------------------
     def start(self) -> None:
@@ -145,6 +157,10 @@ class Backfiller:
                 if pending is None:
                     continue
                 job = pending
+                if self._burst is None:  # history has its own summary (HistoryProgress)
+                    self._burst = _Burst(time.monotonic(), self.stats.candles, self.stats.requests,
+                                         self.stats.throttled, set())
+                self._burst.streams.add(key)
             else:
                 ranges = self._history.get(key)
                 if not ranges:
@@ -172,6 +188,20 @@ class Backfiller:
                 await asyncio.sleep(1.0)
             finally:
                 self._busy -= 1
+                if self.pending == 0:
+                    self._summarise()
+
+    def _summarise(self) -> None:
+        """One line for the burst that just ended, rather than one per stream or page."""
+        burst, self._burst = self._burst, None
+        if burst is None:
+            return
+        streams = len(burst.streams)
+        symbols = len({symbol for symbol, _ in burst.streams})
+        log.info("backfill caught up %d stream(s) of %d symbol(s): %d closed candles in %.1f s (%d requests, "
+                 "%d throttled)", streams, symbols, self.stats.candles - burst.candles_before,
+                 time.monotonic() - burst.started, self.stats.requests - burst.requests_before,
+                 self.stats.throttled - burst.throttled_before)
 
     async def _fill(self, symbol: str, interval: str, start: int, end: int | None) -> None:
         step = INTERVAL_MS[interval]

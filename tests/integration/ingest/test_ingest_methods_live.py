@@ -102,9 +102,9 @@ def test_every_bad_input_is_invalid_params_and_nothing_is_half_added(
 
 
 def test_closed_candles_publish_data_ready_matching_storage_and_market_data_answers(
-        sim: ExchangeSimulator, agent_factory: Callable[..., Agent]) -> None:
-    prefix = f"test:{uuid.uuid4().hex}:"
-    agent = agent_factory(sim, ["BTCUSDT"], REDIS_URL=REDIS_URL, TACORE_INGEST_CACHE_PREFIX=prefix)
+        sim: ExchangeSimulator, agent_factory: Callable[..., Agent], storage_env: dict[str, str]) -> None:
+    prefix = f"test:{uuid.uuid4().hex}:"  # storage_env: embedded chDB, then a ClickHouse server (CLICKHOUSE_URL)
+    agent = agent_factory(sim, ["BTCUSDT"], REDIS_URL=REDIS_URL, TACORE_INGEST_CACHE_PREFIX=prefix, **storage_env)
     subscriber = EventSubscriber(agent.events_endpoint, ("kline.BTCUSDT.1m",))
     r = redis.Redis.from_url(REDIS_URL)
     try:
@@ -140,6 +140,8 @@ def test_closed_candles_publish_data_ready_matching_storage_and_market_data_answ
         assert reply["no_data"] == ["ETHUSDT"]
         status = agent.status()
         assert status["cache"]["kind"] == "redis" and status["cache_hits"] >= 1 and status["cache_misses"] >= 1
+        assert status["storage"]["state"] == "up"
+        assert status["storage"]["kind"] == ("clickhouse" if storage_env else "chdb")
     finally:
         subscriber.close()
         keys = list(r.scan_iter(match=f"{prefix}*"))

@@ -129,17 +129,26 @@ def test_backfill_honours_retry_after(status_code: int, sim: ExchangeSimulator,
 
 
 def test_restart_keeps_the_subscription_set_and_fills_the_downtime(
-        sim: ExchangeSimulator, agent_factory: Callable[..., Agent], tmp_path: Path) -> None:
-    data_dir = tmp_path / "shared-data"
-    first = agent_factory(sim, [], data_dir=data_dir)
+        sim: ExchangeSimulator, agent_factory: Callable[..., Agent], tmp_path: Path,
+        storage_env: dict[str, str]) -> None:
+    data_dir = tmp_path / "shared-data"  # storage_env: embedded chDB, then a ClickHouse server (CLICKHOUSE_URL)
+    first = agent_factory(sim, [], data_dir=data_dir, **storage_env)
     first.call("kline.add_symbols", {"symbols": SYMBOLS})
     first.wait_flowing(14)
     time.sleep(0.5)
     assert first.stop() == 0, "SIGTERM must end the agent cleanly"
     fault = sim_now(sim)
     time.sleep(1.0)  # candles close while no agent runs
-    second = agent_factory(sim, [], data_dir=data_dir)
+    second = agent_factory(sim, [], data_dir=data_dir, **storage_env)
     assert second.call("kline.symbols")["symbols"] == SYMBOLS
     second.wait_flowing(14)
     wait_complete(second, sim, checked_streams(), fault)
-    assert second.status()["backfilled_candles"] > 0
+    status = second.status()
+    assert status["backfilled_candles"] > 0
+    assert status["storage"]["kind"] == ("clickhouse" if storage_env else "chdb")
+    # the catch-up is told in one summary line, not a line per stream or per page
+    log_lines = (Path(second.process.env["LOG_DIR"]) / "tacoreservice.log").read_text().splitlines()
+    print("\n".join(line for line in log_lines if "backfill" in line))
+    summaries = [line for line in log_lines if "backfill caught up" in line]
+    assert summaries and "14 stream(s) of 2 symbol(s)" in summaries[0], summaries
+    assert not [line for line in log_lines if "HTTP Request" in line or "klines?" in line]

@@ -1,9 +1,7 @@
-"""The candle store on real chDB: one row per candle, closed beats open, history order and limits."""
+"""The candle store on both backends (embedded chDB and a ClickHouse server): one row per candle, closed
+beats open, history order and limits."""
 
 from __future__ import annotations
-
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
@@ -17,11 +15,8 @@ def row(open_time: int, event_time: int, *, closed: bool = False, close: float =
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Iterator[KlineStore]:
-    store = KlineStore(f"chdb://{tmp_path}/klines")
-    store.open()
-    yield store
-    store.close()
+def store(kline_store: KlineStore) -> KlineStore:
+    return kline_store  # tests/conftest.py: chDB, then a ClickHouse server
 
 
 def test_reads_return_one_row_per_candle_and_closed_beats_a_later_open_update(store: KlineStore) -> None:
