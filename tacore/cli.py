@@ -21,14 +21,13 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
     from tacore.service import Service
 
     name_process("serve")
-    overrides: dict[str, Any] = {}
-    if args.workers:
-        overrides["worker_count"] = args.workers
-    if overrides:
-        settings = settings.model_copy(update=overrides)
+    if args.workers is not None and args.workers < 0:
+        print("tacore serve: --workers must be 0 or more", file=sys.stderr)
+        return 2
     configure_logging(settings, "serve")
     stop = stop_event_on_signals()
-    Service(settings, data_agent=not args.no_data_agent, api=not args.no_api, demo=args.demo).run(stop)
+    Service(settings, data_agent=not args.no_data_agent, api=not args.no_api, demo=args.demo,
+            workers=args.workers).run(stop)
     return 0
 
 
@@ -51,7 +50,7 @@ def _call(settings: Settings, args: argparse.Namespace) -> int:
               "Start one with `tacore serve`, or name the right one with --endpoint (or ZMQ_FRONTEND_PORT).",
               file=sys.stderr)
         return 3
-    with LazyPirateClient(endpoint, timeout_ms=args.timeout_ms, retries=args.retries,
+    with LazyPirateClient(endpoint, timeout_ms=args.timeout_ms, retries=args.retries, internal=args.internal,
                           curve=client_keys(settings)) as client:
         try:
             reply = client.request(args.method, params, priority=args.priority, deadline_ms=args.deadline_ms)
@@ -103,7 +102,8 @@ def _worker(settings: Settings, args: argparse.Namespace) -> int:
     worker_keys(settings)  # a missing or bad key stops here, not in every worker process
     configure_logging(settings, "workers")
     stop = stop_event_on_signals()
-    WorkerPool(settings, prefix=args.prefix).run(stop)
+    prefix = args.prefix if args.prefix is not None else f"{socket.gethostname()}-w"
+    WorkerPool(settings, prefix=prefix).run(stop)
     return 0
 
 
@@ -144,7 +144,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="run the whole service: broker, workers, data agent, sidecar")
     serve.add_argument("--demo", action="store_true",
                        help="also run the exchange simulator and stream a few symbols from it")
-    serve.add_argument("--workers", type=int, default=0, help="worker processes (default WORKER_COUNT)")
+    serve.add_argument("--workers", type=int, default=None,
+                       help="worker processes here (default WORKER_COUNT; 0: only workers that join from elsewhere)")
     serve.add_argument("--no-data-agent", action="store_true", help="do not start the data agent")
     serve.add_argument("--no-api", action="store_true", help="do not start the monitoring sidecar")
     serve.set_defaults(func=_serve)
@@ -157,12 +158,15 @@ def build_parser() -> argparse.ArgumentParser:
     call.add_argument("--retries", type=int, default=2)
     call.add_argument("--priority", type=int, default=None, help="0 (highest) .. 9")
     call.add_argument("--deadline-ms", type=float, default=None, help="the request's timeout_ms")
+    call.add_argument("--internal", action="store_true",
+                      help="mark it as TACore's own call (health checks, scripts): kept out of user figures")
     call.set_defaults(func=_call)
 
     worker = sub.add_parser("worker", help="run worker processes that join a broker, possibly remote")
     worker.add_argument("--connect", help="broker backend, e.g. tcp://10.0.0.5:5556")
     worker.add_argument("--count", type=int, default=0, help="processes (default WORKER_COUNT)")
-    worker.add_argument("--prefix", default="remote-", help="worker id prefix")
+    worker.add_argument("--prefix", default=None,
+                        help="worker id prefix (default HOSTNAME-w, so workers of several hosts never clash)")
     worker.set_defaults(func=_worker)
 
     broker = sub.add_parser("broker", help="run the broker alone")

@@ -121,7 +121,8 @@ class Component:
 
 
 class Service:
-    def __init__(self, settings: Settings, *, data_agent: bool = True, api: bool = True, demo: bool = False) -> None:
+    def __init__(self, settings: Settings, *, data_agent: bool = True, api: bool = True, demo: bool = False,
+                 workers: int | None = None) -> None:
         from clients import LazyPirateClient
         from workers.pool import WorkerPool, load_registry
 
@@ -160,7 +161,7 @@ class Service:
         # The supervisor's own calls (readiness, the closing figures) are internal traffic.
         self.client = LazyPirateClient(settings.client_endpoint, timeout_ms=400, retries=0, internal=True,
                                        curve=client_keys(settings))
-        self.pool = WorkerPool(settings)
+        self.pool = WorkerPool(settings, count=workers)  # None: WORKER_COUNT; 0: workers join from elsewhere
         expected = frozenset(load_registry(settings.worker_registry).names())
         if data_agent:
             expected |= DATA_AGENT_METHODS

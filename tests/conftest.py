@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from tacore.store.klines import KlineStore
+from tests.support.databases import fresh_server_database
 from tests.support.ports import free_port
 from tests.support.processes import ROOT, TACoreProcess
 
@@ -156,3 +157,10 @@ def storage_env(request: pytest.FixtureRequest) -> dict[str, str]:
     if request.param == "chdb":
         return {}
     return {"CLICKHOUSE_URL": request.getfixturevalue("clickhouse_dsn")}
+
+
+@pytest.fixture(params=["mysql", "postgresql"])
+def server_database(request: pytest.FixtureRequest) -> Iterator[tuple[str, str]]:
+    """A fresh database on the machine's PostgreSQL or MariaDB server: (dialect, URL); dropped after."""
+    with fresh_server_database(request.param) as url:
+        yield request.param, url

@@ -64,7 +64,7 @@ def worker_main(settings: Settings, worker_id: str, watchdog: Any = None) -> Non
 class WorkerPool:
     def __init__(self, settings: Settings, *, count: int | None = None, prefix: str = "w") -> None:
         self.settings = settings
-        self.count = count or settings.worker_count
+        self.count = settings.worker_count if count is None else count  # 0: workers come from elsewhere
         self.prefix = prefix
         self.restarts = 0
         self.recycled = 0

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -146,7 +147,7 @@ def test_broker_restart_client_retry_succeeds_and_workers_reregister(
         caller.join(15)
         assert result["reply"]["status"] == "success"
         assert result["reply"]["request_id"] == "across-restart"
-        assert status["workers"][0]["worker_id"].startswith("remote-")
+        assert status["workers"][0]["worker_id"].startswith(f"{socket.gethostname()}-w")  # unique across hosts
     finally:
         restarted.stop()
         workers.stop()

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import os
-import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import psutil
 import pytest
-from sqlalchemy import create_engine, func, select, text
+from sqlalchemy import create_engine, func, select
 
 from clients import AsyncClient
 from tacore.store.request_log import request_log
@@ -55,32 +54,6 @@ def test_records_buffered_at_shutdown_are_flushed(tacore_factory: Callable[..., 
     asyncio.run(_burst(tacore.frontend, 500, "late"))
     assert tacore.stop() == 0
     assert _rows(f"sqlite:///{tacore.env['DATABASE_PATH']}", "late") == 500
-
-
-_SERVERS = {
-    # dialect: (admin URL, URL of the test database, CREATE/DROP quoting, DROP suffix)
-    "postgresql": ("postgresql+psycopg2://postgres@127.0.0.1:5432/postgres",
-                   "postgresql+psycopg2://postgres@127.0.0.1:5432/{name}", '"', " WITH (FORCE)"),
-    "mysql": ("mysql+pymysql://root@127.0.0.1:3306/", "mysql+pymysql://root@127.0.0.1:3306/{name}", "`", ""),
-}
-
-
-@pytest.fixture(params=sorted(_SERVERS))
-def server_database(request: pytest.FixtureRequest) -> Iterator[tuple[str, str]]:
-    """A fresh database on the machine's PostgreSQL or MariaDB server: (dialect, URL); dropped after."""
-    dialect: str = request.param
-    admin_url, url, quote, drop_suffix = _SERVERS[dialect]
-    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
-    name = f"tacore_test_{uuid.uuid4().hex[:8]}"
-    try:
-        with admin.connect() as conn:
-            conn.execute(text(f"CREATE DATABASE {quote}{name}{quote}"))
-    except Exception as exc:  # the servers are part of this machine's setup; say so loudly if one is missing
-        pytest.fail(f"{dialect} server is not reachable: {exc}")
-    yield dialect, url.format(name=name)
-    with admin.connect() as conn:
-        conn.execute(text(f"DROP DATABASE IF EXISTS {quote}{name}{quote}{drop_suffix}"))
-    admin.dispose()
 
 
 @pytest.mark.postgres
