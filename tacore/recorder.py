@@ -28,13 +28,13 @@ _PERF_EVERY_S = 10.0
 class RequestRecorder:
     def __init__(self, settings: Settings, context: zmq.Context[Any] | None = None) -> None:
         self.settings = settings
-        self.engine = make_engine(settings.sqlalchemy_url)
-        upgrade_schema(self.engine)
         self.context: zmq.Context[Any] = context or zmq.Context.instance()
         self.socket = self.context.socket(zmq.PULL)
         self.socket.setsockopt(zmq.RCVHWM, 10_000)
         self.socket.setsockopt(zmq.LINGER, 0)
-        self.socket.bind(settings.recorder_endpoint)
+        self.socket.bind(settings.recorder_endpoint)  # first: records queue here while the schema is checked
+        self.engine = make_engine(settings.sqlalchemy_url)
+        upgrade_schema(self.engine)  # a no-op under tacore serve, which migrated before starting anything
         self.written = 0
         self.failed_batches = 0
         self._pending: list[list[Any]] = []

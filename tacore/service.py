@@ -211,8 +211,7 @@ class Service:
             engine.dispose()
         for component in self.components:
             self._start(component)
-            if component.name == "broker":
-                self.pool.start()
+        self.pool.start()
         log.info("tacore starting: %s, %d workers", ", ".join(c.name for c in self.components), self.pool.count)
         try:
             while not stop.wait(0.2):

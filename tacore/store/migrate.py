@@ -10,21 +10,26 @@ from __future__ import annotations
 
 import logging
 from importlib import resources
+from typing import TYPE_CHECKING
 
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
-from sqlalchemy import inspect
+from sqlalchemy import inspect, text
 from sqlalchemy.engine import Connection, Engine
+
+if TYPE_CHECKING:
+    from alembic.config import Config
 
 log = logging.getLogger("tacore.store")
 
 #: The revision that matches the request log created before Alembic (``metadata.create_all``).
 BASELINE_REVISION = "0001"
+#: The newest revision under migrations/versions (a test holds the two equal). Knowing it lets a process
+#: whose database is already current skip loading Alembic at all, which is most starts of every process.
+HEAD_REVISION = "0002"
 
 
 def _config(connection: Connection | None = None) -> Config:
+    from alembic.config import Config
+
     config = Config()
     config.set_main_option("script_location", str(resources.files("tacore.store").joinpath("migrations")))
     if connection is not None:
@@ -33,6 +38,9 @@ def _config(connection: Connection | None = None) -> Config:
 
 
 def head_revision() -> str:
+    """The newest revision, as Alembic reads it from the migration scripts."""
+    from alembic.script import ScriptDirectory
+
     head = ScriptDirectory.from_config(_config()).get_current_head()
     if head is None:  # pragma: no cover - the package ships its migrations
         raise RuntimeError("no migrations found under tacore/store/migrations")
@@ -40,12 +48,27 @@ def head_revision() -> str:
 
 
 def current_revision(engine: Engine) -> str | None:
+    from alembic.runtime.migration import MigrationContext
+
     with engine.connect() as conn:
         return MigrationContext.configure(conn).get_current_revision()
 
 
+def _is_current(engine: Engine) -> bool:
+    """True when the database is at ``HEAD_REVISION`` (plain SQL: no Alembic import)."""
+    with engine.connect() as conn:
+        if not inspect(conn).has_table("alembic_version"):
+            return False
+        return list(conn.execute(text("SELECT version_num FROM alembic_version")).scalars()) == [HEAD_REVISION]
+
+
 def upgrade_schema(engine: Engine) -> tuple[str | None, str]:
     """Apply every migration the database lacks; returns (revision before, revision now)."""
+    if _is_current(engine):
+        return HEAD_REVISION, HEAD_REVISION
+    from alembic import command
+    from alembic.runtime.migration import MigrationContext
+
     with engine.begin() as conn:
         before = MigrationContext.configure(conn).get_current_revision()
         config = _config(conn)

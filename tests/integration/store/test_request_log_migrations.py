@@ -14,7 +14,13 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Column, Float, Index, Integer, MetaData, String, Table, inspect, select
 from sqlalchemy.engine import Engine
 
-from tacore.store.migrate import BASELINE_REVISION, current_revision, head_revision, upgrade_schema
+from tacore.store.migrate import (
+    BASELINE_REVISION,
+    HEAD_REVISION,
+    current_revision,
+    head_revision,
+    upgrade_schema,
+)
 from tacore.store.request_log import insert_records, make_engine, metadata, request_log
 from tests.support.databases import fresh_server_database
 
@@ -98,3 +104,8 @@ def test_upgrading_a_database_at_the_newest_revision_changes_nothing(engine: Eng
     with engine.connect() as conn:
         assert conn.execute(select(request_log.c.request_id)).scalars().all() == ["r1"]
 
+
+
+def test_the_known_head_is_the_newest_migration() -> None:
+    """``HEAD_REVISION`` lets a current database skip Alembic; it must name the newest script."""
+    assert head_revision() == HEAD_REVISION
