@@ -78,7 +78,9 @@ def test_the_recorder_runs_behind_the_processes_that_serve_requests(tacore: TACo
         return any(c.laddr.port == recorder_port and c.status == psutil.CONN_LISTEN
                    for c in proc.net_connections(kind="tcp"))
 
-    recorders = [p for p in children if listens_on_recorder_port(p)]
+    # it may still be starting when the workers already serve (it is the least urgent process)
+    recorders = wait_until(lambda: [p for p in children if listens_on_recorder_port(p)], 30,
+                           "a process listening on RECORDER_PORT")
     assert len(recorders) == 1, f"no single process listens on RECORDER_PORT: {children}"
     recorder = recorders[0]
     policies = {t.id: os.sched_getscheduler(t.id) for t in recorder.threads()}
