@@ -91,7 +91,7 @@ def _run_data_agent(settings: Settings) -> None:
 def _run_sidecar(settings: Settings) -> None:
     from tacore.api.server import run
 
-    run(settings)
+    run(settings, migrate=False)  # the recorder, started first, owns the request log's schema
 
 
 def _run_exchange_sim(argv: list[str]) -> None:
@@ -200,15 +200,7 @@ class Service:
 
     # -- running -----------------------------------------------------------------------------------
     def run(self, stop: threading.Event) -> None:
-        from tacore.store.migrate import upgrade_schema
-        from tacore.store.request_log import make_engine
-
         self.started_at = time.monotonic()
-        engine = make_engine(self.settings.sqlalchemy_url)
-        try:
-            upgrade_schema(engine)  # once, before any process reads or writes the request log
-        finally:
-            engine.dispose()
         for component in self.components:
             self._start(component)
         self.pool.start()

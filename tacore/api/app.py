@@ -37,7 +37,9 @@ AI analysis, each forwarded to the data agent), and a live dashboard at `/`.
 Every endpoint but `/health` and `/ping` needs the `X-API-Key` header when `API_KEY` is set."""
 
 
-def create_app(settings: Settings, *, sample_interval_s: float = 1.0) -> FastAPI:
+def create_app(settings: Settings, *, sample_interval_s: float = 1.0, migrate: bool = True) -> FastAPI:
+    """``migrate``: bring the request log's schema up to date at start (``tacore api`` alone); under
+    ``tacore serve`` the recorder does it, the sidecar only reads (503 on /logs until the table exists)."""
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         try:
@@ -45,10 +47,11 @@ def create_app(settings: Settings, *, sample_interval_s: float = 1.0) -> FastAPI
         except Exception as exc:  # e.g. the SQLite directory cannot be made: start, and say so in /health
             log.error("request log database unusable (%s); /logs and /health report it", exc)
             engine = create_engine(settings.sqlalchemy_url)
-        try:
-            upgrade_schema(engine)  # the recorder may not have created it yet; reads then see an empty log
-        except Exception as exc:
-            log.warning("request log schema not ready (%s); /logs answers 503 until it is", exc)
+        if migrate:
+            try:
+                upgrade_schema(engine)  # the recorder may not have created it yet; reads then see an empty log
+            except Exception as exc:
+                log.warning("request log schema not ready (%s); /logs answers 503 until it is", exc)
         keys = client_keys(settings)
         poll_link = BrokerLink(settings.client_endpoint, internal=True, curve=keys)
         await poll_link.start()

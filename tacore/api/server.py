@@ -20,7 +20,8 @@ from tacore.settings import Settings
 log = logging.getLogger("tacore.api")
 
 
-def run(settings: Settings) -> None:
+def run(settings: Settings, *, migrate: bool = True) -> None:
+    """Serve until SIGTERM/SIGINT; ``migrate=False`` under ``tacore serve``, whose recorder owns the schema."""
     from tacore.logconfig import configure_logging
 
     configure_logging(settings, "api")
@@ -34,7 +35,7 @@ def run(settings: Settings) -> None:
         log.info("monitoring sidecar requires the X-API-Key header (except /health and /ping)")
     log.info("monitoring sidecar on http://%s:%d (dashboard at /, API docs at /docs), broker %s",
              host, settings.api_port, settings.client_endpoint)
-    config = uvicorn.Config(create_app(settings), host=host, port=settings.api_port, log_config=None,
+    config = uvicorn.Config(create_app(settings, migrate=migrate), host=host, port=settings.api_port, log_config=None,
                             access_log=False, lifespan="on", timeout_graceful_shutdown=5,
                             server_header=False)
     for signum in (signal.SIGTERM, signal.SIGINT):

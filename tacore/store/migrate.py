@@ -1,7 +1,8 @@
 """Bringing a request-log database to the newest schema at start-up, with Alembic.
 
-``tacore serve`` calls ``upgrade_schema`` once before it starts any process; the recorder and the
-sidecar call it too (a no-op at the newest revision) so each also works on its own. A database made
+The recorder (the request log's only writer, which ``tacore serve`` starts first) calls
+``upgrade_schema`` at start-up; ``tacore api`` run alone does too. Under ``tacore serve`` the sidecar
+only reads, so no two processes migrate one database at once. A database made
 before Alembic came in (the table exists, the version table does not) is stamped at the first
 revision, which matches what it has, and then upgraded in place: its rows stay.
 """
