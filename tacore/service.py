@@ -167,6 +167,7 @@ class Service:
             expected |= DATA_AGENT_METHODS
         self.components = self._components(expected, sim_args, llm_sim)
         self.started_at = 0.0
+        self._warn_at = 0.0
         self.ready_at: float | None = None
         self.last_status: dict[str, Any] | None = None
         self.last_metrics: dict[str, Any] | None = None
@@ -201,6 +202,7 @@ class Service:
     # -- running -----------------------------------------------------------------------------------
     def run(self, stop: threading.Event) -> None:
         self.started_at = time.monotonic()
+        self._warn_at = self.started_at + READY_TIMEOUT_S
         for component in self.components:
             self._start(component)
         self.pool.start()
@@ -238,10 +240,11 @@ class Service:
         waiting = [c.name for c in self.components if not _safely(c.answers)]
         if not self._workers_answer():
             waiting.append("workers")
-        elapsed = time.monotonic() - self.started_at
+        now = time.monotonic()
         if waiting:
-            if elapsed > READY_TIMEOUT_S and int(elapsed * 5) % 150 == 0:  # every 30 s once overdue
-                log.warning("still waiting for %s to answer after %.0f s", ", ".join(waiting), elapsed)
+            if now >= self._warn_at:  # overdue: say what is missing, every 30 s
+                log.warning("still waiting for %s to answer after %.0f s", ", ".join(waiting), now - self.started_at)
+                self._warn_at = now + 30.0
             return
         self.ready_at = time.monotonic()
         facts = self._ready_facts(self.ready_at - self.started_at)
