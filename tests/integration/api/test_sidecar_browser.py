@@ -94,6 +94,15 @@ def test_dashboard_updates_live_in_chromium(service: Service, tmp_path: Path) ->
             page.wait_for_timeout(1200)  # one more tick so the chart has the burst
             page.screenshot(path=str(tmp_path / "dashboard.png"), full_page=True)
 
+            # TACore's own calls (the sidecar's kline polls) join the figures only when switched on
+            users = _number(page.inner_text("#requests-total"))
+            page.check("#show-internal")
+            _wait_for(page, lambda: (n := _number(page.inner_text("#requests-total"))) and n > users, 8,
+                      "the request total to include TACore's own calls")
+            page.uncheck("#show-internal")
+            _wait_for(page, lambda: _number(page.inner_text("#requests-total")) == users, 8,
+                      "the user total again")
+
             page.goto(f"{service.base_url}/docs")  # Swagger UI, also from the package only
             page.wait_for_selector("text=/workers", timeout=10_000)
             assert "TACore monitoring sidecar" in page.inner_text(".swagger-ui .info")
