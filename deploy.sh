@@ -97,7 +97,7 @@ local_down() {
   for _ in $(seq 1 120); do
     if ! kill -0 "$pid" 2>/dev/null; then
       rm -f "$PID_FILE"
-      sed -n '/^TACore stopped/,$p' "$OUT"
+      awk '/^TACore stopped/ {p = 1} p && !/^(TACore stopped|  )/ {exit} p' "$OUT"
       return
     fi
     sleep 0.5
