@@ -93,6 +93,8 @@ def closing_summary(status: Mapping[str, Any] | None, metrics: Mapping[str, Any]
         lines += [
             f"  requests answered     {user:,} from clients ({user_ok:,} succeeded, {user_err:,} answered with an "
             f"error); {internal:,} more were TACore's own (sidecar polling, start-up checks)",
+            f"  past their deadline   {c.get('timeout_dispatched', 0):,} answered TIMEOUT while a worker ran them, "
+            f"{c.get('cancelled', 0):,} cancelled (broker.cancel)",
             f"  never run             {c.get('timeout', 0):,} passed their deadline in the queue, "
             f"{c.get('busy', 0):,} refused BUSY (queue full), {c.get('refused_stopping', 0):,} refused while "
             "stopping",

@@ -78,7 +78,8 @@ def describe_counters(counters: dict[str, int]) -> str:
             f"(by a worker, or TIMEOUT / WORKER_LOST / UNAVAILABLE when it could not run); not accepted: "
             f"{c.get('busy', 0):,} BUSY (queue full), {c.get('refused_stopping', 0):,} while stopping, "
             f"{c.get('invalid_request', 0):,} unreadable, {c.get('unknown_method', 0):,} unknown method; of the "
-            f"accepted, {c.get('timeout', 0):,} timed out in the queue and {c.get('worker_lost', 0):,} were lost "
+            f"accepted, {c.get('timeout', 0):,} timed out in the queue, {c.get('timeout_dispatched', 0):,} at a "
+            f"worker, {c.get('cancelled', 0):,} were cancelled and {c.get('worker_lost', 0):,} were lost "
             f"with a worker ({c.get('redispatched', 0):,} re-run elsewhere); {c.get('deduped', 0):,} retries "
             f"answered without running twice; {c.get('reply_undeliverable', 0):,} replies found their client gone "
             f"(broker.status/metrics calls are counted as read only)")

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from alembic import context
 
-from tacore.store.request_log import metadata
+from tacore.store import idempotency, request_log
 
 connection = context.config.attributes["connection"]
-context.configure(connection=connection, target_metadata=metadata,
+# every table these migrations own, so autogenerate compares against all of them
+context.configure(connection=connection, target_metadata=[request_log.metadata, idempotency.metadata],
                   render_as_batch=connection.dialect.name == "sqlite")  # SQLite alters tables by copying them
 with context.begin_transaction():
     context.run_migrations()

@@ -14,6 +14,7 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Column, Float, Index, Integer, MetaData, String, Table, inspect, select
 from sqlalchemy.engine import Engine
 
+from tacore.store import idempotency
 from tacore.store.migrate import (
     BASELINE_REVISION,
     HEAD_REVISION,
@@ -62,8 +63,12 @@ def _legacy_table(md: MetaData) -> Table:
 
 
 def _schema_differences(engine: Engine) -> list[object]:
+    """What the migrated database lacks or has beyond the tables the code declares (all the migrations')."""
+    declared = MetaData()
+    for table in (*metadata.tables.values(), *idempotency.metadata.tables.values()):
+        table.to_metadata(declared)
     with engine.connect() as conn:
-        diff: list[object] = compare_metadata(MigrationContext.configure(conn), metadata)
+        diff: list[object] = compare_metadata(MigrationContext.configure(conn), declared)
         return diff
 
 
