@@ -83,8 +83,13 @@ def test_the_recorder_runs_behind_the_processes_that_serve_requests(tacore: TACo
                            "a process listening on RECORDER_PORT")
     assert len(recorders) == 1, f"no single process listens on RECORDER_PORT: {children}"
     recorder = recorders[0]
-    policies = {t.id: os.sched_getscheduler(t.id) for t in recorder.threads()}
-    assert set(policies.values()) == {os.SCHED_IDLE}, f"recorder threads' policies: {policies}"
+
+    def policies() -> dict[int, int]:
+        return {t.id: os.sched_getscheduler(t.id) for t in recorder.threads()}
+
+    # it sets itself up (socket, schema) at normal priority, then moves every thread to SCHED_IDLE
+    wait_until(lambda: set(policies().values()) == {os.SCHED_IDLE}, 30, "the recorder at SCHED_IDLE")
+    assert set(policies().values()) == {os.SCHED_IDLE}, f"recorder threads' policies: {policies()}"
     broker_pid = tacore.status()["pid"]
     assert os.sched_getscheduler(broker_pid) == os.SCHED_OTHER
     assert asyncio.run(_burst(tacore.frontend, 200, "idle")) is None
