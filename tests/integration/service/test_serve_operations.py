@@ -28,12 +28,12 @@ import psutil
 import pytest
 
 from clients import LazyPirateClient
+from tacore.service import DEMO_SYMBOLS, DEMO_US_SYMBOLS
 from tests.support.ports import free_port
 from tests.support.processes import ROOT, TACoreProcess, raw_call, wait_until
 
 pytestmark = pytest.mark.timeout(180)
 
-DEMO_SYMBOLS = ["BNBUSDT", "BTCUSDT", "ETHUSDT", "SOLUSDT"]
 _LOG_TIME = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) (\w+)")
 
 
@@ -115,7 +115,7 @@ def test_one_ready_banner_names_every_endpoint_directory_and_streamed_symbol(dem
     for text in (f"tcp://127.0.0.1:{ports['ZMQ_FRONTEND_PORT']}", f"tcp://127.0.0.1:{ports['ZMQ_BACKEND_PORT']}",
                  f"tcp://127.0.0.1:{ports['EVENTS_PORT']}", f"{demo.api}/", f"{demo.api}/docs",
                  str(Path(env["DATA_DIR"]).resolve()), str(Path(env["LOG_DIR"]).resolve()),
-                 ", ".join(DEMO_SYMBOLS), "exchange simulator", "subscriptions persist",
+                 *DEMO_SYMBOLS, *DEMO_US_SYMBOLS, "exchange simulator", "subscriptions persist",
                  str(Path(env["DATA_DIR"]).resolve() / "data-agent" / "subscriptions.json"), "w1, w2"):
         assert text in banner, f"{text!r} not in the banner:\n{banner}"
 

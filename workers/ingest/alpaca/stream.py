@@ -159,8 +159,8 @@ class AlpacaStream:
                 reason = f"failed: {type(exc).__name__}: {exc}"[:200]
                 log.exception("alpaca stream failed")
             self.last_close = reason
-            if self.connected_since is not None or self.confirmed:
-                self._listener.on_disconnected(reason)
+            if (self.connected_since is not None or self.confirmed) and not self._closing:
+                self._listener.on_disconnected(reason)  # not when we close it ourselves (an orderly stop)
             self._ws, self._authenticated, self.connected_since = None, False, None
             self.confirmed.clear()
             self._requested.clear()
