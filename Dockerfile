@@ -22,8 +22,11 @@ RUN python -m venv /opt/tacore \
  && /opt/tacore/bin/python -c "import tacore.broker.broker as b; assert b.__file__.endswith('.so'), b.__file__"
 
 FROM python:3.11-slim AS runtime
+# /keys: where a container is given key files (compose mounts the worker key there); owned by tacore, so a
+# named volume mounted on it starts out writable by the user the image runs as.
 RUN groupadd --system --gid 10001 tacore \
- && useradd --system --uid 10001 --gid tacore --home-dir /data --create-home --shell /usr/sbin/nologin tacore
+ && useradd --system --uid 10001 --gid tacore --home-dir /data --create-home --shell /usr/sbin/nologin tacore \
+ && install -d -m 0700 -o tacore -g tacore /keys
 COPY --from=build /opt/tacore /opt/tacore
 COPY config /app/config
 WORKDIR /app
@@ -43,6 +46,7 @@ VOLUME ["/data"]
 EXPOSE 5555 5556 5557 8000
 # Healthy = a real request goes through the broker to a worker and back (marked as TACore's own call,
 # so health checks stay out of the user figures); the sidecar answering /health alone would not show that.
+# With BROKER_CURVE on it presents the local-admin key that `tacore serve` makes in /data/keys.
 HEALTHCHECK --interval=15s --timeout=10s --start-period=90s --retries=3 \
   CMD ["tacore", "call", "--internal", "--timeout-ms", "3000", "--retries", "0", "health.check"]
 STOPSIGNAL SIGTERM

@@ -107,6 +107,22 @@ def _worker(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _worker_health(settings: Settings, args: argparse.Namespace) -> int:
+    """0 when every worker of this host heard the broker lately (WORKER_ALIVE_DIR), else 1: a healthcheck."""
+    from pathlib import Path
+
+    from workers.alive import check
+
+    directory = args.dir or settings.worker_alive_dir
+    if directory is None:
+        print("tacore worker-health: set WORKER_ALIVE_DIR (for `tacore worker` too) or pass --dir", file=sys.stderr)
+        return 2
+    max_age_s = settings.heartbeat_interval_ms * (settings.heartbeat_liveness + 1) / 1000.0
+    report = check(Path(directory), max_age_s)
+    print("\n".join(report.lines), file=sys.stdout if report.healthy else sys.stderr)
+    return 0 if report.healthy else 1
+
+
 def _broker(settings: Settings, args: argparse.Namespace) -> int:
     from tacore.broker import Broker
     from tacore.logconfig import configure_logging
@@ -168,6 +184,11 @@ def build_parser() -> argparse.ArgumentParser:
     worker.add_argument("--prefix", default=None,
                         help="worker id prefix (default HOSTNAME-w, so workers of several hosts never clash)")
     worker.set_defaults(func=_worker)
+
+    health = sub.add_parser("worker-health",
+                            help="exit 0 when every worker here heard the broker lately (WORKER_ALIVE_DIR)")
+    health.add_argument("--dir", help="the liveness directory (default WORKER_ALIVE_DIR)")
+    health.set_defaults(func=_worker_health)
 
     broker = sub.add_parser("broker", help="run the broker alone")
     broker.add_argument("--no-request-log", action="store_true", help="do not ship records to a recorder")

@@ -171,6 +171,7 @@ class Service:
         self.ready_at: float | None = None
         self.last_status: dict[str, Any] | None = None
         self.last_metrics: dict[str, Any] | None = None
+        self.last_symbols: dict[str, Any] | None = None  # kline.symbols as the data agent answered it when ready
 
     # -- what runs ---------------------------------------------------------------------------------
     def _components(self, expected: frozenset[str], sim_args: list[str] | None,
@@ -264,7 +265,9 @@ class Service:
 
     def _data_agent_answers(self) -> bool:
         serving = (self.last_status or {}).get("methods", {}).get("kline.symbols", {}).get("workers", 0)
-        return bool(serving) and self._call("kline.symbols") is not None
+        if serving:
+            self.last_symbols = self._call("kline.symbols")  # the banner's list (no second call on a busy box)
+        return bool(serving) and self.last_symbols is not None
 
     def _sidecar_answers(self) -> bool:
         response = httpx.get(f"http://127.0.0.1:{self.settings.api_port}/health", timeout=0.5)
@@ -278,8 +281,7 @@ class Service:
         s = self.settings
         symbols: list[str] = []
         if self.data_agent:
-            data = _safely(lambda: self._call("kline.symbols")) or {}
-            symbols = list(data.get("symbols", []))
+            symbols = list((self.last_symbols or {}).get("symbols", []))
         host = "127.0.0.1" if s.api_bind_host in ("0.0.0.0", "::") else s.api_bind_host
         dashboard = f"http://{host}:{s.api_port}/" if self.api else None
         return ReadyFacts(

@@ -94,6 +94,9 @@ class Settings(BaseSettings):
     worker_handback_ms: int = Field(100, ge=10)
     #: a pool worker whose handler still runs this long past its deadline (or after SIGTERM) is recycled
     worker_recycle_grace_ms: int = Field(5_000, ge=50)
+    #: each worker process touches DIR/<worker_id> when a broker heartbeat reaches it (registered and heard):
+    #: what ``tacore worker-health`` reads, a container healthcheck that needs no client key
+    worker_alive_dir: Path | None = None
     #: where non-idempotent requests are claimed (SQLAlchemy URL); unset: the service's server database
     #: (DATABASE_URL), or SQLite ``idempotency.db`` beside DATABASE_PATH
     idempotency_url: str | None = None
@@ -151,7 +154,8 @@ class Settings(BaseSettings):
 
     @field_validator("redis_url", "database_url", "clickhouse_url", "api_key", "broker_connect", "api_host",
                      "idempotency_url", "alpaca_api_key_id", "alpaca_api_secret_key", "keys_dir", "server_key",
-                     "client_key", "worker_key", "llm_base_url", "llm_api_key", "llm_model", mode="before")
+                     "client_key", "worker_key", "llm_base_url", "llm_api_key", "llm_model", "worker_alive_dir",
+                     mode="before")
     @classmethod
     def _blank_is_unset(cls, value: Any) -> Any:
         return None if isinstance(value, str) and not value.strip() else value

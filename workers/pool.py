@@ -38,6 +38,7 @@ def worker_main(settings: Settings, worker_id: str, watchdog: Any = None) -> Non
     from tacore.signals import stop_event_on_signals
     from tacore.store.idempotency import IdempotencyStore
     from workers import dependencies
+    from workers.alive import AliveMark
     from workers.runtime import Worker
 
     name_process(f"worker {worker_id}")
@@ -49,12 +50,15 @@ def worker_main(settings: Settings, worker_id: str, watchdog: Any = None) -> Non
     store = None
     if any(not spec.idempotent for spec in registry):
         store = IdempotencyStore(settings.idempotency_store_url, ttl_s=settings.idempotency_ttl_s)
+    alive = None
+    if settings.worker_alive_dir is not None:
+        alive = AliveMark(settings.worker_alive_dir / worker_id, settings.heartbeat_interval_ms / 1000.0)
     worker = Worker(settings.worker_endpoint, registry, worker_id=worker_id, kind="worker",
                     credit=settings.worker_credit, heartbeat_interval_ms=settings.heartbeat_interval_ms,
                     liveness=settings.heartbeat_liveness, reconnect_initial_ms=settings.reconnect_initial_ms,
                     reconnect_max_ms=settings.reconnect_max_ms, idempotency=store,
                     handback_ms=settings.worker_handback_ms, recycle_grace_ms=settings.worker_recycle_grace_ms,
-                    exit_on_overrun=True, watchdog=watchdog, curve=worker_keys(settings))
+                    exit_on_overrun=True, watchdog=watchdog, curve=worker_keys(settings), alive=alive)
     log.info("worker %s started, serving %s via %s%s", worker_id, ", ".join(worker.registry.names()),
              settings.worker_endpoint, f"; idempotency records in {store.describe()}" if store else "")
     worker.run(stop)
@@ -73,6 +77,10 @@ class WorkerPool:
         self._watchdogs: dict[str, Any] = {}  # worker_id -> RawValue('d'): monotonic time it must be gone by
 
     def start(self) -> None:
+        if self.settings.worker_alive_dir is not None:
+            from workers.alive import prepare
+
+            prepare(self.settings.worker_alive_dir)
         for index in range(self.count):
             self._spawn(f"{self.prefix}{index + 1}")
 

@@ -34,6 +34,7 @@ from tacore.protocol import worker as wp
 from tacore.protocol.envelope import encode_error, encode_reply
 from tacore.store.idempotency import IdempotencyStore, StoreUnavailable, params_hash
 from tacore.transport import recv_batch, send_frames
+from workers.alive import AliveMark
 from workers.context import CallContext, CancelSignal, set_current_call
 from workers.registry import MethodRegistry
 
@@ -73,7 +74,8 @@ class Worker:
                  reconnect_initial_ms: int = 250, reconnect_max_ms: int = 8000,
                  context: zmq.Context[Any] | None = None, idempotency: IdempotencyStore | None = None,
                  handback_ms: int = 100, recycle_grace_ms: int = 5000, exit_on_overrun: bool = False,
-                 watchdog: Watchdog | None = None, curve: CurveKeys | None = None) -> None:
+                 watchdog: Watchdog | None = None, curve: CurveKeys | None = None,
+                 alive: AliveMark | None = None) -> None:
         if idempotency is None and any(not spec.idempotent for spec in registry):
             raise ValueError("a worker serving non-idempotent methods needs an idempotency store "
                              "(IDEMPOTENCY_URL): without one a retry after a broker restart could run them twice")
@@ -93,6 +95,7 @@ class Worker:
         self.recycle_grace_s = recycle_grace_ms / 1000.0
         self.exit_on_overrun = exit_on_overrun
         self._watchdog = watchdog
+        self._alive = alive  # touched on each broker heartbeat (WORKER_ALIVE_DIR)
         self.broker_snapshot: dict[str, Any] = {}
         self.sessions = 0  # registrations so far (1 + reconnects)
         self.served = 0
@@ -249,6 +252,8 @@ class Worker:
                 for seq, kind, text in cancels:
                     self._cancel(seq, wp.CANCEL_KINDS.get(kind, "client"), text)
             elif command == wp.HEARTBEAT:
+                if self._alive is not None:  # the broker beats only the workers it has registered
+                    self._alive.touch(now)
                 if len(frames) > 1:
                     try:
                         snapshot = orjson.loads(frames[1])

@@ -8,6 +8,7 @@ import sys
 import time
 from pathlib import Path
 
+from clients.curve import CurveKeys
 from tacore.auth.keyring import GeneratedKey, KeyKind, Keyring, KeyringError
 from tacore.auth.roles import Role
 from tacore.settings import Settings
@@ -26,6 +27,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     generate.add_argument("--out", type=Path,
                           help="where to write the secret key file (default KEYS_DIR/NAME.key_secret)")
 
+    ensure = actions.add_parser("ensure", help="as generate, but keep the key when it exists with a usable secret "
+                                "file (for init scripts and containers: run it at every start)")
+    ensure.add_argument("name")
+    ensure_kind = ensure.add_mutually_exclusive_group()
+    ensure_kind.add_argument("--role", choices=[r.value for r in Role], help="a client key's role (default read)")
+    ensure_kind.add_argument("--worker", action="store_true", help="a worker key")
+    ensure.add_argument("--out", type=Path, help="where its secret file is (default KEYS_DIR/NAME.key_secret)")
+
     listing = actions.add_parser("list", help="every key, revoked ones too, and the broker's public key")
     listing.add_argument("--json", action="store_true")
 
@@ -43,6 +52,8 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
             else:
                 made = keyring.generate(args.name, KeyKind.CLIENT, Role(args.role or Role.READ), args.out)
             _print_generated(made, keyring)
+        elif args.action == "ensure":
+            _ensure(keyring, args)
         elif args.action == "list":
             _print_list(keyring, args.json)
         else:
@@ -64,6 +75,17 @@ def _print_generated(made: GeneratedKey, keyring: Keyring) -> None:
           f"  secret file: {made.secret_file} (0600; it also names the broker's key)\n"
           f"  broker key:  {made.server_key} ({keyring.server_public_file})\n"
           f"Copy the secret file to the machine that uses it and set {setting}=<its path> there.")
+
+
+def _ensure(keyring: Keyring, args: argparse.Namespace) -> None:
+    from tacore.auth.credentials import ensure_key
+
+    kind, role = (KeyKind.WORKER, None) if args.worker else (KeyKind.CLIENT, Role(args.role or Role.READ))
+    had = keyring.active(args.name)
+    path = ensure_key(keyring, args.name, kind, role, args.out)
+    public = CurveKeys.load(path).public_key.decode()
+    state = "kept" if had is not None and had.public_key == public else "made"
+    print(f"{state} {kind} key {args.name!r} ({public}); secret file {path}")
 
 
 def _print_list(keyring: Keyring, as_json: bool) -> None:

