@@ -3,6 +3,7 @@ the candle store on both of its backends (embedded chDB and a ClickHouse server)
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -113,19 +114,26 @@ def clickhouse_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]
         log.close()
 
 
-@pytest.fixture
-def clickhouse_dsn(clickhouse_server: str) -> Iterator[str]:
-    """A ClickHouse DSN with a database of its own (dropped after the test), as ``CLICKHOUSE_URL`` takes it."""
+@contextlib.contextmanager
+def clickhouse_database(server: str) -> Iterator[str]:
+    """A DSN of a new database on ``server``, dropped on exit."""
     import clickhouse_connect
 
     database = f"tacore_test_{uuid.uuid4().hex[:12]}"
-    admin = clickhouse_connect.get_client(dsn=f"{clickhouse_server}/default")
+    admin = clickhouse_connect.get_client(dsn=f"{server}/default")
     admin.command(f"CREATE DATABASE {database}")
     try:
-        yield f"{clickhouse_server}/{database}"
+        yield f"{server}/{database}"
     finally:
         admin.command(f"DROP DATABASE IF EXISTS {database} SYNC")
         admin.close()
+
+
+@pytest.fixture
+def clickhouse_dsn(clickhouse_server: str) -> Iterator[str]:
+    """A ClickHouse DSN with a database of its own (dropped after the test), as ``CLICKHOUSE_URL`` takes it."""
+    with clickhouse_database(clickhouse_server) as dsn:
+        yield dsn
 
 
 @pytest.fixture(params=["chdb", "clickhouse"])
@@ -139,6 +147,20 @@ def kline_dsn(request: pytest.FixtureRequest, tmp_path: Path) -> str:
         return f"chdb://{tmp_path}/klines"
     dsn: str = request.getfixturevalue("clickhouse_dsn")
     return dsn
+
+
+@pytest.fixture(scope="module", params=["chdb", "clickhouse"])
+def module_kline_dsn(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """``kline_dsn`` for a store a whole module shares (seeded once, e.g. the analytics queries' candles).
+
+    pytest runs the module's tests on chDB first, then on the ClickHouse server. chDB allows one
+    directory per process: a module's store must be closed before the next module opens its own.
+    """
+    if request.param == "chdb":
+        yield f"chdb://{tmp_path_factory.mktemp('klines')}/klines"
+        return
+    with clickhouse_database(request.getfixturevalue("clickhouse_server")) as dsn:
+        yield dsn
 
 
 @pytest.fixture

@@ -1,5 +1,6 @@
-"""A real chDB candle store seeded with known candles, one per test module (chDB: one directory per process,
-so each module's store is closed before the next one opens)."""
+"""A real candle store seeded with known candles, one per test module and backend: embedded chDB, then a
+ClickHouse server (``module_kline_dsn``), so every analytics assertion holds on both. (chDB: one directory
+per process, so each module's store is closed before the next one opens.)"""
 
 from __future__ import annotations
 
@@ -49,8 +50,8 @@ def seed_daily_market(seeded: Seeded, end_ms: int = END_MS) -> None:
 
 
 @pytest.fixture(scope="module")
-def seeded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Seeded]:
-    store = KlineStore(f"chdb://{tmp_path_factory.mktemp('analytics')}/klines")
+def seeded(module_kline_dsn: str) -> Iterator[Seeded]:
+    store = KlineStore(module_kline_dsn)
     store.open()
     data = Seeded(store)
     seed_daily_market(data)

@@ -1,5 +1,6 @@
-"""scan.market computed by real chDB on candles with known answers: every field, every operator, the drop
-counts, paging and sorting; RSI, EMA and ATR against TA-Lib on the same candles."""
+"""scan.market computed by real chDB and by a real ClickHouse server on candles with known answers: every
+field, every operator, the drop counts, paging and sorting; RSI, EMA and ATR against TA-Lib on the same
+candles."""
 
 from __future__ import annotations
 
@@ -22,10 +23,9 @@ THREE = ["AAAUSDT", "BBBUSDT", "EEEUSDT"]  # last prices 399, 101, 120
 
 
 @pytest.fixture(scope="module")
-def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KlineStore]:
-    path = tmp_path_factory.mktemp("scan") / "klines"
-    seed(f"chdb://{path}")
-    store = KlineStore(f"chdb://{path}")
+def store(module_kline_dsn: str) -> Iterator[KlineStore]:
+    seed(module_kline_dsn)  # embedded chDB, then a ClickHouse server (tests/conftest.py)
+    store = KlineStore(module_kline_dsn)
     store.open()
     yield store
     store.close()

@@ -1,10 +1,9 @@
-"""Store reads of this issue on real chDB: candles ahead of the source's clock are found and moved aside
-(kept, out of every read), the clock report reaches clock.json; the market rows of many symbols read by
-key ranges or by one scan are the same, and stop at the source's clock."""
+"""Store reads on both backends (embedded chDB, then a ClickHouse server): candles ahead of the source's
+clock are found and moved aside (kept, out of every read), the clock report reaches clock.json; the market
+rows of many symbols read by key ranges or by one scan are the same, and stop at the source's clock."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -35,11 +34,8 @@ def candles(symbol: str, interval: str, first: int, count: int, *, last_open: bo
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Iterator[KlineStore]:
-    store = KlineStore(f"chdb://{tmp_path}/klines")
-    store.open()
-    yield store
-    store.close()
+def store(kline_store: KlineStore) -> KlineStore:
+    return kline_store  # tests/conftest.py: chDB, then a ClickHouse server
 
 
 def test_candles_ahead_of_the_source_are_moved_aside_and_reported(store: KlineStore, tmp_path: Path) -> None:
