@@ -91,8 +91,10 @@ def assert_complete(agent: Agent, sim: ExchangeSimulator, spanning: int | None) 
 
 
 def test_added_symbols_hold_the_configured_depth_of_every_interval(
-        sim: ExchangeSimulator, agent_factory: Callable[..., Agent]) -> None:
-    agent = agent_factory(sim, HISTORY_DEPTH=str(DEPTH), HISTORY_DEPTH_PER_INTERVAL=json.dumps(PER_INTERVAL))
+        sim: ExchangeSimulator, agent_factory: Callable[..., Agent], storage_env: dict[str, str]) -> None:
+    # storage_env: embedded chDB, then a ClickHouse server (CLICKHOUSE_URL)
+    agent = agent_factory(sim, HISTORY_DEPTH=str(DEPTH), HISTORY_DEPTH_PER_INTERVAL=json.dumps(PER_INTERVAL),
+                          **storage_env)
     added_at = sim_now(sim)
     reply = agent.call("kline.add_symbols", {"symbols": ["BTCUSDT", "ETHUSDT"]})
     answered_at = sim_now(sim)
