@@ -46,7 +46,8 @@ VOLUME ["/data"]
 EXPOSE 5555 5556 5557 8000
 # Healthy = a real request goes through the broker to a worker and back (marked as TACore's own call,
 # so health checks stay out of the user figures); the sidecar answering /health alone would not show that.
-# With BROKER_CURVE on it presents the local-admin key that `tacore serve` makes in /data/keys.
+# With BROKER_CURVE on it presents the local-admin key that `tacore serve` makes in /data/keys. A container
+# running `tacore worker` has no broker inside: compose.yaml gives it `tacore worker-health` instead.
 HEALTHCHECK --interval=15s --timeout=10s --start-period=90s --retries=3 \
   CMD ["tacore", "call", "--internal", "--timeout-ms", "3000", "--retries", "0", "health.check"]
 STOPSIGNAL SIGTERM

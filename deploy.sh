@@ -160,7 +160,11 @@ case "$MODE:$ACTION" in
   local:status) local_status ;;
   local:logs) local_logs "$@" ;;
   local:upgrade) local_upgrade "$@" ;;
-  compose:up) need_env; compose up -d --build "$@"; compose ps ;;
+  compose:up)
+    need_env
+    compose up -d --build "$@"
+    compose ps
+    echo "deploy.sh: the broker's keys are in the tacore-data volume: docker compose exec tacore tacore keys list" ;;
   compose:down) compose down "$@" ;;
   compose:status) compose ps "$@" ;;
   compose:logs) compose logs -f --tail=100 "$@" ;;

@@ -14,6 +14,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from tacore.errors import ConfigError
+
 log = logging.getLogger("tacore.worker")
 
 
@@ -49,10 +51,13 @@ class AliveReport:
 
 def prepare(directory: Path) -> None:
     """Make the directory and drop files of an earlier run (a worker id that is gone would stay stale)."""
-    directory.mkdir(parents=True, exist_ok=True)
-    for stale in directory.iterdir():
-        if stale.is_file():
-            stale.unlink(missing_ok=True)
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        for stale in directory.iterdir():
+            if stale.is_file():
+                stale.unlink(missing_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"WORKER_ALIVE_DIR: cannot use {directory}: {exc.strerror or exc}") from None
 
 
 def check(directory: Path, max_age_s: float, now: float | None = None) -> AliveReport:

@@ -50,3 +50,11 @@ def test_worker_health_exits_0_or_1_and_says_why(tmp_path: Path, monkeypatch: py
     assert "w1: broker heard" in capsys.readouterr().out
     monkeypatch.delenv("WORKER_ALIVE_DIR")
     assert main(["worker-health"]) == 2
+
+
+def test_an_unusable_alive_dir_stops_the_start_with_its_name(tmp_path: Path) -> None:
+    from tacore.errors import ConfigError
+
+    (tmp_path / "file").write_text("")
+    with pytest.raises(ConfigError, match="WORKER_ALIVE_DIR"):
+        prepare(tmp_path / "file" / "alive")
