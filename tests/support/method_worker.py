@@ -94,7 +94,8 @@ def main() -> None:
     credit = int(sys.argv[3]) if len(sys.argv) > 3 else 1
     stop = stop_event_on_signals()
     store = IdempotencyStore(os.environ["IDEMPOTENCY_URL"])
-    Worker(endpoint, registry, worker_id=worker_id, kind="test", credit=credit, heartbeat_interval_ms=200,
+    heartbeat_ms = int(os.environ.get("HEARTBEAT_INTERVAL_MS", "200"))  # the broker's, which it must match
+    Worker(endpoint, registry, worker_id=worker_id, kind="test", credit=credit, heartbeat_interval_ms=heartbeat_ms,
            reconnect_initial_ms=50, reconnect_max_ms=500, idempotency=store,
            handback_ms=int(os.environ.get("WORKER_HANDBACK_MS", "100"))).run(stop)
 

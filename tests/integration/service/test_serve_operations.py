@@ -74,7 +74,10 @@ def first_time(tacore: TACoreProcess, needle: str) -> float:
 
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
-    tacore = TACoreProcess(tmp_path_factory.mktemp("demo"), ["serve", "--demo"], env={"WORKER_COUNT": "2"})
+    # the production heartbeat (1 s, not the tests' 200 ms): at a load average near 20 on the shared 2 cores, a
+    # data agent busy with the demo's history fetch could miss 600 ms of beats, and the stop would log it
+    tacore = TACoreProcess(tmp_path_factory.mktemp("demo"), ["serve", "--demo"],
+                           env={"WORKER_COUNT": "2", "HEARTBEAT_INTERVAL_MS": "1000"})
     tacore.start()
     api = f"http://127.0.0.1:{tacore.ports['API_PORT']}"
     try:
@@ -194,7 +197,8 @@ def stopped(demo: Demo, tmp_path_factory: pytest.TempPathFactory) -> Stopped:
     workdir = tmp_path_factory.mktemp("slow-worker")
     slow = subprocess.Popen([sys.executable, "-m", "tests.support.method_worker", tacore.backend, "slow-1"],
                             cwd=ROOT, stdout=(workdir / "out").open("wb"), stderr=subprocess.STDOUT,
-                            env={**os.environ, "IDEMPOTENCY_URL": f"sqlite:///{workdir / 'idempotency.db'}"})
+                            env={**os.environ, "IDEMPOTENCY_URL": f"sqlite:///{workdir / 'idempotency.db'}",
+                                 "HEARTBEAT_INTERVAL_MS": tacore.env["HEARTBEAT_INTERVAL_MS"]})
     result = Stopped(None, 0.0, "")
     try:
         wait_until(lambda: slow.poll() is None and "test.sleep" in tacore.status()["methods"], 60, "the test worker")
