@@ -135,7 +135,8 @@ class Service:
             self.sim_rest_url = f"http://127.0.0.1:{rest_port}"
             sim_args = ["--host", "127.0.0.1", "--ws-port", str(ws_port), "--rest-port", str(rest_port),
                         "--alpaca-rest-port", str(alpaca_rest), "--alpaca-ws-port", str(alpaca_ws),
-                        "--alpaca-key-id", key_id, "--alpaca-secret-key", secret]  # the clock at real time
+                        # "=": a secret starting with "-" would read as an option (token_urlsafe: 1 in 64)
+                        f"--alpaca-key-id={key_id}", f"--alpaca-secret-key={secret}"]  # the clock at real time
             settings = settings.model_copy(update={
                 "exchange_ws_url": f"ws://127.0.0.1:{ws_port}",
                 "exchange_rest_url": self.sim_rest_url,

@@ -46,3 +46,17 @@ def test_demo_keeps_an_endpoint_the_user_configured(make_service: Callable[..., 
 def test_without_demo_there_is_no_simulator(make_service: Callable[..., Service]) -> None:
     service = make_service(Settings(llm_base_url=None), demo=False)
     assert "llm-sim" not in [c.name for c in service.components] and service.settings.llm_base_url is None
+
+
+def test_the_exchange_simulator_takes_a_demo_secret_that_starts_with_a_dash(
+        make_service: Callable[..., Service], monkeypatch: pytest.MonkeyPatch) -> None:
+    """token_urlsafe starts with "-" one time in 64; argparse must not read it as an option."""
+    from tacore.exchange_sim.server import build_parser
+
+    monkeypatch.setattr("secrets.token_urlsafe", lambda n=None: "-looks-like-an-option")
+    service = make_service(Settings(), demo=True)
+    sim = next(c for c in service.components if c.name == "exchange-sim")
+    args = build_parser().parse_args(sim.args[0])
+    assert args.alpaca_secret_key == "-looks-like-an-option"
+    assert service.settings.alpaca_api_secret_key is not None
+    assert service.settings.alpaca_api_secret_key.get_secret_value() == args.alpaca_secret_key
