@@ -95,6 +95,16 @@ class Slots:
     bars_per_year: str
 
 
+def let(bindings: dict[str, str], body: str) -> str:
+    """``body`` with each name bound to its expression, each written (and so planned) once:
+    ``arrayMap((name, ...) -> body, [expr], ...)[1]``. ClickHouse's analyzer names every expression by its
+    whole tree, through subqueries and aliases, so an expression read twice doubles the names of everything
+    above it: a chain of such reads made the scan's plan names hundreds of kilobytes and its planning cost
+    more CPU than reading the candles. Names are ``_``-prefixed lambda arguments, never column names."""
+    names = ", ".join(bindings)
+    return f"arrayMap(({names}) -> {body}, {', '.join(f'[{sql}]' for sql in bindings.values())})[1]"
+
+
 #: (stages of named intermediate columns, value expression): stage k may read the columns of stages
 #: before it; the value, the columns of every stage.
 Expression = tuple[list[list[tuple[str, str]]], str]
@@ -154,7 +164,7 @@ def _change_pct(f: Frame, s: Slots, a: str) -> Expression:
 def _volatility(f: Frame, s: Slots, a: str) -> Expression:
     """Annualised standard deviation (sample) of the last ``period`` log returns, in percent."""
     closes = f"arraySlice({f.arr('c')}, -{s.period} - 1)"
-    returns = f"arrayMap((x, y) -> log(y / x), arrayPopBack({closes}), arrayPopFront({closes}))"
+    returns = let({"_c": closes}, "arrayMap((x, y) -> log(y / x), arrayPopBack(_c), arrayPopFront(_c))")
     return [], f"arrayReduce('stddevSamp', {returns}) * sqrt({s.bars_per_year}) * 100"
 
 
@@ -168,7 +178,7 @@ def _smoothed(a: str, seed: str, tail: str, p: str, decay: str, gain: str) -> st
     """TA-Lib's seeded smoothing in closed form: the seed's sum averaged, then ``avg = avg * decay + x * gain``
     over the tail, i.e. ``decay^m * seed / p + gain * sum(decay^(m - j) * x_j)``: one vectorised dot product
     rather than a fold (``arrayFold`` pays a fixed cost per step)."""
-    return f"pow({decay}, length({a}_wt)) * {seed} / {p} + {gain} * arrayDotProduct({tail}, {a}_wt)"
+    return let({"_wt": f"{a}_wt"}, f"pow({decay}, length(_wt)) * {seed} / {p} + {gain} * arrayDotProduct({tail}, _wt)")
 
 
 def _rsi(f: Frame, s: Slots, a: str) -> Expression:
@@ -176,15 +186,15 @@ def _rsi(f: Frame, s: Slots, a: str) -> Expression:
     change; ``100 * gain / (gain + loss)``, 0 when both are (nearly) zero."""
     p = s.period
     closes = f"arraySlice({f.arr('c')}, -{s.warmup})"
-    diffs = f"arrayMap((x, y) -> y - x, arrayPopBack({closes}), arrayPopFront({closes}))"
-    head, tail = f"arraySlice({a}_d, 1, {p})", f"arraySlice({a}_d, {p} + 1)"
+    diffs = let({"_c": closes}, "arrayMap((x, y) -> y - x, arrayPopBack(_c), arrayPopFront(_c))")
+    head, tail = f"arraySlice(_d, 1, {p})", f"arraySlice(_d, {p} + 1)"
     up = _smoothed(a, f"arraySum(x -> greatest(x, 0), {head})", f"arrayMap(x -> greatest(x, 0), {tail})", p,
                    s.decay, s.gain)
     down = _smoothed(a, f"arraySum(x -> greatest(-x, 0), {head})", f"arrayMap(x -> greatest(-x, 0), {tail})", p,
                      s.decay, s.gain)
     stages = [[(f"{a}_d", diffs), _weights(a, f"least({f.count}, {s.warmup}) - 1", p, s.decay)],
-              [(f"{a}_up", up), (f"{a}_down", down)]]
-    return stages, f"if(abs({a}_up + {a}_down) < 1e-8, 0., 100 * ({a}_up / ({a}_up + {a}_down)))"
+              [(f"{a}_ud", let({"_d": f"{a}_d"}, f"({up}, {down})"))]]
+    return stages, let({"_ud": f"{a}_ud"}, "if(abs(_ud.1 + _ud.2) < 1e-8, 0., 100 * (_ud.1 / (_ud.1 + _ud.2)))")
 
 
 def _ema(f: Frame, s: Slots, a: str) -> Expression:
@@ -193,8 +203,8 @@ def _ema(f: Frame, s: Slots, a: str) -> Expression:
     p = s.period
     closes = f"arraySlice({f.arr('c')}, -{s.warmup})"
     stages = [[(f"{a}_s", closes), _weights(a, f"least({f.count}, {s.warmup})", p, s.decay)]]
-    return stages, _smoothed(a, f"arraySum(arraySlice({a}_s, 1, {p}))", f"arraySlice({a}_s, {p} + 1)", p, s.decay,
-                             s.gain)
+    return stages, let({"_s": f"{a}_s"}, _smoothed(a, f"arraySum(arraySlice(_s, 1, {p}))", f"arraySlice(_s, {p} + 1)",
+                                                   p, s.decay, s.gain))
 
 
 def _atr(f: Frame, s: Slots, a: str) -> Expression:
@@ -205,8 +215,8 @@ def _atr(f: Frame, s: Slots, a: str) -> Expression:
     ranges = (f"arrayMap((hi, lo, pc) -> greatest(hi - lo, abs(pc - hi), abs(pc - lo)), "
               f"arrayPopFront({h}), arrayPopFront({low}), arrayPopBack({c}))")
     stages = [[(f"{a}_tr", ranges), _weights(a, f"least({f.count}, {w}) - 1", p, s.decay)]]
-    return stages, _smoothed(a, f"arraySum(arraySlice({a}_tr, 1, {p}))", f"arraySlice({a}_tr, {p} + 1)", p,
-                             s.decay, s.gain)
+    return stages, let({"_tr": f"{a}_tr"}, _smoothed(a, f"arraySum(arraySlice(_tr, 1, {p}))",
+                                                     f"arraySlice(_tr, {p} + 1)", p, s.decay, s.gain))
 
 
 def _atr_pct(f: Frame, s: Slots, a: str) -> Expression:
@@ -229,7 +239,7 @@ def _lowest(f: Frame, s: Slots, a: str) -> Expression:
 def _from_extreme(extreme: Builder) -> Builder:
     def build(f: Frame, s: Slots, a: str) -> Expression:
         _, level = extreme(f, s, a)
-        return [], f"100 * ({f.arr('c')}[-1] - ({level} AS {a}_level)) / {a}_level"
+        return [], let({"_lv": level}, f"100 * ({f.arr('c')}[-1] - _lv) / _lv")
 
     return build
 

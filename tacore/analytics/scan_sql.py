@@ -41,7 +41,7 @@ from tacore.analytics.scan_criteria import (
     Op,
     ScanCriteria,
 )
-from tacore.analytics.scan_fields import FIELDS, FieldName, Frame, Slots, smoothing_factors, warmup_candles
+from tacore.analytics.scan_fields import FIELDS, FieldName, Frame, Slots, let, smoothing_factors, warmup_candles
 from tacore.intervals import INTERVAL_MS
 from tacore.markets import Market, MarketRegistry
 from tacore.markets.calendar import DAY_MS, YEAR_DAYS, SessionCalendar, calendar_named
@@ -215,8 +215,8 @@ class _Compiler:
         frame = Frame(tf.prefix, offset)
         stages, expr = definition.build(frame, slots, alias)
         need = f"{{{alias}_need:Int64}}"
-        # the expression written once (an inline alias): ClickHouse plans an expression written twice twice
-        value = f"if({frame.count} >= {need} AND isFinite({expr} AS {alias}_x), {alias}_x, nan)"
+        # the expression written once (``let``): ClickHouse names an expression written twice twice
+        value = let({"_x": expr, "_ok": f"{frame.count} >= {need}"}, "if(_ok AND isFinite(_x), _x, nan)")
         stages = [*stages, [(alias, value)]]
         for depth, columns in enumerate(stages):
             self.stage(depth).extend(columns)
@@ -251,33 +251,34 @@ class _Compiler:
         left = self.column(link.left)
         if op in PRESENCE:
             return f"isNaN({left})" if op is Op.EMPTY else f"NOT isNaN({left})"
+        # each operand bound once (``let``), however often the test reads it
+        bound = {"_l": left}
         if op is Op.NEQUAL:  # the one comparison a NaN (no value) passes
-            right = self.operand(value, k)
-            sql = f"NOT isNaN({left}) AND NOT isNaN({right}) AND {left} != {right}"
+            bound["_r"] = self.operand(value, k)
+            sql = "NOT isNaN(_l) AND NOT isNaN(_r) AND _l != _r"
         elif op in COMPARISONS:
-            sql = f"{left} {_COMPARE_SQL[op]} {self.operand(value, k)}"
+            bound["_r"] = self.operand(value, k)
+            sql = f"_l {_COMPARE_SQL[op]} _r"
         elif op in RANGES:
-            low, high = self.operand(value[0], f"{k}_low"), self.operand(value[1], f"{k}_high")
-            sql = (f"{left} >= {low} AND {left} <= {high}" if op is Op.IN_RANGE
-                   else f"{left} < {low} OR {left} > {high}")
+            bound |= {"_lo": self.operand(value[0], f"{k}_low"), "_hi": self.operand(value[1], f"{k}_high")}
+            sql = "_l >= _lo AND _l <= _hi" if op is Op.IN_RANGE else "_l < _lo OR _l > _hi"
         elif op in CROSSES:
-            right = self.operand(value, k)
-            before, right_before = self.column(link.left, 1), self.operand(value, k, 1)
-            above = f"({before} <= {right_before} AND {left} > {right})"
-            below = f"({before} >= {right_before} AND {left} < {right})"
+            bound |= {"_r": self.operand(value, k), "_b": self.column(link.left, 1),
+                      "_rb": self.operand(value, k, 1)}
+            above, below = "(_b <= _rb AND _l > _r)", "(_b >= _rb AND _l < _r)"
             sql = above if op is Op.CROSSES_ABOVE else below if op is Op.CROSSES_BELOW else f"{above} OR {below}"
         elif op in PERCENTS:
-            ref, pct = self.operand(value[0], f"{k}_ref"), self.bind(f"{k}_pct", float(value[1]), "Float64")
-            sql = (f"{left} > {ref} * (1 + {pct} / 100)" if op is Op.ABOVE_PCT
-                   else f"{left} < {ref} * (1 - {pct} / 100)")
+            bound["_ref"] = self.operand(value[0], f"{k}_ref")
+            pct = self.bind(f"{k}_pct", float(value[1]), "Float64")
+            sql = f"_l > _ref * (1 + {pct} / 100)" if op is Op.ABOVE_PCT else f"_l < _ref * (1 - {pct} / 100)"
         else:
             assert op in PERCENT_RANGES
-            ref = self.operand(value[0], f"{k}_ref")
-            low = f"{ref} * (1 + {self.bind(f'{k}_low', float(value[1]), 'Float64')} / 100)"
-            high = f"{ref} * (1 + {self.bind(f'{k}_high', float(value[2]), 'Float64')} / 100)"
-            sql = (f"{left} >= {low} AND {left} <= {high}" if op is Op.IN_RANGE_PCT
-                   else f"{left} < {low} OR {left} > {high}")
-        return f"({sql})"
+            bound["_ref"] = self.operand(value[0], f"{k}_ref")
+            low = f"_ref * (1 + {self.bind(f'{k}_low', float(value[1]), 'Float64')} / 100)"
+            high = f"_ref * (1 + {self.bind(f'{k}_high', float(value[2]), 'Float64')} / 100)"
+            sql = (f"_l >= {low} AND _l <= {high}" if op is Op.IN_RANGE_PCT
+                   else f"_l < {low} OR _l > {high}")
+        return let(bound, f"({sql})")
 
     # -- symbols ---------------------------------------------------------------------------------------
     def symbol_filter(self) -> Callable[[str], str]:
@@ -392,9 +393,11 @@ class _Compiler:
         offset = self.bind("page_offset", self.criteria.offset, "UInt32")
         page = f"arraySlice({ranked}, {offset} + 1, {self.bind('page_limit', self.criteria.limit, 'UInt32')})"
         tfs = list(self.timeframes.values())
-        left = ", ".join(f"countIf(failed = 0 OR failed > {i})" for i in range(1, links + 1))  # after link i
+        # after link i: sumForEach over [failed = 0 OR failed > i], i = 1..links (``failed`` read once)
+        left = (f"arrayResize(sumForEach(arrayMap(i -> toUInt64(failed = 0 OR failed > i), range(1, {links + 1}))), "
+                f"{links})" if links else "[]")
         return ", ".join([
-            "count()", f"[{left}]::Array(UInt64)", page,
+            "count()", f"{left}::Array(UInt64)", page,
             f"[{', '.join(f'sum({tf.prefix}_n)' for tf in tfs)}]::Array(UInt64)",
             f"[{', '.join(f'countIf({tf.prefix}_n > 0)' for tf in tfs)}]::Array(UInt64)",
             f"[{', '.join(f'max({tf.prefix}_newest)' for tf in tfs)}]::Array(Int64)",
