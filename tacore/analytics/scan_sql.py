@@ -219,7 +219,11 @@ class _Compiler:
         need = f"{{{alias}_need:Int64}}"
         # the expression written once (``let``): ClickHouse names an expression written twice twice
         value = let({"_x": expr, "_ok": f"{frame.count} >= {need}"}, "if(_ok AND isFinite(_x), _x, nan)")
-        stages = [*stages, [(alias, value)]]
+        # a field's intermediates (RSI's changes, its weights...) as lambda arguments: every field in one stage,
+        # so the query nests two subqueries over ``per_symbol``, not one per intermediate (less to analyse)
+        for columns in reversed(stages):
+            value = let(dict(columns), value)
+        stages = [[(alias, value)]]
         for depth, columns in enumerate(stages):
             self.stage(depth).extend(columns)
         # bind what the expression uses (derived numbers bound too: fewer functions for ClickHouse to plan)
