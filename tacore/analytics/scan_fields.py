@@ -105,8 +105,9 @@ def let(bindings: dict[str, str], body: str) -> str:
     return f"arrayMap(({names}) -> {body}, {', '.join(f'[{sql}]' for sql in bindings.values())})[1]"
 
 
-#: (stages of named intermediate columns, value expression): stage k may read the columns of stages
-#: before it; the value, the columns of every stage.
+#: (stages of named intermediate values, value expression): stage k may read the names of stages before
+#: it; the value, the names of every stage. The compiler binds them as lambda arguments (``let``), so each
+#: is written, and planned, once.
 Expression = tuple[list[list[tuple[str, str]]], str]
 Builder = Callable[[Frame, Slots, str], Expression]
 

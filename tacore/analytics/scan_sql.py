@@ -6,7 +6,7 @@ The query, stage by stage:
    read in one pass with ``FINAL`` (one row per candle), the windows applied before the merge;
 2. ``per_symbol``: per symbol of the market and timeframe, the columns the fields need as arrays sorted
    by open time (membership decided per symbol after grouping: per row it cost more than it saved);
-3. ``scored``: per symbol, every field of the chain (``scan_fields``) and every filter's pass flag;
+3. ``scored``: per symbol, every field of the chain (``scan_fields``), then the first filter it fails;
 4. one row out: the symbols scanned, how many are left after each filter (in chain order), the matches
    sorted and paged (``arraySort`` / ``arraySlice`` over the passing rows), the candles read.
 
@@ -18,6 +18,10 @@ Every value from the request (thresholds, periods, patterns, times) is a bound q
 the SQL text holds only names from the field and operator whitelists and names made here.
 ``FINAL`` rather than an ``argMax`` per candle: on chDB 26 the latter's (symbol, open_time) grouping
 costs several times more than ``FINAL``'s merge of the few parts a window touches.
+
+Every expression is written once (``scan_fields.let``): ClickHouse's analyzer names an expression by its
+whole tree, through subqueries, so one read twice doubles the names built on it, and planning such names
+cost more than reading the candles (``docs/analytics.md``, "How it runs").
 """
 
 from __future__ import annotations
