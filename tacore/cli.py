@@ -125,11 +125,13 @@ def _worker_health(settings: Settings, args: argparse.Namespace) -> int:
 
 def _broker(settings: Settings, args: argparse.Namespace) -> int:
     from tacore.broker import Broker
+    from tacore.broker.refusals import raise_descriptor_limit
     from tacore.logconfig import configure_logging
     from workers.pool import load_registry
 
     name_process("broker")
     configure_logging(settings, "broker")
+    raise_descriptor_limit()
     stop = stop_event_on_signals()
     Broker(settings, expected_methods=frozenset(load_registry(settings.worker_registry).names()),
            ship_records=not args.no_request_log).run(stop)

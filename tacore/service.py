@@ -39,6 +39,7 @@ from pydantic import SecretStr
 from tacore.auth.credentials import check_exposure, client_keys, with_local_keys, worker_keys
 from tacore.banner import ReadyFacts, closing_summary, ready_banner
 from tacore.childprocess import become_supervised_child, name_process
+from tacore.restarts import RestartBackoff
 from tacore.settings import Settings
 
 log = logging.getLogger("tacore.service")
@@ -68,10 +69,12 @@ def _child(name: str, target: Callable[..., None], args: tuple[Any, ...]) -> Non
 
 def _run_broker(settings: Settings, expected: frozenset[str]) -> None:
     from tacore.broker import Broker
+    from tacore.broker.refusals import raise_descriptor_limit
     from tacore.logconfig import configure_logging
     from tacore.signals import drain_and_stop_events
 
     configure_logging(settings, "broker")
+    raise_descriptor_limit()
     leave, stop = drain_and_stop_events()
     Broker(settings, expected_methods=expected).serve(leave, stop)
 
@@ -116,8 +119,12 @@ class Component:
     stop_step: str
     answers: Callable[[], bool]  # True once it serves (a real request or a bound port)
     process: BaseProcess | None = None
-    restarts: int = 0
     started_at: float = field(default=0.0)
+    backoff: RestartBackoff = field(default_factory=RestartBackoff)  # restarts, and the wait before the next
+
+    @property
+    def restarts(self) -> int:
+        return self.backoff.restarts
 
 
 class Service:
@@ -209,26 +216,37 @@ class Service:
             self._start(component)
         self.pool.start()
         log.info("tacore starting: %s, %d workers", ", ".join(c.name for c in self.components), self.pool.count)
+        reports = SupervisorReports(self)
         try:
             while not stop.wait(0.2):
                 self._supervise()
+                reports.maybe_send(time.monotonic())
                 if self.ready_at is None:
                     self._check_ready()
         finally:
+            reports.close()
             self.stop()
             self.client.close()
 
     def _supervise(self) -> None:
+        now = time.monotonic()
         for component in self.components:
-            assert component.process is not None
-            if not component.process.is_alive():
-                log.error("%s (pid %s) exited with %s; restarting", component.name, component.process.pid,
-                          component.process.exitcode)
-                component.restarts += 1
-                if time.monotonic() - component.started_at < 2.0:
-                    time.sleep(1.0)  # do not spin on a component that dies at start-up
-                self._start(component)
+            self._restart_if_dead(component, now)
         self.pool.check()
+
+    def _restart_if_dead(self, component: Component, now: float) -> None:
+        """Restart a component that exited: at once after a good run, with backoff while it keeps dying."""
+        backoff = component.backoff
+        assert component.process is not None
+        if backoff.next_start_at is None and not component.process.is_alive():
+            delay = backoff.exited(component.process.exitcode, now - component.started_at, now)
+            log.error("%s (pid %s) exited with %s%s; restarting %s", component.name, component.process.pid,
+                      component.process.exitcode,
+                      f" ({backoff.failures_in_row} times in a row)" if backoff.failures_in_row > 1 else "",
+                      f"in {delay:.1f} s" if delay else "now")
+        if backoff.due(now):
+            backoff.started()
+            self._start(component)
 
     def _start(self, component: Component) -> None:
         proc = self._ctx.Process(target=_child, args=(component.name, component.target, component.args),
@@ -361,6 +379,31 @@ class Service:
         if self.pool.restarts:
             counts["workers"] = self.pool.restarts
         return counts
+
+
+class SupervisorReports:
+    """What the supervisor tells the broker (``tacore.health``): the components it restarts, and DATA_DIR's disk."""
+
+    def __init__(self, service: Service) -> None:
+        from tacore.reporting import StateReporter
+
+        self.service = service
+        self.interval_s = service.settings.heartbeat_interval_ms / 1000.0
+        self.reporter = StateReporter(service.settings.client_endpoint, "supervisor")
+        self._next = 0.0
+
+    def maybe_send(self, now: float) -> None:
+        if now < self._next:
+            return
+        from tacore.health import disk_facts
+
+        self._next = now + self.interval_s
+        components = {c.name: c.backoff.to_wire(now) for c in self.service.components}
+        components["workers"] = self.service.pool.restart_facts(now)
+        self.reporter.send({"components": components, "disk": disk_facts(self.service.settings.data_dir)})
+
+    def close(self) -> None:
+        self.reporter.close()
 
 
 def _terminate(proc: BaseProcess) -> None:

@@ -50,6 +50,8 @@ class Settings(BaseSettings):
     #: markets, accounts and risk limits; the packaged defaults when the file does not exist
     trading_config: Path = Path("config/trading_config.yaml")
     data_dir: Path = Path("data")
+    #: below this much free space on DATA_DIR the disk counts as degraded in the health states
+    data_dir_min_free_mb: int = Field(1024, ge=0)
 
     # -- broker ----------------------------------------------------------------------------------
     bind_address: str = "127.0.0.1"

@@ -16,6 +16,7 @@ import time
 from multiprocessing.process import BaseProcess
 from typing import Any
 
+from tacore.restarts import RestartBackoff
 from tacore.settings import Settings
 
 log = logging.getLogger("tacore.worker")
@@ -37,7 +38,6 @@ def worker_main(settings: Settings, worker_id: str, watchdog: Any = None) -> Non
     from tacore.logconfig import configure_logging
     from tacore.signals import stop_event_on_signals
     from tacore.store.idempotency import IdempotencyStore
-    from workers import dependencies
     from workers.alive import AliveMark
     from workers.runtime import Worker
 
@@ -45,7 +45,6 @@ def worker_main(settings: Settings, worker_id: str, watchdog: Any = None) -> Non
     become_supervised_child()
     configure_logging(settings, "worker")
     stop = stop_event_on_signals()
-    dependencies.configure(settings)
     registry = load_registry(settings.worker_registry)
     store = None
     if any(not spec.idempotent for spec in registry):
@@ -75,6 +74,8 @@ class WorkerPool:
         self._ctx = multiprocessing.get_context("spawn")
         self._procs: dict[str, BaseProcess] = {}
         self._watchdogs: dict[str, Any] = {}  # worker_id -> RawValue('d'): monotonic time it must be gone by
+        self._started: dict[str, float] = {}
+        self._backoff: dict[str, RestartBackoff] = {}
 
     def start(self) -> None:
         if self.settings.worker_alive_dir is not None:
@@ -88,29 +89,47 @@ class WorkerPool:
         return {worker_id: proc.pid for worker_id, proc in self._procs.items()}
 
     def check(self) -> None:
-        """Kill a worker hung past its deadline and grace; restart every worker process that has exited."""
+        """Kill a worker hung past its deadline and grace; restart every worker process that has exited: at once
+        after a recycle or a good run, with backoff while one keeps dying at start (``tacore.restarts``)."""
         now = time.monotonic()
         for worker_id, proc in list(self._procs.items()):
-            gone_by = self._watchdogs[worker_id].value
-            killed = False
-            if gone_by and now > gone_by + _BACKSTOP_S and proc.is_alive():
-                log.error("worker %s (pid %s) is still running a request %.1f s past its deadline and grace "
-                          "and did not end itself (a handler holding the GIL?); killing it", worker_id, proc.pid,
-                          now - gone_by)
-                proc.kill()
-                proc.join(1)
-                killed = True
-            if not proc.is_alive():
-                from workers.runtime import EXIT_RECYCLED
-
-                if proc.exitcode == EXIT_RECYCLED or killed:
-                    self.recycled += 1
-                    log.warning("worker %s (pid %s) recycled (a handler overran its deadline); replacing it",
-                                worker_id, proc.pid)
-                else:
-                    log.warning("worker %s (pid %s) exited with %s; restarting", worker_id, proc.pid, proc.exitcode)
-                self.restarts += 1
+            backoff = self._backoff.setdefault(worker_id, RestartBackoff())
+            if backoff.next_start_at is None:
+                self._reap(worker_id, proc, backoff, now)
+            if backoff.due(now):
+                backoff.started()
                 self._spawn(worker_id)
+
+    def _reap(self, worker_id: str, proc: BaseProcess, backoff: RestartBackoff, now: float) -> None:
+        gone_by = self._watchdogs[worker_id].value
+        killed = False
+        if gone_by and now > gone_by + _BACKSTOP_S and proc.is_alive():
+            log.error("worker %s (pid %s) is still running a request %.1f s past its deadline and grace "
+                      "and did not end itself (a handler holding the GIL?); killing it", worker_id, proc.pid,
+                      now - gone_by)
+            proc.kill()
+            proc.join(1)
+            killed = True
+        if proc.is_alive():
+            return
+        from workers.runtime import EXIT_RECYCLED
+
+        self.restarts += 1
+        if proc.exitcode == EXIT_RECYCLED or killed:
+            self.recycled += 1
+            backoff.exited(proc.exitcode, backoff.healthy_run_s, now)  # on purpose: replaced at once
+            log.warning("worker %s (pid %s) recycled (a handler overran its deadline); replacing it",
+                        worker_id, proc.pid)
+            return
+        delay = backoff.exited(proc.exitcode, now - self._started.get(worker_id, now), now)
+        log.warning("worker %s (pid %s) exited with %s; restarting %s", worker_id, proc.pid, proc.exitcode,
+                    f"in {delay:.1f} s ({backoff.failures_in_row} quick exits in a row)" if delay else "now")
+
+    def restart_facts(self, now: float) -> dict[str, object]:
+        """The pool as one supervised component: the worst of its workers' restart states."""
+        states = [b.to_wire(now) for b in self._backoff.values()]
+        worst = max(states, key=lambda s: int(str(s["failures_in_row"])), default=RestartBackoff().to_wire(now))
+        return {**worst, "restarts": self.restarts}
 
     def run(self, stop: threading.Event) -> None:
         self.start()
@@ -138,3 +157,4 @@ class WorkerPool:
         proc.start()
         self._procs[worker_id] = proc
         self._watchdogs[worker_id] = watchdog
+        self._started[worker_id] = time.monotonic()

@@ -124,6 +124,8 @@ class SidecarCollector(Collector):
         for name, value in sorted(status.get("counters", {}).items()):
             events.add_metric([name], float(value))
         yield events
+        yield from _request_log(status.get("request_log"))
+        yield from _dependencies(status.get("health"))
 
     def _data_agent(self) -> Iterator[Metric]:
         agent = self.sampler.data_agent()
@@ -158,6 +160,38 @@ class SidecarCollector(Collector):
             yield GaugeMetricFamily("tacore_system_cpu_percent", "host CPU use", value=system["cpu_percent"])
             yield GaugeMetricFamily("tacore_system_memory_percent", "host memory use",
                                     value=system["memory_percent"])
+
+
+DEPENDENCY_STATES = ("up", "degraded", "down", "not_configured")
+
+
+def _request_log(state: Any) -> Iterator[Metric]:
+    """What became of the request records: written, dropped, still waiting; failed writes."""
+    if not isinstance(state, dict):
+        return
+    yield CounterMetricFamily("tacore_request_log_written", "request records written to the database",
+                              value=float(state.get("written") or 0))
+    yield CounterMetricFamily("tacore_request_log_dropped", "request records dropped: the database was away "
+                              "longer than REQUEST_LOG_BUFFER covers", value=float(state.get("dropped") or 0))
+    yield CounterMetricFamily("tacore_request_log_write_failures", "failed writes of the request log",
+                              value=float(state.get("write_failures") or 0))
+    yield GaugeMetricFamily("tacore_request_log_buffered_records", "request records waiting to be written "
+                            "(the recorder's buffer and the broker's backlog)",
+                            value=float((state.get("buffered") or 0) + (state.get("pending") or 0)))
+
+
+def _dependencies(health: Any) -> Iterator[Metric]:
+    """One series per dependency and state, 1 for the current one (the states of /health)."""
+    dependencies = health.get("dependencies") if isinstance(health, dict) else None
+    if not isinstance(dependencies, dict):
+        return
+    family = GaugeMetricFamily("tacore_dependency_state", "1 for each dependency's current state (see /health)",
+                               labels=["dependency", "state"])
+    for name, entry in sorted(dependencies.items()):
+        current = entry.get("status") if isinstance(entry, dict) else None
+        for state in DEPENDENCY_STATES:
+            family.add_metric([name, state], 1.0 if current == state else 0.0)
+    yield family
 
 
 def _fmt(bound: float) -> str:

@@ -6,7 +6,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-State = Literal["up", "down", "not_configured"]
+State = Literal["up", "degraded", "down", "not_configured", "unknown"]
 
 
 class Problem(BaseModel):
@@ -15,15 +15,21 @@ class Problem(BaseModel):
 
 
 class ComponentState(BaseModel):
+    """One dependency as ``tacore.health`` assessed it (``unknown`` only while the broker does not answer)."""
+
     model_config = ConfigDict(extra="allow")
     status: State
-    detail: str | None = None
+    reason: str
 
 
 class HealthReply(BaseModel):
-    status: Literal["healthy", "unhealthy"]
-    components: dict[str, ComponentState]
-    checked_at: float
+    status: Literal["healthy", "degraded", "unhealthy"] = Field(
+        description="healthy: everything up; degraded: serving, but a dependency is degraded or down; "
+                    "unhealthy: requests cannot be served (answered 503)")
+    components: dict[str, ComponentState] = Field(
+        description="broker, workers, data_agent, recorder, database, cache, candle_store, disk")
+    checked_at: float = Field(description="epoch seconds of this answer")
+    assessed_at: float | None = Field(description="epoch seconds when the broker assessed the states")
 
 
 class LogEntry(BaseModel):

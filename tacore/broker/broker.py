@@ -25,9 +25,11 @@ from tacore.broker.dedupe import DedupeCache
 from tacore.broker.inflight import InflightDeadlines
 from tacore.broker.queue import Pending, PendingQueue
 from tacore.broker.records import RecordShipper
+from tacore.broker.refusals import AcceptFailureWatch
+from tacore.broker.reports import ReportBoard
 from tacore.broker.stats import BrokerStats
 from tacore.broker.workers import WorkerRecord, WorkerRegistry
-from tacore.errors import RETRYABLE_CODES, ErrorCode, InvalidRequest
+from tacore.errors import RETRYABLE_CODES, ErrorCode, InvalidParams, InvalidRequest
 from tacore.protocol import worker as wp
 from tacore.protocol.envelope import Request, decode_request, encode_error, encode_reply
 from tacore.settings import Settings
@@ -35,10 +37,12 @@ from tacore.transport import recv_batch, send_frames, send_routed
 
 log = logging.getLogger("tacore.broker")
 
-BROKER_METHODS = frozenset({"broker.status", "broker.metrics", *cancel.CANCEL_METHODS})
+BROKER_METHODS = frozenset({"broker.status", "broker.metrics", "broker.report", *cancel.CANCEL_METHODS})
 _LONE_WAKEUPS = 4  # wake-ups in a row that took one message each before the broker spins (see _wait)
 _DRAIN_LIMIT = 512  # messages taken from one socket per wake-up before looking at the other
 _INVALID_METHOD = "(invalid)"
+#: The statistics' one bucket for every method nobody declared: per-name entries would grow without bound.
+UNKNOWN_METHOD_BUCKET = "(unknown)"
 
 
 class Broker:
@@ -59,6 +63,8 @@ class Broker:
         # fast, so this only bounds memory under a flood (the sender then blocks or drops, by its own HWM).
         self.frontend.setsockopt(zmq.RCVHWM, 1000)
         self.backend.setsockopt(zmq.RCVHWM, 100_000)
+        # A frame over the limit closes its connection as soon as its header is read: never buffered whole.
+        self.frontend.setsockopt(zmq.MAXMSGSIZE, settings.max_request_bytes)
         self.access: BrokerAccess | None = None
         try:
             self.access = secure_sockets(settings, self.context, self.frontend, self.backend, expected_methods)
@@ -67,6 +73,7 @@ class Broker:
             raise
         self.frontend.bind(settings.frontend_endpoint)
         self.backend.bind(settings.backend_endpoint)
+        self.refused = AcceptFailureWatch(self.frontend, "frontend")
 
         self.queue = PendingQueue(settings.queue_limit, settings.queue_max_bytes)
         self.workers = WorkerRegistry()
@@ -80,6 +87,8 @@ class Broker:
                 flush_ms=settings.request_log_flush_ms, buffer_limit=settings.request_log_buffer,
             )
         self.declared: set[str] = set(expected_methods)
+        self.reports = ReportBoard()  # what the other processes report about their dependencies
+        self.health: dict[str, Any] = {}  # the dependency states, assessed once a heartbeat (views.health)
         self.active: dict[str, Pending] = {}  # request_id -> queued or in-flight request
         self.counters = dict.fromkeys(
             ("received", "answered", "busy", "timeout", "worker_lost", "invalid_request", "unknown_method",
@@ -133,6 +142,7 @@ class Broker:
             self._shutdown()
 
     def _loop(self, stop: threading.Event) -> None:
+        self.health = views.health(self)
         poller = zmq.Poller()
         poller.register(self.backend, zmq.POLLIN)  # first: replies free credit for the requests after them
         poller.register(self.frontend, zmq.POLLIN)
@@ -344,6 +354,13 @@ class Broker:
             data = self.status()
         elif method == "broker.metrics":
             data = self.metrics()
+        elif method == "broker.report":
+            try:
+                data = self.reports.accept(request.params)
+            except InvalidParams as exc:
+                self._send_client(envelope, encode_error(request_id, ErrorCode.INVALID_PARAMS, exc.message,
+                                                         exc.details))
+                return
         else:
             parsed = cancel.parse(method, request.params)
             if isinstance(parsed, list):
@@ -581,6 +598,7 @@ class Broker:
             self._worker_gone(record, "heartbeat expired")
         if self.access is not None:
             self._refresh_access()
+        self.health = views.health(self)
         snapshot = views.heartbeat_snapshot(self)
         for identity in list(self.workers.live):
             self._send_worker(identity, [wp.HEARTBEAT, snapshot])
@@ -635,9 +653,11 @@ class Broker:
 
     def _record(self, request_id: str | None, method: str, code: str, worker_id: str | None, priority: int,
                 received: float, now: float, processing_ms: float, internal: bool) -> None:
-        """Log and count a request answered by the broker itself before it was queued."""
+        """Log and count a request answered by the broker itself before it was queued (the request log keeps
+        the name it asked for; the statistics count every undeclared name under one bucket)."""
         total_ms = (time.monotonic() - received) * 1000.0
-        (self.internal_stats if internal else self.stats).observe(method, code, total_ms, 0.0)
+        counted = method if method in self.declared or method == _INVALID_METHOD else UNKNOWN_METHOD_BUCKET
+        (self.internal_stats if internal else self.stats).observe(counted, code, total_ms, 0.0)
         if self.records is not None:
             wall = time.time()
             self.records.add([request_id, method, "error", code, worker_id, priority, 0.0, processing_ms,

@@ -34,6 +34,9 @@ class RecordShipper:
         self._last_flush = time.monotonic()
         self.shipped = 0
         self.dropped = 0
+        self.last_drop_at: float | None = None  # epoch seconds
+        self._drops_unlogged = 0
+        self._drop_logged_at = 0.0
 
     def add(self, record: list[Any]) -> None:
         self._batch.append(record)
@@ -66,8 +69,19 @@ class RecordShipper:
         while self._backlog_records > self.buffer_limit and self._backlog:
             _, count = self._backlog.popleft()
             self._backlog_records -= count
-            self.dropped += count
-            log.warning("request log backlog over %d records: dropped %d", self.buffer_limit, count)
+            self._dropped(count)
+
+    def _dropped(self, count: int) -> None:
+        """Count records dropped past the bound, and say so (at most a line every 10 s, with the total)."""
+        self.dropped += count
+        self._drops_unlogged += count
+        now = time.time()
+        self.last_drop_at = now
+        if now - self._drop_logged_at >= 10.0:
+            log.warning("request log backlog over %d records (the recorder is away or slow): dropped the oldest "
+                        "%d, %d in all", self.buffer_limit, self._drops_unlogged, self.dropped)
+            self._drops_unlogged = 0
+            self._drop_logged_at = now
 
     def close(self) -> None:
         self.flush()

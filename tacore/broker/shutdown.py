@@ -44,5 +44,6 @@ def shutdown(broker: Broker) -> None:
         broker._send_worker(identity, [wp.DISCONNECT])
     if broker.records is not None:
         broker.records.close()
+    broker.refused.close()
     broker._close_sockets(500)
     log.info("broker stopped: %s", views.describe_counters(broker.counters))

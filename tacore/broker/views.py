@@ -16,6 +16,7 @@ import orjson
 
 from tacore.broker.stats import LATENCY_BUCKETS_MS
 from tacore.compiled import core_kind
+from tacore.health import Observations, assess, worst
 
 if TYPE_CHECKING:
     from tacore.broker.broker import Broker
@@ -43,11 +44,59 @@ def status(broker: Broker) -> dict[str, Any]:
         "workers": [r.to_wire() for r in live] + [r.to_wire() for r in workers.recent_dead(now_wall)],
         "methods": {m: {"idempotent": workers.idempotent.get(m, False), "workers": workers.servers.get(m, 0)}
                     for m in sorted(broker.declared)},
-        "counters": dict(broker.counters),
+        "counters": counters(broker),
         "dedupe_entries": len(broker.dedupe),
-        "request_log": None if records is None else {"shipped": records.shipped, "dropped": records.dropped,
-                                                     "pending": records.pending},
+        "request_log": None if records is None else request_log(broker),
+        "health": broker.health,
     }
+
+
+def counters(broker: Broker) -> dict[str, int]:
+    """The routing loop's counters plus the frontend's refused connections (counted by their own thread)."""
+    return {**broker.counters, "connections_refused": broker.refused.failed}
+
+
+def request_log(broker: Broker) -> dict[str, Any]:
+    """Records shipped by the broker and what the recorder last reported: nothing dropped goes unsaid."""
+    records = broker.records
+    assert records is not None
+    report = broker.reports.latest("recorder")
+    facts: dict[str, Any] = dict(report.facts) if report is not None else {}
+    by_recorder = int(facts.get("dropped", 0))
+    return {
+        "shipped": records.shipped, "pending": records.pending, "dropped": records.dropped + by_recorder,
+        "dropped_by_broker": records.dropped, "dropped_by_recorder": by_recorder,
+        "written": facts.get("written"), "buffered": facts.get("buffered"), "buffer_limit": facts.get("buffer_limit"),
+        "write_failures": facts.get("write_failures", 0), "rejected": facts.get("rejected", 0),
+        "database": facts.get("database"),
+        "reported_at": None if report is None else round(report.received_at, 3),
+    }
+
+
+def health(broker: Broker) -> dict[str, Any]:
+    """The dependency states (``tacore.health``), assessed from the broker's view and the latest reports."""
+    now = time.time()
+    settings = broker.settings
+    live = list(broker.workers.live.values())
+    records = broker.records
+    broker.reports.prune(now)
+    states = assess(Observations(
+        now=now,
+        stale_after_s=max(5.0, 5 * settings.heartbeat_interval_ms / 1000.0),
+        pool_workers=sum(1 for r in live if r.kind != "data-agent"),
+        data_agent_expected="kline.status" in broker.declared,
+        data_agents=sorted(r.worker_id for r in live if r.kind == "data-agent"),
+        ships_records=records is not None,
+        shipper_dropped=0 if records is None else records.dropped,
+        shipper_last_drop_at=None if records is None else records.last_drop_at,
+        shipper_backlog=0 if records is None else records.pending,
+        cache_configured=settings.redis_url is not None,
+        database_kind=settings.sqlalchemy_url.split(":", 1)[0].split("+", 1)[0],
+        embedded_candle_store=settings.clickhouse_url is None,
+        min_free_bytes=settings.data_dir_min_free_mb << 20,
+        reports=broker.reports.current(),
+    ))
+    return {"status": worst(states.values()), "checked_at": round(now, 3), "dependencies": states}
 
 
 def metrics(broker: Broker) -> dict[str, Any]:
@@ -58,7 +107,7 @@ def metrics(broker: Broker) -> dict[str, Any]:
         "latency_buckets_ms": list(LATENCY_BUCKETS_MS),
         "methods": broker.stats.to_wire(),
         "internal_methods": broker.internal_stats.to_wire(),
-        "counters": dict(broker.counters),
+        "counters": counters(broker),
     }
 
 
@@ -68,7 +117,8 @@ def heartbeat_snapshot(broker: Broker) -> bytes:
     for record in broker.workers.live.values():
         kinds[record.kind] = kinds.get(record.kind, 0) + 1
     return orjson.dumps({"queue_depth": len(broker.queue), "live_workers": len(broker.workers.live),
-                         "workers_by_kind": kinds, "inflight": broker.workers.inflight, "sent_at": time.time()})
+                         "workers_by_kind": kinds, "inflight": broker.workers.inflight, "sent_at": time.time(),
+                         "health": broker.health})
 
 
 def describe_counters(counters: dict[str, int]) -> str:

@@ -14,6 +14,9 @@ MIN_PRIORITY = 0  # highest
 MAX_PRIORITY = 9
 DEFAULT_PRIORITY = 5
 MAX_REQUEST_ID_LENGTH = 256
+#: Longer method names are INVALID_REQUEST: no method is named that long, and a name is kept per request in the
+#: request log (and, for a served method, in the statistics).
+MAX_METHOD_LENGTH = 128
 
 _DUMPS_OPTIONS = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS
 
@@ -51,9 +54,8 @@ def decode_request(frame: bytes, max_bytes: int) -> Request:
             details={"field": "request_id"},
         )
     method = obj.get("method")
-    if type(method) is not str or not method:
-        problem = "is missing" if method is None else "must be a non-empty string"
-        raise InvalidRequest(f"method {problem}", request_id=request_id, details={"field": "method"})
+    if type(method) is not str or not method or len(method) > MAX_METHOD_LENGTH:
+        raise InvalidRequest(_method_problem(method), request_id=request_id, details={"field": "method"})
     params = obj.get("params")
     if params is None:
         params = {}
@@ -111,6 +113,14 @@ def encode_error(request_id: str | None, code: ErrorCode, message: str, details:
         },
         option=_DUMPS_OPTIONS,
     )
+
+
+def _method_problem(method: Any) -> str:
+    if method is None:
+        return "method is missing"
+    if type(method) is str and method:
+        return f"method is {len(method)} characters long, over the {MAX_METHOD_LENGTH} character limit"
+    return "method must be a non-empty string"
 
 
 def _json_type(value: Any) -> str:

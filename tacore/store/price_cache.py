@@ -52,6 +52,10 @@ class PriceCache(Protocol):
         ...
 
     def forget(self, symbols: Iterable[str]) -> None: ...
+    def ping(self) -> None:
+        """Raise when the cache cannot be reached."""
+        ...
+
     def close(self) -> None: ...
 
 
@@ -118,6 +122,9 @@ class MemoryPriceCache:
         with self._lock:
             for symbol in symbols:
                 self._entries.pop(symbol, None)
+
+    def ping(self) -> None:
+        """Memory is always there."""
 
     def close(self) -> None:
         with self._lock:
@@ -194,6 +201,9 @@ class RedisPriceCache:
         keys = [self.key(symbol) for symbol in symbols]
         if keys:
             self._redis.delete(*keys)
+
+    def ping(self) -> None:
+        self._redis.ping()
 
     def delete_all(self) -> int:
         """Remove every key under the prefix (tests use a unique prefix and call this to clean up)."""

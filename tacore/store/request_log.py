@@ -9,6 +9,7 @@ newest migration produces, and a test holds the two equal.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,7 @@ from sqlalchemy import (
     insert,
 )
 from sqlalchemy.engine import Engine
+from sqlalchemy.pool import NullPool
 
 metadata = MetaData()
 
@@ -62,11 +64,32 @@ RECORD_FIELDS: tuple[str, ...] = (
 )
 
 
-def make_engine(url: str) -> Engine:
-    """An engine for ``url``; SQLite gets WAL so the sidecar can read while the recorder writes."""
+#: Seconds to wait for a database server to accept a connection (the drivers' own defaults are minutes).
+CONNECT_TIMEOUT_S = 5
+
+
+def sqlite_path(url: str) -> Path | None:
+    """The database file of a SQLite URL (None for any other database or an in-memory one)."""
     if url.startswith("sqlite:///") and not url.startswith("sqlite:///:memory:"):
-        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-    engine = create_engine(url, pool_pre_ping=True)
+        return Path(url.removeprefix("sqlite:///"))
+    return None
+
+
+def make_engine(url: str) -> Engine:
+    """An engine for ``url``; SQLite gets WAL so the sidecar can read while the recorder writes.
+
+    A SQLite file is opened afresh for each use (``NullPool``, about 0.1 ms): a pooled connection would
+    keep reading and writing a file someone deleted, and nobody would notice (the recorder checks that
+    the file is still there, and recreates it, before each batch).
+    """
+    path = sqlite_path(url)
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url, poolclass=NullPool)
+    elif url.startswith("sqlite"):
+        engine = create_engine(url, pool_pre_ping=True)
+    else:
+        engine = create_engine(url, pool_pre_ping=True, connect_args={"connect_timeout": CONNECT_TIMEOUT_S})
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)
     return engine
@@ -80,11 +103,45 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+#: (field, longest value its column takes) of the string fields; longer values are cut to fit.
+_STRING_LIMITS: tuple[tuple[str, int], ...] = tuple(
+    (name, int(length)) for name in RECORD_FIELDS
+    if (length := getattr(request_log.c[name].type, "length", None)) is not None)
+_FLOAT_FIELDS: tuple[str, ...] = tuple(name for name in RECORD_FIELDS if isinstance(request_log.c[name].type, Float))
+
+
+def bounded_row(record: Sequence[Any]) -> dict[str, Any]:
+    """One shipped record as a row every database accepts: strings cut to their column's length (a worker
+    chooses its id and error codes; a longer value would fail the whole batch on PostgreSQL or MariaDB),
+    NUL characters replaced (PostgreSQL refuses them), non-finite numbers stored as 0."""
+    row = dict(zip(RECORD_FIELDS, record, strict=True))
+    for name, limit in _STRING_LIMITS:
+        value = row[name]
+        if value is not None:
+            if type(value) is not str:
+                value = row[name] = str(value)
+            if len(value) > limit or "\x00" in value:
+                row[name] = value[:limit].replace("\x00", "\ufffd")
+    for name in _FLOAT_FIELDS:
+        value = row[name]
+        if type(value) is not float or not math.isfinite(value):
+            row[name] = _finite(value)
+    return row
+
+
+def _finite(value: Any) -> float:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return 0.0
+    return number if math.isfinite(number) else 0.0
+
+
 def insert_records(engine: Engine, records: Sequence[Sequence[Any]]) -> int:
     """Insert shipped records (arrays in ``RECORD_FIELDS`` order) in one transaction."""
     if not records:
         return 0
-    rows = [dict(zip(RECORD_FIELDS, record, strict=True)) for record in records]
+    rows = [bounded_row(record) for record in records]
     with engine.begin() as conn:
         conn.execute(insert(request_log), rows)
     return len(rows)

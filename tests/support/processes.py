@@ -56,9 +56,10 @@ class TACoreProcess:
     """A ``tacore`` command run as a real process group with its own ports, data and log dirs."""
 
     def __init__(self, workdir: Path, args: list[str], *, env: dict[str, str] | None = None,
-                 ports: dict[str, int] | None = None) -> None:
+                 ports: dict[str, int] | None = None, preexec: Callable[[], None] | None = None) -> None:
         self.workdir = workdir
         self.args = args
+        self.preexec = preexec  # run in the child before exec (e.g. a lower RLIMIT_NOFILE)
         names = ("ZMQ_FRONTEND_PORT", "ZMQ_BACKEND_PORT", "EVENTS_PORT", "RECORDER_PORT", "API_PORT")
         self.ports = ports or dict(zip(names, free_ports(len(names)), strict=True))
         self.env = {
@@ -89,7 +90,8 @@ class TACoreProcess:
         self.workdir.mkdir(parents=True, exist_ok=True)
         out = self.log_path.open("ab")
         self.proc = subprocess.Popen([sys.executable, "-m", "tacore", *self.args], cwd=self.workdir, env=self.env,
-                                     stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+                                     stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+                                     preexec_fn=self.preexec)
         out.close()
         return self
 

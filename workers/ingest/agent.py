@@ -24,6 +24,7 @@ from typing import Any, TypeVar
 
 import httpx
 
+from tacore import health, reporting
 from tacore.errors import InvalidParams, Unavailable
 from tacore.events import EventPublisher
 from tacore.intervals import INTERVAL_MS, INTERVALS
@@ -38,12 +39,13 @@ from workers.ingest.alpaca.feed import AlpacaFeed
 from workers.ingest.alpaca.rest import AlpacaAuthError
 from workers.ingest.config import IngestConfig
 from workers.ingest.connections import ConnectionConfig, ConnectionListener, ConnectionPool
+from workers.ingest.data_dir import EXIT_DATA_DIR_UNUSABLE, DataDirUnusable, check_writable
 from workers.ingest.feed import KlineFeed
 from workers.ingest.history import StoredSpan, StreamPlan, resume_after, resume_point
 from workers.ingest.limits import attempt_limiter
 from workers.ingest.normalise import SYMBOL_RE, stream_name
 from workers.ingest.routing import MarketRouter
-from workers.ingest.subscriptions import SubscriptionFile
+from workers.ingest.subscriptions import Entry, SubscriptionFile, SubscriptionsNotSaved, persist_then_apply
 from workers.ingest.upkeep import StoreUpkeep
 from workers.ingest.writer import BatchWriter
 from workers.methods import klines as kline_methods
@@ -57,6 +59,7 @@ log = logging.getLogger("tacore.ingest")
 T = TypeVar("T")
 Pair = tuple[str, str]
 _CALL_TIMEOUT_S = 15.0
+_CACHE_PING_AFTER_S = 5.0  # a cache nobody wrote to for this long is pinged, so its state stays current
 
 
 class DataAgent:
@@ -81,10 +84,14 @@ class DataAgent:
         self._lock = asyncio.Lock()
         self._known_symbols: set[str] = set()
         self._http: httpx.AsyncClient | None = None
+        self._reports: reporting.ReportLoop | None = None
+        self.disk_error: str | None = None  # the last write to DATA_DIR the disk refused, and when
+        self.disk_error_at: float | None = None
 
     # -- lifecycle (event loop) --------------------------------------------------------------------
     async def start(self) -> None:
         self.loop = asyncio.get_running_loop()
+        await asyncio.to_thread(check_writable, self.settings.data_dir)  # DataDirUnusable names the path
         self.publisher = EventPublisher(self.settings.events_endpoint)
         last_closed: dict[Pair, int] = {}
         plans: list[StreamPlan] = []
@@ -122,7 +129,11 @@ class DataAgent:
         if routed[MarketSource.ALPACA] and not self.us.configured:
             log.error("%d US streams are stored or configured but not served: %s",
                       len(routed[MarketSource.ALPACA]), MISSING_KEYS)
-        self._save()
+        if set(self._entries()) != set(self.subscription_file.load_entries()):
+            try:
+                self._save(self._entries())
+            except SubscriptionsNotSaved as exc:  # a full disk: stream anyway, say so (and in the health states)
+                log.error("%s", exc.message)
         log.info("data agent started: %d streams of %d symbols, storage %s, cache %s, events on %s",
                  len(pairs), len({s for s, _ in pairs}), self.store.kind, self.cache.kind,
                  self.settings.events_endpoint)
@@ -166,6 +177,8 @@ class DataAgent:
         return pairs
 
     async def stop(self) -> None:
+        if self._reports is not None:
+            await asyncio.to_thread(self._reports.stop)
         await self.upkeep.close()
         if self.feed is not None:
             await self.feed.close()
@@ -185,6 +198,9 @@ class DataAgent:
         stop_worker = threading.Event()
         threads = []
         if worker:
+            self._reports = reporting.ReportLoop(self.settings.client_endpoint, self.report_source,
+                                                 self.report_facts, self.settings.heartbeat_interval_ms / 1000.0)
+            self._reports.start()
             for suffix, registry in (("", self.registry), ("-analysis", self.analysis_registry)):
                 thread = threading.Thread(target=self._run_worker, args=(stop_worker, registry, suffix),
                                           name=f"data-agent-worker{suffix}", daemon=True)
@@ -272,27 +288,12 @@ class DataAgent:
         if us is None:
             raise Unavailable("data agent is starting")
         async with self._lock:
-            routed = self.router.split(pairs, market)
-            us_pairs = routed[MarketSource.ALPACA]
-            if us_pairs and not us.configured:
-                raise Unavailable(MISSING_KEYS)
-            current = {state.symbol for state in feed.streams.values()} | set(us.symbols())
-            new_symbols = sorted({s for s, _ in pairs} - current)
-            if len(current) + len(new_symbols) > self.max_symbols:
-                raise InvalidParams(
-                    f"{len(current)} symbols subscribed + {len(new_symbols)} new is over DATA_AGENT_MAX_SYMBOL "
-                    f"({self.max_symbols}); nothing added",
-                    details=[{"field": "symbols", "message": f"at most {self.max_symbols} symbols in all",
-                              "subscribed": len(current), "new": new_symbols}])
-            if self.config.verify_symbols:
-                us_symbols = {s for s, _ in us_pairs}
-                await self._verify([s for s in new_symbols if s not in us_symbols])
-                await self._verify_us([s for s in new_symbols if s in us_symbols])
-            plans = await self.upkeep.plan_new(feed, routed[MarketSource.BINANCE], new_symbols)
-            feed.add(routed[MarketSource.BINANCE], resume_after(plans))
-            feed.fetch_history(plans)
-            us.add(us_pairs)
-            self._save()
+            remembered = dict(self.router.remembered)
+            try:
+                await self._add_locked(feed, us, pairs, market)
+            except BaseException:
+                self.router.remembered = remembered  # a market forced by a call that changed nothing is forgotten
+                raise
         names = {stream_name(s, i): (s, i) for s, i in pairs}
 
         def flowing(name: str) -> bool:
@@ -302,6 +303,36 @@ class DataAgent:
         while time.monotonic() < deadline and not all(flowing(n) for n in names):
             await asyncio.sleep(0.05)
         return {name: flowing(name) for name in names}
+
+    async def _add_locked(self, feed: KlineFeed, us: AlpacaFeed, pairs: list[Pair],
+                          market: str | None) -> None:
+        """Check, plan and apply an add (under the lock): all or nothing."""
+        routed = self.router.split(pairs, market)
+        us_pairs = routed[MarketSource.ALPACA]
+        if us_pairs and not us.configured:
+            raise Unavailable(MISSING_KEYS)
+        current = {state.symbol for state in feed.streams.values()} | set(us.symbols())
+        new_symbols = sorted({s for s, _ in pairs} - current)
+        if len(current) + len(new_symbols) > self.max_symbols:
+            raise InvalidParams(
+                f"{len(current)} symbols subscribed + {len(new_symbols)} new is over DATA_AGENT_MAX_SYMBOL "
+                f"({self.max_symbols}); nothing added",
+                details=[{"field": "symbols", "message": f"at most {self.max_symbols} symbols in all",
+                          "subscribed": len(current), "new": new_symbols}])
+        if self.config.verify_symbols:
+            us_symbols = {s for s, _ in us_pairs}
+            await self._verify([s for s in new_symbols if s not in us_symbols])
+            await self._verify_us([s for s in new_symbols if s in us_symbols])
+        plans = await self.upkeep.plan_new(feed, routed[MarketSource.BINANCE], new_symbols)
+        before = self._entries()
+        after = list(dict.fromkeys([*before, *((s, i, self.router.name_of(s)) for s, i in pairs)]))
+
+        def apply() -> None:
+            feed.add(routed[MarketSource.BINANCE], resume_after(plans))
+            feed.fetch_history(plans)
+            us.add(us_pairs)
+
+        self._change(before, after, apply)
 
     async def _verify_us(self, symbols: list[str]) -> None:
         """Ask Alpaca for the latest bar of new US symbols: one it does not list is INVALID_PARAMS."""
@@ -352,15 +383,41 @@ class DataAgent:
     async def _remove(self, pairs: list[Pair]) -> list[str]:
         feed = await self._feed()
         async with self._lock:
-            gone = feed.remove(pairs) + (self.us.remove(pairs) if self.us is not None else [])
-            if gone:
-                self._save()
-            return gone
+            current = self._entries()
+            dropping = set(pairs)
+            if not any((s, i) in dropping for s, i, _ in current):
+                return []
+            us = self.us
+            return self._change(current, [e for e in current if (e[0], e[1]) not in dropping],
+                                lambda: feed.remove(pairs) + (us.remove(pairs) if us is not None else []))
 
-    def _save(self) -> None:
-        if self.feed is not None:
-            states = [*self.feed.streams.values(), *(self.us.streams.values() if self.us is not None else ())]
-            self.subscription_file.save((s.symbol, s.interval, self.router.name_of(s.symbol)) for s in states)
+    def _entries(self) -> list[Entry]:
+        """The streams running now, each with its market (what the subscription file holds)."""
+        states = [*(self.feed.streams.values() if self.feed is not None else ()),
+                  *(self.us.streams.values() if self.us is not None else ())]
+        return [(s.symbol, s.interval, self.router.name_of(s.symbol)) for s in states]
+
+    def _change(self, before: list[Entry], after: list[Entry], apply: Callable[[], T]) -> T:
+        """All or nothing: save the new set, then apply it (``persist_then_apply``); a disk that refuses is a
+        retryable UNAVAILABLE and changes nothing."""
+        try:
+            result = persist_then_apply(self.subscription_file, before, after, apply)
+        except SubscriptionsNotSaved as exc:
+            self._disk_refused(exc)
+            raise
+        self.disk_error = None
+        return result
+
+    def _save(self, entries: list[Entry]) -> None:
+        try:
+            self.subscription_file.save(entries)
+        except SubscriptionsNotSaved as exc:
+            self._disk_refused(exc)
+            raise
+        self.disk_error = None
+
+    def _disk_refused(self, exc: SubscriptionsNotSaved) -> None:
+        self.disk_error, self.disk_error_at = exc.message, time.time()
 
     async def _subscriptions(self) -> dict[str, list[str]]:
         feed = await self._feed()
@@ -389,21 +446,21 @@ class DataAgent:
         conns = list(feed.pool.connections.values())
         us = self.us.status() if self.us is not None else None
         us_connection = self.us.connection_info() if self.us is not None else None
-        us_up = us is None or not us["stream_count"] or us["state"] == "streaming"
         symbols = sorted({state.symbol for state in feed.streams.values()} | set(us["symbols"] if us else []))
         storage = self.writer.snapshot()
         c = feed.counters
         b = feed.backfiller.stats
         binance_connected = sum(1 for conn in conns if conn.connected)
         connected = binance_connected + (1 if us_connection is not None and us_connection["connected_since"] else 0)
-        healthy = storage["state"] == "up" and binance_connected == len(conns) and us_up
+        dependencies = self.local_health(await self._health_facts())
         publisher = self.publisher
         binance_flowing = sum(len(conn.subscribed) for conn in conns)
         binance = {"source": "binance", "state": "streaming" if binance_connected == len(conns) else "degraded",
                    "stream_count": len(feed.streams), "connections": len(conns), "connected": binance_connected,
                    "flowing_streams": binance_flowing}
         return {
-            "status": "ok" if healthy else "degraded",
+            "status": health.data_plane_status(dependencies),
+            "dependencies": dependencies,
             "connection_count": len(conns) + (0 if us_connection is None else 1), "connected": connected,
             "symbols": symbols, "symbol_count": len(symbols),
             "stream_count": len(feed.streams) + (us["stream_count"] if us else 0),
@@ -435,6 +492,55 @@ class DataAgent:
         }
 
 
+    # -- health (tacore.health) ----------------------------------------------------------------------
+    @property
+    def report_source(self) -> str:
+        return f"data-agent/{self.config.worker_id}"
+
+    def report_facts(self) -> reporting.Facts:
+        """What this agent observes, for the broker (called by the report thread once a heartbeat)."""
+        writer = self.writer
+        if time.monotonic() - writer.cache_checked_at > _CACHE_PING_AFTER_S:
+            writer.check_cache()  # blocking (Redis), so here and not on the event loop
+        return self._call(self._health_facts(), 2.0)
+
+    async def _health_facts(self) -> reporting.Facts:
+        writer = self.writer
+        conns = list(self.feed.pool.connections.values()) if self.feed is not None else []
+        connections, connected = len(conns), sum(1 for c in conns if c.connected)
+        us = self.us.status() if self.us is not None else None
+        if us is not None and us["stream_count"]:  # the US feed: one connection, up while it streams
+            connections += 1
+            connected += 1 if us["state"] == "streaming" else 0
+        disk = health.disk_facts(self.settings.data_dir)
+        write_error, error_at = self.disk_error, self.disk_error_at
+        if not writer.storage_up and writer.last_error and health.is_disk_error(writer.last_error):
+            write_error, error_at = writer.last_error, writer.storage_since
+        if write_error:
+            disk.update(write_error=write_error, write_error_at=error_at)
+        return {
+            "candle_store": {"kind": self.store.kind, "ok": writer.storage_up, "error": writer.last_error
+                             if not writer.storage_up else None, "since": writer.storage_since,
+                             "buffered_rows": writer.buffered_rows, "dropped_rows": writer.dropped_rows},
+            "cache": {"kind": self.cache.kind, "ok": writer.cache_ok, "error": writer.cache_error,
+                      "since": writer.cache_since},
+            "disk": disk,
+            "feed": {"connections": connections, "connected": connected},
+            "store_clock": self.upkeep.clock.report.as_dict(),
+        }
+
+    def local_health(self, facts: reporting.Facts) -> dict[str, health.State]:
+        """The data-plane states as ``tacore.health`` assesses this agent's facts alone (what ``kline.status``
+        shows when no broker heartbeat has brought the service-wide set)."""
+        states = health.assess(health.Observations(
+            now=time.time(), stale_after_s=60.0, data_agent_expected=True, data_agents=[self.config.worker_id],
+            cache_configured=self.settings.redis_url is not None,
+            embedded_candle_store=self.settings.clickhouse_url is None,
+            min_free_bytes=self.settings.data_dir_min_free_mb << 20,
+            reports=[health.Report(self.report_source, time.time(), facts)]))
+        return {name: states[name] for name in health.DATA_PLANE}
+
+
 def resume_points(newest: dict[Pair, tuple[int, int | None]]) -> dict[Pair, int]:
     """Where each stream's completeness resumes after a restart (``workers.ingest.history.resume_point``)."""
     points = {}
@@ -450,13 +556,19 @@ def run(settings: Settings, config: IngestConfig | None = None) -> None:
     from tacore.logconfig import configure_logging
 
     configure_logging(settings, "data-agent")
+    config = config or IngestConfig.load()
 
     async def main() -> None:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, stop.set)
-        await DataAgent(settings, config or IngestConfig.load()).serve(stop)
+        await DataAgent(settings, config).serve(stop)
 
-    asyncio.run(main())
+    try:
+        asyncio.run(main())
+    except DataDirUnusable as exc:
+        log.error("data agent cannot start: %s", exc)
+        reporting.send_once(settings.client_endpoint, f"data-agent/{config.worker_id}", {"fatal": str(exc)})
+        raise SystemExit(EXIT_DATA_DIR_UNUSABLE) from None
     log.info("data agent stopped")

@@ -36,7 +36,8 @@ class MarketView:
     """Implements ``workers.methods.market.MarketService`` over the agent's cache and store."""
 
     def __init__(self, store: KlineStore, cache: PriceCache, markets: MarketRegistry, max_symbols: int,
-                 source_now_ms: Callable[[], int | None]) -> None:
+                 source_now_ms: Callable[[], int | None],
+                 on_cache_error: Callable[[Exception], None] | None = None) -> None:
         self.store = store
         self.cache = cache
         self.markets = markets
@@ -45,6 +46,7 @@ class MarketView:
         self.future_skipped = 0  # cache entries refused as later than the source's clock
         self.ahead_symbols: frozenset[str] = frozenset()  # the last clock check found candles ahead for these
         self._cache_down_until = 0.0
+        self._on_cache_error = on_cache_error  # the cache's state for the health reports
 
     def _limit(self) -> int | None:
         now = self._source_now_ms()
@@ -57,6 +59,8 @@ class MarketView:
             snaps = self.cache.get_many(symbols, _REPLY_INTERVALS)
         except Exception as exc:
             self._cache_down_until = time.monotonic() + CACHE_RETRY_S
+            if self._on_cache_error is not None:
+                self._on_cache_error(exc)
             log.warning("price cache read failed (%s); reading the candle store for %.0f s", exc, CACHE_RETRY_S)
             return dict.fromkeys(symbols)
         limit, ahead = self._limit(), self.ahead_symbols

@@ -55,7 +55,8 @@ class StoreUpkeep:
         self.budget = WeightBudget(config.rest_weight_per_min)
         self.progress = HistoryProgress()  # every feed's history fetch reports here
         self.clock = StoreClock(store, settings.data_dir / "data-agent")
-        self.market = MarketView(store, cache, markets, settings.data_agent_max_symbol, self.source_now_ms)
+        self.market = MarketView(store, cache, markets, settings.data_agent_max_symbol, self.source_now_ms,
+                                 writer.note_cache_outcome)
         self.feed: KlineFeed | None = None
         self._source_ms: int | None = None  # the exchange's clock at the last reading
         self._http: httpx.AsyncClient | None = None

@@ -52,6 +52,11 @@ class BatchWriter:
         self.dropped_rows = 0
         self.compacted_rows = 0
         self.cache_errors = 0
+        #: the price cache's last known state: None before the first write or ping, then whether it worked
+        self.cache_ok: bool | None = None
+        self.cache_error: str | None = None
+        self.cache_since = time.time()
+        self.cache_checked_at = 0.0  # time.monotonic() of the last write or ping
         self.storage_up = True
         self.storage_since = time.time()
         self.last_error: str | None = None
@@ -276,8 +281,9 @@ class BatchWriter:
             self.cache.put_latest(changed, tickers)
         except Exception as exc:
             self.cache_errors += 1
-            log.warning("price cache update failed: %s", exc)
+            self.note_cache_outcome(exc)
             return
+        self.note_cache_outcome(None)
         for key, row in changed.items():
             pushed[key] = row.version
         self._tickers_pushed.update(tickers)
@@ -294,3 +300,27 @@ class BatchWriter:
             if current is not None and self._tickers_pushed.get(symbol) != current:
                 figures[symbol] = current
         return figures
+
+    def check_cache(self) -> None:
+        """Ping the price cache (when nothing was written to it lately, its state would go stale)."""
+        if self.cache is None:
+            return
+        try:
+            self.cache.ping()
+        except Exception as exc:
+            self.note_cache_outcome(exc)
+        else:
+            self.note_cache_outcome(None)
+
+    def note_cache_outcome(self, exc: Exception | None) -> None:
+        """A write, ping or read of the price cache worked (None) or failed: its state for the health reports."""
+        self.cache_checked_at = time.monotonic()
+        ok = exc is None
+        if ok != self.cache_ok:
+            self.cache_since = time.time()
+            if not ok:
+                log.warning("price cache unavailable: %s", exc)
+            elif self.cache_ok is False:
+                log.warning("price cache back")
+        self.cache_ok = ok
+        self.cache_error = None if exc is None else f"{type(exc).__name__}: {exc}"[:300]

@@ -1,4 +1,8 @@
-"""health.check: is this worker alive, and (detailed) how do the broker and the dependencies look."""
+"""health.check: is this worker alive, and (detailed) how do the broker and the dependencies look.
+
+The dependency states are the broker's (``tacore.health``), delivered with its heartbeat: this worker
+probes nothing itself, so it cannot disagree with ``/health`` or ``kline.status``.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +13,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict
 
 from tacore import __version__
-from workers.dependencies import dependency_states, store_clock
+from tacore.health import worst
 from workers.registry import CallContext, MethodRegistry
 
 registry = MethodRegistry()
@@ -32,21 +36,19 @@ def health_check(params: HealthCheckParams, ctx: CallContext) -> dict[str, Any]:
         "pid": os.getpid(),
     }
     if params.detailed:
-        deps = dependency_states()
         reply["broker"] = {
             "queue_depth": ctx.broker.get("queue_depth"),
             "live_workers": ctx.broker.get("live_workers"),
             "inflight": ctx.broker.get("inflight"),
             "snapshot_age_s": _age(ctx.broker.get("received_at")),
         }
-        agents = ctx.broker.get("workers_by_kind", {}).get("data-agent", 0)
-        data_agent: dict[str, Any] = {"status": "up" if agents else "absent", "live": agents}
-        clock = store_clock()  # the agent's last check of its candles against the exchange's clock, if any
-        if clock is not None:
-            data_agent["store_clock"] = clock
-        deps = {**deps, "data_agent": data_agent}
-        reply["dependencies"] = deps
-        if any(state["status"] == "down" for state in deps.values()) or (clock or {}).get("state") == "ahead":
+        # The broker's states (tacore.health), as its last heartbeat brought them: /health and kline.status
+        # show the same set.
+        shared = ctx.broker.get("health") or {}
+        dependencies = shared.get("dependencies") or {}
+        reply["dependencies"] = dependencies
+        reply["assessed_at"] = shared.get("checked_at")
+        if not dependencies or worst(dependencies.values()) != "up":
             reply["status"] = "degraded"
     return reply
 

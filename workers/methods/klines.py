@@ -12,9 +12,10 @@ from typing import Any, Protocol
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from tacore.errors import InvalidParams
+from tacore.health import data_plane_status
 from tacore.intervals import INTERVALS, check_interval
 from workers.ingest.normalise import SYMBOL_RE, stream_name
-from workers.registry import MethodRegistry
+from workers.registry import CallContext, MethodRegistry
 
 MAX_HISTORY_LIMIT = 1000
 
@@ -92,11 +93,15 @@ class SymbolsParams(_Params):
     _symbols = field_validator("symbols", mode="before")(check_symbols)
 
 
+#: Open times are stored as Int64 epoch ms: a bound past this would wrap around in the query.
+MAX_TIME_MS = 2**63 - 1
+
+
 class HistoryParams(_Params):
     symbol: str
     interval: str
-    start: int | None = Field(None, ge=0, description="first open time, epoch ms")
-    end: int | None = Field(None, ge=0, description="last open time, epoch ms")
+    start: int | None = Field(None, ge=0, le=MAX_TIME_MS, description="first open time, epoch ms")
+    end: int | None = Field(None, ge=0, le=MAX_TIME_MS, description="last open time, epoch ms")
     limit: int = Field(500, ge=1, le=MAX_HISTORY_LIMIT)
 
     _symbol = field_validator("symbol", mode="before")(check_symbol)
@@ -188,9 +193,18 @@ def build_registry(service: KlineService) -> MethodRegistry:
         return {"connection_count": len(conns), "count": len(conns), "connections": conns}
 
     @registry.method("kline.status", idempotent=True)
-    def status(params: NoParams) -> dict[str, Any]:
-        """Feed, storage, cache and backfill counters (the sidecar's metrics read these)."""
-        return service.status()
+    def status(params: NoParams, ctx: CallContext) -> dict[str, Any]:
+        """Feed, storage, cache and backfill counters (the sidecar's metrics read these), and the dependency
+        states: the broker's set (``tacore.health``, as /health and health.check show it) once its heartbeat
+        has brought one, else this agent's own assessment of its data plane."""
+        reply = service.status()
+        shared = ctx.broker.get("health") or {}
+        dependencies = shared.get("dependencies")
+        if dependencies:
+            reply["dependencies"] = dependencies
+            reply["assessed_at"] = shared.get("checked_at")
+            reply["status"] = data_plane_status(dependencies)
+        return reply
 
     @registry.method("kline.history", idempotent=True)
     def history(params: HistoryParams) -> dict[str, Any]:

@@ -42,7 +42,7 @@ def _service(tmp: Path) -> Iterator[Service]:
                   API_KEY, tmp, env)
     try:
         svc.procs.append(spawn("serve", ["serve", "--no-data-agent"], env, tmp))
-        svc.agent = FakeAgent(svc.backend, heartbeat_interval_ms=HEARTBEAT_MS).start()
+        svc.agent = FakeAgent(svc.backend, heartbeat_interval_ms=HEARTBEAT_MS, frontend=svc.frontend).start()
         with svc.client() as http:
             wait_until(lambda: http.get("/health").status_code == 200, START_TIMEOUT_S, "a healthy service")
         yield svc

@@ -1,19 +1,24 @@
 """A stand-in data agent for the sidecar's forwarding tests: a real Worker serving the kline.* methods.
 
-It joins the real broker like the real agent does (kind ``data-agent``) and answers with the seed's
-reply shapes from an in-memory subscription set, so the tests prove the sidecar's forwarding, error
-mapping and auth without depending on an exchange.
+It joins the real broker like the real agent does (kind ``data-agent``), reports its (healthy) state to
+the broker like the real agent does (``broker.report``), and answers with the seed's reply shapes from
+an in-memory subscription set, so the tests prove the sidecar's forwarding, error mapping and auth
+without depending on an exchange.
 """
 
 from __future__ import annotations
 
+import tempfile
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
 from tacore.errors import InvalidParams
+from tacore.health import disk_facts
+from tacore.reporting import Facts, ReportLoop
 from workers.registry import MethodRegistry
 from workers.runtime import Worker
 
@@ -34,7 +39,7 @@ class SymbolsParams(BaseModel):
 
 
 class FakeAgent:
-    def __init__(self, endpoint: str, heartbeat_interval_ms: int = 1000) -> None:
+    def __init__(self, endpoint: str, heartbeat_interval_ms: int = 1000, frontend: str | None = None) -> None:
         self.streams: dict[tuple[str, str], float] = {}
         self.counters = {"klines_ingested": 0, "cache_hits": 0, "cache_misses": 0}
         registry = MethodRegistry()
@@ -43,12 +48,24 @@ class FakeAgent:
                              heartbeat_interval_ms=heartbeat_interval_ms)
         self.stop = threading.Event()
         self.thread = threading.Thread(target=self.worker.run, args=(self.stop,), daemon=True, name="fake-agent")
+        self.reports = None if frontend is None else ReportLoop(frontend, "data-agent/fake-agent", self.facts,
+                                                                heartbeat_interval_ms / 1000.0)
+
+    def facts(self) -> Facts:
+        """What a healthy real agent reports (tacore.health reads these)."""
+        return {"candle_store": {"kind": "chdb", "ok": True, "buffered_rows": 0, "dropped_rows": 0},
+                "cache": {"kind": "memory", "ok": True}, "disk": disk_facts(Path(tempfile.gettempdir())),
+                "feed": {"connections": 1, "connected": 1}}
 
     def start(self) -> FakeAgent:
         self.thread.start()
+        if self.reports is not None:
+            self.reports.start()
         return self
 
     def close(self) -> None:
+        if self.reports is not None:
+            self.reports.stop()
         self.stop.set()
         self.thread.join(5)
 

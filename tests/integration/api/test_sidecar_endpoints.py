@@ -28,16 +28,18 @@ def send(service: Service, method: str, params: dict[str, object], count: int, p
 
 def test_health_is_open_and_names_every_component(service: Service) -> None:
     with service.client(key=None) as anon:
-        reply = anon.get("/health")
-    assert reply.status_code == 200
-    body = reply.json()
-    assert body["status"] == "healthy"
-    assert {"broker", "workers", "database", "cache", "data_agent"} <= set(body["components"])
-    assert body["components"]["broker"]["status"] == "up"
-    assert body["components"]["workers"]["live"] >= 2
-    assert body["components"]["database"]["status"] == "up"
-    assert body["components"]["cache"]["status"] == "not_configured"
-    assert body["components"]["data_agent"]["status"] == "up"
+        # healthy once every process has reported (the recorder runs at idle priority: on a busy machine later)
+        body = wait_until(lambda: (r := anon.get("/health")).status_code == 200 and r.json()["status"] == "healthy"
+                          and r.json(), 15, "every dependency up")
+    components = body["components"]
+    assert set(components) == {"broker", "workers", "data_agent", "recorder", "database", "cache", "candle_store",
+                               "disk"}
+    assert all(c["status"] == "up" and c["reason"] for c in components.values()), components
+    assert components["workers"]["live"] >= 2
+    assert components["database"]["kind"] == "sqlite"
+    assert components["cache"]["kind"] == "memory"  # REDIS_URL unset: the data agent caches in its memory
+    assert components["data_agent"]["workers"] == ["fake-agent"]
+    assert body["assessed_at"] <= body["checked_at"]
 
 
 @pytest.mark.parametrize("path", GUARDED_GETS)
@@ -208,8 +210,10 @@ def test_methods_report_rates_percentiles_and_errors(service: Service, http: htt
     def row(name: str) -> dict | None:
         return next((m for m in http.get("/methods").json()["methods"] if m["method"] == name), None)
 
-    unknown = wait_until(lambda: row(bogus), 5, "the unknown method's row")
-    assert unknown["count"] == 2 and unknown["errors"] == {"UNKNOWN_METHOD": 2} and unknown["success_rate"] == 0
+    # every undeclared name is counted in one bucket (a row per name would grow without bound)
+    unknown = wait_until(lambda: (r := row("(unknown)")) and r["count"] >= 2 and r, 5, "the unknown-method row")
+    assert unknown["errors"]["UNKNOWN_METHOD"] == unknown["count"] and unknown["success_rate"] == 0
+    assert row(bogus) is None
     health = row("health.check")
     assert health is not None
     assert health["errors"].get("INVALID_PARAMS", 0) >= 3

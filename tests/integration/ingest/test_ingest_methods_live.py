@@ -101,6 +101,21 @@ def test_every_bad_input_is_invalid_params_and_nothing_is_half_added(
         assert exc.code == "INVALID_PARAMS"
 
 
+def test_history_times_past_what_the_store_holds_are_invalid_params_not_wrapped_around(
+        sim: ExchangeSimulator, agent_factory: Callable[..., Agent]) -> None:
+    agent = agent_factory(sim, ["BTCUSDT"])
+    agent.wait_flowing(7)
+    newest = wait_until(lambda: agent.history("BTCUSDT", "1m")[-1:], 10, "a stored candle")[0]["open_time"]
+    for field in ("start", "end"):
+        for value in (2**63, 2**63 + 12345, 2**64 - 1):
+            reply = agent.request("kline.history", {"symbol": "BTCUSDT", "interval": "1m", field: value})
+            assert reply["status"] == "error" and reply["error"]["code"] == "INVALID_PARAMS", (field, value, reply)
+            assert reply["error"]["details"][0]["field"] == field
+    # the largest value the store holds is a valid bound: no candle opens after it, every stored one before it
+    assert agent.history("BTCUSDT", "1m", start=2**63 - 1) == []
+    assert agent.history("BTCUSDT", "1m", end=2**63 - 1)[-1]["open_time"] >= newest
+
+
 def test_closed_candles_publish_data_ready_matching_storage_and_market_data_answers(
         sim: ExchangeSimulator, agent_factory: Callable[..., Agent], storage_env: dict[str, str]) -> None:
     prefix = f"test:{uuid.uuid4().hex}:"  # storage_env: embedded chDB, then a ClickHouse server (CLICKHOUSE_URL)

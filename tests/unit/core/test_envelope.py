@@ -4,7 +4,13 @@ import orjson
 import pytest
 
 from tacore.errors import ErrorCode, InvalidRequest
-from tacore.protocol.envelope import DEFAULT_PRIORITY, decode_request, encode_error, encode_reply
+from tacore.protocol.envelope import (
+    DEFAULT_PRIORITY,
+    MAX_METHOD_LENGTH,
+    decode_request,
+    encode_error,
+    encode_reply,
+)
 
 LIMIT = 1024
 
@@ -52,6 +58,13 @@ def test_oversized_frame_is_refused_before_parsing() -> None:
     # not even valid JSON: the size check comes first
     with pytest.raises(InvalidRequest, match="limit"):
         decode_request(b"{" * (LIMIT + 1), LIMIT)
+
+
+def test_method_name_over_the_length_limit_is_invalid_request() -> None:
+    assert decode_request(orjson.dumps({"method": "m" * MAX_METHOD_LENGTH}), LIMIT).method == "m" * MAX_METHOD_LENGTH
+    with pytest.raises(InvalidRequest, match="over the 128 character limit") as info:
+        decode_request(orjson.dumps({"request_id": "r", "method": "m" * (MAX_METHOD_LENGTH + 1)}), LIMIT)
+    assert info.value.request_id == "r" and info.value.details == {"field": "method"}
 
 
 def test_replies_have_the_seed_shape() -> None:
