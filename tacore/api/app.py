@@ -22,7 +22,7 @@ from tacore.api.broker_link import BrokerLink, Sampler
 from tacore.api.errors import install_error_handlers
 from tacore.api.prom import build_registry
 from tacore.api.routes import analytics, dashboard, data_agent, health, logs, market, methods, metrics, workers
-from tacore.api.security import require_key
+from tacore.api.security import KEY_RESPONSES, require_key
 from tacore.auth.credentials import client_keys
 from tacore.settings import Settings
 from tacore.store.migrate import upgrade_schema
@@ -85,12 +85,12 @@ def create_app(settings: Settings, *, sample_interval_s: float = 1.0, migrate: b
     guarded = [Depends(require_key)]
     app.include_router(health.router)
     app.include_router(data_agent.open_router)
-    app.include_router(metrics.router, dependencies=guarded)
-    app.include_router(logs.router, dependencies=guarded)
-    app.include_router(workers.router, dependencies=guarded)
-    app.include_router(methods.router, dependencies=guarded)
-    app.include_router(data_agent.read_router)
-    app.include_router(data_agent.write_router)
+    app.include_router(metrics.router, dependencies=guarded, responses=KEY_RESPONSES)
+    app.include_router(logs.router, dependencies=guarded, responses=KEY_RESPONSES)
+    app.include_router(workers.router, dependencies=guarded, responses=KEY_RESPONSES)
+    app.include_router(methods.router, dependencies=guarded, responses=KEY_RESPONSES)
+    app.include_router(data_agent.read_router, responses=KEY_RESPONSES)
+    app.include_router(data_agent.write_router, responses=KEY_RESPONSES)
     app.include_router(market.router)
     app.include_router(analytics.router)
     app.include_router(dashboard.router)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -164,15 +164,21 @@ class AgentStatus(BaseModel):
     symbols: list[str]
 
 
+#: A symbol as the data agent takes it (case-insensitive; it upper-cases): 1-20 letters or digits and an optional
+#: share class after a dot (BTCUSDT, AAPL, BRK.B); workers.ingest.normalise.SYMBOL_RE.
+SYMBOL_PATTERN = r"^[A-Za-z0-9]{1,20}([.][A-Za-z]{1,2})?$"
+Interval = Literal["1m", "5m", "15m", "30m", "1h", "4h", "1d"]
+
+
 class StreamBody(BaseModel):
     model_config = ConfigDict(extra="forbid", json_schema_extra={"example": {"symbol": "BTCUSDT", "interval": "1m"}})
-    symbol: str = Field(min_length=1, max_length=32, pattern=r"^[A-Za-z0-9.]+$")  # BRK.B
-    interval: str = Field(min_length=1, max_length=8)
+    symbol: str = Field(pattern=SYMBOL_PATTERN, description="e.g. BTCUSDT")
+    interval: Interval
 
 
 class SymbolsBody(BaseModel):
     model_config = ConfigDict(extra="forbid", json_schema_extra={"example": {"symbols": ["BTCUSDT", "ETHUSDT"]}})
-    symbols: list[str] = Field(min_length=1, max_length=500)
+    symbols: list[Annotated[str, Field(pattern=SYMBOL_PATTERN)]] = Field(min_length=1, max_length=500)
 
 
 class CommandReply(BaseModel):

@@ -9,17 +9,26 @@ Without a configured key the sidecar binds to loopback only (``Settings.api_bind
 from __future__ import annotations
 
 import hmac
+from typing import Any
 
 from fastapi import HTTPException, Request, Security
 from fastapi.security import APIKeyHeader
 
 from tacore.api.deps import get_settings
+from tacore.api.schemas import Problem
 
 HEADER = "X-API-Key"
 COOKIE = "tacore_api_key"
 
 api_key_header = APIKeyHeader(name=HEADER, auto_error=False,
                               description="The sidecar's API_KEY; required when one is configured.")
+
+
+#: What every guarded route may answer besides its own: documented in the schema (``responses=``).
+KEY_RESPONSES: dict[int | str, dict[str, Any]] = {
+    401: {"model": Problem, "description": "the X-API-Key header (or, for reads, the dashboard's cookie) is "
+                                           "missing or wrong"},
+}
 
 
 def key_matches(expected: str, supplied: str | None) -> bool:

@@ -23,7 +23,7 @@ from tacore.api.errors import ComponentUnavailable
 from tacore.api.prom import cache_counts
 from tacore.api.routes.methods import method_rows
 from tacore.api.routes.metrics import InternalParam
-from tacore.api.security import COOKIE, HEADER, key_matches, require_key
+from tacore.api.security import COOKIE, HEADER, KEY_RESPONSES, key_matches, require_key
 from tacore.api.stats import check_targets, totals
 
 router = APIRouter(tags=["dashboard"])
@@ -84,7 +84,8 @@ async def static(path: str) -> FileResponse:
     return FileResponse(target, headers={"Cache-Control": "max-age=3600"})
 
 
-@router.get("/dashboard/data", dependencies=[Depends(require_key)], summary="Everything the page shows")
+@router.get("/dashboard/data", dependencies=[Depends(require_key)], summary="Everything the page shows",
+            responses=KEY_RESPONSES)
 async def dashboard_data(
     sampler: SamplerDep,
     since: Annotated[float | None, Query(ge=0, description="only chart points newer than this epoch time")] = None,

@@ -33,7 +33,10 @@ from tacore.api.security import require_key, require_key_for_write
 
 open_router = APIRouter(tags=["data agent"])
 read_router = APIRouter(tags=["data agent"], dependencies=[Depends(require_key)])
-write_router = APIRouter(tags=["data agent"], dependencies=[Depends(require_key_for_write)])
+write_router = APIRouter(tags=["data agent"], dependencies=[Depends(require_key_for_write)], responses={
+    400: {"model": Problem, "description": "the body is not JSON"},
+    502: {"model": Problem, "description": "the data agent failed on the command (INTERNAL)"},
+})
 
 _DOWN: dict[int | str, dict[str, Any]] = {
     503: {"model": Problem, "description": "the broker or the data agent is down"},

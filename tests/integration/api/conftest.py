@@ -44,7 +44,9 @@ def _service(tmp: Path) -> Iterator[Service]:
         svc.procs.append(spawn("serve", ["serve", "--no-data-agent"], env, tmp))
         svc.agent = FakeAgent(svc.backend, heartbeat_interval_ms=HEARTBEAT_MS, frontend=svc.frontend).start()
         with svc.client() as http:
-            wait_until(lambda: http.get("/health").status_code == 200, START_TIMEOUT_S, "a healthy service")
+            wait_until(lambda: (r := http.get("/health")).status_code == 200
+                       and r.json()["components"]["data_agent"]["status"] == "up", START_TIMEOUT_S,
+                       "a serving service with its data agent")
         yield svc
     except BaseException:
         for proc in svc.procs:
@@ -107,7 +109,9 @@ def _demo(tmp: Path) -> Iterator[Service]:
     try:
         svc.procs.append(spawn("demo", ["serve", "--demo"], env, tmp))
         with svc.client() as http:
-            wait_until(lambda: http.get("/health").status_code == 200, DEMO_START_TIMEOUT_S, "the demo service")
+            # /health is 200 as soon as requests can be served; the data agent may still be starting
+            wait_until(lambda: http.get("/health").json()["components"]["data_agent"]["status"] == "up",
+                       DEMO_START_TIMEOUT_S, "the demo service with its data agent")
         yield svc
     except BaseException:
         sys.stderr.write(f"--- demo output ---\n{svc.procs[0].output()[-4000:] if svc.procs else ''}\n")

@@ -95,6 +95,8 @@ def test_time_window_accepts_epoch_and_iso(http: httpx.Client, traffic: Traffic)
     assert epoch >= total  # the sidecar's own data-agent polls may fall in the window too
     future = http.get("/logs", params={"since": traffic.ended + 3600}).json()
     assert future["total"] == 0
+    backwards = http.get("/logs", params={"since": traffic.ended, "until": traffic.started})
+    assert backwards.status_code == 200 and backwards.json()["total"] == 0  # an empty range, not an error
 
 
 def test_limit_and_offset_page_through_the_same_total(http: httpx.Client, traffic: Traffic) -> None:
@@ -120,7 +122,6 @@ def test_limit_and_offset_page_through_the_same_total(http: httpx.Client, traffi
     ({"error_code": "NOT_A_CODE"}, "error_code"),
     ({"since": "last tuesday"}, "since"),
     ({"until": "2026-13-45"}, "until"),
-    ({"since": 2000, "until": 1000}, "until"),
     ({"method": ""}, "method"),
     ({"request_id": "x" * 300}, "request_id"),
 ])
