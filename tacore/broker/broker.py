@@ -135,6 +135,8 @@ class Broker:
             if not stop.is_set():
                 self.draining = True
                 self.queue.limit = 0  # every new request is "queue full": _on_uncommon_request refuses it
+                if self.records is not None:
+                    self.records.flush_s = 0.0  # ship each record at once: the recorder stops soon after
                 log.info("broker draining: %d queued, %d in flight; new requests are answered UNAVAILABLE",
                          len(self.queue), self.workers.inflight)
                 self._loop(stop)

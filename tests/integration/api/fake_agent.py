@@ -38,6 +38,14 @@ class SymbolsParams(BaseModel):
     symbols: list[str]
 
 
+class HistoryParams(BaseModel):
+    symbol: str
+    interval: str
+    start: int | None = None
+    end: int | None = None
+    limit: int = 500
+
+
 class FakeAgent:
     def __init__(self, endpoint: str, heartbeat_interval_ms: int = 1000, frontend: str | None = None) -> None:
         self.streams: dict[tuple[str, str], float] = {}
@@ -112,6 +120,15 @@ class FakeAgent:
         def remove_stream(params: StreamParams) -> dict[str, Any]:
             agent.streams.pop((params.symbol.upper(), params.interval), None)
             return {"status": "ok", "message": f"stream {params.symbol.upper()}@{params.interval} removed"}
+
+        @registry.method("kline.history", idempotent=True)
+        def history(params: HistoryParams) -> dict[str, Any]:
+            return {"symbol": params.symbol, "interval": params.interval, "count": 0, "candles": []}
+
+        @registry.method("get.market_data", idempotent=True)
+        def market_data(params: SymbolsParams) -> dict[str, Any]:  # nothing is stored here: every symbol no_data
+            entries = {s: {"symbol": s, "status": "no_data"} for s in params.symbols}
+            return {"symbols": entries, "count": len(entries), "no_data": list(entries)}
 
         @registry.method("kline.add_symbols", idempotent=True)
         def add_symbols(params: SymbolsParams) -> dict[str, Any]:
