@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import random
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -129,6 +130,27 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+def create_tables(engine: Engine, attempts: int = 10) -> None:
+    """Create the records' table (and its index) unless it exists; safe when a whole pool of workers does it
+    at once on one fresh database.
+
+    ``create_all`` checks, then creates: two processes can both find no table, and the second CREATE fails
+    ("table ... already exists", on PostgreSQL a duplicate key in ``pg_type``; SQLite may also say the file is
+    locked). The loser tries again: by then the winner's DDL is committed (SQLite and PostgreSQL create the
+    table and its index in one transaction), so the check finds the table and there is nothing left to do.
+    """
+    for attempt in range(1, attempts + 1):
+        try:
+            metadata.create_all(engine, tables=[idempotency_records], checkfirst=True)
+            return
+        except SQLAlchemyError as exc:
+            if attempt == attempts:
+                raise
+            log.debug("creating %s raced another process (%s); checking again", idempotency_records.name,
+                      str(exc).splitlines()[0])
+            time.sleep(random.uniform(0.01, 0.05) * attempt)
+
+
 class IdempotencyStore:
     def __init__(self, url: str, *, ttl_s: float = 86_400.0, timeout_s: float = 2.0,
                  purge_every_s: float = 60.0) -> None:
@@ -137,7 +159,7 @@ class IdempotencyStore:
         self.engine = make_store_engine(url, timeout_s)
         self._purge_every_s = purge_every_s
         self._next_purge = 0.0
-        metadata.create_all(self.engine, tables=[idempotency_records])
+        create_tables(self.engine)
 
     @property
     def kind(self) -> str:
