@@ -25,7 +25,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, StatementError
 
 from tacore.health import FULL_BYTES, disk_facts
-from tacore.reporting import Facts, StateReporter
+from tacore.reporting import Facts, StateReporter, reporter_keys
 from tacore.settings import Settings
 from tacore.store.migrate import upgrade_schema
 from tacore.store.request_log import insert_records, make_engine, sqlite_path
@@ -50,7 +50,8 @@ class RequestRecorder:
         self.socket.setsockopt(zmq.RCVHWM, 10_000)
         self.socket.setsockopt(zmq.LINGER, 0)
         self.socket.bind(settings.recorder_endpoint)  # first: records queue here while the schema is checked
-        self.reporter = StateReporter(settings.client_endpoint, "recorder", self.context) if report else None
+        self.reporter = StateReporter(settings.client_endpoint, "recorder", self.context,
+                                      curve=reporter_keys(settings, "recorder")) if report else None
         self.buffer: deque[list[Any]] = deque()
         self.buffer_limit = settings.request_log_buffer
         self.written = 0

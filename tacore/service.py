@@ -385,11 +385,12 @@ class SupervisorReports:
     """What the supervisor tells the broker (``tacore.health``): the components it restarts, and DATA_DIR's disk."""
 
     def __init__(self, service: Service) -> None:
-        from tacore.reporting import StateReporter
+        from tacore.reporting import StateReporter, reporter_keys
 
         self.service = service
         self.interval_s = service.settings.heartbeat_interval_ms / 1000.0
-        self.reporter = StateReporter(service.settings.client_endpoint, "supervisor")
+        self.reporter = StateReporter(service.settings.client_endpoint, "supervisor",
+                                      curve=reporter_keys(service.settings, "supervisor"))
         self._next = 0.0
 
     def maybe_send(self, now: float) -> None:

@@ -199,7 +199,8 @@ class DataAgent:
         threads = []
         if worker:
             self._reports = reporting.ReportLoop(self.settings.client_endpoint, self.report_source,
-                                                 self.report_facts, self.settings.heartbeat_interval_ms / 1000.0)
+                                                 self.report_facts, self.settings.heartbeat_interval_ms / 1000.0,
+                                                 reporting.reporter_keys(self.settings, self.report_source))
             self._reports.start()
             for suffix, registry in (("", self.registry), ("-analysis", self.analysis_registry)):
                 thread = threading.Thread(target=self._run_worker, args=(stop_worker, registry, suffix),
@@ -569,6 +570,8 @@ def run(settings: Settings, config: IngestConfig | None = None) -> None:
         asyncio.run(main())
     except DataDirUnusable as exc:
         log.error("data agent cannot start: %s", exc)
-        reporting.send_once(settings.client_endpoint, f"data-agent/{config.worker_id}", {"fatal": str(exc)})
+        source = f"data-agent/{config.worker_id}"
+        reporting.send_once(settings.client_endpoint, source, {"fatal": str(exc)},
+                            curve=reporting.reporter_keys(settings, source))
         raise SystemExit(EXIT_DATA_DIR_UNUSABLE) from None
     log.info("data agent stopped")

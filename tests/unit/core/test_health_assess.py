@@ -114,6 +114,16 @@ def test_a_data_agent_that_keeps_dying_is_down_with_the_supervisors_account_and_
     assert states["candle_store"]["status"] == "down"  # only the agent opens the embedded store
 
 
+def test_candles_ahead_of_the_exchanges_clock_degrade_the_data_agent_and_its_store_clock_is_shown() -> None:
+    ok = {"state": "ok", "ahead_candles": 0, "moved_aside": {"candles": 12}}
+    state = assess(observe(fresh("data-agent/1", agent_facts(store_clock=ok))))["data_agent"]
+    assert state["status"] == "up" and state["store_clock"]["moved_aside"] == {"candles": 12}
+    ahead = {"state": "ahead", "ahead_candles": 7, "moved_aside": None}
+    state = assess(observe(fresh("data-agent/1", agent_facts(store_clock=ahead))))["data_agent"]
+    assert state["status"] == "degraded" and "7 candle(s) ahead" in state["reason"]
+    assert state["store_clock"]["state"] == "ahead"
+
+
 def test_no_workers_means_serving_is_impossible() -> None:
     states = assess(observe(pool_workers=0))
     assert states["workers"]["status"] == "down" and not serving_possible(states)
