@@ -246,6 +246,13 @@ def test_serve_s_own_processes_use_local_keys_the_sidecar_included(keyed: Keyed)
     body = wait_until(healthy, 30, "the sidecar reaching the keyed broker")
     assert body["components"]["broker"]["status"] == "up" and body["components"]["workers"]["live"] == 2
 
+    def reported() -> dict[str, Any] | None:  # broker.report needs admin: the recorder presents local-admin
+        states: dict[str, Any] = keyed.status()["health"]["dependencies"]
+        return states if states["recorder"]["status"] == "up" and states["database"]["status"] == "up" else None
+
+    states = wait_until(reported, 30, "the recorder's reports reaching the keyed broker")
+    assert states["disk"]["status"] == "up" and states["disk"]["reported_by"] == "supervisor"
+
 
 def test_tacore_worker_connect_joins_with_a_worker_key(keyed: Keyed, tmp_path: Path) -> None:
     made = keyed.keyring.generate("remote-host", KeyKind.WORKER)
@@ -270,10 +277,12 @@ def test_the_data_agent_joins_with_a_worker_key_and_its_commands_need_admin(keye
     from tests.support.ports import free_port
 
     made = keyed.keyring.generate("agent-host", KeyKind.WORKER)
+    reports = keyed.keyring.generate("agent-host-reports", KeyKind.CLIENT, Role.ADMIN)  # its health reports
     sim = ExchangeSimulator(SimConfig()).start()
     ports = {**keyed.proc.ports, "EVENTS_PORT": free_port()}
     agent = TACoreProcess(tmp_path / "agent", ["data-agent"], ports=ports, env={
-        "WORKER_KEY": str(made.secret_file), "TACORE_INGEST_WORKER_ID": "keyed-agent",
+        "WORKER_KEY": str(made.secret_file), "CLIENT_KEY": str(reports.secret_file),
+        "TACORE_INGEST_WORKER_ID": "keyed-agent",
         "EXCHANGE_WS_URL": sim.ws_url, "EXCHANGE_REST_URL": sim.rest_url}).start()
     try:
         record = wait_until(lambda: keyed.live("keyed-agent"), 30, "the data agent registered with its key")
@@ -283,6 +292,13 @@ def test_the_data_agent_joins_with_a_worker_key_and_its_commands_need_admin(keye
             assert reader.request("kline.add_stream", stream)["error"]["code"] == "FORBIDDEN"
             assert admin.call("kline.add_stream", stream)["stream"] == "btcusdt@kline_1m"
             assert reader.call("kline.symbols")["symbols"] == ["BTCUSDT"]
+
+        def reporting() -> dict[str, Any] | None:  # its reports, under its client key, reach the keyed broker
+            state: dict[str, Any] = keyed.status()["health"]["dependencies"]["data_agent"]
+            return state if state.get("connections") and state["connected"] == state["connections"] else None
+
+        state = wait_until(reporting, 30, "the data agent's health reports")
+        assert state["workers"] == ["keyed-agent"] and state["status"] == "up"
     finally:
         agent.stop()
         sim.stop()
