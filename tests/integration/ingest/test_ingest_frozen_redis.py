@@ -1,7 +1,9 @@
-"""A frozen Redis (a private redis-server, SIGSTOPped) costs a data-agent call at most its deadline.
+"""A frozen Redis (a private redis-server, SIGSTOPped) costs a data-agent call at most its deadline, and the
+health states say the cache is down while it stays frozen (and up once it thaws).
 
 Before, each symbol's cache read waited out the socket timeout in turn: a ``get.market_data`` of many
-symbols with ``timeout_ms`` 5000 ran for minutes, and every ``kline.*`` call behind it timed out.
+symbols with ``timeout_ms`` 5000 ran for minutes, and every ``kline.*`` call behind it timed out; and
+``kline.status`` said ``ok`` throughout.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import subprocess
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from ingest_harness import Agent
@@ -63,3 +66,30 @@ def test_a_frozen_redis_costs_a_market_data_call_at_most_its_deadline(
     started = time.monotonic()
     status = agent.request("kline.status")  # the agent is free again: its next call is not stuck behind
     assert status["status"] == "success" and time.monotonic() - started < 1.0
+
+
+def test_a_frozen_redis_is_the_cache_down_in_kline_status_until_it_thaws(
+    agent_factory: Callable[..., Agent], sim: ExchangeSimulator,
+    private_redis: tuple[subprocess.Popen[bytes], str]
+) -> None:
+    redis_proc, url = private_redis
+    agent = agent_factory(sim, symbols=["BTCUSDT"], REDIS_URL=url)
+    agent.wait_flowing(7)
+
+    def cache(status: str) -> Callable[[], dict[str, Any] | None]:
+        def check() -> dict[str, Any] | None:
+            started = time.monotonic()
+            reply = agent.status()
+            assert time.monotonic() - started < 2.0, "kline.status waited on the frozen Redis"
+            return reply if reply["dependencies"]["cache"]["status"] == status else None
+        return check
+
+    wait_until(cache("up"), 20, "the cache up")
+    os.kill(redis_proc.pid, signal.SIGSTOP)
+    frozen = wait_until(cache("down"), 20, "the frozen Redis reported as the cache down", interval=0.2)
+    assert frozen["status"] == "degraded"
+    assert "redis" in frozen["dependencies"]["cache"]["reason"].lower(), frozen["dependencies"]["cache"]
+    assert frozen["dependencies"]["candle_store"]["status"] == "up"  # prices still flow from the store
+    os.kill(redis_proc.pid, signal.SIGCONT)
+    thawed = wait_until(cache("up"), 30, "Redis back once it thaws", interval=0.2)
+    assert thawed["status"] == "ok"
