@@ -168,7 +168,7 @@ def _data_agent(obs: Observations, supervised: Mapping[str, Any] | None) -> Stat
                         "clock (not served as live; moved aside at the next start)")
     if problems:
         return state("degraded", "; ".join(problems), **details)
-    return state("up", f"{len(obs.data_agents)} data agent(s), {connected} exchange connection(s)", **details)
+    return state("up", f"{len(obs.data_agents)} data agent worker(s), {connected} exchange connection(s)", **details)
 
 
 def _recorder(obs: Observations, supervised: Mapping[str, Any] | None) -> State:
