@@ -232,6 +232,14 @@ class Settings(BaseSettings):
         return f"tcp://{host}:{self.zmq_frontend_port}"
 
     @property
+    def report_endpoint(self) -> str:
+        """Where a worker process sends its health reports (``broker.report``, a client request): the broker's
+        frontend, on the host ``BROKER_CONNECT`` names when it is set (a data agent on another host)."""
+        if self.broker_connect and self.broker_connect.startswith("tcp://") and ":" in self.broker_connect[6:]:
+            return f"{self.broker_connect.rsplit(':', 1)[0]}:{self.zmq_frontend_port}"
+        return self.client_endpoint
+
+    @property
     def worker_endpoint(self) -> str:
         if self.broker_connect:
             return self.broker_connect

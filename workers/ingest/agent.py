@@ -198,7 +198,7 @@ class DataAgent:
         stop_worker = threading.Event()
         threads = []
         if worker:
-            self._reports = reporting.ReportLoop(self.settings.client_endpoint, self.report_source,
+            self._reports = reporting.ReportLoop(self.settings.report_endpoint, self.report_source,
                                                  self.report_facts, self.settings.heartbeat_interval_ms / 1000.0,
                                                  reporting.reporter_keys(self.settings, self.report_source))
             self._reports.start()
@@ -571,7 +571,7 @@ def run(settings: Settings, config: IngestConfig | None = None) -> None:
     except DataDirUnusable as exc:
         log.error("data agent cannot start: %s", exc)
         source = f"data-agent/{config.worker_id}"
-        reporting.send_once(settings.client_endpoint, source, {"fatal": str(exc)},
+        reporting.send_once(settings.report_endpoint, source, {"fatal": str(exc)},
                             curve=reporting.reporter_keys(settings, source))
         raise SystemExit(EXIT_DATA_DIR_UNUSABLE) from None
     log.info("data agent stopped")

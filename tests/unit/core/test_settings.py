@@ -44,3 +44,9 @@ def test_clashing_ports_are_refused(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_sidecar_stays_on_loopback_without_api_key() -> None:
     assert load_settings(api_host="0.0.0.0").api_bind_host == "127.0.0.1"
     assert load_settings(api_host="0.0.0.0", api_key="k").api_bind_host == "0.0.0.0"
+
+
+def test_health_reports_go_to_the_frontend_of_the_broker_a_remote_worker_connects_to() -> None:
+    assert load_settings(zmq_frontend_port=6555).report_endpoint == "tcp://127.0.0.1:6555"
+    remote = load_settings(broker_connect="tcp://broker.internal:5556", zmq_frontend_port=5555)
+    assert remote.report_endpoint == "tcp://broker.internal:5555"
