@@ -19,6 +19,10 @@ INTERVAL_MS: dict[str, int] = {
 }
 INTERVALS: tuple[str, ...] = tuple(INTERVAL_MS)
 
+#: Times are stored and queried as Int64 epoch ms: an input time past this would wrap around in a query,
+#: so every method that takes one bounds it here (INVALID_PARAMS above it).
+MAX_TIME_MS = 2**63 - 1
+
 
 def check_interval(value: Any) -> str:
     """An interval name, else ValueError (-> INVALID_PARAMS naming the field in a params model)."""

@@ -14,7 +14,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from tacore.intervals import INTERVAL_MS, check_interval
+from tacore.intervals import INTERVAL_MS, MAX_TIME_MS, check_interval
 from tacore.symbols import check_symbol
 
 MAX_POSITIONS = 500
@@ -61,7 +61,7 @@ class RiskParams(BaseModel):
     confidence_levels: list[float] = Field(default_factory=lambda: [0.95, 0.99], min_length=1, max_length=5)
     min_candles: int = Field(30, ge=5, le=10_000, description="closed candles a position needs (plus one)")
     risk_free_rate: float = Field(0.0, ge=-0.5, le=1.0, description="annual")
-    end: int | None = Field(None, ge=0, description="as-of time, epoch ms (default: now)")
+    end: int | None = Field(None, ge=0, le=MAX_TIME_MS, description="as-of time, epoch ms (default: now)")
 
     _keys = field_validator("portfolio", "weights", mode="before")(_symbol_keys)
     _interval = field_validator("interval", mode="before")(check_interval)
@@ -132,7 +132,7 @@ class AnalysisParams(BaseModel):
     analysis_type: str = "technical"
     interval: str = "1d"
     limit: int = Field(500, ge=1, le=MAX_LIMIT, description="closed candles to analyse, the newest")
-    end: int | None = Field(None, ge=0, description="analyse as of this time, epoch ms (default: now)")
+    end: int | None = Field(None, ge=0, le=MAX_TIME_MS, description="analyse as of this time, epoch ms (default: now)")
 
     _symbol = field_validator("symbol", mode="before")(check_symbol)
     _interval = field_validator("interval", mode="before")(check_interval)

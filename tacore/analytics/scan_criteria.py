@@ -24,7 +24,7 @@ from pydantic import (
 )
 
 from tacore.analytics.scan_fields import FIELDS, FieldName
-from tacore.intervals import INTERVALS
+from tacore.intervals import INTERVALS, MAX_TIME_MS
 
 MAX_FILTERS = 32
 MAX_LIMIT = 1000
@@ -249,7 +249,7 @@ class ScanCriteria(BaseModel):
     #: regular expressions (full match, RE2): drop symbols matching any of them
     exclude: list[SymbolPattern] = Field(default_factory=list, max_length=MAX_PATTERNS)
     #: epoch ms the scan looks from (default: now); candles opening after it are not read
-    as_of: int | None = Field(default=None, ge=0)
+    as_of: int | None = Field(default=None, ge=0, le=MAX_TIME_MS)
 
     @field_validator("timeframe", mode="after")
     @classmethod

@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from tacore.errors import InvalidParams
 from tacore.health import data_plane_status
-from tacore.intervals import INTERVALS, check_interval
+from tacore.intervals import INTERVALS, MAX_TIME_MS, check_interval
 from workers.ingest.normalise import SYMBOL_RE, stream_name
 from workers.registry import CallContext, MethodRegistry
 
@@ -93,8 +93,6 @@ class SymbolsParams(_Params):
     _symbols = field_validator("symbols", mode="before")(check_symbols)
 
 
-#: Open times are stored as Int64 epoch ms: a bound past this would wrap around in the query.
-MAX_TIME_MS = 2**63 - 1
 
 
 class HistoryParams(_Params):
