@@ -211,7 +211,7 @@ def test_methods_report_rates_percentiles_and_errors(service: Service, http: htt
         return next((m for m in http.get("/methods").json()["methods"] if m["method"] == name), None)
 
     # every undeclared name is counted in one bucket (a row per name would grow without bound)
-    unknown = wait_until(lambda: (r := row("(unknown)")) and r["count"] >= 2 and r, 5, "the unknown-method row")
+    unknown = wait_until(lambda: (r := row("(unknown)")) and r["count"] >= 2 and r, 15, "the unknown-method row")
     assert unknown["errors"]["UNKNOWN_METHOD"] == unknown["count"] and unknown["success_rate"] == 0
     assert row(bogus) is None
     health = row("health.check")
