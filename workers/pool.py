@@ -38,9 +38,11 @@ def worker_main(settings: Settings, worker_id: str, watchdog: Any = None) -> Non
     from tacore.logconfig import configure_logging
     from tacore.signals import stop_event_on_signals
     from tacore.store.idempotency import IdempotencyStore
+    from workers import process_settings
     from workers.alive import AliveMark
     from workers.runtime import Worker
 
+    process_settings.configure(settings)
     name_process(f"worker {worker_id}")
     become_supervised_child()
     configure_logging(settings, "worker")
