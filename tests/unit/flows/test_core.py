@@ -13,8 +13,8 @@ from tacore.flows.nodes import node_type
 def flow(flow_id: str = "f", nodes: list[tuple[str, str]] | None = None, edges: list[Any] | None = None,
          **options: Any) -> FlowSpec:
     nodes = nodes or [("a", "noop"), ("b", "noop")]
-    raw_edges = [{"source": e[0], "target": e[1], **({"source_handle": e[2]} if len(e) > 2 else {})}
-                 for e in (edges if edges is not None else [("a", "b")])]
+    pairs: list[Any] = edges if edges is not None else [("a", "b")]
+    raw_edges = [{"source": e[0], "target": e[1], **({"source_handle": e[2]} if len(e) > 2 else {})} for e in pairs]
     return parse_flow({"flow_id": flow_id, **options, "flow_json": {
         "nodes": [{"id": n, "type": "action_node" if t != "cond" else "condition_node",
                    "config": {"action": t} if t != "cond" else {"op": "gt", "left": "input", "right": 0}}
