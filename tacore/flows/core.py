@@ -281,21 +281,22 @@ class Core:
         self.keys.add((flow.id, key))
         self.cycles[(flow.id, number)] = cycle
         flow.open[number] = cycle
-        spec = flow.spec
-        components = flow.graph.components
-        o = spec.options
-        for node in spec.nodes:
-            task = Task(uuid.uuid4().hex, flow.id, number, node.id, components[node.id], node.type, o.priority,
-                        node.timeout_ms or o.timeout_ms, o.retries if node.retries is None else node.retries,
-                        created_at=now)
-            cycle.tasks[node.id] = task
-            self.dirty_tasks[task.id] = task
+        self._make_tasks(flow, cycle, now)
         self.stats["cycles_started"] += 1
         self.dirty_flows.add(flow.id)
         self._mark(cycle)
         for node_id in flow.graph.roots:
             self._ready(cycle, cycle.tasks[node_id], now)
         return cycle
+
+    def _make_tasks(self, flow: Flow, cycle: Cycle, now: float) -> None:
+        o = flow.spec.options
+        for node in flow.spec.nodes:
+            task = Task(uuid.uuid4().hex, flow.id, cycle.cycle, node.id, flow.graph.components[node.id], node.type,
+                        o.priority, node.timeout_ms or o.timeout_ms,
+                        o.retries if node.retries is None else node.retries, created_at=now)
+            cycle.tasks[node.id] = task
+            self.dirty_tasks[task.id] = task
 
     def _missed(self, flow: Flow, now: float, key: str, scheduled_at: float | None, trigger: str,
                 why: str) -> Cycle:
@@ -666,6 +667,13 @@ class Core:
         flow.next_cycle = max(flow.next_cycle, cycle.cycle + 1)
         self.keys.add((cycle.flow_id, cycle.trigger_key))
         actions: list[Action] = []
+        if not cycle.tasks:  # it was written, its tasks were not (the scheduler died between): nothing ran
+            cycle.status = "running"
+            self._make_tasks(flow, cycle, now)
+            self._mark(cycle)
+            for node_id in flow.graph.roots:
+                self._ready(cycle, cycle.tasks[node_id], now)
+            return actions
         for task in cycle.tasks.values():
             if task.status == "running" and task.request_id is not None:
                 if self.used < self.slots:
@@ -683,6 +691,23 @@ class Core:
                 self._maybe_ready(cycle, task, now)
         self._settle(cycle, now)
         return actions
+
+    def forget(self, cycle: Cycle) -> set[str]:
+        """Drop a cycle the store refused (another scheduler made it): its tasks never run here. Returns
+        their ids, so the caller can drop the dispatches it was about to send."""
+        flow = self.flows.get(cycle.flow_id)
+        if flow is not None:
+            flow.open.pop(cycle.cycle, None)
+        self.cycles.pop((cycle.flow_id, cycle.cycle), None)
+        for task in cycle.tasks.values():
+            self._release(task)
+            task.status = "cancelled"
+            task.seq = -1
+            self.dirty_tasks.pop(task.id, None)
+            if task in self.delayed:
+                self.delayed.remove(task)
+        self.dirty_cycles.pop((cycle.flow_id, cycle.cycle), None)
+        return {t.id for t in cycle.tasks.values()}
 
     def check(self) -> None:
         """The invariants, for tests: slots, per-flow counts, running tasks are the ones holding slots."""

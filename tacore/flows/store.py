@@ -1,0 +1,355 @@
+"""The flow engine's durable history in the service's database: ``flows``, ``flow_cycles``, ``tasks``
+(the Tradefree document's columns plus flow, cycle, node, component, attempt, worker, priority, timings)
+and ``task_logs``. Created by the Alembic migration 0004 (``tacore/store/migrations``).
+
+The scheduler writes what its core marked dirty in one transaction per loop turn (``flush``), before
+it sends the requests that turn decided: a task is ``running`` in the store, with its ``request_id``,
+before any worker can see it, which is what lets a restarted scheduler ask for it again. A cycle is
+unique per ``(flow_id, cycle)`` and per ``(flow_id, trigger_key)``: a second scheduler, or a restart
+racing the old process, cannot create a scheduled time twice (``flush`` returns the cycles refused).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Column,
+    Float,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    and_,
+    bindparam,
+    delete,
+    func,
+    insert,
+    select,
+    update,
+)
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError
+
+from tacore.flows.core import Core, Cycle, Flow, Task
+
+metadata = MetaData()
+
+flows = Table(
+    "flows", metadata,
+    Column("flow_id", String(128), primary_key=True),
+    Column("name", String(256), nullable=True),
+    Column("status", String(16), nullable=False),
+    Column("definition", JSON, nullable=False),
+    Column("priority", Integer, nullable=False),
+    Column("trigger", String(16), nullable=False),
+    Column("next_cycle", Integer, nullable=False),
+    Column("next_run_at", Float, nullable=True),
+    Column("last_tick", Float, nullable=True),
+    Column("missed_total", Integer, nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+)
+
+flow_cycles = Table(
+    "flow_cycles", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("flow_id", String(128), nullable=False),
+    Column("cycle", Integer, nullable=False),
+    Column("trigger", String(16), nullable=False),
+    Column("trigger_key", String(160), nullable=False),
+    Column("scheduled_at", Float, nullable=True),
+    Column("status", String(16), nullable=False),
+    Column("started_at", Float, nullable=True),
+    Column("finished_at", Float, nullable=True),
+    Column("error", Text, nullable=True),
+    Column("event", JSON, nullable=True),
+    Column("created_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+    UniqueConstraint("flow_id", "cycle", name="uq_flow_cycles_flow_cycle"),
+    UniqueConstraint("flow_id", "trigger_key", name="uq_flow_cycles_flow_trigger"),
+    Index("ix_flow_cycles_status", "status"),
+    Index("ix_flow_cycles_created_at", "created_at"),
+)
+
+tasks = Table(
+    "tasks", metadata,
+    Column("id", String(36), primary_key=True),
+    Column("type", String(50), nullable=False),
+    Column("status", String(20), nullable=False),
+    Column("input_data", JSON, nullable=True),
+    Column("output_data", JSON, nullable=True),
+    Column("error_message", Text, nullable=True),
+    Column("created_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+    Column("flow_id", String(128), nullable=False),
+    Column("cycle", Integer, nullable=False),
+    Column("node_id", String(128), nullable=False),
+    Column("component_id", Integer, nullable=False),
+    Column("attempt", Integer, nullable=False),
+    Column("preemptions", Integer, nullable=False),
+    Column("worker", String(128), nullable=True),
+    Column("priority", Integer, nullable=False),
+    Column("request_id", String(256), nullable=True),
+    Column("timeout_ms", Integer, nullable=False),
+    Column("retries", Integer, nullable=False),
+    Column("queued_at", Float, nullable=True),
+    Column("started_at", Float, nullable=True),
+    Column("finished_at", Float, nullable=True),
+    UniqueConstraint("flow_id", "cycle", "node_id", name="uq_tasks_flow_cycle_node"),
+    Index("ix_tasks_status", "status"),
+    Index("ix_tasks_created_at", "created_at"),
+    Index("ix_tasks_node", "node_id", "created_at"),
+)
+
+task_logs = Table(
+    "task_logs", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("task_id", String(36), nullable=False),
+    Column("level", String(20), nullable=False),
+    Column("message", Text, nullable=True),
+    Column("created_at", Float, nullable=False),
+    Index("ix_task_logs_task_id", "task_id"),
+    Index("ix_task_logs_created_at", "created_at"),
+)
+
+_TASK_FIELDS = ("type", "status", "input_data", "output_data", "error_message", "flow_id", "cycle", "node_id",
+                "attempt", "preemptions", "worker", "priority", "request_id", "timeout_ms", "retries", "queued_at",
+                "started_at", "finished_at")
+
+
+def _task_row(task: Task, now: float) -> dict[str, Any]:
+    row = {name: getattr(task, name) for name in _TASK_FIELDS}
+    row.update(component_id=task.component, updated_at=now)
+    return row
+
+
+def _cycle_row(cycle: Cycle, now: float) -> dict[str, Any]:
+    return {"flow_id": cycle.flow_id, "cycle": cycle.cycle, "trigger": cycle.trigger,
+            "trigger_key": cycle.trigger_key, "scheduled_at": cycle.scheduled_at, "status": cycle.status,
+            "started_at": cycle.started_at, "finished_at": cycle.finished_at, "error": cycle.error,
+            "event": cycle.event, "updated_at": now}
+
+
+def _flow_row(flow: Flow, now: float) -> dict[str, Any]:
+    spec = flow.spec
+    return {"flow_id": flow.id, "name": spec.options.name, "status": flow.status, "definition": spec.definition(),
+            "priority": spec.options.priority, "trigger": spec.trigger, "next_cycle": flow.next_cycle,
+            "next_run_at": flow.next_run_at, "last_tick": flow.last_tick, "missed_total": flow.missed_total,
+            "version": flow.version, "updated_at": now}
+
+
+class FlowStore:
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._flows: set[str] = set()
+        self._cycles: set[tuple[str, int]] = set()
+        self._tasks: set[str] = set()
+
+    # -- writing (the scheduler's loop) ------------------------------------------------------------
+    def flush(self, core: Core, now: float | None = None) -> list[Cycle]:
+        """Write what ``core`` marked dirty in one transaction; the new cycles the store refused (a
+        duplicate ``(flow, trigger_key)`` or cycle number) come back, not written, for the caller to drop."""
+        if not (core.dirty_flows or core.dirty_cycles or core.dirty_tasks or core.logs):
+            return []
+        now = time.time() if now is None else now
+        written = [k for k in core.dirty_cycles if k in self._cycles]
+        new_cycles = [c for k, c in core.dirty_cycles.items() if k not in self._cycles]
+        refused: list[Cycle] = []
+        if new_cycles:
+            refused = self._insert_cycles(new_cycles, now)
+        refused_keys = {(c.flow_id, c.cycle) for c in refused}
+        with self.engine.begin() as conn:
+            flow_rows = [_flow_row(core.flows[f], now) for f in core.dirty_flows if f in core.flows]
+            new_flows = [r for r in flow_rows if r["flow_id"] not in self._flows]
+            old_flows = [r for r in flow_rows if r["flow_id"] in self._flows]
+            if new_flows:
+                existing = set(conn.execute(select(flows.c.flow_id).where(
+                    flows.c.flow_id.in_([r["flow_id"] for r in new_flows]))).scalars())
+                inserts = [{**r, "created_at": now} for r in new_flows if r["flow_id"] not in existing]
+                old_flows += [r for r in new_flows if r["flow_id"] in existing]
+                if inserts:
+                    conn.execute(insert(flows), inserts)
+            if old_flows:
+                conn.execute(update(flows).where(flows.c.flow_id == bindparam("b_flow_id")),
+                             [{**r, "b_flow_id": r["flow_id"]} for r in old_flows])
+            old_cycles = [_cycle_row(core.dirty_cycles[k], now) for k in written]
+            if old_cycles:
+                conn.execute(update(flow_cycles).where(and_(flow_cycles.c.flow_id == bindparam("b_flow_id"),
+                                                            flow_cycles.c.cycle == bindparam("b_cycle"))),
+                             [{**r, "b_flow_id": r["flow_id"], "b_cycle": r["cycle"]} for r in old_cycles])
+            dirty = [t for t in core.dirty_tasks.values() if (t.flow_id, t.cycle) not in refused_keys]
+            new_tasks = [{**_task_row(t, now), "id": t.id, "created_at": t.created_at or now}
+                         for t in dirty if t.id not in self._tasks]
+            old_tasks = [{**_task_row(t, now), "b_id": t.id} for t in dirty if t.id in self._tasks]
+            if new_tasks:
+                conn.execute(insert(tasks), new_tasks)
+            if old_tasks:
+                conn.execute(update(tasks).where(tasks.c.id == bindparam("b_id")), old_tasks)
+            if core.logs:
+                conn.execute(insert(task_logs), [{"task_id": t, "level": level[:20], "message": message,
+                                                  "created_at": at} for t, level, message, at in core.logs])
+        self._flows.update(core.dirty_flows)
+        self._tasks.update(row["id"] for row in new_tasks)
+        for key, cycle in core.dirty_cycles.items():
+            if cycle.terminal:  # never written again (a retry loads it anew)
+                self._cycles.discard(key)
+                self._tasks.difference_update(t.id for t in cycle.tasks.values())
+        core.dirty_flows.clear()
+        core.dirty_cycles.clear()
+        core.dirty_tasks.clear()
+        core.logs.clear()
+        return refused
+
+    def _insert_cycles(self, cycles: list[Cycle], now: float) -> list[Cycle]:
+        rows = [{**_cycle_row(c, now), "created_at": now} for c in cycles]
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(insert(flow_cycles), rows)
+            self._cycles.update((c.flow_id, c.cycle) for c in cycles)
+            return []
+        except IntegrityError:
+            pass
+        refused = []
+        for cycle, row in zip(cycles, rows, strict=True):  # one by one, to find the duplicates
+            try:
+                with self.engine.begin() as conn:
+                    conn.execute(insert(flow_cycles), [row])
+                self._cycles.add((cycle.flow_id, cycle.cycle))
+            except IntegrityError:
+                refused.append(cycle)
+        return refused
+
+    def forget_cycles(self, keys: Iterable[tuple[str, int]]) -> None:
+        """Cycles dropped from memory (finished long ago) need not be tracked as written."""
+        for key in keys:
+            self._cycles.discard(key)
+
+    def purge(self, older_than: float) -> int:
+        """Retention: finished cycles (and their tasks and logs) that ended before ``older_than``."""
+        with self.engine.begin() as conn:
+            task_ids = select(tasks.c.id).join(flow_cycles, and_(
+                tasks.c.flow_id == flow_cycles.c.flow_id, tasks.c.cycle == flow_cycles.c.cycle)).where(
+                flow_cycles.c.finished_at < older_than)
+            conn.execute(delete(task_logs).where(task_logs.c.task_id.in_(task_ids)))
+            doomed = select(flow_cycles.c.flow_id, flow_cycles.c.cycle).where(flow_cycles.c.finished_at < older_than)
+            pairs = list(conn.execute(doomed))
+            for flow_id, cycle in pairs:
+                conn.execute(delete(tasks).where(and_(tasks.c.flow_id == flow_id, tasks.c.cycle == cycle)))
+            result = conn.execute(delete(flow_cycles).where(flow_cycles.c.finished_at < older_than))
+        return int(result.rowcount or 0)
+
+    # -- loading (a restart) ----------------------------------------------------------------------
+    def load_flows(self) -> list[dict[str, Any]]:
+        with self.engine.connect() as conn:
+            rows = [dict(r._mapping) for r in conn.execute(select(flows))]
+        self._flows.update(r["flow_id"] for r in rows)
+        return rows
+
+    def open_cycles(self) -> list[Cycle]:
+        """Every unfinished cycle with its tasks, as the core holds them."""
+        with self.engine.connect() as conn:
+            cycle_rows = list(conn.execute(select(flow_cycles).where(
+                flow_cycles.c.status.in_(["pending", "running"]))))
+            out = []
+            for row in cycle_rows:
+                cycle = self._cycle(row._mapping, conn)
+                out.append(cycle)
+        return out
+
+    def cycle(self, flow_id: str, number: int) -> Cycle | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(flow_cycles).where(and_(flow_cycles.c.flow_id == flow_id,
+                                                              flow_cycles.c.cycle == number))).first()
+            return None if row is None else self._cycle(row._mapping, conn)
+
+    def _cycle(self, row: Any, conn: Any) -> Cycle:
+        cycle = Cycle(row["flow_id"], row["cycle"], row["trigger"], row["trigger_key"], row["scheduled_at"],
+                      status=row["status"], started_at=row["started_at"], finished_at=row["finished_at"],
+                      error=row["error"], event=row["event"])
+        for t in conn.execute(select(tasks).where(and_(tasks.c.flow_id == row["flow_id"],
+                                                       tasks.c.cycle == row["cycle"]))):
+            m = t._mapping
+            task = Task(m["id"], m["flow_id"], m["cycle"], m["node_id"], m["component_id"], m["type"], m["priority"],
+                        m["timeout_ms"], m["retries"], status=m["status"], attempt=m["attempt"],
+                        preemptions=m["preemptions"], request_id=m["request_id"], input_data=m["input_data"],
+                        output_data=m["output_data"], error_message=m["error_message"], worker=m["worker"],
+                        created_at=m["created_at"], queued_at=m["queued_at"], started_at=m["started_at"],
+                        finished_at=m["finished_at"])
+            cycle.tasks[task.node_id] = task
+            self._tasks.add(task.id)
+        self._cycles.add((cycle.flow_id, cycle.cycle))
+        return cycle
+
+    def known_keys(self, flow_id: str, since: float) -> set[str]:
+        """Trigger keys of the flow's cycles scheduled after ``since`` (so a restart never repeats one)."""
+        with self.engine.connect() as conn:
+            return set(conn.execute(select(flow_cycles.c.trigger_key).where(and_(
+                flow_cycles.c.flow_id == flow_id, flow_cycles.c.created_at >= since))).scalars())
+
+    # -- reading (flow.* methods) -------------------------------------------------------------------
+    def flow_rows(self, status: str | None, limit: int, offset: int) -> tuple[list[dict[str, Any]], int]:
+        with self.engine.connect() as conn:
+            query = select(flows)
+            count = select(func.count()).select_from(flows)
+            if status:
+                query, count = query.where(flows.c.status == status), count.where(flows.c.status == status)
+            rows = [dict(r._mapping) for r in conn.execute(query.order_by(flows.c.flow_id).limit(limit)
+                                                           .offset(offset))]
+            return rows, int(conn.execute(count).scalar_one())
+
+    def cycle_rows(self, flow_id: str, limit: int, before: int | None = None) -> list[dict[str, Any]]:
+        with self.engine.connect() as conn:
+            query = select(flow_cycles).where(flow_cycles.c.flow_id == flow_id)
+            if before is not None:
+                query = query.where(flow_cycles.c.cycle < before)
+            return [dict(r._mapping) for r in conn.execute(query.order_by(flow_cycles.c.cycle.desc()).limit(limit))]
+
+    def cycle_counts(self, flow_id: str) -> dict[str, int]:
+        with self.engine.connect() as conn:
+            return {s: int(n) for s, n in conn.execute(select(flow_cycles.c.status, func.count()).where(
+                flow_cycles.c.flow_id == flow_id).group_by(flow_cycles.c.status))}
+
+    def task_rows(self, flow_id: str, cycle: int) -> list[dict[str, Any]]:
+        with self.engine.connect() as conn:
+            return [dict(r._mapping) for r in conn.execute(select(tasks).where(and_(
+                tasks.c.flow_id == flow_id, tasks.c.cycle == cycle)).order_by(tasks.c.created_at, tasks.c.node_id))]
+
+    def task_counts(self, flow_id: str, cycles: list[int]) -> dict[int, dict[str, int]]:
+        out: dict[int, dict[str, int]] = {}
+        if not cycles:
+            return out
+        with self.engine.connect() as conn:
+            for cycle, status, n in conn.execute(select(tasks.c.cycle, tasks.c.status, func.count()).where(and_(
+                    tasks.c.flow_id == flow_id, tasks.c.cycle.in_(cycles))).group_by(tasks.c.cycle, tasks.c.status)):
+                out.setdefault(int(cycle), {})[status] = int(n)
+        return out
+
+    def node_rows(self, node_id: str, flow_id: str | None, limit: int = 20) -> list[dict[str, Any]]:
+        with self.engine.connect() as conn:
+            query = select(tasks).where(tasks.c.node_id == node_id)
+            if flow_id is not None:
+                query = query.where(tasks.c.flow_id == flow_id)
+            return [dict(r._mapping) for r in conn.execute(query.order_by(tasks.c.created_at.desc()).limit(limit))]
+
+    def log_rows(self, flow_id: str, cycle: int | None, node_id: str | None, task_id: str | None, after_id: int,
+                 limit: int) -> list[dict[str, Any]]:
+        query = (select(task_logs.c.id, task_logs.c.task_id, tasks.c.node_id, tasks.c.cycle, task_logs.c.level,
+                        task_logs.c.message, task_logs.c.created_at)
+                 .join(tasks, tasks.c.id == task_logs.c.task_id)
+                 .where(and_(tasks.c.flow_id == flow_id, task_logs.c.id > after_id)))
+        if cycle is not None:
+            query = query.where(tasks.c.cycle == cycle)
+        if node_id is not None:
+            query = query.where(tasks.c.node_id == node_id)
+        if task_id is not None:
+            query = query.where(task_logs.c.task_id == task_id)
+        with self.engine.connect() as conn:
+            return [dict(r._mapping) for r in conn.execute(query.order_by(task_logs.c.id).limit(limit))]

@@ -1,0 +1,94 @@
+"""The flow history on SQLite and PostgreSQL: the migration makes the tables the store uses, the core's
+state round-trips through a restart, and a scheduled time can make only one cycle."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import Engine
+
+from tacore.flows.core import Core
+from tacore.flows.model import parse_flow
+from tacore.flows.nodes import node_type
+from tacore.flows.store import FlowStore, metadata
+from tacore.store.migrate import upgrade_schema
+from tacore.store.request_log import make_engine
+
+PG_ADMIN = "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
+    if request.param == "sqlite":
+        eng = make_engine(f"sqlite:///{tmp_path / 'tacore.db'}")
+        upgrade_schema(eng)
+        yield eng
+        eng.dispose()
+        return
+    admin = create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
+    name = f"tacore_flows_{uuid.uuid4().hex[:8]}"
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    eng = make_engine(f"postgresql+psycopg2://postgres@127.0.0.1:5432/{name}")
+    try:
+        upgrade_schema(eng)
+        yield eng
+    finally:
+        eng.dispose()
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+SPEC = parse_flow({"flow_id": "f", "cycle_interval": "1m", "flow_json": {"nodes": [
+    {"id": "a", "type": "action_node", "config": {"action": "noop"}},
+    {"id": "b", "type": "action_node", "config": {"action": "noop"}}], "edges": [{"source": "a", "target": "b"}]}},
+    node_type)
+
+
+def test_the_migration_makes_exactly_the_tables_the_store_uses(engine: Engine) -> None:
+    with engine.connect() as conn:
+        diff = compare_metadata(MigrationContext.configure(conn), metadata)
+    ours = [d for d in diff if not (d[0] == "remove_table" or (d[0] == "remove_index" and d[1].table.name not in
+                                                                   metadata.tables))]
+    assert ours == []
+
+
+def test_a_cycle_in_progress_comes_back_after_a_restart(engine: Engine) -> None:
+    core, store = Core(4), FlowStore(engine)
+    core.register(SPEC, 0.0)
+    core.due(60.0)
+    actions = core.schedule(60.0)
+    assert store.flush(core, 60.0) == []
+    running = actions[0].task
+    core.logs.append((running.id, "INFO", "hello", 60.0))
+    store.flush(core, 60.0)
+
+    again, store2 = Core(4), FlowStore(engine)  # a new scheduler process
+    row = store2.load_flows()[0]
+    again.register(parse_flow(row["definition"], node_type), 61.0)
+    again.flows["f"].next_cycle = row["next_cycle"]
+    cycles = store2.open_cycles()
+    assert [(c.cycle, c.status) for c in cycles] == [(0, "running")]
+    resent = again.restore_cycle(cycles[0], 61.0)
+    assert [(a.resend, a.task.request_id) for a in resent] == [(True, running.request_id)]
+    assert store2.log_rows("f", 0, None, None, 0, 10)[0]["message"] == "hello"
+
+
+def test_a_scheduled_time_is_refused_a_second_cycle(engine: Engine) -> None:
+    first, second = Core(4), Core(4)  # two schedulers racing on one database
+    store_a, store_b = FlowStore(engine), FlowStore(engine)
+    for core in (first, second):
+        core.register(SPEC, 0.0)
+        core.due(60.0)
+    assert store_a.flush(first, 60.0) == []
+    refused = store_b.flush(second, 60.0)
+    assert [(c.flow_id, c.cycle) for c in refused] == [("f", 0)]
+    assert store_a.cycle_counts("f") == {"running": 1}
+    assert len(store_a.task_rows("f", 0)) == 2
