@@ -6,8 +6,8 @@ Children are spawned (never forked, so no ZeroMQ context crosses a fork) and eac
 entry point, how to tell it answers, and the step of the orderly stop it belongs to; the worker pool
 is the one non-process entry. The orderly stop (``Service.stop``):
 
-1. ``stop-intake``: the processes that make requests on their own (the sidecar's polling; the flow
-   scheduler once it exists) stop, so no new internal traffic starts;
+1. ``stop-intake``: the processes that make requests on their own (the sidecar's polling, the flow
+   scheduler) stop, so no new internal traffic starts (a flow cycle in progress resumes at the next start);
 2. the broker drains (SIGUSR1): new requests are answered UNAVAILABLE without running, the queued
    and in-flight ones are answered by the workers, and their records reach the recorder;
 3. ``stop-work``: the workers and the data agent disconnect from the broker and exit;
@@ -88,6 +88,12 @@ def _run_data_agent(settings: Settings) -> None:
     run(settings)
 
 
+def _run_flow_scheduler(settings: Settings) -> None:
+    from workers.flows.scheduler import run
+
+    run(settings)
+
+
 def _run_sidecar(settings: Settings) -> None:
     from tacore.api.server import run
 
@@ -122,7 +128,7 @@ class Component:
 
 class Service:
     def __init__(self, settings: Settings, *, data_agent: bool = True, api: bool = True, demo: bool = False,
-                 workers: int | None = None) -> None:
+                 workers: int | None = None, flows: bool = True) -> None:
         from clients import LazyPirateClient
         from workers.pool import WorkerPool, load_registry
 
@@ -159,6 +165,7 @@ class Service:
         self.settings = settings
         self.data_agent = data_agent
         self.api = api
+        self.flows = flows
         # The supervisor's own calls (readiness, the closing figures) are internal traffic.
         self.client = LazyPirateClient(settings.client_endpoint, timeout_ms=400, retries=0, internal=True,
                                        curve=client_keys(settings))
@@ -166,6 +173,10 @@ class Service:
         expected = frozenset(load_registry(settings.worker_registry).names())
         if data_agent:
             expected |= DATA_AGENT_METHODS
+        if flows:
+            from workers.methods.flows import FLOW_METHODS
+
+            expected |= frozenset(FLOW_METHODS)
         self.components = self._components(expected, sim_args, llm_sim)
         self.started_at = 0.0
         self._warn_at = 0.0
@@ -194,6 +205,9 @@ class Service:
         components.append(Component("broker", _run_broker, (s, expected), "broker", self._broker_answers))
         if self.data_agent:
             components.append(Component("data-agent", _run_data_agent, (s,), STOP_WORK, self._data_agent_answers))
+        if self.flows:
+            components.append(Component("flow-scheduler", _run_flow_scheduler, (s,), STOP_INTAKE,
+                                        self._scheduler_answers))
         if self.api:
             components.append(Component("sidecar", _run_sidecar, (s,), STOP_INTAKE, self._sidecar_answers))
         return components
@@ -269,6 +283,10 @@ class Service:
         if serving:
             self.last_symbols = self._call("kline.symbols")  # the banner's list (no second call on a busy box)
         return bool(serving) and self.last_symbols is not None
+
+    def _scheduler_answers(self) -> bool:
+        serving = (self.last_status or {}).get("methods", {}).get("flow.stats", {}).get("workers", 0)
+        return bool(serving) and self._call("flow.stats") is not None
 
     def _sidecar_answers(self) -> bool:
         response = httpx.get(f"http://127.0.0.1:{self.settings.api_port}/health", timeout=0.5)

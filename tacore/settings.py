@@ -147,6 +147,14 @@ class Settings(BaseSettings):
     #: longest wait a 429's Retry-After may impose before a retry; longer ones answer UNAVAILABLE
     llm_max_retry_wait_s: float = Field(10.0, ge=0, le=600)
 
+    # -- flows (docs/flows.md) ----------------------------------------------------------------------
+    #: tasks in flight at once across every flow (the agent pool); 0: four per pool worker
+    flow_slots: int = Field(0, ge=0, le=100_000)
+    #: a queued task gains one priority level per this many seconds waited, so low priorities still run
+    flow_aging_s: float = Field(10.0, ge=0)
+    #: finished cycles (their tasks and logs) are deleted after this many days; 0 keeps them
+    flow_retention_days: float = Field(30.0, ge=0)
+
     # -- monitoring sidecar ----------------------------------------------------------------------
     api_host: str | None = None
     api_port: int = Field(8000, ge=1, le=65535)

@@ -75,6 +75,15 @@ def configure(settings: Settings) -> None:
     _probe = DependencyProbe(settings)
 
 
+def configured_settings() -> Settings:
+    """The settings this worker was started with (loaded from the environment if none were given)."""
+    if _probe is not None:
+        return _probe.settings
+    from tacore.settings import load_settings
+
+    return load_settings()
+
+
 def dependency_states() -> dict[str, dict[str, Any]]:
     if _probe is None:
         return {}

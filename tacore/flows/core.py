@@ -37,10 +37,11 @@ BACKOFF_MAX_S = 30.0
 class Graph:
     """A flow definition's edges indexed for the core (a cycle keeps the graph it started with)."""
 
-    __slots__ = ("components", "downstream", "roots", "spec", "upstream")
+    __slots__ = ("components", "downstream", "nodes", "roots", "spec", "upstream")
 
     def __init__(self, spec: FlowSpec) -> None:
         self.spec = spec
+        self.nodes = {n.id: n for n in spec.nodes}
         self.upstream: dict[str, list[EdgeSpec]] = spec.upstream()
         self.downstream: dict[str, list[EdgeSpec]] = {n.id: [] for n in spec.nodes}
         for edge in spec.edges:

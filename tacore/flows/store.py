@@ -227,6 +227,10 @@ class FlowStore:
                 refused.append(cycle)
         return refused
 
+    def unwritten(self, cycles: dict[tuple[str, int], Cycle]) -> list[Cycle]:
+        """The cycles among ``cycles`` this store has not written yet (new ones)."""
+        return [c for k, c in cycles.items() if k not in self._cycles]
+
     def forget_cycles(self, keys: Iterable[tuple[str, int]]) -> None:
         """Cycles dropped from memory (finished long ago) need not be tracked as written."""
         for key in keys:

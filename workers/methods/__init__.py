@@ -6,8 +6,9 @@ from workers.registry import MethodRegistry
 
 
 def default_registry() -> MethodRegistry:
-    from workers.methods import health
+    from workers.methods import flows, health
 
     registry = MethodRegistry()
     registry.include(health.registry)
+    registry.include(flows.node_registry())
     return registry

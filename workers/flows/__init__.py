@@ -1,0 +1,1 @@
+"""The flow scheduler process (``scheduler.py``), started by ``tacore serve`` like the data agent."""
