@@ -79,8 +79,70 @@ class ServiceMethods(Generic[R]):
     def get_market_data(self, symbols: list[str], **options: Any) -> R:
         return self.call("get.market_data", {"symbols": symbols}, **options)
 
-    def flow_run(self, flow: dict[str, Any], inputs: dict[str, Any] | None = None, **options: Any) -> R:
-        params: dict[str, Any] = {"flow": flow}
-        if inputs is not None:
-            params["inputs"] = inputs
-        return self.call("flow.run", params, **options)
+    # -- flows (docs/flows.md) -------------------------------------------------------------------------
+    def flow_run(self, flow: dict[str, Any], **options: Any) -> R:
+        """Register (or replace) a flow: TradingFlow's ``{"flow_id", "cycle_interval", "flow_json"}`` or the
+        workflow demo's template; returns its components and next run."""
+        return self.call("flow.run", flow, **options)
+
+    def flow_status(self, flow_id: str, cycles: int = 10, **options: Any) -> R:
+        return self.call("flow.status", {"flow_id": flow_id, "cycles": cycles}, **options)
+
+    def flow_stop(self, flow_id: str, cycle: int | None = None, component: int | None = None,
+                  reason: str | None = None, **options: Any) -> R:
+        """Stop a flow; with ``cycle`` only that cycle; with ``component`` too, only that component of it."""
+        params: dict[str, Any] = {"flow_id": flow_id}
+        params.update({k: v for k, v in (("cycle", cycle), ("component", component), ("reason", reason))
+                       if v is not None})
+        return self.call("flow.stop", params, **options)
+
+    def flow_cycle(self, flow_id: str, cycle: int | None = None, **options: Any) -> R:
+        """Start a manual cycle now (a retry with the same request_id answers the cycle it started)."""
+        params: dict[str, Any] = {"flow_id": flow_id}
+        if cycle is not None:
+            params["cycle"] = cycle
+        return self.call("flow.cycle", params, **options)
+
+    def flow_cycle_get(self, flow_id: str, cycle: int, **options: Any) -> R:
+        return self.call("flow.cycle.get", {"flow_id": flow_id, "cycle": cycle}, **options)
+
+    def flow_cycle_retry(self, flow_id: str, cycle: int, **options: Any) -> R:
+        return self.call("flow.cycle.retry", {"flow_id": flow_id, "cycle": cycle}, **options)
+
+    def flow_cycles(self, flow_id: str, limit: int = 50, before: int | None = None, **options: Any) -> R:
+        params: dict[str, Any] = {"flow_id": flow_id, "limit": limit}
+        if before is not None:
+            params["before"] = before
+        return self.call("flow.cycles", params, **options)
+
+    def flow_list(self, status: str | None = None, limit: int = 100, offset: int = 0, **options: Any) -> R:
+        params: dict[str, Any] = {"limit": limit, "offset": offset}
+        if status is not None:
+            params["status"] = status
+        return self.call("flow.list", params, **options)
+
+    def flow_logs(self, flow_id: str, cycle: int | None = None, node_id: str | None = None,
+                  task_id: str | None = None, after_id: int = 0, limit: int = 200, **options: Any) -> R:
+        params: dict[str, Any] = {"flow_id": flow_id, "after_id": after_id, "limit": limit}
+        params.update({k: v for k, v in (("cycle", cycle), ("node_id", node_id), ("task_id", task_id))
+                       if v is not None})
+        return self.call("flow.logs", params, **options)
+
+    def flow_stats(self, **options: Any) -> R:
+        return self.call("flow.stats", {}, **options)
+
+    def node_execute(self, node: dict[str, Any], **options: Any) -> R:
+        """Run one node now (TradingFlow's ``/nodes/execute`` payload, plus ``inputs``)."""
+        return self.call("node.execute", node, **options)
+
+    def node_status(self, node_id: str, flow_id: str | None = None, **options: Any) -> R:
+        params: dict[str, Any] = {"node_id": node_id}
+        if flow_id is not None:
+            params["flow_id"] = flow_id
+        return self.call("node.status", params, **options)
+
+    def node_stop(self, node_id: str, flow_id: str | None = None, **options: Any) -> R:
+        params: dict[str, Any] = {"node_id": node_id}
+        if flow_id is not None:
+            params["flow_id"] = flow_id
+        return self.call("node.stop", params, **options)
