@@ -515,7 +515,8 @@ class Core:
         return Dispatch(task)
 
     def _preempt_for(self, urgent: Task, now: float) -> list[Action]:
-        running = [t for t in self.by_request.values() if t.priority > urgent.priority]
+        # not one dispatched this very turn (an aged low-priority task may just have gone ahead of it)
+        running = [t for t in self.by_request.values() if t.priority > urgent.priority and (t.started_at or 0) < now]
         if len(running) < self.used:  # not every slot holds lower-priority work
             return []
         if not running:
