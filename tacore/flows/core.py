@@ -521,7 +521,9 @@ class Core:
             return []
         if not running:
             return []
-        victim = max(running, key=lambda t: (t.priority, t.started_at or 0.0))
+        # the lowest priority; of those the longest dispatched, the likeliest to be running at a worker
+        # (the broker queues the others behind it) rather than queued
+        victim = max(running, key=lambda t: (t.priority, -(t.started_at or 0.0)))
         rid = victim.request_id or ""
         self._release(victim)
         victim.preemptions += 1

@@ -72,6 +72,9 @@ def _caller(method: str, params: dict[str, Any], timeout_s: float, request_id: s
 
 
 def node_registry() -> MethodRegistry:
+    from tacore.flows.nodes import node_types
+
+    node_types()  # import the node modules now, not in the first node's time
     registry = MethodRegistry()
 
     @registry.method("node.execute", idempotent=True, role="trade")
