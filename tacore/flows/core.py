@@ -97,6 +97,12 @@ class Cycle:
     event: dict[str, Any] | None = None
     tasks: dict[str, Task] = field(default_factory=dict)
     graph: Graph | None = None
+    #: tasks not yet terminal (kept by the core, so settling a wide cycle is O(1) per reply); -1: count them
+    remaining: int = -1
+
+    def count_remaining(self) -> int:
+        self.remaining = sum(1 for t in self.tasks.values() if not t.terminal)
+        return self.remaining
 
     @property
     def terminal(self) -> bool:
@@ -298,6 +304,7 @@ class Core:
                         o.retries if node.retries is None else node.retries, created_at=now)
             cycle.tasks[node.id] = task
             self.dirty_tasks[task.id] = task
+        cycle.remaining = len(cycle.tasks)
 
     def _missed(self, flow: Flow, now: float, key: str, scheduled_at: float | None, trigger: str,
                 why: str) -> Cycle:
@@ -381,12 +388,14 @@ class Core:
         self.cycles[(flow_id, number)] = cycle
         flow.open[number] = cycle
         cycle.status, cycle.finished_at, cycle.error, cycle.trigger = "running", None, None, "retry"
+        cycle.remaining = -1
         for task in cycle.tasks.values():
             if task.status in ("failed", "skipped", "cancelled"):
                 task.status, task.error_message, task.output_data = "pending", None, None
                 task.attempt += 1
                 task.finished_at = task.started_at = None
                 self.dirty_tasks[task.id] = task
+        cycle.count_remaining()
         self._mark(cycle)
         for node_id in cycle.graph.roots:
             if cycle.tasks[node_id].status == "pending":
@@ -603,6 +612,8 @@ class Core:
 
     def _finish(self, cycle: Cycle, task: Task, status: str, now: float, *, outputs: dict[str, Any] | None = None,
                 error: str | None = None) -> None:
+        if not task.terminal:
+            cycle.remaining -= 1
         task.status = status
         task.finished_at = now
         if outputs is not None:
@@ -636,7 +647,9 @@ class Core:
 
     def _settle(self, cycle: Cycle, now: float) -> None:
         """End the cycle once every task is terminal; start a buffered tick."""
-        if cycle.terminal or not all(t.terminal for t in cycle.tasks.values()):
+        if cycle.remaining < 0:
+            cycle.count_remaining()
+        if cycle.terminal or cycle.remaining > 0:
             return
         statuses = {t.status for t in cycle.tasks.values()}
         cycle.status = "failed" if "failed" in statuses else "cancelled" if "cancelled" in statuses else "completed"
@@ -670,6 +683,7 @@ class Core:
         flow.open[cycle.cycle] = cycle
         flow.next_cycle = max(flow.next_cycle, cycle.cycle + 1)
         self.keys.add((cycle.flow_id, cycle.trigger_key))
+        cycle.count_remaining()
         actions: list[Action] = []
         if not cycle.tasks:  # it was written, its tasks were not (the scheduler died between): nothing ran
             cycle.status = "running"

@@ -15,6 +15,7 @@ import time
 from collections.abc import Iterable
 from typing import Any
 
+import orjson
 from sqlalchemy import (
     JSON,
     Column,
@@ -125,10 +126,32 @@ _TASK_FIELDS = ("type", "status", "input_data", "output_data", "error_message", 
                 "started_at", "finished_at")
 
 
-def _task_row(task: Task, now: float) -> dict[str, Any]:
-    row = {name: getattr(task, name) for name in _TASK_FIELDS}
-    row.update(component_id=task.component, updated_at=now)
-    return row
+_JSON_FIELDS = frozenset({"input_data", "output_data"})
+_INSERT_FIELDS = ("id", *_TASK_FIELDS, "component_id", "created_at", "updated_at")
+_UPDATE_FIELDS = (*_TASK_FIELDS, "updated_at")
+
+
+def _json(value: Any) -> str | None:
+    if value is None:
+        return None
+    return orjson.dumps(value, default=str, option=orjson.OPT_NON_STR_KEYS).decode()
+
+
+def _task_values(task: Task, now: float, fields: tuple[str, ...]) -> tuple[Any, ...]:
+    """One task's values in ``fields`` order, JSON already text: handed to the driver as they are."""
+    values: list[Any] = []
+    for name in fields:
+        if name == "component_id":
+            values.append(task.component)
+        elif name == "updated_at":
+            values.append(now)
+        elif name == "created_at":
+            values.append(task.created_at or now)
+        elif name in _JSON_FIELDS:
+            values.append(_json(getattr(task, name)))
+        else:
+            values.append(getattr(task, name))
+    return tuple(values)
 
 
 def _cycle_row(cycle: Cycle, now: float) -> dict[str, Any]:
@@ -149,6 +172,13 @@ def _flow_row(flow: Flow, now: float) -> dict[str, Any]:
 class FlowStore:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
+        # Task rows go to the driver directly (executemany with the driver's placeholders): SQLAlchemy's
+        # per-row compilation cost more than the database's own work per node.
+        mark = "?" if engine.dialect.paramstyle == "qmark" else "%s"
+        self._insert_sql = (f"INSERT INTO tasks ({', '.join(_INSERT_FIELDS)}) "
+                            f"VALUES ({', '.join([mark] * len(_INSERT_FIELDS))})")
+        self._update_sql = (f"UPDATE tasks SET {', '.join(f'{name} = {mark}' for name in _UPDATE_FIELDS)} "
+                            f"WHERE id = {mark}")
         self._flows: set[str] = set()
         self._cycles: set[tuple[str, int]] = set()
         self._tasks: set[str] = set()
@@ -186,18 +216,17 @@ class FlowStore:
                                                             flow_cycles.c.cycle == bindparam("b_cycle"))),
                              [{**r, "b_flow_id": r["flow_id"], "b_cycle": r["cycle"]} for r in old_cycles])
             dirty = [t for t in core.dirty_tasks.values() if (t.flow_id, t.cycle) not in refused_keys]
-            new_tasks = [{**_task_row(t, now), "id": t.id, "created_at": t.created_at or now}
-                         for t in dirty if t.id not in self._tasks]
-            old_tasks = [{**_task_row(t, now), "b_id": t.id} for t in dirty if t.id in self._tasks]
+            new_tasks = [t for t in dirty if t.id not in self._tasks]
+            old_tasks = [(*_task_values(t, now, _UPDATE_FIELDS), t.id) for t in dirty if t.id in self._tasks]
             if new_tasks:
-                conn.execute(insert(tasks), new_tasks)
+                conn.exec_driver_sql(self._insert_sql, [_task_values(t, now, _INSERT_FIELDS) for t in new_tasks])
             if old_tasks:
-                conn.execute(update(tasks).where(tasks.c.id == bindparam("b_id")), old_tasks)
+                conn.exec_driver_sql(self._update_sql, old_tasks)
             if core.logs:
                 conn.execute(insert(task_logs), [{"task_id": t, "level": level[:20], "message": message,
                                                   "created_at": at} for t, level, message, at in core.logs])
         self._flows.update(core.dirty_flows)
-        self._tasks.update(row["id"] for row in new_tasks)
+        self._tasks.update(t.id for t in new_tasks)
         for key, cycle in core.dirty_cycles.items():
             if cycle.terminal:  # never written again (a retry loads it anew)
                 self._cycles.discard(key)
