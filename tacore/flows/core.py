@@ -30,6 +30,7 @@ MAX_RESENDS = 3
 #: a tick later than this (and past the flow's catch-up window) did not run: it is recorded ``missed``
 ON_TIME_S = 2.0
 MAX_MISSED_ROWS = 100  # per catch-up pass; the rest are counted on the flow
+MAX_EXTRA_PREEMPTIONS = 20
 BACKOFF_BASE_S = 0.5
 BACKOFF_MAX_S = 30.0
 
@@ -148,6 +149,7 @@ class Preempt:
     task: Task
     request_id: str
     reason: str
+    urgent_id: str = ""  # the task it makes room for
 
 
 @dataclass(frozen=True)
@@ -203,6 +205,7 @@ class Core:
         self.parked: dict[str, deque[Task]] = {}  # flow -> tasks held back by max_concurrent
         self.used = 0
         self._seq = 0
+        self._extra: dict[str, int] = {}  # urgent task id -> further preemptions made for it
         # what the process must persist / log
         self.dirty_flows: set[str] = set()
         self.dirty_cycles: dict[tuple[str, int], Cycle] = {}
@@ -523,10 +526,10 @@ class Core:
         self.dirty_tasks[task.id] = task
         return Dispatch(task)
 
-    def _preempt_for(self, urgent: Task, now: float) -> list[Action]:
+    def _preempt_for(self, urgent: Task, now: float, *, every_slot: bool = True) -> list[Action]:
         # not one dispatched this very turn (an aged low-priority task may just have gone ahead of it)
         running = [t for t in self.by_request.values() if t.priority > urgent.priority and (t.started_at or 0) < now]
-        if len(running) < self.used:  # not every slot holds lower-priority work
+        if every_slot and len(running) < self.used:  # not every slot holds lower-priority work
             return []
         if not running:
             return []
@@ -541,7 +544,18 @@ class Core:
         self.logs.append((victim.id, "WARNING", f"preempted by {urgent.flow_id}/{urgent.node_id} (priority "
                           f"{urgent.priority}); re-queued without spending a retry", now))
         self._enqueue(victim, now, front=True)
-        return [Preempt(victim, rid, f"preempted by priority-{urgent.priority} node {urgent.node_id}")]
+        return [Preempt(victim, rid, f"preempted by priority-{urgent.priority} node {urgent.node_id}", urgent.id)]
+
+    def preempt_again(self, urgent_id: str, now: float) -> list[Action]:
+        """The broker said the task preempted for ``urgent_id`` was still queued there (no worker freed):
+        while the urgent task waits, preempt the next one (at most ``MAX_EXTRA_PREEMPTIONS`` times)."""
+        urgent = next((t for t in self.by_request.values() if t.id == urgent_id), None)
+        done = self._extra.get(urgent_id, 0)
+        if urgent is None or done >= MAX_EXTRA_PREEMPTIONS:
+            self._extra.pop(urgent_id, None)
+            return []
+        self._extra[urgent_id] = done + 1
+        return self._preempt_for(urgent, now, every_slot=False)
 
     def _release(self, task: Task) -> None:
         if task.request_id is not None and self.by_request.pop(task.request_id, None) is not None:

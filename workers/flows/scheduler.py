@@ -114,13 +114,14 @@ class Scheduler:
                 timeout = _MAX_POLL_MS if wake is None else max(0, min(_MAX_POLL_MS, int((wake - time.time())
                                                                                            * 1000.0) + 1))
                 ready = dict(poller.poll(timeout))
-                replies = self._replies(dealer) if dealer in ready else []
+                again: list[str] = []
+                replies = self._replies(dealer, again) if dealer in ready else []
                 events = self._events(sub) if sub in ready else []
                 if self._wake_r in ready:
                     with contextlib.suppress(BlockingIOError):
                         while os.read(self._wake_r, 4096):
                             pass
-                self._send(dealer, self.engine.step(replies, events))
+                self._send(dealer, self.engine.step(replies, events, again))
                 if time.monotonic() >= next_purge:
                     next_purge = time.monotonic() + _RETENTION_EVERY_S
                     self._purge()
@@ -143,7 +144,8 @@ class Scheduler:
 
     # -- messages ------------------------------------------------------------------------------------
     @staticmethod
-    def _replies(dealer: zmq.Socket[Any]) -> list[tuple[str, dict[str, Any]]]:
+    def _replies(dealer: zmq.Socket[Any], again: list[str]) -> list[tuple[str, dict[str, Any]]]:
+        """Node replies by request_id; ``again`` gets the urgent tasks whose preemption hit a queued request."""
         out = []
         for _ in range(100_000):
             try:
@@ -159,6 +161,10 @@ class Scheduler:
                 out.append((rid, reply))
             elif isinstance(rid, str) and reply.get("status") != "success":
                 log.warning("flow control call %s failed: %s", rid, reply.get("error"))
+            elif isinstance(rid, str) and rid.startswith("ctl:pre:"):
+                data = reply.get("data") or {}
+                if data.get("state") != "dispatched":  # it was queued: no worker freed for the urgent task
+                    again.append(rid.split(":")[2])
         return out
 
     @staticmethod
@@ -183,7 +189,8 @@ class Scheduler:
                 frame = self._node_request(action)
             elif isinstance(action, Preempt | Cancel):
                 method = "broker.preempt" if isinstance(action, Preempt) else "broker.cancel"
-                frame = orjson.dumps({"request_id": f"ctl:{uuid.uuid4().hex}", "method": method, "internal": True,
+                tag = f"pre:{action.urgent_id}:" if isinstance(action, Preempt) else ""
+                frame = orjson.dumps({"request_id": f"ctl:{tag}{uuid.uuid4().hex}", "method": method, "internal": True,
                                       "params": {"request_id": action.request_id, "reason": action.reason},
                                       "timeout_ms": 5000})
             else:

@@ -184,3 +184,18 @@ def test_a_lost_reply_is_asked_again_with_the_same_request_id() -> None:
     rid = cycle.tasks["a"].request_id
     actions = core.expire(6.5)
     assert [(a.resend, a.task.request_id) for a in actions if isinstance(a, Dispatch)] == [(True, rid)]
+
+
+def test_a_preemption_that_freed_no_worker_is_followed_by_the_next_victim() -> None:
+    core = Core(2)
+    core.register(flow("low", nodes=[("a", "noop"), ("b", "noop"), ("c", "noop")], edges=[], priority=9), 0.0)
+    core.register(flow("hi", nodes=[("a", "noop")], edges=[], priority=0), 0.0)
+    core.trigger("low", 0.0, "manual", "m")
+    core.schedule(0.0)
+    core.trigger("hi", 1.0, "manual", "m")
+    first = [a for a in core.schedule(1.0) if isinstance(a, Preempt)]
+    urgent = core.cycles[("hi", 0)].tasks["a"]
+    assert first[0].urgent_id == urgent.id and urgent.status == "running"
+    again = core.preempt_again(urgent.id, 2.0)  # the broker said: that one was still queued there
+    assert [type(a) for a in again] == [Preempt] and again[0].task is not first[0].task
+    core.check()

@@ -77,6 +77,12 @@ class SchedulerMachine(RuleBasedStateMachine):
         request_id = data.draw(st.sampled_from(sorted(self.core.by_request)))
         self._apply(self.core.on_reply(request_id, _reply(outcome), self.now) + self.core.schedule(self.now))
 
+    @precondition(lambda self: bool(self.core.by_request))
+    @rule(data=st.data())
+    def preemption_found_its_victim_queued(self, data: st.DataObject) -> None:
+        urgent = data.draw(st.sampled_from(sorted(t.id for t in self.core.by_request.values())))
+        self._apply(self.core.preempt_again(urgent, self.now) + self.core.schedule(self.now))
+
     @rule(data=st.data())
     def late_or_unknown_reply(self, data: st.DataObject) -> None:
         self._apply(self.core.on_reply(data.draw(st.sampled_from(["tf:x:0:1.0", "nope"])), _reply("ok"), self.now))
