@@ -12,6 +12,7 @@ store); every task of a finished cycle is terminal.
 from __future__ import annotations
 
 import hashlib
+import heapq
 import math
 import random
 import uuid
@@ -206,6 +207,8 @@ class Core:
         self.used = 0
         self._seq = 0
         self._extra: dict[str, int] = {}  # urgent task id -> further preemptions made for it
+        self._leases: list[tuple[float, int, Task]] = []  # heap of (lease_until, seq, task); stale ones skipped
+        self.due_at: float | None = None  # the earliest next_run_at of an active flow (or earlier)
         # what the process must persist / log
         self.dirty_flows: set[str] = set()
         self.dirty_cycles: dict[tuple[str, int], Cycle] = {}
@@ -222,9 +225,15 @@ class Core:
             flow.next_cycle, flow.missed_total, flow.version = old.next_cycle, old.missed_total, old.version + 1
             flow.running, flow.last_tick, flow.open = old.running, old.last_tick, old.open
         flow.next_run_at = next_tick(spec, now) if flow.status == "active" else None
+        self.hint(flow.next_run_at)
         self.flows[spec.flow_id] = flow
         self.dirty_flows.add(spec.flow_id)
         return flow
+
+    def hint(self, at: float | None) -> None:
+        """A flow's next run changed: ``due`` must look by then."""
+        if at is not None and (self.due_at is None or at < self.due_at):
+            self.due_at = at
 
     def flow(self, flow_id: str) -> Flow:
         flow = self.flows.get(flow_id)
@@ -247,6 +256,7 @@ class Core:
         flow = self.flow(flow_id)
         flow.status = "active"
         flow.next_run_at = next_tick(flow.spec, now)
+        self.hint(flow.next_run_at)
         self.dirty_flows.add(flow_id)
 
     # -- cycles ----------------------------------------------------------------------------------
@@ -324,6 +334,9 @@ class Core:
     def due(self, now: float) -> list[Action]:
         """Run (or record as missed) every scheduled tick up to ``now``."""
         actions: list[Action] = []
+        if self.due_at is None or now < self.due_at:
+            return actions  # nothing due: no walk over every flow on each loop turn
+        earliest: float | None = None
         for flow in self.flows.values():
             if flow.status != "active" or flow.next_run_at is None:
                 continue
@@ -346,13 +359,29 @@ class Core:
                 flow.last_tick = tick
                 flow.next_run_at = next_tick(flow.spec, tick)
                 self.dirty_flows.add(flow.id)
+            if flow.status == "active" and flow.next_run_at is not None and \
+                    (earliest is None or flow.next_run_at < earliest):
+                earliest = flow.next_run_at
+        self.due_at = earliest
         return actions
 
     def next_wakeup(self) -> float | None:
-        times = [f.next_run_at for f in self.flows.values() if f.status == "active" and f.next_run_at is not None]
+        """When the loop must look again (a tick, a backoff, a lease), at the latest."""
+        while self._leases and not self._live_lease(self._leases[0]):
+            heapq.heappop(self._leases)
+        times = [t for t in (self.due_at, self._leases[0][0] if self._leases else None) if t is not None]
         times += [t.not_before for t in self.delayed]
-        times += [t.lease_until for t in self.by_request.values()]
         return min(times) if times else None
+
+    def _lease(self, task: Task, now: float) -> None:
+        task.lease_until = now + task.timeout_ms / 1000.0 + LEASE_GRACE_S
+        self._seq += 1
+        heapq.heappush(self._leases, (task.lease_until, self._seq, task))
+
+    def _live_lease(self, entry: tuple[float, int, Task]) -> bool:
+        task = entry[2]
+        return task.request_id is not None and self.by_request.get(task.request_id) is task and \
+            task.lease_until == entry[0]
 
     def stop_cycle(self, flow_id: str, number: int, component: int | None, now: float,
                    reason: str = "stopped") -> list[Action]:
@@ -517,7 +546,7 @@ class Core:
         task.status = "running"
         task.request_id = request_id_for(task)
         task.started_at = now
-        task.lease_until = now + task.timeout_ms / 1000.0 + LEASE_GRACE_S
+        self._lease(task, now)
         task.resends = 0
         self.by_request[task.request_id] = task
         self.used += 1
@@ -573,10 +602,16 @@ class Core:
     def expire(self, now: float) -> list[Action]:
         """Ask again (same request_id) for running tasks whose lease passed; fail them after a few tries."""
         actions: list[Action] = []
-        for task in [t for t in self.by_request.values() if t.lease_until <= now]:
+        overdue: list[Task] = []
+        while self._leases and self._leases[0][0] <= now:
+            lease_until, _, task = heapq.heappop(self._leases)
+            if task.request_id in self.by_request and self.by_request[task.request_id] is task and \
+                    task.lease_until == lease_until:
+                overdue.append(task)
+        for task in overdue:
             if task.resends < MAX_RESENDS:
                 task.resends += 1
-                task.lease_until = now + task.timeout_ms / 1000.0 + LEASE_GRACE_S
+                self._lease(task, now)
                 self.stats["resends"] += 1
                 self.logs.append((task.id, "WARNING", f"no reply by its lease; asked again ({task.resends})", now))
                 actions.append(Dispatch(task, resend=True))
@@ -712,7 +747,7 @@ class Core:
                     self.by_request[task.request_id] = task
                     self.used += 1
                     flow.running += 1
-                    task.lease_until = now + task.timeout_ms / 1000.0 + LEASE_GRACE_S
+                    self._lease(task, now)
                     actions.append(Dispatch(task, resend=True))
                 else:
                     self._enqueue(task, now, front=True)

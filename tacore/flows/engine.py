@@ -63,6 +63,7 @@ class FlowEngine:
                 flow.missed_total, flow.version, flow.last_tick = row["missed_total"], row["version"], row["last_tick"]
                 if flow.status == "active" and spec.trigger == "schedule":
                     flow.next_run_at = next_tick(spec, row["last_tick"] if row["last_tick"] else now)
+                    self.core.hint(flow.next_run_at)
                 else:
                     flow.next_run_at = None
             for cycle in self.store.open_cycles():
