@@ -58,7 +58,7 @@ def span_per_node(cycle: dict[str, Any], count: int) -> float:
     return (max(t["finished_at"] for t in tasks) - min(t["started_at"] for t in tasks)) / count * 1000.0
 
 
-def tacore_cases(quick: bool) -> dict[str, Any]:
+def tacore_cases(quick: bool, only: str | None = None) -> dict[str, Any]:
     out: dict[str, Any] = {}
     workdir = Path(tempfile.mkdtemp(prefix="bench-flows-"))
     proc = TACoreProcess(workdir, ["serve", "--no-data-agent", "--no-api"],
@@ -68,16 +68,19 @@ def tacore_cases(quick: bool) -> dict[str, Any]:
         proc.wait_healthy(timeout=120, workers=3)
         client = LazyPirateClient(proc.frontend, timeout_ms=20_000, retries=0)
         wait_until(lambda: client.call("flow.stats"), 60, "flow.stats")
-        client.call("flow.run", noop_chain("chain", CHAIN))
-        client.call("flow.run", noop_chain("fan", FAN, edges=False))
-        run_cycle(client, "chain")  # warm-up
-        hops = [span_per_node(run_cycle(client, "chain"), CHAIN) for _ in range(3)]
-        out["hop_ms"] = round(statistics.median(hops), 3)
-        run_cycle(client, "fan")
-        fans = [span_per_node(run_cycle(client, "fan"), FAN) for _ in range(3)]
-        out["fan_ms"] = round(statistics.median(fans), 3)
-        out["preempt"] = priority_case(client)
-        out["many"] = many_flows(client, 200 if quick else 1000, 1 if quick else 2)
+        if only in (None, "hop"):
+            client.call("flow.run", noop_chain("chain", CHAIN))
+            client.call("flow.run", noop_chain("fan", FAN, edges=False))
+            run_cycle(client, "chain")  # warm-up
+            hops = [span_per_node(run_cycle(client, "chain"), CHAIN) for _ in range(3)]
+            out["hop_ms"] = round(statistics.median(hops), 3)
+            run_cycle(client, "fan")
+            fans = [span_per_node(run_cycle(client, "fan"), FAN) for _ in range(3)]
+            out["fan_ms"] = round(statistics.median(fans), 3)
+        if only in (None, "priority"):
+            out["preempt"] = priority_case(client)
+        if only in (None, "many"):
+            out["many"] = many_flows(client, 200 if quick else 1000, 1 if quick else 2)
         client.close()
     finally:
         proc.stop()
@@ -107,7 +110,7 @@ def priority_case(client: LazyPirateClient) -> dict[str, Any]:
     preemptions = client.call("flow.stats")["preemptions"]
     client.call("flow.stop", {"flow_id": "hold"})
     return {"median_ms": round(statistics.median(samples), 2), "max_ms": round(max(samples), 2),
-            "preemptions": preemptions}
+            "samples_ms": [round(x, 1) for x in samples], "preemptions": preemptions}
 
 
 def many_flows(client: LazyPirateClient, flows: int, ticks: int) -> dict[str, Any]:
@@ -228,7 +231,11 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="200 flows for one tick in the 1,000-flow case")
     parser.add_argument("--json", action="store_true", help="print the figures as JSON too")
+    parser.add_argument("--only", choices=["hop", "priority", "many"], help="one TACore case, no baseline")
     args = parser.parse_args()
+    if args.only:
+        print(json.dumps(tacore_cases(args.quick, args.only), indent=1))
+        return 0
     history = history_cost()
     dask = dask_cases()
     ours = tacore_cases(args.quick)

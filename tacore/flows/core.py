@@ -555,9 +555,11 @@ class Core:
         self.dirty_tasks[task.id] = task
         return Dispatch(task)
 
-    def _preempt_for(self, urgent: Task, now: float, *, every_slot: bool = True) -> list[Action]:
+    def _preempt_for(self, urgent: Task, now: float, *, every_slot: bool = True,
+                     at_workers: set[str] | None = None) -> list[Action]:
         # not one dispatched this very turn (an aged low-priority task may just have gone ahead of it)
-        running = [t for t in self.by_request.values() if t.priority > urgent.priority and (t.started_at or 0) < now]
+        running = [t for t in self.by_request.values() if t.priority > urgent.priority and (t.started_at or 0) < now
+                   and (at_workers is None or t.request_id in at_workers)]
         if every_slot and len(running) < self.used:  # not every slot holds lower-priority work
             return []
         if not running:
@@ -575,16 +577,17 @@ class Core:
         self._enqueue(victim, now, front=True)
         return [Preempt(victim, rid, f"preempted by priority-{urgent.priority} node {urgent.node_id}", urgent.id)]
 
-    def preempt_again(self, urgent_id: str, now: float) -> list[Action]:
+    def preempt_again(self, urgent_id: str, now: float, at_workers: set[str] | None = None) -> list[Action]:
         """The broker said the task preempted for ``urgent_id`` was still queued there (no worker freed):
-        while the urgent task waits, preempt the next one (at most ``MAX_EXTRA_PREEMPTIONS`` times)."""
+        while the urgent task waits, preempt another, one of ``at_workers`` (the request_ids the broker
+        says workers run) when known (at most ``MAX_EXTRA_PREEMPTIONS`` times)."""
         urgent = next((t for t in self.by_request.values() if t.id == urgent_id), None)
         done = self._extra.get(urgent_id, 0)
         if urgent is None or done >= MAX_EXTRA_PREEMPTIONS:
             self._extra.pop(urgent_id, None)
             return []
         self._extra[urgent_id] = done + 1
-        return self._preempt_for(urgent, now, every_slot=False)
+        return self._preempt_for(urgent, now, every_slot=False, at_workers=at_workers)
 
     def _release(self, task: Task) -> None:
         if task.request_id is not None and self.by_request.pop(task.request_id, None) is not None:

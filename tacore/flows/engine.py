@@ -77,15 +77,15 @@ class FlowEngine:
 
     # -- the loop ----------------------------------------------------------------------------------
     def step(self, replies: list[tuple[str, dict[str, Any]]], events: list[dict[str, Any]],
-             preempt_again: list[str] | None = None) -> list[Action]:
+             preempt_again: list[tuple[str, set[str]]] | None = None) -> list[Action]:
         """One loop turn: replies, events, leases, ticks, dispatch; the store written before new cycles run.
         ``preempt_again``: urgent tasks whose preemption freed no worker (the victim was queued at the broker)."""
         with self.lock:
             now = self.clock()
             core = self.core
             actions, self.pending = self.pending, []
-            for urgent_id in preempt_again or ():
-                actions += core.preempt_again(urgent_id, now)
+            for urgent_id, at_workers in preempt_again or ():
+                actions += core.preempt_again(urgent_id, now, at_workers)
             for request_id, reply in replies:
                 actions += core.on_reply(request_id, reply, now)
             for event in events:

@@ -114,7 +114,7 @@ class Scheduler:
                 timeout = _MAX_POLL_MS if wake is None else max(0, min(_MAX_POLL_MS, int((wake - time.time())
                                                                                            * 1000.0) + 1))
                 ready = dict(poller.poll(timeout))
-                again: list[str] = []
+                again: list[tuple[str, set[str]]] = []
                 replies = self._replies(dealer, again) if dealer in ready else []
                 events = self._events(sub) if sub in ready else []
                 if self._wake_r in ready:
@@ -144,8 +144,9 @@ class Scheduler:
 
     # -- messages ------------------------------------------------------------------------------------
     @staticmethod
-    def _replies(dealer: zmq.Socket[Any], again: list[str]) -> list[tuple[str, dict[str, Any]]]:
-        """Node replies by request_id; ``again`` gets the urgent tasks whose preemption hit a queued request."""
+    def _replies(dealer: zmq.Socket[Any], again: list[tuple[str, set[str]]]) -> list[tuple[str, dict[str, Any]]]:
+        """Node replies by request_id. A preemption that hit a request still queued at the broker (no worker
+        freed) asks the broker which requests its workers run; that answer goes to ``again``."""
         out = []
         for _ in range(100_000):
             try:
@@ -164,7 +165,15 @@ class Scheduler:
             elif isinstance(rid, str) and rid.startswith("ctl:pre:"):
                 data = reply.get("data") or {}
                 if data.get("state") != "dispatched":  # it was queued: no worker freed for the urgent task
-                    again.append(rid.split(":")[2])
+                    urgent = rid.split(":")[2]
+                    dealer.send_multipart([b"", orjson.dumps({
+                        "request_id": f"ctl:st:{urgent}:{uuid.uuid4().hex}", "method": "broker.status",
+                        "internal": True, "params": {}, "timeout_ms": 5000})])
+            elif isinstance(rid, str) and rid.startswith("ctl:st:"):
+                workers = (reply.get("data") or {}).get("workers") or []
+                at_workers = {c["request_id"] for w in workers if w.get("state") != "dead"
+                              for c in w.get("current", []) if not c.get("answered") and c.get("request_id")}
+                again.append((rid.split(":")[2], at_workers))
         return out
 
     @staticmethod
