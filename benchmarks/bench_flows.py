@@ -157,13 +157,13 @@ def history_cost() -> dict[str, float]:
         now = time.time()
         core.trigger("h", now, "manual", f"m{i}")
         if store is not None:
-            store.flush(core, now)
+            store.flush(core, now, tasks_too=False)  # as the scheduler: the new cycle before its requests
         actions = core.schedule(now)
         for action in actions:
             if isinstance(action, Dispatch):
                 core.on_reply(action.task.request_id or "", reply, now)
         if store is not None:
-            store.flush(core, now)
+            store.flush(core, now)  # the write-behind of the tasks (every 20 ms in the scheduler)
         else:
             core.dirty_cycles.clear()
             core.dirty_tasks.clear()

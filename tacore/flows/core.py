@@ -14,8 +14,8 @@ from __future__ import annotations
 import hashlib
 import heapq
 import math
+import os
 import random
-import uuid
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
@@ -171,8 +171,17 @@ class CoreError(Exception):
         self.kind = kind
 
 
+_KEYS: dict[tuple[str, str], str] = {}
+
+
 def request_id_for(task: Task) -> str:
-    key = hashlib.sha256(f"{task.flow_id}\x00{task.node_id}".encode()).hexdigest()[:16]
+    """``tf:<16 hex of sha256(flow, node)>:<cycle>:<attempt>.<preemptions>``: the same after a restart."""
+    key = _KEYS.get((task.flow_id, task.node_id))
+    if key is None:
+        if len(_KEYS) > 100_000:
+            _KEYS.clear()
+        key = _KEYS[(task.flow_id, task.node_id)] = hashlib.sha256(
+            f"{task.flow_id}\x00{task.node_id}".encode()).hexdigest()[:16]
     return f"tf:{key}:{task.cycle}:{task.attempt}.{task.preemptions}"
 
 
@@ -310,14 +319,18 @@ class Core:
         return cycle
 
     def _make_tasks(self, flow: Flow, cycle: Cycle, now: float) -> None:
+        """The cycle's tasks for the nodes it lacks, ``pending``. Not marked dirty: a task's row is written
+        when it first changes (queued, running, done), so a quick node costs one row write, not three;
+        a restart recreates the rows that were never written."""
         o = flow.spec.options
         for node in flow.spec.nodes:
-            task = Task(uuid.uuid4().hex, flow.id, cycle.cycle, node.id, flow.graph.components[node.id], node.type,
+            if node.id in cycle.tasks:
+                continue
+            task = Task(os.urandom(16).hex(), flow.id, cycle.cycle, node.id, flow.graph.components[node.id], node.type,
                         o.priority, node.timeout_ms or o.timeout_ms,
                         o.retries if node.retries is None else node.retries, created_at=now)
             cycle.tasks[node.id] = task
-            self.dirty_tasks[task.id] = task
-        cycle.remaining = len(cycle.tasks)
+        cycle.count_remaining()
 
     def _missed(self, flow: Flow, now: float, key: str, scheduled_at: float | None, trigger: str,
                 why: str) -> Cycle:
@@ -735,15 +748,14 @@ class Core:
         flow.open[cycle.cycle] = cycle
         flow.next_cycle = max(flow.next_cycle, cycle.cycle + 1)
         self.keys.add((cycle.flow_id, cycle.trigger_key))
-        cycle.count_remaining()
         actions: list[Action] = []
-        if not cycle.tasks:  # it was written, its tasks were not (the scheduler died between): nothing ran
+        if len(cycle.tasks) < len(flow.spec.nodes):
+            # tasks whose rows were never written (pending, or changed within the last write-behind window):
+            # made again as pending; one that had been dispatched gets the same request_id when it runs
             cycle.status = "running"
             self._make_tasks(flow, cycle, now)
             self._mark(cycle)
-            for node_id in flow.graph.roots:
-                self._ready(cycle, cycle.tasks[node_id], now)
-            return actions
+        cycle.count_remaining()
         for task in cycle.tasks.values():
             if task.status == "running" and task.request_id is not None:
                 if self.used < self.slots:

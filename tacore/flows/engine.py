@@ -14,7 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 from tacore.errors import InvalidParams
-from tacore.flows.core import Action, Core, CoreError, Cycle, Dispatch, next_tick
+from tacore.flows.core import Action, Core, CoreError, Cycle, Dispatch, Task, next_tick
 from tacore.flows.model import FlowSpec, parse_flow
 from tacore.flows.nodes import node_type
 from tacore.flows.store import FlowStore
@@ -98,13 +98,16 @@ class FlowEngine:
             for cycle in new:
                 if cycle.trigger == "schedule" and cycle.status == "running" and cycle.scheduled_at is not None:
                     self._sample(self.lateness_ms, ((cycle.started_at or now) - cycle.scheduled_at) * 1000.0)
-            if new or now - self._last_flush >= FLUSH_INTERVAL_S or len(core.dirty_tasks) > 20_000:
+            if now - self._last_flush >= FLUSH_INTERVAL_S or len(core.dirty_tasks) > 20_000:
                 actions = self.flush(actions, now)
+            elif new:  # the new cycles before any of their requests; their tasks with the next write
+                actions = self.flush(actions, now, tasks_too=False)
             return actions
 
-    def flush(self, actions: list[Action], now: float) -> list[Action]:
-        refused = self.store.flush(self.core, now)
-        self._last_flush = now
+    def flush(self, actions: list[Action], now: float, *, tasks_too: bool = True) -> list[Action]:
+        refused = self.store.flush(self.core, now, tasks_too=tasks_too)
+        if tasks_too:
+            self._last_flush = now
         if not refused:
             return actions
         dropped: set[str] = set()
@@ -266,7 +269,12 @@ class FlowEngine:
         rows = [r for r in self.store.cycle_rows(flow_id, 1, number + 1) if r["cycle"] == number]
         if not rows:
             raise not_found(f"no cycle {number} of {flow_id!r}")
-        tasks = [_task_out(t) for t in self.store.task_rows(flow_id, number)]
+        by_node = {t["node_id"]: t for t in self.store.task_rows(flow_id, number)}
+        with self.lock:
+            live = self.core.cycles.get((flow_id, number))
+            if live is not None:  # in progress: the core's state is the fresher (rows are written behind)
+                by_node.update({t.node_id: _task_row(t) for t in live.tasks.values()})
+        tasks = [_task_out(t) for t in sorted(by_node.values(), key=lambda r: (r["created_at"], r["node_id"]))]
         summary = _cycle_summary(rows[0], _counts(tasks))
         components: dict[str, str] = {}
         for task in tasks:
@@ -339,6 +347,18 @@ def _live_summary(cycle: Cycle) -> dict[str, Any]:
     return {"flow_id": cycle.flow_id, "cycle": cycle.cycle, "status": cycle.status, "trigger": cycle.trigger,
             "scheduled_at": cycle.scheduled_at, "started_at": cycle.started_at, "finished_at": cycle.finished_at,
             "error": cycle.error, "counts": cycle.counts()}
+
+
+def _task_row(task: Task) -> dict[str, Any]:
+    """A task as its ``tasks`` row reads."""
+    return {"id": task.id, "type": task.type, "status": task.status, "input_data": task.input_data,
+            "output_data": task.output_data, "error_message": task.error_message, "created_at": task.created_at,
+            "updated_at": task.finished_at or task.started_at or task.queued_at or task.created_at,
+            "flow_id": task.flow_id, "cycle": task.cycle, "node_id": task.node_id, "component_id": task.component,
+            "attempt": task.attempt, "preemptions": task.preemptions, "worker": task.worker,
+            "priority": task.priority, "request_id": task.request_id, "timeout_ms": task.timeout_ms,
+            "retries": task.retries, "queued_at": task.queued_at, "started_at": task.started_at,
+            "finished_at": task.finished_at}
 
 
 def _task_out(row: dict[str, Any]) -> dict[str, Any]:

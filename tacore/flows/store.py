@@ -126,7 +126,6 @@ _TASK_FIELDS = ("type", "status", "input_data", "output_data", "error_message", 
                 "started_at", "finished_at")
 
 
-_JSON_FIELDS = frozenset({"input_data", "output_data"})
 _INSERT_FIELDS = ("id", *_TASK_FIELDS, "component_id", "created_at", "updated_at")
 _UPDATE_FIELDS = (*_TASK_FIELDS, "updated_at")
 
@@ -137,21 +136,19 @@ def _json(value: Any) -> str | None:
     return orjson.dumps(value, default=str, option=orjson.OPT_NON_STR_KEYS).decode()
 
 
-def _task_values(task: Task, now: float, fields: tuple[str, ...]) -> tuple[Any, ...]:
-    """One task's values in ``fields`` order, JSON already text: handed to the driver as they are."""
-    values: list[Any] = []
-    for name in fields:
-        if name == "component_id":
-            values.append(task.component)
-        elif name == "updated_at":
-            values.append(now)
-        elif name == "created_at":
-            values.append(task.created_at or now)
-        elif name in _JSON_FIELDS:
-            values.append(_json(getattr(task, name)))
-        else:
-            values.append(getattr(task, name))
-    return tuple(values)
+def _shared(task: Task) -> tuple[Any, ...]:
+    """The ``_TASK_FIELDS`` of a task, in order (written out: this runs once per task row)."""
+    return (task.type, task.status, _json(task.input_data), _json(task.output_data), task.error_message,
+            task.flow_id, task.cycle, task.node_id, task.attempt, task.preemptions, task.worker, task.priority,
+            task.request_id, task.timeout_ms, task.retries, task.queued_at, task.started_at, task.finished_at)
+
+
+def _insert_values(task: Task, now: float) -> tuple[Any, ...]:
+    return (task.id, *_shared(task), task.component, task.created_at or now, now)
+
+
+def _update_values(task: Task, now: float) -> tuple[Any, ...]:
+    return (*_shared(task), now, task.id)
 
 
 def _cycle_row(cycle: Cycle, now: float) -> dict[str, Any]:
@@ -182,12 +179,15 @@ class FlowStore:
         self._flows: set[str] = set()
         self._cycles: set[tuple[str, int]] = set()
         self._tasks: set[str] = set()
+        self._finished: list[Cycle] = []  # finished cycles whose tasks wait for the next write
 
     # -- writing (the scheduler's loop) ------------------------------------------------------------
-    def flush(self, core: Core, now: float | None = None) -> list[Cycle]:
+    def flush(self, core: Core, now: float | None = None, *, tasks_too: bool = True) -> list[Cycle]:
         """Write what ``core`` marked dirty in one transaction; the new cycles the store refused (a
-        duplicate ``(flow, trigger_key)`` or cycle number) come back, not written, for the caller to drop."""
-        if not (core.dirty_flows or core.dirty_cycles or core.dirty_tasks or core.logs):
+        duplicate ``(flow, trigger_key)`` or cycle number) come back, not written, for the caller to drop.
+        ``tasks_too=False`` writes flows and cycles only (new cycles, before their first request) and leaves
+        tasks and logs for the next write-behind."""
+        if not (core.dirty_flows or core.dirty_cycles or (tasks_too and (core.dirty_tasks or core.logs))):
             return []
         now = time.time() if now is None else now
         written = [k for k in core.dirty_cycles if k in self._cycles]
@@ -215,26 +215,34 @@ class FlowStore:
                 conn.execute(update(flow_cycles).where(and_(flow_cycles.c.flow_id == bindparam("b_flow_id"),
                                                             flow_cycles.c.cycle == bindparam("b_cycle"))),
                              [{**r, "b_flow_id": r["flow_id"], "b_cycle": r["cycle"]} for r in old_cycles])
-            dirty = [t for t in core.dirty_tasks.values() if (t.flow_id, t.cycle) not in refused_keys]
+            dirty = [t for t in core.dirty_tasks.values() if (t.flow_id, t.cycle) not in refused_keys] \
+                if tasks_too else []
             new_tasks = [t for t in dirty if t.id not in self._tasks]
-            old_tasks = [(*_task_values(t, now, _UPDATE_FIELDS), t.id) for t in dirty if t.id in self._tasks]
+            old_tasks = [_update_values(t, now) for t in dirty if t.id in self._tasks]
             if new_tasks:
-                conn.exec_driver_sql(self._insert_sql, [_task_values(t, now, _INSERT_FIELDS) for t in new_tasks])
+                conn.exec_driver_sql(self._insert_sql, [_insert_values(t, now) for t in new_tasks])
             if old_tasks:
                 conn.exec_driver_sql(self._update_sql, old_tasks)
-            if core.logs:
+            if tasks_too and core.logs:
                 conn.execute(insert(task_logs), [{"task_id": t, "level": level[:20], "message": message,
                                                   "created_at": at} for t, level, message, at in core.logs])
         self._flows.update(core.dirty_flows)
         self._tasks.update(t.id for t in new_tasks)
         for key, cycle in core.dirty_cycles.items():
-            if cycle.terminal:  # never written again (a retry loads it anew)
+            if cycle.terminal and tasks_too:  # never written again (a retry loads it anew)
                 self._cycles.discard(key)
                 self._tasks.difference_update(t.id for t in cycle.tasks.values())
+            elif cycle.terminal:
+                self._finished.append(cycle)  # forgotten once its tasks are written
+        if tasks_too:
+            for cycle in self._finished:
+                self._cycles.discard((cycle.flow_id, cycle.cycle))
+                self._tasks.difference_update(t.id for t in cycle.tasks.values())
+            self._finished.clear()
+            core.dirty_tasks.clear()
+            core.logs.clear()
         core.dirty_flows.clear()
         core.dirty_cycles.clear()
-        core.dirty_tasks.clear()
-        core.logs.clear()
         return refused
 
     def _insert_cycles(self, cycles: list[Cycle], now: float) -> list[Cycle]:
