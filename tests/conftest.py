@@ -24,12 +24,13 @@ CLICKHOUSE_URL_ENV = "TACORE_TEST_CLICKHOUSE_URL"
 
 @pytest.fixture
 def tacore_factory(tmp_path: Path) -> Iterator[Callable[..., TACoreProcess]]:
-    """Start ``tacore`` processes (``serve`` without data agent and sidecar by default); all are stopped after."""
+    """Start ``tacore`` processes (``serve`` without data agent, flow scheduler and sidecar by default); all are
+    stopped after."""
     started: list[TACoreProcess] = []
 
     def start(args: list[str] | None = None, **env: str) -> TACoreProcess:
-        proc = TACoreProcess(tmp_path / f"svc{len(started)}", args or ["serve", "--no-data-agent", "--no-api"],
-                             env=env).start()
+        args = args or ["serve", "--no-data-agent", "--no-api", "--no-flows"]
+        proc = TACoreProcess(tmp_path / f"svc{len(started)}", args, env=env).start()
         started.append(proc)
         return proc
 
@@ -48,7 +49,7 @@ def tacore(tacore_factory: Callable[..., TACoreProcess]) -> TACoreProcess:
 @pytest.fixture(scope="session")
 def shared_tacore(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TACoreProcess]:
     """One ``tacore serve`` for the tests that only send requests and change nothing."""
-    proc = TACoreProcess(tmp_path_factory.mktemp("shared"), ["serve", "--no-data-agent", "--no-api"]).start()
+    proc = TACoreProcess(tmp_path_factory.mktemp("shared"), ["serve", "--no-data-agent", "--no-api", "--no-flows"]).start()
     try:
         proc.wait_healthy(workers=2)
         yield proc
