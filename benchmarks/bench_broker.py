@@ -180,8 +180,8 @@ def start_tacore(workdir: Path, name: str = "tacore", method: str = "health.chec
     env = {**os.environ, **{k: str(v) for k, v in ports.items()}, "TACORESERVICE_LOG_LEVEL": "WARNING",
            "DATABASE_PATH": str(workdir / "bench.db"), "LOG_DIR": str(workdir / "logs"), "WORKER_COUNT": "2",
            **extra_env}
-    proc = subprocess.Popen([sys.executable, "-m", "tacore", "serve", "--no-data-agent", "--no-api", "--no-flows"], env=env,
-                            cwd=workdir)
+    proc = subprocess.Popen([sys.executable, "-m", "tacore", "serve", "--no-data-agent", "--no-api", "--no-flows"],
+                            env=env, cwd=workdir)
     endpoint = f"tcp://127.0.0.1:{ports['ZMQ_FRONTEND_PORT']}"
     wait_for(endpoint, 60, keys)  # a busy shared machine can take that long to start a service
     sock = req_socket(endpoint, keys)
