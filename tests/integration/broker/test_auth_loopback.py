@@ -15,7 +15,8 @@ from tests.support.processes import TACoreProcess, raw_call
 
 @pytest.fixture(scope="module")
 def loopback(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TACoreProcess]:
-    proc = TACoreProcess(tmp_path_factory.mktemp("loopback"), ["serve", "--no-data-agent", "--no-api", "--no-flows"]).start()
+    proc = TACoreProcess(tmp_path_factory.mktemp("loopback"),
+                         ["serve", "--no-data-agent", "--no-api", "--no-flows"]).start()
     try:
         proc.wait_healthy(workers=2)
         yield proc
