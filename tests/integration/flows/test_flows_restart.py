@@ -6,15 +6,18 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from clients import LazyPirateClient
 from tests.integration.flows.flow_helpers import chain, flow_client, tasks_by_node, wait_cycle
-from tests.support.processes import TACoreProcess, wait_until
+from tests.support.processes import ROOT, TACoreProcess, wait_until
 
 
 @pytest.fixture
@@ -102,3 +105,41 @@ def test_kill_9_of_a_worker_running_a_node_reruns_it_elsewhere(service: TACorePr
         assert tasks_by_node(cycle)["n0"]["request_id"] == task["request_id"]  # node.execute is idempotent
     finally:
         client.close()
+
+
+def test_a_trade_nodes_order_is_placed_once_across_restarts(service: TACoreProcess, tmp_path: Path) -> None:
+    orders = tmp_path / "orders.log"
+    log = (tmp_path / "order-worker.out").open("ab")
+    venue = subprocess.Popen([sys.executable, "-m", "tests.support.order_worker", service.backend, "orders"],
+                             cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
+                             env={**os.environ, "IDEMPOTENCY_URL": f"sqlite:///{tmp_path / 'idem.db'}",
+                                  "ORDER_LOG": str(orders), "ORDER_MS": "3000"})
+    log.close()
+    client = flow_client(service)
+    try:
+        wait_until(lambda: any(w.get("worker_id") == "orders" for w in service.status()["workers"]), 30,
+                   "the order worker")
+        client.flow_run({"flow_id": "trader", "flow_json": {"nodes": [
+            {"id": "signal", "type": "action_node", "config": {"action": "noop", "output": {"action": "BUY"}}},
+            {"id": "buy", "type": "trade_node", "retries": 5,
+             "config": {"symbol": "BTCUSDT", "quantity": "0.01"}}],
+            "edges": [{"source": "signal", "target": "buy"}]}})
+        number = client.flow_cycle("trader")["cycle"]
+        task = wait_until(lambda: running_task(client, "trader", number, "buy"), 30, "the trade node running")
+        time.sleep(0.5)  # the order is being placed
+        holder = [w for w in service.status()["workers"] if w.get("kind") == "worker" and
+                  any(c["request_id"] == task["request_id"] for c in w.get("current", []))]
+        scheduler = pid_of(service, kind="flow-scheduler")
+        os.kill(scheduler, signal.SIGKILL)  # the scheduler and the pool worker running the node die
+        if holder:
+            os.kill(int(holder[0]["pid"]), signal.SIGKILL)
+        wait_until(lambda: pid_of(service, kind="flow-scheduler") != scheduler, 60, "a new scheduler process")
+        cycle = wait_cycle(client, "trader", number, timeout=90)
+        assert cycle["status"] == "completed", cycle
+        placed = orders.read_text().splitlines()
+        coid = tasks_by_node(cycle)["buy"]["output_data"]["output"]["client_order_id"]
+        assert placed == [f"{coid} buy 0.01 BTCUSDT"]  # once, under the id derived from flow/cycle/node
+    finally:
+        client.close()
+        venue.kill()
+        venue.wait(5)
