@@ -32,6 +32,7 @@ MAX_RESENDS = 3
 ON_TIME_S = 2.0
 MAX_MISSED_ROWS = 100  # per catch-up pass; the rest are counted on the flow
 MAX_EXTRA_PREEMPTIONS = 20
+PARKED = -2  # a task's seq while max_concurrent holds it back (-1: out of the queues for another reason)
 BACKOFF_BASE_S = 0.5
 BACKOFF_MAX_S = 30.0
 
@@ -533,6 +534,17 @@ class Core:
                 for waiting in due:
                     if waiting.status == "queued":
                         self._push(waiting)
+        for flow_id, parked in self.parked.items():  # flows with room again (a task of theirs ended or stopped)
+            if not parked:
+                continue
+            owner = self.flows.get(flow_id)
+            limit = owner.spec.options.max_concurrent if owner is not None else 0
+            room = len(parked) if owner is None or not limit else limit - owner.running
+            while parked and room > 0:
+                waiting = parked.popleft()
+                if waiting.status == "queued" and waiting.seq == PARKED:
+                    self._push(waiting, front=True)
+                    room -= 1
         while True:
             task = self._next_queued(now)
             if task is None:
@@ -541,7 +553,7 @@ class Core:
             limit = flow.spec.options.max_concurrent
             if limit and flow.running >= limit:
                 self.queues[task.priority].popleft()
-                task.seq = -1  # out of the queues until its flow has room
+                task.seq = PARKED  # out of the queues until its flow has room
                 self.parked.setdefault(flow.id, deque()).append(task)
                 continue
             if self.used >= self.slots:
@@ -611,7 +623,7 @@ class Core:
                 parked = self.parked.get(task.flow_id)
                 while parked:
                     waiting = parked.popleft()
-                    if waiting.status == "queued":
+                    if waiting.status == "queued" and waiting.seq == PARKED:
                         self._push(waiting, front=True)
                         break
 

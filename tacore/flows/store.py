@@ -174,9 +174,12 @@ class FlowStore:
         mark = "?" if engine.dialect.paramstyle == "qmark" else "%s"
         self._insert_sql = (f"INSERT INTO tasks ({', '.join(_INSERT_FIELDS)}) "
                             f"VALUES ({', '.join([mark] * len(_INSERT_FIELDS))})")
+        self._flow_state_sql = (f"UPDATE flows SET status = {mark}, next_cycle = {mark}, next_run_at = {mark}, "
+                                f"last_tick = {mark}, missed_total = {mark}, updated_at = {mark} "
+                                f"WHERE flow_id = {mark}")
         self._update_sql = (f"UPDATE tasks SET {', '.join(f'{name} = {mark}' for name in _UPDATE_FIELDS)} "
                             f"WHERE id = {mark}")
-        self._flows: set[str] = set()
+        self._flows: dict[str, int] = {}  # flow_id -> the version whose definition is written
         self._cycles: set[tuple[str, int]] = set()
         self._tasks: set[str] = set()
         self._finished: list[Cycle] = []  # finished cycles whose tasks wait for the next write
@@ -197,19 +200,22 @@ class FlowStore:
             refused = self._insert_cycles(new_cycles, now)
         refused_keys = {(c.flow_id, c.cycle) for c in refused}
         with self.engine.begin() as conn:
-            flow_rows = [_flow_row(core.flows[f], now) for f in core.dirty_flows if f in core.flows]
-            new_flows = [r for r in flow_rows if r["flow_id"] not in self._flows]
-            old_flows = [r for r in flow_rows if r["flow_id"] in self._flows]
-            if new_flows:
+            dirty_flows = [core.flows[f] for f in core.dirty_flows if f in core.flows]
+            # a new definition (or a flow this store has not written): the whole row; else its state only
+            whole = [_flow_row(f, now) for f in dirty_flows if self._flows.get(f.id) != f.version]
+            state = [(f.status, f.next_cycle, f.next_run_at, f.last_tick, f.missed_total, now, f.id)
+                     for f in dirty_flows if self._flows.get(f.id) == f.version]
+            if whole:
                 existing = set(conn.execute(select(flows.c.flow_id).where(
-                    flows.c.flow_id.in_([r["flow_id"] for r in new_flows]))).scalars())
-                inserts = [{**r, "created_at": now} for r in new_flows if r["flow_id"] not in existing]
-                old_flows += [r for r in new_flows if r["flow_id"] in existing]
+                    flows.c.flow_id.in_([r["flow_id"] for r in whole]))).scalars())
+                inserts = [{**r, "created_at": now} for r in whole if r["flow_id"] not in existing]
+                updates = [{**r, "b_flow_id": r["flow_id"]} for r in whole if r["flow_id"] in existing]
                 if inserts:
                     conn.execute(insert(flows), inserts)
-            if old_flows:
-                conn.execute(update(flows).where(flows.c.flow_id == bindparam("b_flow_id")),
-                             [{**r, "b_flow_id": r["flow_id"]} for r in old_flows])
+                if updates:
+                    conn.execute(update(flows).where(flows.c.flow_id == bindparam("b_flow_id")), updates)
+            if state:
+                conn.exec_driver_sql(self._flow_state_sql, state)
             old_cycles = [_cycle_row(core.dirty_cycles[k], now) for k in written]
             if old_cycles:
                 conn.execute(update(flow_cycles).where(and_(flow_cycles.c.flow_id == bindparam("b_flow_id"),
@@ -226,7 +232,7 @@ class FlowStore:
             if tasks_too and core.logs:
                 conn.execute(insert(task_logs), [{"task_id": t, "level": level[:20], "message": message,
                                                   "created_at": at} for t, level, message, at in core.logs])
-        self._flows.update(core.dirty_flows)
+        self._flows.update((f.id, f.version) for f in dirty_flows)
         self._tasks.update(t.id for t in new_tasks)
         for key, cycle in core.dirty_cycles.items():
             if cycle.terminal and tasks_too:  # never written again (a retry loads it anew)
@@ -291,7 +297,7 @@ class FlowStore:
     def load_flows(self) -> list[dict[str, Any]]:
         with self.engine.connect() as conn:
             rows = [dict(r._mapping) for r in conn.execute(select(flows))]
-        self._flows.update(r["flow_id"] for r in rows)
+        self._flows.update((r["flow_id"], r["version"]) for r in rows)
         return rows
 
     def open_cycles(self) -> list[Cycle]:

@@ -59,11 +59,12 @@ class Scheduler:
 
     # -- the process ---------------------------------------------------------------------------------
     def serve(self, stop: threading.Event) -> None:
+        resend = self.engine.restore()  # before the methods answer: a flow.run never races the restore
         worker_stop = threading.Event()
         thread = threading.Thread(target=self._serve_methods, args=(worker_stop,), name="flow-methods", daemon=True)
         thread.start()
         try:
-            self.loop(stop)
+            self.loop(stop, resend)
         finally:
             worker_stop.set()
             thread.join(5.0)
@@ -84,7 +85,7 @@ class Scheduler:
                reconnect_initial_ms=s.reconnect_initial_ms, reconnect_max_ms=s.reconnect_max_ms,
                curve=worker_keys(s)).run(stop)
 
-    def loop(self, stop: threading.Event) -> None:
+    def loop(self, stop: threading.Event, resend: list[Action] | None = None) -> None:
         from tacore.auth.credentials import client_keys
 
         ctx = zmq.Context()
@@ -105,7 +106,7 @@ class Scheduler:
             poller.register(dealer, zmq.POLLIN)
             poller.register(sub, zmq.POLLIN)
             poller.register(self._wake_r, zmq.POLLIN)
-            self._send(dealer, self.engine.restore())
+            self._send(dealer, resend if resend is not None else self.engine.restore())
             next_purge = time.monotonic() + 60.0
             log.info("flow scheduler serving: %d slots, requests to %s, events from %s", self.engine.core.slots,
                      self.settings.client_endpoint, self.settings.events_endpoint)

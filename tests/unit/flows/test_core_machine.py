@@ -80,7 +80,8 @@ class SchedulerMachine(RuleBasedStateMachine):
     @precondition(lambda self: bool(self.core.by_request))
     @rule(data=st.data())
     def preemption_found_its_victim_queued(self, data: st.DataObject) -> None:
-        urgent = data.draw(st.sampled_from(sorted(t.id for t in self.core.by_request.values())))
+        running = sorted(self.core.by_request.values(), key=lambda t: (t.flow_id, t.cycle, t.node_id))
+        urgent = data.draw(st.sampled_from(running)).id  # ordered by name: task ids are random
         self._apply(self.core.preempt_again(urgent, self.now) + self.core.schedule(self.now))
 
     @rule(data=st.data())
@@ -139,7 +140,8 @@ class SchedulerMachine(RuleBasedStateMachine):
             for request_id in list(self.core.by_request):
                 actions += self.core.on_reply(request_id, _reply("ok"), self.now)
             self._apply(actions + self.core.schedule(self.now))
-        assert not self.core.cycles, "cycles left unfinished"
+        assert not self.core.cycles, [(key, [(t.node_id, t.status) for t in cycle.tasks.values()])
+                                      for key, cycle in self.core.cycles.items()]
         for cycle in self.cycles.values():
             assert cycle.terminal and all(t.terminal for t in cycle.tasks.values()), cycle
         self.core.check()
