@@ -16,6 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 from fake_agent import FakeAgent
+from fake_scheduler import FakeScheduler
 from sidecar_helpers import (
     API_KEY,
     HEARTBEAT_MS,
@@ -120,3 +121,15 @@ def _demo(tmp: Path) -> Iterator[Service]:
 def demo_http(demo: Service) -> Iterator[httpx.Client]:
     with demo.client() as client:
         yield client
+
+@pytest.fixture(scope="session")
+def flow_scheduler(service: Service) -> Iterator[FakeScheduler]:
+    """The stand-in flow scheduler (``fake_scheduler.py``) joined to ``service``'s broker, once the sidecar
+    sees it serve (its sampler polls once a second)."""
+    scheduler = FakeScheduler(service.backend, heartbeat_interval_ms=HEARTBEAT_MS).start()
+    try:
+        with service.client() as http:
+            wait_until(lambda: http.get("/stats").status_code == 200, START_TIMEOUT_S, "the flow routes served")
+        yield scheduler
+    finally:
+        scheduler.close()
