@@ -3,7 +3,7 @@
 (function () {
   "use strict";
   const POLL_MS = 2000;
-  const COL_W = 210, ROW_H = 74, NODE_W = 170, NODE_H = 46, PAD = 16;
+  const COL_W = 236, ROW_H = 74, NODE_W = 196, NODE_H = 46, PAD = 16;
   const STATES = ["completed", "running", "queued", "pending", "failed", "skipped", "cancelled", "preempted"];
   const SVG = "http://www.w3.org/2000/svg";
   const $ = (id) => document.getElementById(id);
@@ -200,46 +200,54 @@
   }
 
   // -- polling -------------------------------------------------------------------------------------------
-  let busy = false;
+  let busy = false, again = false;
   async function refresh() {
-    if (busy) return;
+    if (busy) { again = true; return; }  // a click while a poll is out: poll again right after it
     busy = true;
     try {
-      const [list, stats] = await Promise.all([getJson("/flows?limit=200"), getJson("/stats").catch(() => null)]);
-      renderFlows(list);
-      if (stats) $("engine-stats").textContent = `slots ${stats.slots_used ?? "–"}/${stats.slots ?? "–"} · `
-        + `queued ${stats.queued ?? "–"} · running ${stats.running ?? "–"}`;
-      setPill("up", "scheduler up");
-      if (!state.flow && list.flows.length) state.flow = list.flows[0].flow_id;
-      if (state.flow) {
-        const id = encodeURIComponent(state.flow);
-        const status = await getJson(`/flows/${id}/status?cycles=15`);
-        const recent = status.recent_cycles || [];
-        if (!state.pinnedCycle || state.cycle === null) {
-          const running = (status.running_cycles || [])[0];
-          state.cycle = running !== undefined ? running : (status.last_cycle ?? (recent[0] ? recent[0].cycle : null));
-        }
-        $("cycles-flow").textContent = state.flow;
-        renderCycles(recent);
-        let tasks = [];
-        if (state.cycle !== null && state.cycle !== undefined) {
-          try {
-            tasks = (await getJson(`/flows/${id}/cycles/${state.cycle}`)).tasks || [];
-          } catch (e) { if (e.status !== 404) throw e; }
-          const logs = await getJson(`/flows/${id}/logs?cycle=${state.cycle}&limit=1000`);
-          renderLogs(logs.logs || []);
-          $("logs-title").textContent = `${state.flow} · cycle ${state.cycle}`;
-        }
-        $("dag-title").textContent = `${state.flow} · ${state.cycle === null ? "no cycle" : "cycle " + state.cycle}`
-          + ` · ${status.status}`;
-        renderDag(status.definition, tasks);
-      }
-      $("updated-at").textContent = new Date().toLocaleTimeString();
+      await poll();
     } catch (e) {
       setPill("down", e.status === 503 ? "scheduler down" : "error " + (e.status || "") + ": " + e.message);
     } finally {
       busy = false;
+      if (again) { again = false; refresh(); }
     }
+  }
+
+  async function poll() {
+    const [list, stats] = await Promise.all([getJson("/flows?limit=200"), getJson("/stats").catch(() => null)]);
+    if (!state.flow && list.flows.length) state.flow = list.flows[0].flow_id;
+    renderFlows(list);
+    if (stats) $("engine-stats").textContent = `slots ${stats.slots_used ?? "–"}/${stats.slots ?? "–"} · `
+      + `queued ${stats.queued ?? "–"} · running ${stats.running ?? "–"}`;
+    setPill("up", "scheduler up");
+    const flow = state.flow;
+    if (!flow) return;
+    const id = encodeURIComponent(flow);
+    const status = await getJson(`/flows/${id}/status?cycles=15`);
+    const recent = status.recent_cycles || [];
+    let cycle = state.pinnedCycle ? state.cycle : null;
+    if (cycle === null || cycle === undefined) {  // follow the running cycle, else the last one
+      const running = (status.running_cycles || [])[0];
+      cycle = running !== undefined ? running : (status.last_cycle ?? (recent[0] ? recent[0].cycle : null));
+    }
+    let tasks = [], logs = [];
+    if (cycle !== null && cycle !== undefined) {
+      try {
+        tasks = (await getJson(`/flows/${id}/cycles/${cycle}`)).tasks || [];
+      } catch (e) { if (e.status !== 404) throw e; }
+      logs = (await getJson(`/flows/${id}/logs?cycle=${cycle}&limit=1000`)).logs || [];
+    }
+    if (flow !== state.flow) return;  // the user chose another flow meanwhile: the next poll draws it
+    state.cycle = cycle;
+    $("cycles-flow").textContent = flow;
+    renderCycles(recent);
+    renderLogs(logs);
+    const label = cycle === null || cycle === undefined ? "no cycle yet" : "cycle " + cycle;
+    $("logs-title").textContent = `${flow} · ${label}`;
+    $("dag-title").textContent = `${flow} · ${label} · ${status.status}`;
+    renderDag(status.definition, tasks);
+    $("updated-at").textContent = new Date().toLocaleTimeString();
   }
 
   readHash();
