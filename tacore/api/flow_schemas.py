@@ -26,8 +26,18 @@ class _Open(BaseModel):
     model_config = ConfigDict(extra="allow")
 
 
+class _OpenBody(BaseModel):
+    """A body part that may carry more fields; strict, so `false` is no integer and `"1"` no number."""
+
+    model_config = ConfigDict(extra="allow", strict=True)
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
 # -- bodies ---------------------------------------------------------------------------------------------------
-class FlowNode(_Open):
+class FlowNode(_OpenBody):
     """A node of ``flow_json``; all fields optional here (the scheduler names what is missing)."""
 
     id: str | None = Field(None, max_length=128, examples=["binance_price"])
@@ -38,7 +48,7 @@ class FlowNode(_Open):
     retries: int | None = Field(None, ge=0, le=20)
 
 
-class FlowEdge(_Open):
+class FlowEdge(_OpenBody):
     """An edge of ``flow_json``: handles optional (default `output` -> `input`), either spelling."""
 
     source: str | None = Field(None, max_length=128)
@@ -49,13 +59,12 @@ class FlowEdge(_Open):
     targetHandle: str | None = Field(None, max_length=128)
 
 
-class FlowJson(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class FlowJson(_Body):
     nodes: list[FlowNode] = Field(default_factory=list, max_length=10_000)
     edges: list[FlowEdge] = Field(default_factory=list, max_length=100_000)
 
 
-class DemoTask(_Open):
+class DemoTask(_OpenBody):
     """A task of the workflow demo's template."""
 
     id: str | None = Field(None, max_length=128)
@@ -66,8 +75,7 @@ class DemoTask(_Open):
     retry: int | None = Field(None, ge=0, le=20)
 
 
-class TriggerFilter(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class TriggerFilter(_Body):
     symbols: list[str] = Field(default_factory=list, max_length=10_000)
     intervals: list[str] = Field(default_factory=list, max_length=16)
 
@@ -86,10 +94,10 @@ _DOC_FLOW: dict[str, Any] = {
 }
 
 
-class FlowDefinition(_Open):
+class FlowDefinition(_OpenBody):
     """``flow.run``'s params: TradingFlow's ``flow_id`` + ``flow_json``, or the demo's ``id`` + ``tasks``."""
 
-    model_config = ConfigDict(extra="allow", json_schema_extra={"example": _DOC_FLOW})
+    model_config = ConfigDict(extra="allow", strict=True, json_schema_extra={"example": _DOC_FLOW})
     flow_id: str | None = Field(None, max_length=128, description="required unless `id` is given")
     id: str | None = Field(None, max_length=128, description="the workflow demo's spelling of `flow_id`")
     name: str | None = None
@@ -110,24 +118,22 @@ class FlowDefinition(_Open):
     tasks: list[DemoTask] | None = Field(None, max_length=10_000)
 
 
-class CycleBody(BaseModel):
+class CycleBody(_Body):
     """``POST /flows/{flow_id}/cycles``: the cycle number to use, or none for the next."""
 
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"example": {"cycle": 5}})
+    model_config = ConfigDict(extra="forbid", strict=True, json_schema_extra={"example": {"cycle": 5}})
     cycle: int | None = Field(None, ge=0, le=MAX_CYCLE)
 
 
-class StopBody(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class StopBody(_Body):
     reason: str | None = Field(None, max_length=500)
 
 
-class NodeStopBody(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class NodeStopBody(_Body):
     flow_id: str | None = Field(None, pattern=ID_PATTERN)
 
 
-class NodeEdge(_Open):
+class NodeEdge(_OpenBody):
     source: str = Field(max_length=128)
     target: str = Field(max_length=128)
     source_handle: str | None = Field(None, max_length=128)
@@ -143,10 +149,10 @@ _DOC_NODE: dict[str, Any] = {
 }
 
 
-class NodeExecuteBody(BaseModel):
+class NodeExecuteBody(_Body):
     """TradingFlow's ``/nodes/execute`` payload: one node run on a pool worker, outside any cycle."""
 
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"example": _DOC_NODE})
+    model_config = ConfigDict(extra="forbid", strict=True, json_schema_extra={"example": _DOC_NODE})
     flow_id: str | None = Field(None, pattern=ID_PATTERN)
     component_id: int = Field(0, ge=0, le=1_000_000)
     cycle: int = Field(0, ge=0, le=MAX_CYCLE)

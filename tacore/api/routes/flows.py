@@ -15,13 +15,14 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
+import orjson
 from fastapi import APIRouter, Body, Depends, Path, Query
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from clients import RemoteError
 from tacore.api.broker_link import BrokerLink, Sampler
-from tacore.api.deps import LinkDep, SamplerDep
+from tacore.api.deps import LinkDep, SamplerDep, SettingsDep
 from tacore.api.errors import ComponentUnavailable
 from tacore.api.flow_schemas import (
     ID_PATTERN,
@@ -61,6 +62,10 @@ _WRITE: dict[int | str, dict[str, Any]] = {
     400: {"model": Problem, "description": "the body is not JSON"},
 }
 _FOUND: dict[int | str, dict[str, Any]] = {404: {"model": Problem, "description": "no such flow, cycle or node"}}
+_TOO_LARGE: dict[int | str, dict[str, Any]] = {
+    413: {"model": Problem, "description": "the body is over the broker's request limit (MAX_REQUEST_BYTES)"},
+}
+_ENVELOPE_BYTES = 512  # request_id, method, priority, deadline around the params
 
 read_router = APIRouter(tags=["flows"], dependencies=[Depends(require_key)], responses=_COMMON)
 write_router = APIRouter(tags=["flows"], dependencies=[Depends(require_key_for_write)], responses=_WRITE)
@@ -112,8 +117,10 @@ def _raise_for(exc: RemoteError, method: str, where: str) -> None:
 
 
 async def call(link: BrokerLink, sampler: Sampler, method: str, params: dict[str, Any], *,
-               timeout_ms: float = _READ_TIMEOUT_MS, where: str = "body", priority: int = _PRIORITY) -> Any:
+               timeout_ms: float = _READ_TIMEOUT_MS, where: str = "body", priority: int = _PRIORITY,
+               limit: int | None = None) -> Any:
     """One broker call; its error codes become 404, 422, 503 or 502 (module docstring)."""
+    _encoded(params, where, limit)
     _require_served(sampler, method)
     try:
         return await link.call(method, params, timeout_ms=timeout_ms, priority=priority)
@@ -129,12 +136,25 @@ def _reply(data: Any) -> JSONResponse:
     return JSONResponse(data)
 
 
-def _ok(model: type[Any], summary: str, *, found: bool = True) -> dict[str, Any]:
-    """The route's documented 200 (the reply passes through as the scheduler shaped it), and its 404."""
+def _ok(model: type[Any], summary: str, extra: dict[int | str, dict[str, Any]] | None = None) -> dict[str, Any]:
+    """The route's documented 200 (the reply passes through as the scheduler shaped it), and ``extra``
+    (a 404 for a path naming a flow, cycle or node; a 413 for a definition or a node)."""
     responses: dict[int | str, dict[str, Any]] = {200: {"model": model, "description": "the method's reply data"}}
-    if found:
-        responses.update(_FOUND)
+    responses.update(extra or {})
     return {"response_model": None, "summary": summary, "responses": responses}
+
+
+def _encoded(params: dict[str, Any], where: str, limit: int | None) -> None:
+    """A 422 for strings JSON cannot carry to the broker (lone surrogates, from a ``\\ud800`` escape), and a
+    413 for params over ``limit`` bytes (the broker cannot even answer a frame over its limit)."""
+    try:
+        size = len(orjson.dumps(params)) + _ENVELOPE_BYTES
+    except orjson.JSONEncodeError as exc:
+        raise RequestValidationError([{"type": "string_unicode", "loc": (where,), "input": None,
+                                       "msg": f"text must be valid Unicode (no lone surrogates): {exc}"}]) from None
+    if limit is not None and size > limit:
+        raise ComponentUnavailable("broker", f"the request would be {size} bytes, over the broker's "
+                                   f"{limit}-byte limit (MAX_REQUEST_BYTES)", status_code=413)
 
 
 def _params(**values: Any) -> dict[str, Any]:
@@ -142,15 +162,14 @@ def _params(**values: Any) -> dict[str, Any]:
 
 
 # -- flows -------------------------------------------------------------------------------------------------
-@write_router.post("/flows/execute", **_ok(FlowRunReply, "Register a flow and run it (flow.run)", found=False))
-async def execute_flow(body: FlowDefinition, link: LinkDep, sampler: SamplerDep) -> JSONResponse:
-    data = await call(link, sampler, "flow.run", body.model_dump(mode="json", exclude_unset=True),
-                      timeout_ms=_WRITE_TIMEOUT_MS)
-    return _reply(data)
+@write_router.post("/flows/execute", **_ok(FlowRunReply, "Register a flow and run it (flow.run)", _TOO_LARGE))
+async def execute_flow(body: FlowDefinition, link: LinkDep, sampler: SamplerDep, settings: SettingsDep) -> JSONResponse:
+    params = body.model_dump(mode="json", exclude_unset=True)
+    return _reply(await call(link, sampler, "flow.run", params, timeout_ms=_WRITE_TIMEOUT_MS,
+                             limit=settings.max_request_bytes))
 
 
-@read_router.get("/flows", **_ok(FlowList, "Flows with their state, next run and last cycle (flow.list)",
-                                       found=False))
+@read_router.get("/flows", **_ok(FlowList, "Flows with their state, next run and last cycle (flow.list)"))
 async def list_flows(link: LinkDep, sampler: SamplerDep,
                      status: Annotated[str | None, Query(pattern=r"^[a-z_]{1,32}$",
                                                          description="only flows in this state")] = None,
@@ -161,7 +180,7 @@ async def list_flows(link: LinkDep, sampler: SamplerDep,
 
 
 @read_router.get("/flows/{flow_id}/status",
-                 **_ok(FlowStatus, "A flow's state, schedule, definition and recent cycles (flow.status)"))
+                 **_ok(FlowStatus, "A flow's state, schedule, definition and recent cycles (flow.status)", _FOUND))
 async def flow_status(flow_id: FlowId, link: LinkDep, sampler: SamplerDep,
                       cycles: Annotated[int, Query(ge=0, le=200, description="recent cycles to include")] = 10,
                       ) -> JSONResponse:
@@ -169,7 +188,7 @@ async def flow_status(flow_id: FlowId, link: LinkDep, sampler: SamplerDep,
 
 
 @write_router.post("/flows/{flow_id}/stop",
-                   **_ok(StopReply, "Stop a flow: no new cycles, running tasks cancelled (flow.stop)"))
+                   **_ok(StopReply, "Stop a flow: no new cycles, running tasks cancelled (flow.stop)", _FOUND))
 async def stop_flow(flow_id: FlowId, link: LinkDep, sampler: SamplerDep,
                     body: Annotated[StopBody | None, Body()] = None) -> JSONResponse:
     params = _params(flow_id=flow_id, reason=body.reason if body else None)
@@ -177,7 +196,7 @@ async def stop_flow(flow_id: FlowId, link: LinkDep, sampler: SamplerDep,
 
 
 @read_router.get("/flows/{flow_id}/logs",
-                 **_ok(LogList, "Task logs of a flow, oldest first, paged by id (flow.logs)"))
+                 **_ok(LogList, "Task logs of a flow, oldest first, paged by id (flow.logs)", _FOUND))
 async def flow_logs(flow_id: FlowId, link: LinkDep, sampler: SamplerDep,
                     cycle: Annotated[int | None, Query(ge=0, le=MAX_CYCLE)] = None,
                     node_id: Annotated[str | None, Query(pattern=ID_PATTERN)] = None,
@@ -190,7 +209,7 @@ async def flow_logs(flow_id: FlowId, link: LinkDep, sampler: SamplerDep,
 
 # -- cycles ------------------------------------------------------------------------------------------------
 @read_router.get("/flows/{flow_id}/cycles",
-                 **_ok(CycleList, "A flow's cycles, newest first (flow.cycles)"))
+                 **_ok(CycleList, "A flow's cycles, newest first (flow.cycles)", _FOUND))
 async def list_cycles(flow_id: FlowId, link: LinkDep, sampler: SamplerDep,
                       limit: Annotated[int, Query(ge=1, le=1000)] = 50,
                       before: Annotated[int | None, Query(ge=0, le=MAX_CYCLE, description="cycles below this")] = None,
@@ -200,13 +219,13 @@ async def list_cycles(flow_id: FlowId, link: LinkDep, sampler: SamplerDep,
 
 
 @read_router.get("/flows/{flow_id}/cycles/{cycle}",
-                 **_ok(CycleDetail, "One cycle with its tasks (flow.cycle.get)"))
+                 **_ok(CycleDetail, "One cycle with its tasks (flow.cycle.get)", _FOUND))
 async def get_cycle(flow_id: FlowId, cycle: CycleNo, link: LinkDep, sampler: SamplerDep) -> JSONResponse:
     return _reply(await call(link, sampler, "flow.cycle.get", {"flow_id": flow_id, "cycle": cycle}, where="path"))
 
 
 @write_router.post("/flows/{flow_id}/cycles",
-                   **_ok(CycleStarted, "Start a cycle now, optionally with its number (flow.cycle)"))
+                   **_ok(CycleStarted, "Start a cycle now, optionally with its number (flow.cycle)", _FOUND))
 async def start_cycle(flow_id: FlowId, link: LinkDep, sampler: SamplerDep,
                       body: Annotated[CycleBody | None, Body()] = None) -> JSONResponse:
     params = _params(flow_id=flow_id, cycle=body.cycle if body else None)
@@ -214,21 +233,22 @@ async def start_cycle(flow_id: FlowId, link: LinkDep, sampler: SamplerDep,
 
 
 @write_router.post("/flows/{flow_id}/cycles/{cycle}/retry",
-                   **_ok(CycleSummary, "Re-run a cycle's failed, skipped and cancelled tasks (flow.cycle.retry)"))
+                   **_ok(CycleSummary, "Re-run a cycle's failed, skipped and cancelled tasks (flow.cycle.retry)",
+                         _FOUND))
 async def retry_cycle(flow_id: FlowId, cycle: CycleNo, link: LinkDep, sampler: SamplerDep) -> JSONResponse:
     params = {"flow_id": flow_id, "cycle": cycle}
     return _reply(await call(link, sampler, "flow.cycle.retry", params, timeout_ms=_WRITE_TIMEOUT_MS, where="path"))
 
 
 @write_router.post("/flows/{flow_id}/cycles/{cycle}/stop",
-                   **_ok(StopReply, "Stop one cycle (flow.stop with cycle)"))
+                   **_ok(StopReply, "Stop one cycle (flow.stop with cycle)", _FOUND))
 async def stop_cycle(flow_id: FlowId, cycle: CycleNo, link: LinkDep, sampler: SamplerDep) -> JSONResponse:
     params = {"flow_id": flow_id, "cycle": cycle}
     return _reply(await call(link, sampler, "flow.stop", params, timeout_ms=_WRITE_TIMEOUT_MS, where="path"))
 
 
 @write_router.post("/flows/{flow_id}/cycles/{cycle}/components/{component}/stop",
-                   **_ok(StopReply, "Stop one component of one cycle (flow.stop with cycle and component)"))
+                   **_ok(StopReply, "Stop one component of one cycle (flow.stop with cycle and component)", _FOUND))
 async def stop_component(flow_id: FlowId, cycle: CycleNo, component: ComponentNo, link: LinkDep,
                          sampler: SamplerDep) -> JSONResponse:
     params = {"flow_id": flow_id, "cycle": cycle, "component": component}
@@ -238,22 +258,23 @@ async def stop_component(flow_id: FlowId, cycle: CycleNo, component: ComponentNo
 # -- nodes and stats ---------------------------------------------------------------------------------------
 @write_router.post("/nodes/execute",
                    **_ok(NodeExecuteReply, "Run one node on a pool worker, outside any cycle (node.execute)",
-                       found=False))
-async def execute_node(body: NodeExecuteBody, link: LinkDep, sampler: SamplerDep) -> JSONResponse:
+                       _TOO_LARGE))
+async def execute_node(body: NodeExecuteBody, link: LinkDep, sampler: SamplerDep,
+                       settings: SettingsDep) -> JSONResponse:
     params = body.model_dump(mode="json", exclude_unset=True)
-    params.setdefault("node_id", body.node_id)
-    return _reply(await call(link, sampler, "node.execute", params, timeout_ms=_NODE_TIMEOUT_MS, priority=5))
+    return _reply(await call(link, sampler, "node.execute", params, timeout_ms=_NODE_TIMEOUT_MS, priority=5,
+                             limit=settings.max_request_bytes))
 
 
 @read_router.get("/nodes/{node_id}/status",
-                 **_ok(NodeStatusReply, "A node's latest task in each flow, or in one (node.status)"))
+                 **_ok(NodeStatusReply, "A node's latest task in each flow, or in one (node.status)", _FOUND))
 async def node_status(node_id: NodeId, link: LinkDep, sampler: SamplerDep,
                       flow_id: Annotated[str | None, Query(pattern=ID_PATTERN)] = None) -> JSONResponse:
     return _reply(await call(link, sampler, "node.status", _params(node_id=node_id, flow_id=flow_id), where="query"))
 
 
 @write_router.post("/nodes/{node_id}/stop",
-                   **_ok(NodeStopReply, "Cancel a node's running tasks (node.stop)"))
+                   **_ok(NodeStopReply, "Cancel a node's running tasks (node.stop)", _FOUND))
 async def stop_node(node_id: NodeId, link: LinkDep, sampler: SamplerDep,
                     flow_id: Annotated[str | None, Query(pattern=ID_PATTERN)] = None,
                     body: Annotated[NodeStopBody | None, Body()] = None) -> JSONResponse:
@@ -261,8 +282,7 @@ async def stop_node(node_id: NodeId, link: LinkDep, sampler: SamplerDep,
     return _reply(await call(link, sampler, "node.stop", params, timeout_ms=_WRITE_TIMEOUT_MS, where="query"))
 
 
-@read_router.get("/stats", **_ok(FlowStats, "The flow engine's slots, queue and counters, and resource use",
-                                 found=False))
+@read_router.get("/stats", **_ok(FlowStats, "The flow engine's slots, queue and counters, and resource use"))
 async def stats(link: LinkDep, sampler: SamplerDep) -> JSONResponse:
     data = await call(link, sampler, "flow.stats", {})
     if not isinstance(data, dict):

@@ -179,3 +179,13 @@ def test_bad_bodies_are_400_or_422_never_5xx(http: httpx.Client) -> None:
     assert http.post("/flows/execute", json={"flow_id": "x", "priority": 12}).status_code == 422
     assert http.post("/flows/x/cycles", json={"cycle": -1}).status_code == 422
     assert http.get("/flows/bad id!/status").status_code == 422
+    lone = b'{"flow_id": "x", "flow_json": {"nodes": [{"id": "\\ud800"}]}}'  # a lone surrogate: no UTF-8 for it
+    assert http.post("/flows/execute", content=lone, headers=JSON).status_code == 422
+    many_edges = [{"source": f"n{i}", "target": f"m{i}", "source_handle": "x" * 100} for i in range(9000)]
+    too_big = http.post("/nodes/execute", json={**DOC_PRICE_NODE, "output_edges": many_edges})
+    assert too_big.status_code == 413 and "MAX_REQUEST_BYTES" in too_big.json()["detail"], too_big.text
+
+
+def test_a_path_served_by_get_and_post_allows_both(http: httpx.Client) -> None:
+    reply = http.request("OPTIONS", "/flows/example_flow/cycles")
+    assert reply.status_code == 405 and reply.headers["allow"] == "GET, POST"
