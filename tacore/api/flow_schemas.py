@@ -161,8 +161,8 @@ class NodeExecuteBody(_Body):
     input_edges: list[NodeEdge] = Field(default_factory=list, max_length=10_000)
     output_edges: list[NodeEdge] = Field(default_factory=list, max_length=10_000)
     config: dict[str, Any] = Field(default_factory=dict)
-    inputs: dict[str, Any] | None = Field(None, description="values by input handle")
-    attempt: int | None = Field(None, ge=0, le=1000)
+    inputs: dict[str, Any] = Field(default_factory=dict, description="values by input handle")
+    attempt: int = Field(1, ge=1, le=1000, description="which attempt this is (a `fail` action reads it)")
 
 
 # -- replies --------------------------------------------------------------------------------------------------
@@ -308,6 +308,19 @@ class NodeStatusReply(_Open):
 class NodeStopReply(_Open):
     node_id: str
     cancelled_tasks: int
+
+
+class NodeTypeInfo(_Open):
+    type: str
+    aliases: list[str] = Field(default_factory=list)
+    inputs: list[str] = Field(default_factory=list, description="input handles (`*`: any)")
+    outputs: list[str] = Field(default_factory=list, description="output handles")
+    description: str | None = None
+    config_schema: dict[str, Any] = Field(default_factory=dict, description="JSON Schema of the type's config")
+
+
+class NodeTypes(_Open):
+    node_types: list[NodeTypeInfo]
 
 
 class FlowStats(_Open):

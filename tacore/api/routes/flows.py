@@ -43,6 +43,7 @@ from tacore.api.flow_schemas import (
     NodeStatusReply,
     NodeStopBody,
     NodeStopReply,
+    NodeTypes,
     StopBody,
     StopReply,
 )
@@ -72,7 +73,7 @@ write_router = APIRouter(tags=["flows"], dependencies=[Depends(require_key_for_w
 
 _READ_TIMEOUT_MS = 5_000
 _WRITE_TIMEOUT_MS = 10_000
-_NODE_TIMEOUT_MS = 60_000
+_NODE_TIMEOUT_MS = 30_000  # a node past this is answered 503 (TIMEOUT); the worker sees ctx.cancelled
 _PRIORITY = 1  # an operator's command goes before the flows' own node work (priority 0 excepted)
 _UNAVAILABLE_CODES = {"UNKNOWN_METHOD", "UNAVAILABLE", "TIMEOUT", "BUSY", "WORKER_LOST"}
 
@@ -171,7 +172,7 @@ async def execute_flow(body: FlowDefinition, link: LinkDep, sampler: SamplerDep,
 
 @read_router.get("/flows", **_ok(FlowList, "Flows with their state, next run and last cycle (flow.list)"))
 async def list_flows(link: LinkDep, sampler: SamplerDep,
-                     status: Annotated[str | None, Query(pattern=r"^[a-z_]{1,32}$",
+                     status: Annotated[str | None, Query(pattern=r"^(active|stopped)$",
                                                          description="only flows in this state")] = None,
                      limit: Annotated[int, Query(ge=1, le=1000)] = 100,
                      offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0) -> JSONResponse:
@@ -264,6 +265,12 @@ async def execute_node(body: NodeExecuteBody, link: LinkDep, sampler: SamplerDep
     params = body.model_dump(mode="json", exclude_unset=True)
     return _reply(await call(link, sampler, "node.execute", params, timeout_ms=_NODE_TIMEOUT_MS, priority=5,
                              limit=settings.max_request_bytes))
+
+
+@read_router.get("/nodes/types", **_ok(NodeTypes, "Node types with their handles and config schemas "
+                                                    "(flow.node_types)"))
+async def node_types(link: LinkDep, sampler: SamplerDep) -> JSONResponse:
+    return _reply(await call(link, sampler, "flow.node_types", {}, where="query"))
 
 
 @read_router.get("/nodes/{node_id}/status",

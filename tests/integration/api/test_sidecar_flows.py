@@ -1,20 +1,20 @@
-"""The TradingFlow document's curl examples, sent as written to the sidecar of a real ``tacore serve``.
+"""The TradingFlow document's curl examples, sent as written to the sidecar of a real ``tacore serve --demo``.
 
-Covered here: the sidecar's routes, bodies, key guard and error mapping, through the real broker, with the
-engine's own validation (``parse_flow``) and node code (``run_node``). Stood in (``fake_scheduler.py``):
-the scheduler process itself, which the flows branch does not serve yet; cycles there do not run, their
-tasks take fixed states. Once the engine's scheduler serves ``flow.*``, these tests run against it by
-dropping the ``flow_scheduler`` fixture for ``tacore serve``'s own.
+Everything is the real thing: the sidecar, the broker, the flow scheduler (``flow.*``), the pool workers
+(``node.execute``) and the data agent whose stored candles (from the exchange simulator) the price node reads.
+The document's flow has two slips (an empty node ``{}``, an edge to ``data_processor``, which it does not
+define): sent verbatim it is answered 422 with a pointer at each; mended, it runs.
 """
 
 from __future__ import annotations
 
 import copy
+import time
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import httpx
 import pytest
-from fake_scheduler import FakeScheduler
 from sidecar_helpers import Service
 
 JSON = {"Content-Type": "application/json"}
@@ -58,13 +58,49 @@ def runnable_doc_flow(flow_id: str = "example_flow") -> dict[str, Any]:
     flow = copy.deepcopy(DOC_FLOW)
     flow["flow_id"] = flow_id
     flow["flow_json"]["nodes"].pop()
-    flow["flow_json"]["edges"][0]["target"] = "ai_model_node"
+    flow["flow_json"]["edges"][0].update(target="ai_model_node", source_handle="price_data_handle")
     return flow
 
 
+def hold_flow(flow_id: str, *, seconds: float = 120.0) -> dict[str, Any]:
+    """Manual flow: ``first`` (done at once) -> ``hold`` (sleeps, cancellable) -> ``last``; ``aside`` alone."""
+    def action(name: str, **config: Any) -> dict[str, Any]:
+        return {"id": name, "type": "action_node", "config": {"action": "noop", **config}}
+
+    return {"flow_id": flow_id, "flow_json": {
+        "nodes": [action("first"), action("hold", action="sleep", duration_ms=seconds * 1000), action("last"),
+                  action("aside")],
+        "edges": [{"source": "first", "target": "hold"}, {"source": "hold", "target": "last"}]}}
+
+
+def wait_for(check: Callable[[], Any], timeout: float, what: str) -> Any:
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        last = check()
+        if last:
+            return last
+        time.sleep(0.2)
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what} (last: {last!r})")
+
+
+def cycle_when(http: httpx.Client, flow_id: str, cycle: int, done: Callable[[dict[str, Any]], bool],
+               timeout: float = 60.0) -> dict[str, Any]:
+    def check() -> dict[str, Any] | None:
+        reply = http.get(f"/flows/{flow_id}/cycles/{cycle}")
+        return reply.json() if reply.status_code == 200 and done(reply.json()) else None
+
+    result: dict[str, Any] = wait_for(check, timeout, f"cycle {cycle} of {flow_id}")
+    return result
+
+
+def states(cycle: dict[str, Any]) -> dict[str, str]:
+    return {t["node_id"]: t["status"] for t in cycle["tasks"]}
+
+
 @pytest.fixture
-def http(service: Service, flow_scheduler: FakeScheduler) -> Any:
-    with service.client() as client:
+def http(flow_service: Service) -> Iterator[httpx.Client]:
+    with flow_service.client() as client:
         yield client
 
 
@@ -78,54 +114,69 @@ def test_document_flow_is_answered_422_with_a_pointer_at_each_problem(http: http
     assert empty["loc"] == ["body", "flow_json", "nodes", "2"]
 
 
-def test_document_flow_curl_sequence_runs_and_reports(http: httpx.Client) -> None:
+def test_document_flow_curl_sequence_runs_on_stored_candles(http: httpx.Client) -> None:
     run = http.post("/flows/execute", json=runnable_doc_flow(), headers=JSON)
     assert run.status_code == 200, run.text
     assert run.json()["flow_id"] == "example_flow" and run.json()["status"] == "active"
     assert run.json()["components"] == [{"component_id": 0, "nodes": ["binance_price", "ai_model_node"]}]
+    assert run.json()["next_run_at"] % 60 == 0  # a 1m flow starts on the minute
 
     status = http.get("/flows/example_flow/status", headers=JSON)
     assert status.status_code == 200, status.text
-    body = status.json()
-    assert body["cycle_interval"] == "1m" and body["trigger"] == "schedule"
-    assert [n["id"] for n in body["definition"]["nodes"]] == ["binance_price", "ai_model_node"]
-
-    cycle0 = http.get("/flows/example_flow/cycles/0", headers=JSON)
-    assert cycle0.status_code == 200, cycle0.text
-    states = {t["node_id"]: t["status"] for t in cycle0.json()["tasks"]}
-    assert states == {"binance_price": "completed", "ai_model_node": "running"}
+    assert status.json()["cycle_interval"] == "1m" and status.json()["trigger"] == "schedule"
+    assert [n["id"] for n in status.json()["definition"]["nodes"]] == ["binance_price", "ai_model_node"]
 
     started = http.post("/flows/example_flow/cycles", headers=JSON)  # no body, as the document sends it
     assert started.status_code == 200, started.text
-    assert started.json()["cycle"] == 1
+    number = started.json()["cycle"]
+    done = cycle_when(http, "example_flow", number, lambda c: c["status"] in ("completed", "failed"))
+    assert done["status"] == "completed", done
+    tasks = {t["node_id"]: t for t in done["tasks"]}
+    closes = tasks["binance_price"]["output_data"]["price_data_handle"]["close"]
+    assert len(closes) == 10
+    assert tasks["ai_model_node"]["output_data"]["output"]["values"][-1] == pytest.approx(sum(closes[-5:]) / 5)
+
+    cycle0 = http.get("/flows/example_flow/cycles/0", headers=JSON)  # the document's curl, verbatim
+    assert cycle0.status_code == 200, cycle0.text
+    assert cycle0.json()["cycle"] == 0 and {t["node_id"] for t in cycle0.json()["tasks"]} == set(tasks)
+
     fifth = http.post("/flows/example_flow/cycles", headers=JSON, json={"cycle": 5})
     assert fifth.status_code == 200 and fifth.json()["cycle"] == 5, fifth.text
     again = http.post("/flows/example_flow/cycles", headers=JSON, json={"cycle": 5})
     assert again.status_code == 422, again.text
 
-    component = http.post("/flows/example_flow/cycles/0/components/0/stop", headers=JSON)
-    assert component.status_code == 200, component.text
-    assert component.json() == {"flow_id": "example_flow", "cycle": 0, "component": 0, "cancelled_tasks": 1}
-    assert http.get("/flows/example_flow/cycles/0").json()["status"] == "cancelled"
-
     stop = http.post("/flows/example_flow/stop", headers=JSON)
     assert stop.status_code == 200, stop.text
-    assert stop.json()["status"] == "stopped" and stop.json()["cancelled_tasks"] == 2  # cycles 1 and 5
+    assert stop.json()["flow_id"] == "example_flow" and stop.json()["status"] == "stopped"
 
-    listed = http.get("/flows").json()
-    assert any(f["flow_id"] == "example_flow" and f["status"] == "stopped" for f in listed["flows"])
-    cycles = http.get("/flows/example_flow/cycles", params={"limit": 2}).json()["cycles"]
-    assert [c["cycle"] for c in cycles] == [5, 1]
-    logs = http.get("/flows/example_flow/logs", params={"cycle": 0}).json()["logs"]
-    assert any("cancelled" in row["message"] for row in logs)
+    listed = http.get("/flows", params={"status": "stopped"}).json()
+    assert any(f["flow_id"] == "example_flow" for f in listed["flows"])
+    cycles = http.get("/flows/example_flow/cycles", params={"limit": 50}).json()["cycles"]
+    assert {number, 5} <= {c["cycle"] for c in cycles}
+    logs = http.get("/flows/example_flow/logs", params={"cycle": number}).json()["logs"]
+    assert any("candles of BTCUSDT" in row["message"] for row in logs), logs
 
 
-def test_document_price_node_example_runs_the_node(http: httpx.Client) -> None:
+def test_document_component_stop_stops_that_component_only(http: httpx.Client) -> None:
+    assert http.post("/flows/execute", json=hold_flow("component_flow")).status_code == 200
+    number = http.post("/flows/component_flow/cycles").json()["cycle"]
+    cycle_when(http, "component_flow", number, lambda c: states(c).get("hold") == "running")
+    stop = http.post(f"/flows/component_flow/cycles/{number}/components/0/stop", headers=JSON)
+    assert stop.status_code == 200, stop.text
+    assert stop.json()["cycle"] == number and stop.json()["component"] == 0 and stop.json()["cancelled_tasks"] >= 1
+    final = cycle_when(http, "component_flow", number, lambda c: c["status"] not in ("pending", "running"))
+    assert states(final)["hold"] == "cancelled" and states(final)["aside"] == "completed", states(final)
+    # a cycle that is no longer running has nothing to stop: the scheduler says so (404)
+    assert http.post(f"/flows/component_flow/cycles/{number}/components/0/stop").status_code == 404
+
+
+def test_document_price_node_example_reads_stored_candles(http: httpx.Client) -> None:
     reply = http.post("/nodes/execute", json=DOC_PRICE_NODE, headers=JSON)
     assert reply.status_code == 200, reply.text
     body = reply.json()
     assert body["node_id"] == "binance_price_node_1" and body["status"] == "completed"
-    assert len(body["outputs"]["price_data_handle"]["candles"]) == 10
+    price = body["outputs"]["price_data_handle"]
+    assert price["count"] == 10 and price["last_price"] == price["close"][-1] > 0
 
 
 def test_document_dex_trade_node_example_is_refused_naming_what_is_wrong(http: httpx.Client) -> None:
@@ -138,16 +189,23 @@ def test_document_dex_trade_node_example_is_refused_naming_what_is_wrong(http: h
 
 
 def test_node_status_and_stop(http: httpx.Client) -> None:
-    assert http.post("/flows/execute", json=runnable_doc_flow("node_flow")).status_code == 200
-    status = http.get("/nodes/ai_model_node/status", params={"flow_id": "node_flow"})
+    assert http.post("/flows/execute", json=hold_flow("node_flow")).status_code == 200
+    number = http.post("/flows/node_flow/cycles").json()["cycle"]
+    cycle_when(http, "node_flow", number, lambda c: states(c).get("hold") == "running")
+    status = http.get("/nodes/hold/status", params={"flow_id": "node_flow"})
     assert status.status_code == 200, status.text
-    assert [t["status"] for t in status.json()["tasks"]] == ["running"]
-    stop = http.post("/nodes/ai_model_node/stop", json={"flow_id": "node_flow"})
-    assert stop.status_code == 200 and stop.json() == {"node_id": "ai_model_node", "cancelled_tasks": 1}, stop.text
+    assert [(t["flow_id"], t["status"]) for t in status.json()["tasks"]] == [("node_flow", "running")]
+    stop = http.post("/nodes/hold/stop", json={"flow_id": "node_flow"})
+    assert stop.status_code == 200 and stop.json() == {"node_id": "hold", "cancelled_tasks": 1}, stop.text
+    final = cycle_when(http, "node_flow", number, lambda c: c["status"] not in ("pending", "running"))
+    assert states(final)["hold"] == "cancelled"
     assert http.get("/nodes/no_such_node/status").status_code == 404
 
 
-def test_stats_show_slots_and_resource_use(http: httpx.Client) -> None:
+def test_node_types_and_stats(http: httpx.Client) -> None:
+    types = http.get("/nodes/types")
+    assert types.status_code == 200, types.text
+    assert {"binance_price_node", "ai_model_node", "action_node"} <= {t["type"] for t in types.json()["node_types"]}
     reply = http.get("/stats")
     assert reply.status_code == 200, reply.text
     assert {"slots", "slots_used", "queued", "running"} <= set(reply.json())
@@ -157,18 +215,18 @@ def test_stats_show_slots_and_resource_use(http: httpx.Client) -> None:
 def test_unknown_flow_and_cycle_are_404(http: httpx.Client) -> None:
     assert http.get("/flows/no_such_flow/status").status_code == 404
     assert http.post("/flows/no_such_flow/stop").status_code == 404
-    assert http.post("/flows/execute", json=runnable_doc_flow("flow404")).status_code == 200
+    assert http.post("/flows/execute", json=hold_flow("flow404")).status_code == 200
     missing = http.get("/flows/flow404/cycles/99")
     assert missing.status_code == 404 and missing.json()["component"] == "flow_scheduler"
 
 
-def test_flow_routes_need_the_key_and_commands_the_header(service: Service, flow_scheduler: FakeScheduler) -> None:
-    with service.client(key=None) as anonymous:
+def test_flow_routes_need_the_key_and_commands_the_header(flow_service: Service) -> None:
+    with flow_service.client(key=None) as anonymous:
         assert anonymous.get("/flows").status_code == 401
         assert anonymous.post("/flows/execute", json=runnable_doc_flow()).status_code == 401
-    with service.client(key="wrong") as wrong:
+    with flow_service.client(key="wrong") as wrong:
         assert wrong.get("/stats").status_code == 401
-    with service.client(key=None, cookies={"tacore_api_key": str(service.api_key)}) as dashboard:
+    with flow_service.client(key=None, cookies={"tacore_api_key": str(flow_service.api_key)}) as dashboard:
         assert dashboard.get("/flows").status_code == 200  # reads: the dashboard's cookie will do
         assert dashboard.post("/flows/example_flow/stop").status_code == 401  # commands: the header only
 

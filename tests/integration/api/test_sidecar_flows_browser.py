@@ -1,8 +1,8 @@
 """The dashboard's flows page in a real browser (Debian's chromium driven by Playwright): a running flow's
 DAG drawn with each node's state, its recent cycles and task logs, with no request outside the sidecar.
 
-The flow scheduler is the stand-in of ``fake_scheduler.py`` (cycles hold fixed states by layer: first
-``completed``, second ``running``, the rest ``pending``), so the states the page must show are known.
+The service is ``tacore serve --demo`` (the real scheduler and pool); the flow's middle node sleeps, so the
+cycle stays running with known states: the price node done, the sleeper running, its successor pending.
 """
 
 from __future__ import annotations
@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fake_scheduler import FakeScheduler
 from sidecar_helpers import Service
 from test_sidecar_browser import CHROMIUM, CHROMIUM_ARGS
 
@@ -22,13 +21,13 @@ pytestmark = [
 ]
 
 FLOW = {
-    "flow_id": "browser_flow", "cycle_interval": "5m", "priority": 3,
+    "flow_id": "browser_flow", "cycle_interval": "1h", "priority": 3,
     "flow_json": {
         "nodes": [
             {"id": "price", "type": "binance_price_node",
              "config": {"symbol": "BTCUSDT", "interval": "1h", "limit": 20}},
-            {"id": "smooth", "type": "data_processor", "config": {"operation": "rolling_avg", "window": 5}},
-            {"id": "signal", "type": "condition_node", "config": {"op": "gt", "left": "input.last", "right": 0}},
+            {"id": "smooth", "type": "action_node", "config": {"action": "sleep", "duration_ms": 300_000}},
+            {"id": "signal", "type": "condition_node", "config": {"op": "gt", "left": 1, "right": 0}},
             {"id": "collect", "type": "action_node", "config": {"action": "collect_real_time_data"}},
         ],
         "edges": [{"source": "price", "target": "smooth", "sourceHandle": "price_data_handle"},
@@ -48,13 +47,14 @@ def _wait_for(page: Any, predicate: Any, timeout_s: float, what: str) -> Any:
     raise AssertionError(f"the page did not show {what} within {timeout_s:.0f} s")
 
 
-def test_flows_page_draws_a_running_flows_dag_with_node_states(service: Service, flow_scheduler: FakeScheduler,
-                                                               tmp_path: Path) -> None:
+def test_flows_page_draws_a_running_flows_dag_with_node_states(flow_service: Service, tmp_path: Path) -> None:
     from playwright.sync_api import sync_playwright
 
+    service = flow_service
     with service.client() as http:
         reply = http.post("/flows/execute", json=FLOW)
         assert reply.status_code == 200, reply.text
+        number = http.post("/flows/browser_flow/cycles").json()["cycle"]
     outside: list[str] = []
     problems: list[str] = []
     with sync_playwright() as pw:
@@ -83,7 +83,7 @@ def test_flows_page_draws_a_running_flows_dag_with_node_states(service: Service,
                 return {str(nodes.nth(i).get_attribute("data-node-id")): str(nodes.nth(i).get_attribute("data-state"))
                         for i in range(nodes.count())}
 
-            _wait_for(page, lambda: states() == EXPECTED, 10, f"the node states {EXPECTED} (saw {states()})")
+            _wait_for(page, lambda: states() == EXPECTED, 30, f"the node states {EXPECTED} (saw {states()})")
             assert page.locator("#dag path.edge").count() == 2
             # layers left to right: price, then smooth, then signal; collect is a root of its own component
             xs = {n: page.locator(f"#dag g.node[data-node-id='{n}']").bounding_box()["x"] for n in EXPECTED}
@@ -91,15 +91,18 @@ def test_flows_page_draws_a_running_flows_dag_with_node_states(service: Service,
             assert "running" in (page.text_content("#dag g.node[data-node-id='smooth']") or "")
             assert "scheduler up" in page.inner_text("#flows-state")
             row = page.inner_text("#flows-table tbody tr[data-flow-id='browser_flow']")
-            assert "active" in row and "schedule 5m" in row
-            _wait_for(page, lambda: "running" in page.inner_text("#cycles-table"), 5, "cycle 0 as running")
-            _wait_for(page, lambda: "smooth started" in page.inner_text("#logs-table"), 5, "the task logs")
+            assert "active" in row and "schedule 1h" in row
+            assert f"cycle {number}" in page.inner_text("#dag-title")
+            _wait_for(page, lambda: "running" in page.inner_text(f"#cycles-table tr[data-cycle='{number}']"), 5,
+                      "the cycle as running")
+            _wait_for(page, lambda: "candles of BTCUSDT" in page.inner_text("#logs-table"), 5, "the task logs")
             page.screenshot(path=str(tmp_path / "flows.png"), full_page=True)
 
             with service.client() as http:  # stopping a component shows at the next poll
-                assert http.post("/flows/browser_flow/cycles/0/components/0/stop").status_code == 200
-            _wait_for(page, lambda: states()["smooth"] == "cancelled" and states()["signal"] == "cancelled", 8,
-                      "the stopped component's nodes as cancelled")
+                assert http.post(f"/flows/browser_flow/cycles/{number}/components/0/stop").status_code == 200
+                assert http.post("/flows/browser_flow/stop").status_code == 200
+            _wait_for(page, lambda: states()["smooth"] == "cancelled"
+                      and states()["signal"] in ("cancelled", "skipped"), 10, "the stopped nodes as cancelled")
             assert states()["price"] == "completed"
         finally:
             browser.close()
