@@ -247,3 +247,18 @@ def test_bad_bodies_are_400_or_422_never_5xx(http: httpx.Client) -> None:
 def test_a_path_served_by_get_and_post_allows_both(http: httpx.Client) -> None:
     reply = http.request("OPTIONS", "/flows/example_flow/cycles")
     assert reply.status_code == 405 and reply.headers["allow"] == "GET, POST"
+
+
+def test_without_a_scheduler_flow_routes_are_503_and_nodes_still_run(bare_stack: Service) -> None:
+    # broker, one pool worker and the sidecar, no flow scheduler: flow.* has nobody to serve it
+    with bare_stack.client() as http:
+        def sampled() -> bool:
+            return http.get("/workers").status_code == 200
+
+        wait_for(sampled, 30, "the sidecar's first broker poll")
+        down = http.get("/flows")
+        assert down.status_code == 503 and down.json()["component"] == "flow_scheduler", down.text
+        assert "Retry-After" in down.headers
+        node = http.post("/nodes/execute", json={"node_id": "n", "node_type": "action_node",
+                                                 "config": {"action": "echo"}, "inputs": {"input": 7}})
+        assert node.status_code == 200 and node.json()["outputs"] == {"output": {"input": 7}}, node.text
