@@ -7,8 +7,8 @@ bodies, content types and headers as declared, invalid input refused. Left out: 
 configs, edges, cycles: a 422 with pointers) and generated ids name flows that do not exist (a 404). The
 service is ``tacore serve --demo``: the real scheduler, pool and data agent behind the sidecar. A generated
 ``/nodes/execute`` runs real node code on one of two busy pool workers (a price node waits on the data agent,
-which is backfilling): the client waits longer than the sidecar's own 30 s deadline, so a slow node shows as
-the documented 503, never as a client-side timeout.
+which is backfilling; 24 s was seen on a loaded box): the client waits longer than the sidecar's own 30 s
+deadline, so a slow node shows as the documented 503, never as a client-side timeout or a time-limit failure.
 """
 
 from __future__ import annotations
@@ -35,7 +35,8 @@ def test_schemathesis_finds_no_server_error_on_the_flow_endpoints(flow_service: 
         sys.executable, "-m", "schemathesis.cli", "run", f"{service.base_url}/openapi.json",
         "--header", f"X-API-Key: {service.api_key}", "--include-tag", "flows",
         "--checks", "all", "--exclude-checks", "positive_data_acceptance", "--max-examples", str(MAX_EXAMPLES),
-        "--workers", "1", "--seed", "13", "--request-timeout", "45", "--generation-database", "none",
+        "--workers", "1", "--seed", "13", "--request-timeout", "45", "--max-response-time", "40",
+        "--generation-database", "none",
         "--report", "junit", "--report-junit-path", str(tmp_path / "schemathesis.xml"), "--no-color",
     ]
     result = subprocess.run(command, capture_output=True, text=True, timeout=860, cwd=tmp_path, check=False)
