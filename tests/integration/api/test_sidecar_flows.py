@@ -73,6 +73,27 @@ def hold_flow(flow_id: str, *, seconds: float = 120.0) -> dict[str, Any]:
         "edges": [{"source": "first", "target": "hold"}, {"source": "hold", "target": "last"}]}}
 
 
+def defuse(http: httpx.Client, flow_id: str) -> None:
+    """Make every node of a flow a quick no-op, keeping its node ids and edges: a later test (schemathesis lists
+    the flows and starts cycles of them) must not hold pool workers in a sleeper. (Keeping the ids matters:
+    the engine fails with a KeyError on a retry or stop of a cycle whose nodes the new definition lacks.)"""
+    definition = http.get(f"/flows/{flow_id}/status").json()["definition"]
+    quick = {"flow_id": flow_id, "start": False, "flow_json": {
+        "nodes": [{"id": n["id"], "type": "action_node", "config": {"action": "noop"}} for n in definition["nodes"]],
+        "edges": [{"source": e["source"], "target": e["target"]} for e in definition["edges"]]}}
+    reply = http.post("/flows/execute", json=quick)
+    assert reply.status_code == 200, reply.text
+
+
+@pytest.fixture
+def sleepers(http: httpx.Client) -> Iterator[list[str]]:
+    """Flow ids a test registers with sleeping nodes; defused after it, pass or fail."""
+    flows: list[str] = []
+    yield flows
+    for flow_id in flows:
+        defuse(http, flow_id)
+
+
 def wait_for(check: Callable[[], Any], timeout: float, what: str) -> Any:
     deadline = time.monotonic() + timeout
     last: Any = None
@@ -157,7 +178,8 @@ def test_document_flow_curl_sequence_runs_on_stored_candles(http: httpx.Client) 
     assert any("candles of BTCUSDT" in row["message"] for row in logs), logs
 
 
-def test_document_component_stop_stops_that_component_only(http: httpx.Client) -> None:
+def test_document_component_stop_stops_that_component_only(http: httpx.Client, sleepers: list[str]) -> None:
+    sleepers.append("component_flow")
     assert http.post("/flows/execute", json=hold_flow("component_flow")).status_code == 200
     number = http.post("/flows/component_flow/cycles").json()["cycle"]
     cycle_when(http, "component_flow", number, lambda c: states(c).get("hold") == "running")
@@ -188,7 +210,8 @@ def test_document_dex_trade_node_example_is_refused_naming_what_is_wrong(http: h
                              for loc in locations), locations
 
 
-def test_node_status_and_stop(http: httpx.Client) -> None:
+def test_node_status_and_stop(http: httpx.Client, sleepers: list[str]) -> None:
+    sleepers.append("node_flow")
     assert http.post("/flows/execute", json=hold_flow("node_flow")).status_code == 200
     number = http.post("/flows/node_flow/cycles").json()["cycle"]
     cycle_when(http, "node_flow", number, lambda c: states(c).get("hold") == "running")
@@ -212,9 +235,10 @@ def test_node_types_and_stats(http: httpx.Client) -> None:
     assert "cpu_percent" in reply.json()["resources"]["system"]
 
 
-def test_unknown_flow_and_cycle_are_404(http: httpx.Client) -> None:
+def test_unknown_flow_and_cycle_are_404(http: httpx.Client, sleepers: list[str]) -> None:
     assert http.get("/flows/no_such_flow/status").status_code == 404
     assert http.post("/flows/no_such_flow/stop").status_code == 404
+    sleepers.append("flow404")
     assert http.post("/flows/execute", json=hold_flow("flow404")).status_code == 200
     missing = http.get("/flows/flow404/cycles/99")
     assert missing.status_code == 404 and missing.json()["component"] == "flow_scheduler"

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from sidecar_helpers import Service
 from test_sidecar_browser import CHROMIUM, CHROMIUM_ARGS
+from test_sidecar_flows import defuse
 
 pytestmark = [
     pytest.mark.browser,
@@ -86,7 +87,8 @@ def test_flows_page_draws_a_running_flows_dag_with_node_states(flow_service: Ser
             _wait_for(page, lambda: states() == EXPECTED, 30, f"the node states {EXPECTED} (saw {states()})")
             assert page.locator("#dag path.edge").count() == 2
             # layers left to right: price, then smooth, then signal; collect is a root of its own component
-            xs = {n: page.locator(f"#dag g.node[data-node-id='{n}']").bounding_box()["x"] for n in EXPECTED}
+            xs = page.evaluate("""() => Object.fromEntries([...document.querySelectorAll('#dag g.node')].map(
+                (g) => [g.dataset.nodeId, g.transform.baseVal.getItem(0).matrix.e]))""")  # one read: it redraws
             assert xs["price"] < xs["smooth"] < xs["signal"] and xs["collect"] == xs["price"]
             assert "running" in (page.text_content("#dag g.node[data-node-id='smooth']") or "")
             assert "scheduler up" in page.inner_text("#flows-state")
@@ -106,6 +108,8 @@ def test_flows_page_draws_a_running_flows_dag_with_node_states(flow_service: Ser
             assert states()["price"] == "completed"
         finally:
             browser.close()
+            with service.client() as http:
+                defuse(http, "browser_flow")
     assert (tmp_path / "flows.png").stat().st_size > 10_000
     assert outside == [], f"the page reached outside the sidecar: {outside}"
     assert problems == [], problems
