@@ -21,7 +21,7 @@ from tacore import __version__
 from tacore.api.broker_link import BrokerLink, Sampler
 from tacore.api.errors import install_error_handlers
 from tacore.api.prom import build_registry
-from tacore.api.routes import analytics, dashboard, data_agent, health, logs, market, methods, metrics, workers
+from tacore.api.routes import analytics, dashboard, data_agent, flows, health, logs, market, methods, metrics, workers
 from tacore.api.security import KEY_RESPONSES, require_key
 from tacore.auth.credentials import client_keys
 from tacore.settings import Settings
@@ -32,7 +32,8 @@ log = logging.getLogger("tacore.api")
 
 DESCRIPTION = """Monitoring sidecar of TACore: health, Prometheus metrics, the request log, workers,
 per-method statistics, the data agent's commands, market data and analytics (scans, portfolio risk, technical and
-AI analysis, each forwarded to the data agent), and a live dashboard at `/`.
+AI analysis, each forwarded to the data agent), the flow engine (TradingFlow's `/flows`, `/nodes`, `/stats`),
+and a live dashboard at `/` (flows at `/dashboard/flows`).
 
 Every endpoint but `/health` and `/ping` needs the `X-API-Key` header when `API_KEY` is set."""
 
@@ -93,6 +94,8 @@ def create_app(settings: Settings, *, sample_interval_s: float = 1.0, migrate: b
     app.include_router(data_agent.write_router, responses=KEY_RESPONSES)
     app.include_router(market.router)
     app.include_router(analytics.router)
+    app.include_router(flows.read_router)
+    app.include_router(flows.write_router)
     app.include_router(dashboard.router)
     _install_docs(app)
     return app

@@ -52,6 +52,15 @@ async def dashboard(request: Request, settings: SettingsDep,
                         headers={"Cache-Control": "no-store"})
 
 
+@router.get("/dashboard/flows", response_class=HTMLResponse, include_in_schema=False)
+async def flows_page(request: Request, settings: SettingsDep) -> Response:
+    """The flows page (``static/flows.html``): it reads the flow routes with the dashboard's cookie."""
+    expected = settings.api_key
+    if expected is not None and not key_matches(expected, request.headers.get(HEADER) or request.cookies.get(COOKIE)):
+        return HTMLResponse(_LOGIN_PAGE.format(message=escape("This sidecar needs its API key.")), status_code=401)
+    return FileResponse(STATIC_DIR / "flows.html", media_type="text/html", headers={"Cache-Control": "no-store"})
+
+
 @router.post("/login", include_in_schema=False)
 async def login(request: Request, settings: SettingsDep) -> Response:
     """The dashboard's key form (``application/x-www-form-urlencoded``, field ``api_key``)."""

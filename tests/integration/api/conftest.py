@@ -124,3 +124,29 @@ def _demo(tmp: Path) -> Iterator[Service]:
 def demo_http(demo: Service) -> Iterator[httpx.Client]:
     with demo.client() as client:
         yield client
+
+
+@pytest.fixture(scope="session")
+def flow_service() -> Iterator[Service]:
+    """``tacore serve --demo`` with an API key: the exchange simulator, the real data agent storing its candles,
+    the pool, the flow scheduler and the sidecar; ready once the flow routes answer and BTCUSDT has ten 1h
+    candles stored (what the TradingFlow document's price node reads)."""
+    with private_dir("flows") as tmp:
+        ports = free_ports(5)
+        env = service_env(tmp, ports, API_KEY=API_KEY, WORKER_COUNT="2")
+        svc = Service(f"http://127.0.0.1:{ports[4]}", f"tcp://127.0.0.1:{ports[0]}", f"tcp://127.0.0.1:{ports[1]}",
+                      API_KEY, tmp, env)
+        try:
+            svc.procs.append(spawn("serve", ["serve", "--demo"], env, tmp))
+            with svc.client() as http:
+                wait_until(lambda: http.get("/stats").status_code == 200, 3 * START_TIMEOUT_S, "the flow routes")
+                wait_until(lambda: (r := http.get("/klines", params={"symbol": "BTCUSDT", "interval": "1h",
+                                                                     "limit": 10})).status_code == 200
+                           and r.json()["count"] == 10, 2 * START_TIMEOUT_S, "ten stored 1h BTCUSDT candles")
+            yield svc
+        except BaseException:
+            for proc in svc.procs:
+                sys.stderr.write(f"--- {proc.name} output ---\n{proc.output()[-6000:]}\n")
+            raise
+        finally:
+            svc.close()
