@@ -233,6 +233,11 @@ def test_serve_s_own_processes_use_local_keys_the_sidecar_included(keyed: Keyed)
     assert status["auth"] == "curve"
     pool = [w for w in status["workers"] if w["kind"] == "worker" and w["state"] != "dead"]
     assert {w["key"] for w in pool} == {"local-worker"}
+
+    def scheduler() -> list[dict[str, Any]]:  # the flow scheduler joins with the same local worker key
+        return [w for w in keyed.status()["workers"] if w["kind"] != "worker" and w["state"] != "dead"]
+
+    assert {w["key"] for w in wait_until(scheduler, 30, "the flow scheduler registered")} == {"local-worker"}
     with keyed.client("reader") as reader:  # the request ids in flight are for admins only
         assert reader.request("broker.status")["error"]["code"] == "FORBIDDEN"
         assert "methods" in reader.call("broker.metrics")
@@ -244,7 +249,8 @@ def test_serve_s_own_processes_use_local_keys_the_sidecar_included(keyed: Keyed)
         return body if reply.status_code == 200 else None
 
     body = wait_until(healthy, 30, "the sidecar reaching the keyed broker")
-    assert body["components"]["broker"]["status"] == "up" and body["components"]["workers"]["live"] == 2
+    assert body["components"]["broker"]["status"] == "up"
+    assert body["components"]["workers"]["live"] == 3  # 2 pool workers + the flow scheduler
 
     def reported() -> dict[str, Any] | None:  # broker.report needs admin: the recorder presents local-admin
         states: dict[str, Any] = keyed.status()["health"]["dependencies"]

@@ -92,7 +92,8 @@ def test_a_full_database_holds_records_says_so_everywhere_and_loses_none(
         assert health.json()["components"]["database"]["status"] == "down"
         wait_until(lambda: _metric(api, "tacore_request_log_write_failures") > 0, 5, "failures in /metrics")
         # the sidecar's snapshot of the broker can be one poll older than the failures counter's
-        wait_until(lambda: _metric(api, "tacore_request_log_buffered_records") == 1000, 5, "the held records in /metrics")
+        wait_until(lambda: _metric(api, "tacore_request_log_buffered_records") == 1000, 5,
+                   "the held records in /metrics")
         assert "request log database" in tacore.output() and "unavailable" in tacore.output()
 
         filler.unlink()
