@@ -30,6 +30,7 @@ from sqlalchemy import (
     String,
     Table,
     and_,
+    bindparam,
     create_engine,
     delete,
     event,
@@ -223,6 +224,53 @@ class IdempotencyStore:
             except SQLAlchemyError as exc:
                 log.error("idempotency store: storing the reply of %s failed (attempt %d): %s", request_id,
                           attempt + 1, exc)
+
+    def complete_many(self, outcomes: list[tuple[str, bool, str | None, bytes]]) -> None:
+        """``complete`` for a batch ``(request_id, ok, error_code, reply)`` in one transaction (a group commit's
+        replies); tried twice, then one by one."""
+        if not outcomes:
+            return
+        now = time.time()
+        rows = [{"key": rid, "state": "done", "finished_at": now, "ok": ok, "error_code": code, "reply": reply}
+                for rid, ok, code, reply in outcomes]
+        statement = update(idempotency_records).where(idempotency_records.c.request_id == bindparam("key")).values(
+            state=bindparam("state"), finished_at=bindparam("finished_at"), ok=bindparam("ok"),
+            error_code=bindparam("error_code"), reply=bindparam("reply"))
+        for attempt in range(2):
+            try:
+                with self.engine.begin() as conn:
+                    conn.execute(statement, rows)
+                return
+            except SQLAlchemyError as exc:
+                log.error("idempotency store: storing %d replies failed (attempt %d): %s", len(rows), attempt + 1,
+                          exc)
+        for rid, ok, code, reply in outcomes:
+            self.complete(rid, ok, code, reply)
+
+    def take_over(self, request_id: str, owner: str, lease_s: float) -> bool:
+        """Claim again a first run that ended without a reply (state running, lease over); True if we did.
+        Only for a resumable method: its own record lets the second run find what the first did."""
+        now = time.time()
+        c = idempotency_records.c
+        with self.engine.begin() as conn:
+            result = conn.execute(update(idempotency_records).where(
+                c.request_id == request_id, c.state == "running", c.lease_until <= now).values(
+                owner=owner[:256], claimed_at=now, lease_until=now + lease_s))
+        return int(result.rowcount or 0) == 1
+
+    def end_leases(self, owner_like: str) -> int:
+        """End now the leases of open runs whose owner matches ``owner_like`` (SQL LIKE): a worker that
+        restarts declares the runs its dead predecessor left open over, so retries need not wait."""
+        now = time.time()
+        c = idempotency_records.c
+        try:
+            with self.engine.begin() as conn:
+                result = conn.execute(update(idempotency_records).where(
+                    c.state == "running", c.owner.like(owner_like), c.lease_until > now).values(lease_until=now))
+            return int(result.rowcount or 0)
+        except SQLAlchemyError as exc:
+            log.warning("idempotency store: ending the leases of %s failed: %s", owner_like, exc)
+            return 0
 
     def release(self, request_id: str) -> None:
         """Forget a claim whose run had no effect (a retryable error): a retry runs the request afresh."""

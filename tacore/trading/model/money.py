@@ -57,6 +57,11 @@ def div(a: Decimal, b: Decimal) -> Decimal:
     return _CTX.divide(a, b).quantize(QUANTUM, context=_CTX)
 
 
+def mul_div(a: Decimal, b: Decimal, c: Decimal) -> Decimal:
+    """a x b / c, rounded once (a share of an amount: the cost a partial sale removes)."""
+    return _CTX.divide(_CTX.multiply(a, b), c).quantize(QUANTUM, context=_CTX)
+
+
 def bps_factor(bps: Decimal) -> Decimal:
     """1 + bps / 10,000, exactly."""
     return ONE + _CTX.divide(bps, BPS)

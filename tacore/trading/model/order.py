@@ -95,6 +95,9 @@ class Order:
     expired_ms: int | None = None
     rejected_ms: int | None = None
     expires_ms: int | None = None  # a day order's session end
+    #: the market's time when it arrived (the exchange time of the price it met; else the wall clock):
+    #: it rests on candles that open at or after it
+    market_ms: int = 0
     triggered: bool = False  # a stop's price was reached (a stop_limit now works as a limit)
     reserved: Decimal = ZERO  # cash (buy) or quantity (sell) held for what is still open
     event_seq: int = 0
@@ -113,7 +116,8 @@ class Order:
         order = cls(id=order_id or new_id(), account=account, client_order_id=client_order_id, venue=venue,
                     symbol=symbol, asset_class=asset_class, quote_asset=quote_asset, side=side, type=type,
                     time_in_force=time_in_force, qty=qty, limit_price=limit_price, stop_price=stop_price,
-                    payload_hash=payload_hash, request_id=request_id, created_ms=ts_ms, updated_ms=ts_ms)
+                    payload_hash=payload_hash, request_id=request_id, created_ms=ts_ms, updated_ms=ts_ms,
+                    market_ms=ts_ms)
         order._event(OrderEventKind.ACCEPTED, ts_ms)
         return order
 

@@ -17,7 +17,7 @@ from decimal import Decimal
 
 from tacore.trading.model.enums import Side
 from tacore.trading.model.errors import OrderStateError
-from tacore.trading.model.money import ZERO, div, mul
+from tacore.trading.model.money import ZERO, div, mul, mul_div
 from tacore.trading.model.order import Fill, Order
 
 
@@ -66,7 +66,7 @@ class Position:
         if self.qty != 0 and (self.qty > 0) != (signed > 0):  # reduces (maybe flips) the position
             held = abs(self.qty)
             closed = min(qty, held)
-            removed = self.cost_basis if closed == held else mul(self.cost_basis, div(closed, held))
+            removed = self.cost_basis if closed == held else mul_div(self.cost_basis, closed, held)
             value = mul(closed, price)
             direction = 1 if self.qty > 0 else -1
             self.realized_pnl += value * direction - removed
@@ -92,6 +92,12 @@ class Portfolio:
         self.stored_positions: set[tuple[str, str]] = set()
         self.dirty_balances: set[tuple[str, str]] = set()
         self.dirty_positions: set[tuple[str, str]] = set()
+
+    def replace_with(self, other: Portfolio) -> None:
+        """Take ``other``'s state (reloaded from the ledger) while keeping this object, which others hold."""
+        self.balances, self.positions = other.balances, other.positions
+        self.stored_balances, self.stored_positions = other.stored_balances, other.stored_positions
+        self.dirty_balances, self.dirty_positions = other.dirty_balances, other.dirty_positions
 
     # -- lookups --------------------------------------------------------------------------------------
     def balance(self, account: str, asset: str) -> Balance:
@@ -168,7 +174,7 @@ class Portfolio:
         elif fill.qty == remaining_before:
             share = order.reserved
         else:
-            share = mul(order.reserved, div(fill.qty, remaining_before))
+            share = mul_div(order.reserved, fill.qty, remaining_before)
         self.release(order, share, fill.ts_ms)
         position = self.position(order.account, order.symbol, order.quote_asset)
         cash = position.apply(order.side, fill.qty, fill.price)

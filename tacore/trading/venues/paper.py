@@ -21,7 +21,7 @@ from tacore.trading.accounts import Accounts, Costs
 from tacore.trading.instruments import Instruments
 from tacore.trading.model import Liquidity, Order, OrderStatus, OrderType, Portfolio, Side, TimeInForce
 from tacore.trading.model.market import Candle, Quote
-from tacore.trading.model.money import ZERO, div, fmt, mul
+from tacore.trading.model.money import ZERO, fmt, mul, mul_div
 from tacore.trading.pricing import (
     arrival_limit_price,
     fee,
@@ -199,8 +199,8 @@ class PaperVenue:
             if not order.is_open:
                 self._drop(order)
                 continue
-            if order.created_ms > candle.open_ms:
-                continue  # placed while this candle ran: it fills on a later one
+            if order.market_ms > candle.open_ms:
+                continue  # it arrived while this candle ran: it fills on a later one
             if order.expires_ms is not None and candle.open_ms >= order.expires_ms:
                 self._drop(order)
                 results.append((order, _report(order, OrderStatus.EXPIRED, now,
@@ -253,7 +253,7 @@ class PaperVenue:
         fill = _fill(qty, price, fee(mul(qty, price), bps), liquidity, now)
         if order.side is Side.BUY:
             need = mul(qty, price) + fill.fee
-            share = order.reserved if qty == order.remaining_qty else mul(order.reserved, div(qty, order.remaining_qty))
+            share = order.reserved if qty == order.remaining_qty else mul_div(order.reserved, qty, order.remaining_qty)
             key = (order.account, order.quote_asset)
             balance = self.portfolio.peek_balance(*key)
             free = (balance.available if balance is not None else ZERO) - extra_cash.get(key, ZERO)
