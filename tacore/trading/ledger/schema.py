@@ -18,6 +18,7 @@ from typing import Any
 
 from sqlalchemy import create_engine, event, inspect, text
 from sqlalchemy.engine import Engine
+from sqlalchemy.pool import StaticPool
 
 log = logging.getLogger("tacore.orders")
 
@@ -50,7 +51,10 @@ def make_ledger_engine(url: str, *, timeout_s: float = 5.0, sqlite_synchronous: 
     elif url.startswith("mysql") or url.startswith("mariadb"):
         seconds = max(1, round(timeout_s))
         connect_args.update(connect_timeout=seconds, read_timeout=seconds, write_timeout=seconds)
-    engine = create_engine(url, pool_pre_ping=True, connect_args=connect_args)
+    if url in ("sqlite://", "sqlite:///:memory:"):  # one shared connection: tests' throwaway ledgers
+        engine = create_engine(url, connect_args=connect_args, poolclass=StaticPool)
+    else:
+        engine = create_engine(url, pool_pre_ping=True, connect_args=connect_args)
     if engine.dialect.name == "sqlite":
         mode = sqlite_synchronous.upper()
         if mode not in ("NORMAL", "FULL"):
