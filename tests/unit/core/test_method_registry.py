@@ -70,16 +70,15 @@ def _ok(params: AddParams) -> int:
     return 1
 
 
+class ResumeParams(BaseModel):
+    x: int = 0
+
+
 def test_resumable_is_declared_on_a_method_that_is_not_idempotent_only() -> None:
-    from pydantic import BaseModel
-
-    class Params(BaseModel):
-        x: int = 0
-
     registry = MethodRegistry()
 
     @registry.method("test.resume", resumable=True)
-    def resume(params: Params) -> int:
+    def resume(params: ResumeParams) -> int:
         return params.x
 
     spec = registry.get("test.resume")
