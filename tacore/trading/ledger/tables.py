@@ -26,7 +26,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.types import TypeDecorator, TypeEngine
 
-from tacore.trading.model.money import fmt
+from tacore.trading.model.money import fmt, to_decimal
 
 metadata = MetaData()
 
@@ -42,10 +42,11 @@ class ExactDecimal(TypeDecorator[Decimal]):
             return dialect.type_descriptor(String(48))
         return dialect.type_descriptor(Numeric(38, 10, asdecimal=True))
 
-    def process_bind_param(self, value: Decimal | None, dialect: Dialect) -> Any:
+    def process_bind_param(self, value: Decimal | int | str | None, dialect: Dialect) -> Any:
         if value is None:
             return None
-        return fmt(value) if dialect.name == "sqlite" else value
+        number = to_decimal(value)
+        return fmt(number) if dialect.name == "sqlite" else number
 
     def process_result_value(self, value: Any, dialect: Dialect) -> Decimal | None:
         if value is None:
