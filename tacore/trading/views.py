@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from decimal import Decimal
+from functools import lru_cache
 from typing import Any
 
 from tacore.trading.model import Balance, Fill, Order, Position
@@ -20,6 +21,11 @@ def iso(ms: int | None) -> str | None:
     """Epoch ms as ISO 8601 UTC, Alpaca's form (``2026-12-04T14:31:02.517Z``)."""
     if ms is None:
         return None
+    return _iso(ms)
+
+
+@lru_cache(maxsize=4096)  # an order's timestamps are mostly the same few milliseconds
+def _iso(ms: int) -> str:
     return datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 

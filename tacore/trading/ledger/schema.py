@@ -53,8 +53,8 @@ def make_ledger_engine(url: str, *, timeout_s: float = 5.0, sqlite_synchronous: 
         connect_args.update(connect_timeout=seconds, read_timeout=seconds, write_timeout=seconds)
     if url in ("sqlite://", "sqlite:///:memory:"):  # one shared connection: tests' throwaway ledgers
         engine = create_engine(url, connect_args=connect_args, poolclass=StaticPool)
-    else:
-        engine = create_engine(url, pool_pre_ping=True, connect_args=connect_args)
+    else:  # a server's connections may drop while idle: test one when it is taken (the ledger holds it)
+        engine = create_engine(url, pool_pre_ping=not url.startswith("sqlite"), connect_args=connect_args)
     if engine.dialect.name == "sqlite":
         mode = sqlite_synchronous.upper()
         if mode not in ("NORMAL", "FULL"):

@@ -9,6 +9,7 @@ The claim of a client order id is the unique key ``(account, client_order_id)`` 
 from __future__ import annotations
 
 import base64
+import contextlib
 import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -19,7 +20,8 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from tacore.trading.ledger import rows
-from tacore.trading.ledger.tables import balances, candle_marks, fills, order_events, orders, positions
+from tacore.trading.ledger.fastpath import FastPath
+from tacore.trading.ledger.tables import balances, candle_marks, fills, orders, positions
 from tacore.trading.model import OPEN_STATUSES, Fill, Order, OrderStatus, Portfolio
 
 log = logging.getLogger("tacore.orders")
@@ -56,8 +58,13 @@ def decode_cursor(cursor: str) -> tuple[int, str]:
 
 
 class Ledger:
+    """Used under the engine's lock only: one connection, held (a checkout per statement cost more than
+    the statement), dropped after an error and taken again on the next call."""
+
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
+        self._conn: Connection | None = None
+        self.fast = FastPath(engine.dialect)
         self._new: dict[str, Order] = {}  # by id, in arrival order
         self._new_keys: dict[tuple[str, str], Order] = {}  # (account, client_order_id) of staged new orders
         self._changed: dict[str, Order] = {}
@@ -105,19 +112,21 @@ class Ledger:
         new, changed = list(self._new.values()), list(self._changed.values())
         events = [event for order in (*new, *changed) for event in order.drain_events()]
         try:
-            with self.engine.begin() as conn:
+            conn = self._connection()
+            with conn.begin():
                 if new:
-                    conn.execute(insert(orders), [rows.order_row(o) for o in new])
+                    self.fast.insert(conn, "orders", [rows.order_row(o) for o in new])
                 if changed:
                     conn.execute(_UPDATE_ORDER, [rows.order_update_row(o) for o in changed])
                 if events:
-                    conn.execute(insert(order_events), [rows.event_row(e) for e in events])
+                    self.fast.insert(conn, "order_events", [rows.event_row(e) for e in events])
                 if self._fills:
-                    conn.execute(insert(fills), [rows.fill_row(f) for f in self._fills])
+                    self.fast.insert(conn, "fills", [rows.fill_row(f) for f in self._fills])
                 self._write_portfolio(conn, portfolio)
                 self._write_marks(conn)
-        except SQLAlchemyError as exc:
+        except (SQLAlchemyError, self.fast.error) as exc:
             self.discard()
+            self._drop()
             raise LedgerUnavailable(f"order ledger ({self.engine.dialect.name}): {type(exc).__name__}: "
                                     f"{str(exc).splitlines()[0][:300]}") from None
         portfolio.stored_balances |= portfolio.dirty_balances
@@ -168,15 +177,19 @@ class Ledger:
         staged = self._new_keys.get((account, client_order_id))
         if staged is not None:
             return staged
-        found = self._one(select(orders).where(orders.c.account == account,
-                                               orders.c.client_order_id == client_order_id))
-        return None if found is None else rows.order_from_row(found)
+        try:
+            order_id = self.fast.order_id(self._connection(), account, client_order_id)
+        except (SQLAlchemyError, self.fast.error) as exc:
+            self._drop()
+            raise LedgerUnavailable(f"order ledger ({self.engine.dialect.name}): {type(exc).__name__}: "
+                                    f"{str(exc).splitlines()[0][:300]}") from None
+        return None if order_id is None else self.get(order_id)
 
     def get(self, order_id: str) -> Order | None:
         staged = self._new.get(order_id)
         if staged is not None:
             return staged
-        found = self._one(select(orders).where(orders.c.id == order_id))
+        found = self._one(_BY_ID, {"order_id": order_id})
         return None if found is None else rows.order_from_row(found)
 
     def open_orders(self) -> list[Order]:
@@ -241,21 +254,41 @@ class Ledger:
         self._stored_marks = set(found)
         return found
 
-    def _one(self, query: Any) -> Any:
+    def _connection(self) -> Connection:
+        if self._conn is None or self._conn.closed or self._conn.invalidated:
+            self._conn = self.engine.connect()
+        return self._conn
+
+    def _drop(self) -> None:
+        if self._conn is not None:
+            with contextlib.suppress(SQLAlchemyError):
+                self._conn.close()
+            self._conn = None
+
+    def close(self) -> None:
+        self._drop()
+
+    def _read(self, query: Any, params: dict[str, Any] | None, first: bool) -> Any:
         try:
-            with self.engine.connect() as conn:
-                return conn.execute(query).mappings().first()
+            conn = self._connection()
+            try:
+                result = conn.execute(query, params or {}).mappings()
+                return result.first() if first else list(result)
+            finally:
+                conn.rollback()  # end the read: an open read transaction would hold SQLite's log back
         except SQLAlchemyError as exc:
-            raise LedgerUnavailable(f"order ledger ({self.engine.dialect.name}): {type(exc).__name__}") from None
+            self._drop()
+            raise LedgerUnavailable(f"order ledger ({self.engine.dialect.name}): {type(exc).__name__}: "
+                                    f"{str(exc).splitlines()[0][:300]}") from None
 
-    def _all(self, query: Any) -> Iterable[Any]:
-        try:
-            with self.engine.connect() as conn:
-                return list(conn.execute(query).mappings())
-        except SQLAlchemyError as exc:
-            raise LedgerUnavailable(f"order ledger ({self.engine.dialect.name}): {type(exc).__name__}") from None
+    def _one(self, query: Any, params: dict[str, Any] | None = None) -> Any:
+        return self._read(query, params, True)
+
+    def _all(self, query: Any, params: dict[str, Any] | None = None) -> Iterable[Any]:
+        return self._read(query, params, False)  # type: ignore[no-any-return]
 
 
+_BY_ID = select(orders).where(orders.c.id == bindparam("order_id"))
 _UPDATE_ORDER = update(orders).where(orders.c.id == bindparam("key_id")).values(
     {name: bindparam(name) for name in rows.ORDER_MUTABLE})
 _UPDATE_BALANCE = update(balances).where(

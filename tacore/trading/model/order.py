@@ -7,6 +7,7 @@ rejected) never changes; every transition is one event, numbered per order from 
 
 from __future__ import annotations
 
+import os
 import uuid
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -25,7 +26,8 @@ from tacore.trading.model.money import ZERO, div, mul
 
 
 def new_id() -> str:
-    return str(uuid.uuid4())
+    """A random (version 4) UUID, as Alpaca's order ids are."""
+    return str(uuid.UUID(bytes=os.urandom(16), version=4))
 
 
 @dataclass(frozen=True, slots=True)

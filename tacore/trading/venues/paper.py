@@ -11,8 +11,8 @@ candle's volume, a resting order from the candle it fills on.
 
 from __future__ import annotations
 
+import os
 import time
-import uuid
 from collections.abc import Callable
 from decimal import Decimal
 from typing import Protocol
@@ -288,7 +288,7 @@ def _arrival_price(order: Order, last: Decimal, costs: Costs) -> tuple[Decimal |
 
 
 def _fill(qty: Decimal, price: Decimal, fee_amount: Decimal, liquidity: Liquidity, ts_ms: int) -> VenueFill:
-    return VenueFill(uuid.uuid4().hex, qty, price, fee_amount, liquidity, ts_ms)
+    return VenueFill(os.urandom(12).hex(), qty, price, fee_amount, liquidity, ts_ms)
 
 
 def _report(order: Order, status: OrderStatus, ts_ms: int, fills: list[VenueFill] | None = None, *,
