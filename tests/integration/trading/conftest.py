@@ -4,36 +4,16 @@ an engine factory wiring a real ledger, the paper venue and prices the test sets
 from __future__ import annotations
 
 import sys
-import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, text
+
+from tests.support.sql_servers import server_database
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "unit" / "trading"))
 
 from engine_harness import Harness
-
-_SERVERS = {
-    "postgresql": ("postgresql+psycopg2://postgres@127.0.0.1:5432/postgres",
-                   "postgresql+psycopg2://postgres@127.0.0.1:5432/{name}", '"', " WITH (FORCE)"),
-    "mysql": ("mysql+pymysql://root@127.0.0.1:3306/", "mysql+pymysql://root@127.0.0.1:3306/{name}", "`", ""),
-}
-
-
-def server_database(kind: str) -> Iterator[str]:
-    admin_url, url, quote, drop_suffix = _SERVERS[kind]
-    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
-    name = f"tacore_ledger_{uuid.uuid4().hex[:8]}"
-    with admin.connect() as conn:
-        conn.execute(text(f"CREATE DATABASE {quote}{name}{quote}"))
-    try:
-        yield url.format(name=name)
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f"DROP DATABASE IF EXISTS {quote}{name}{quote}{drop_suffix}"))
-        admin.dispose()
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres),

@@ -13,7 +13,6 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from conftest import server_database
 from engine_harness import Harness
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
@@ -26,6 +25,7 @@ from tacore.errors import Conflict
 from tacore.trading.ledger import Ledger
 from tacore.trading.ledger.tables import fills, order_events, orders
 from tacore.trading.model import OrderStatus
+from tests.support.sql_servers import server_database
 
 D = Decimal
 CLIENT_IDS = [f"coid-{i}" for i in range(6)]
