@@ -46,6 +46,10 @@ EXIT_RECYCLED = 75
 WATCH_TICK_S = 0.025
 #: ``(budget_ms, request, received)`` of a request the worker holds but has not started (by seq).
 _Held = tuple[int | None, bytes, float]
+#: a reply waiting for the commit barrier: (entry, claimed request_id, request_id, its method is resumable)
+_Staged = tuple[wp.ReplyEntry, str | None, str | None, bool]
+#: what a claimed request's record is completed with: (request_id, ok, error code, reply)
+_Outcome = tuple[str, bool, str | None, bytes]
 
 
 class CommitBarrier(Protocol):
@@ -109,8 +113,8 @@ class Worker:
         self._watchdog = watchdog
         self._alive = alive  # touched on each broker heartbeat (WORKER_ALIVE_DIR)
         self.barrier = commit_barrier
-        #: replies waiting for the barrier's commit: (entry, claimed request_id, request_id)
-        self._staged: list[tuple[wp.ReplyEntry, str | None, str | None]] = []
+        #: replies waiting for the barrier's commit: (entry, claimed request_id, request_id, resumable)
+        self._staged: list[_Staged] = []
         self.broker_snapshot: dict[str, Any] = {}
         self.sessions = 0  # registrations so far (1 + reconnects)
         self.served = 0
@@ -203,9 +207,11 @@ class Worker:
             finally:
                 if self._staged:  # the session ends with staged replies: make them durable, send if we can
                     staged, self._staged = self._staged, []
-                    self._replies.extend(self._commit_batch(staged))
+                    entries, later = self._commit_batch(staged)
+                    self._replies.extend(entries)
                     with contextlib.suppress(zmq.ZMQError):
                         self._send_replies(sock)
+                    self._store_outcomes(later)
 
     def _serve_locked(self, sock: zmq.Socket[Any], stop: threading.Event) -> str:
         poll_ms = int(min(250.0, self.hb_interval_s * 250.0))
@@ -238,7 +244,7 @@ class Worker:
                 seq, now, None if budget_ms is None else received + budget_ms / 1000.0)
             lock.release()  # the watcher may use the socket while the handler runs
             try:
-                reply, claimed, request_id = self._handle(running, body)
+                reply, claimed, request_id, resumable = self._handle(running, body)
                 if self.barrier is None:
                     self._record_outcome(reply, claimed)
             finally:
@@ -252,20 +258,28 @@ class Worker:
                     self._send_replies(sock)
                 continue
             # group commit: the batch's replies leave once its effects are durable
-            self._staged.append((reply, claimed, request_id))
+            self._staged.append((reply, claimed, request_id, resumable))
             if running.handed_back or len(self._staged) >= self._batch_limit or not held:
                 staged, self._staged = self._staged, []
                 lock.release()  # the watcher beats while the batch commits
                 try:
-                    entries = self._commit_batch(staged)
+                    entries, later = self._commit_batch(staged)
                 finally:
                     lock.acquire()
                 self._replies.extend(entries)
                 self._send_replies(sock)
+                if later:
+                    lock.release()
+                    try:
+                        self._store_outcomes(later)
+                    finally:
+                        lock.acquire()
         return "stopping"
 
-    def _commit_batch(self, staged: list[tuple[wp.ReplyEntry, str | None, str | None]]) -> list[wp.ReplyEntry]:
-        """Commit a staged batch, store its replies on their records; the entries to send."""
+    def _commit_batch(self, staged: list[_Staged]) -> tuple[list[wp.ReplyEntry], list[_Outcome]]:
+        """Commit a staged batch and store its replies on their records: the entries to send, and the
+        outcomes of resumable requests, stored after the replies leave (their method's own record
+        already answers a retry, so the reply need not wait for this one)."""
         assert self.barrier is not None
         try:
             self.barrier.commit()
@@ -275,19 +289,23 @@ class Worker:
             message = (f"its effects could not be made durable ({exc}); nothing was recorded: retry with the same "
                        "request_id")
             staged = [((seq, False, ms, str(ErrorCode.UNAVAILABLE),
-                        encode_error(request_id, ErrorCode.UNAVAILABLE, message, None, ms)), claimed, request_id)
-                      if ok else ((seq, ok, ms, code, reply), claimed, request_id)
-                      for (seq, ok, ms, code, reply), claimed, request_id in staged]
-        done: list[tuple[str, bool, str | None, bytes]] = []
-        for entry, claimed, _ in staged:
+                        encode_error(rid, ErrorCode.UNAVAILABLE, message, None, ms)), claimed, rid, resumable)
+                      if ok else ((seq, ok, ms, code, reply), claimed, rid, resumable)
+                      for (seq, ok, ms, code, reply), claimed, rid, resumable in staged]
+        now: list[_Outcome] = []
+        later: list[_Outcome] = []
+        for entry, claimed, _, resumable in staged:
             if claimed is not None and self.idempotency is not None:
                 if entry[3] is not None and entry[3] in RETRYABLE_CODES:
                     self.idempotency.release(claimed)
                 else:
-                    done.append((claimed, entry[1], entry[3], entry[4]))
-        if done and self.idempotency is not None:
-            self.idempotency.complete_many(done)
-        return [entry for entry, _, _ in staged]
+                    (later if resumable else now).append((claimed, entry[1], entry[3], entry[4]))
+        self._store_outcomes(now)
+        return [entry for entry, _, _, _ in staged], later
+
+    def _store_outcomes(self, outcomes: list[_Outcome]) -> None:
+        if outcomes and self.idempotency is not None:
+            self.idempotency.complete_many(outcomes)
 
     def _record_outcome(self, entry: wp.ReplyEntry, claimed: str | None) -> None:
         """Store a claimed request's reply on its record (or release the claim after a retryable error)."""
@@ -432,13 +450,15 @@ class Worker:
         os._exit(EXIT_RECYCLED)
 
     # -- one request ------------------------------------------------------------------------------
-    def _handle(self, running: _Running, body: bytes) -> tuple[wp.ReplyEntry, str | None, str | None]:
+    def _handle(self, running: _Running, body: bytes) -> tuple[wp.ReplyEntry, str | None, str | None, bool]:
         """The REPLY entry for one request (the client's reply plus the status the broker keeps stats by),
-        the request_id it claimed (its record is completed by the caller) and its request_id."""
+        the request_id it claimed (its record is completed by the caller), its request_id, and whether
+        its method is resumable."""
         started = time.perf_counter()
         request_id: str | None = None
         code: str | None = None
         claimed: str | None = None
+        resumable = False
         try:
             request = orjson.loads(body)
             request_id = request.get("request_id")
@@ -459,8 +479,9 @@ class Worker:
                 stored = self._claim(request_id, spec, params, deadline)
                 if stored is not None:
                     elapsed_ms = (time.perf_counter() - started) * 1000.0
-                    return (running.seq, stored[0], elapsed_ms, stored[1], stored[2]), None, request_id
+                    return (running.seq, stored[0], elapsed_ms, stored[1], stored[2]), None, request_id, False
                 claimed = request_id
+                resumable = spec.resumable
             ctx = CallContext(request_id, method, self.worker_id, deadline, self.broker_snapshot, running.signal)
             if self._watchdog is not None and deadline is not None:
                 self._watchdog.value = deadline + self.recycle_grace_s
@@ -484,7 +505,7 @@ class Worker:
                                  f"{type(exc).__name__}: {exc}", None, elapsed_ms)
         self.served += 1
         rid = request_id if isinstance(request_id, str) else None
-        return (running.seq, code is None, elapsed_ms, code, reply), claimed, rid
+        return (running.seq, code is None, elapsed_ms, code, reply), claimed, rid, resumable
 
     def _claim(self, request_id: str, spec: MethodSpec, params: Any,
                deadline: float | None) -> tuple[bool, str | None, bytes] | None:

@@ -90,8 +90,9 @@ class OrderProcess:
         from workers.runtime import Worker
 
         s = self.settings
+        # Credit 32: a wake-up's orders share one commit (half the credit per batch of replies).
         worker = Worker(s.worker_endpoint, self.registry(), worker_id=WORKER_ID, kind="orders",
-                        credit=s.worker_credit, heartbeat_interval_ms=s.heartbeat_interval_ms,
+                        credit=max(32, s.worker_credit), heartbeat_interval_ms=s.heartbeat_interval_ms,
                         liveness=s.heartbeat_liveness, reconnect_initial_ms=s.reconnect_initial_ms,
                         reconnect_max_ms=s.reconnect_max_ms, idempotency=self.idempotency,
                         handback_ms=s.worker_handback_ms, recycle_grace_ms=s.worker_recycle_grace_ms,
