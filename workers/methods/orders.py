@@ -25,7 +25,7 @@ ORDER_METHODS = ("execute.order", "order.get", "order.cancel", "order.list")
 def build_registry(engine: OrderEngine) -> MethodRegistry:
     registry = MethodRegistry()
 
-    @registry.method("execute.order", resumable=True)
+    @registry.method("execute.order", role="trade", resumable=True)
     def execute_order(params: ExecuteOrderParams, ctx: CallContext) -> dict[str, Any]:
         """Place an order (market, limit, stop, stop_limit); the reply is the order, Alpaca's fields."""
         placed = engine.place(OrderIntent(
@@ -34,19 +34,19 @@ def build_registry(engine: OrderEngine) -> MethodRegistry:
             venue=params.venue, client_order_id=params.client_order_id, request_id=ctx.request_id))
         return order_view(placed.order)
 
-    @registry.method("order.get", idempotent=True)
+    @registry.method("order.get", idempotent=True, role="read")
     def order_get(params: OrderGetParams) -> dict[str, Any]:
         """One order by id or client_order_id (with its fills when asked)."""
         order = engine.find(params.account, params.order_id, params.client_order_id)
         fills = engine.fills_of([order.id])[order.id] if params.include_fills else None
         return order_view(order, fills)
 
-    @registry.method("order.cancel", idempotent=True)
+    @registry.method("order.cancel", idempotent=True, role="trade")
     def order_cancel(params: OrderCancelParams) -> dict[str, Any]:
         """Cancel an open order; the reply is the order (canceled, or what it became first)."""
         return order_view(engine.cancel(params.account, params.order_id, params.client_order_id))
 
-    @registry.method("order.list", idempotent=True)
+    @registry.method("order.list", idempotent=True, role="read")
     def order_list(params: OrderListParams) -> dict[str, Any]:
         """Orders by status (open, closed, all or one), symbols and creation time, newest first, in pages."""
         if params.account is not None:

@@ -14,6 +14,7 @@ import time
 from typing import Any
 
 from clients import LazyPirateClient, RemoteError, RequestTimeout
+from tacore.auth.credentials import client_keys
 from tacore.settings import Settings
 from tacore.trading.model.market import Candle, Quote
 from tacore.trading.model.money import to_decimal
@@ -30,6 +31,7 @@ _WARN_EVERY_S = 30.0
 class BrokerMarket:
     def __init__(self, settings: Settings, *, want_volume: bool = False) -> None:
         self.endpoint = settings.client_endpoint
+        self.curve = client_keys(settings)  # a broker with keys on: the client key (kline.history needs read)
         self.want_volume = want_volume  # a volume cap is set: an arrival needs the last closed candle's volume
         self._local = threading.local()
         self._clients: list[LazyPirateClient] = []
@@ -39,7 +41,8 @@ class BrokerMarket:
     def _client(self) -> LazyPirateClient:
         client: LazyPirateClient | None = getattr(self._local, "client", None)
         if client is None:
-            client = LazyPirateClient(self.endpoint, timeout_ms=int(QUOTE_TIMEOUT_S * 1000), retries=0, internal=True)
+            client = LazyPirateClient(self.endpoint, timeout_ms=int(QUOTE_TIMEOUT_S * 1000), retries=0, internal=True,
+                                      curve=self.curve)
             self._local.client = client
             with self._lock:
                 self._clients.append(client)

@@ -87,6 +87,7 @@ class OrderProcess:
 
     # -- serving --------------------------------------------------------------------------------------------
     def serve(self, stop: threading.Event) -> None:
+        from tacore.auth.credentials import worker_keys
         from workers.runtime import Worker
 
         s = self.settings
@@ -96,7 +97,7 @@ class OrderProcess:
                         liveness=s.heartbeat_liveness, reconnect_initial_ms=s.reconnect_initial_ms,
                         reconnect_max_ms=s.reconnect_max_ms, idempotency=self.idempotency,
                         handback_ms=s.worker_handback_ms, recycle_grace_ms=s.worker_recycle_grace_ms,
-                        commit_barrier=self.engine)
+                        commit_barrier=self.engine, curve=worker_keys(s))
         threads = [threading.Thread(target=worker.run, args=(stop,), name="orders-worker", daemon=True),
                    threading.Thread(target=self._market_loop, args=(stop,), name="orders-market", daemon=True)]
         for thread in threads:

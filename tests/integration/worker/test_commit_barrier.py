@@ -72,10 +72,10 @@ def test_a_batch_whose_commit_fails_is_answered_unavailable_and_its_retry_runs_a
 def test_a_resumable_method_whose_worker_died_runs_again_on_retry_where_a_plain_one_is_worker_lost(
         tacore: TACoreProcess, test_worker_factory: Callable[..., Popen[bytes]], tmp_path: Path) -> None:
     fast_lease = {"WORKER_RECYCLE_GRACE_MS": "100"}  # the lease: deadline + grace + 1 s
-    worker = test_worker_factory(tacore.backend, "w0", 2, **fast_lease)
+    worker = test_worker_factory(tacore.backend, "resume0", 2, **fast_lease)
     outcomes = {}
     for n, method in enumerate(("test.resumable", "test.count"), start=1):
-        _live(tacore, f"w{n - 1}")
+        _live(tacore, f"resume{n - 1}")
         path = tmp_path / f"{method}.txt"
         sock = _dealer(tacore.frontend)
         try:
@@ -87,8 +87,8 @@ def test_a_resumable_method_whose_worker_died_runs_again_on_retry_where_a_plain_
             worker.wait(5)
         finally:
             sock.close()
-        worker = test_worker_factory(tacore.backend, f"w{n}", 2, **fast_lease)
-        _live(tacore, f"w{n}")
+        worker = test_worker_factory(tacore.backend, f"resume{n}", 2, **fast_lease)
+        _live(tacore, f"resume{n}")
         time.sleep(1.5)  # past the first run's lease
         outcomes[method] = raw_call(tacore.frontend, {"request_id": method, "method": method, "params": params},
                                     8000)
@@ -101,7 +101,8 @@ def test_a_resumable_method_whose_worker_died_runs_again_on_retry_where_a_plain_
 
 
 def _live(tacore: TACoreProcess, worker_id: str) -> None:
-    """Until ``worker_id`` is the only live test worker (a killed one is gone from the broker's view)."""
+    """Until ``worker_id`` is the only live test worker (a killed one is gone from the broker's view).
+    Test workers' ids differ from the pool's (w1, w2...): the broker refuses a worker taking a live one's id."""
     wait_until(lambda: [w["worker_id"] for w in tacore.status()["workers"]
                         if w["kind"] == "test" and w["state"] != "dead"] == [worker_id], 15, f"{worker_id} alone")
 
