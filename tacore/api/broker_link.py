@@ -83,10 +83,11 @@ class BrokerLink:
         self._context.term()
 
     async def request(self, method: str, params: dict[str, Any] | None = None, *, timeout_ms: float | None = None,
-                      priority: int | None = None) -> dict[str, Any]:
-        """The whole reply; raises ComponentUnavailable when the broker does not answer in time."""
+                      priority: int | None = None, request_id: str | None = None) -> dict[str, Any]:
+        """The whole reply; raises ComponentUnavailable when the broker does not answer in time.
+        ``request_id``: the caller's (an HTTP ``Idempotency-Key``), else a fresh one."""
         wait = self.timeout_ms if timeout_ms is None else timeout_ms
-        request_id = f"sidecar-{uuid.uuid4().hex}"
+        request_id = request_id or f"sidecar-{uuid.uuid4().hex}"
         try:
             if self.persistent:
                 if self._client is None:
@@ -105,9 +106,9 @@ class BrokerLink:
                 "broker", f"the broker at {self.endpoint} did not answer {method} within {wait:.0f} ms") from None
 
     async def call(self, method: str, params: dict[str, Any] | None = None, *, timeout_ms: float | None = None,
-                   priority: int | None = None) -> Any:
+                   priority: int | None = None, request_id: str | None = None) -> Any:
         """The reply's data; an error reply raises ``clients.RemoteError``."""
-        reply = await self.request(method, params, timeout_ms=timeout_ms, priority=priority)
+        reply = await self.request(method, params, timeout_ms=timeout_ms, priority=priority, request_id=request_id)
         if reply.get("status") != "success":
             raise RemoteError.from_reply(reply)
         return reply.get("data")
