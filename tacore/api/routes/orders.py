@@ -226,7 +226,7 @@ async def place_order(
         alias="Idempotency-Key", min_length=8, max_length=128, pattern=r"^[A-Za-z0-9._:-]+$",
         description="the call's request_id: a retry with the same key answers the same order")] = None,
 ) -> dict[str, Any]:
-    params = body.model_dump(exclude_none=True, mode="json")
+    params = body.model_dump(exclude_none=True, exclude_unset=True, mode="json")  # as sent: the log shows it
     try:  # the order process's own rules (prices for the type, amounts, ...): a 422 here, without a round trip
         ExecuteOrderParams.model_validate(params)
     except ValidationError as exc:

@@ -16,6 +16,7 @@ import httpx
 import pytest
 from sidecar_helpers import API_KEY, Service, free_ports, private_dir, service_env, spawn, wait_until
 
+from clients import LazyPirateClient
 from tests.integration.orders.order_support import CandleFeed, trading_config
 
 D = Decimal
@@ -114,6 +115,29 @@ def test_http_errors_name_the_problem(trading: Trading, http: httpx.Client) -> N
     assert http.get("/orders", params={"cursor": "bm90LWEtY3Vyc29y"}).status_code == 422
     poor = http.post("/orders", json={**BUY, "quantity": "100000000"}).json()
     assert poor["status"] == "rejected" and poor["reason"].startswith("insufficient funds")
+
+
+def test_an_order_is_traced_from_logs_to_its_call_with_params_and_errors_secrets_redacted(
+        trading: Trading, http: httpx.Client) -> None:
+    key = f"trace-{uuid.uuid4().hex}"
+    order = http.post("/orders", json=BUY, headers={"Idempotency-Key": key}).json()
+    assert order["request_id"] == key  # the order names its call...
+    with LazyPirateClient(trading.frontend, timeout_ms=5000, retries=0) as client:
+        refused = client.request("execute.order", {**BUY, "api_key": "sekrit-1", "nested": {"password": "pw"}},
+                                 request_id=f"{key}-bad")
+    assert refused["error"]["code"] == "INVALID_PARAMS"
+
+    def logged(request_id: str) -> dict[str, Any] | None:
+        items = http.get("/logs", params={"request_id": request_id}).json()["items"]
+        return items[0] if items else None
+
+    row = wait_until(lambda: logged(key), 10, "the order's call in the request log")  # ...and /logs shows it
+    assert (row["method"], row["status"], row["error_code"]) == ("execute.order", "success", None)
+    assert row["params"] == BUY and row["error_message"] is None
+    bad = wait_until(lambda: logged(f"{key}-bad"), 10, "the refused call in the request log")
+    assert bad["params"]["api_key"] == "***" and bad["params"]["nested"] == {"password": "***"}
+    assert bad["params"]["symbol"] == "BTCUSDT" and "api_key" in bad["error_message"]
+    assert "sekrit" not in http.get("/logs", params={"method": "execute.order", "limit": 1000}).text
 
 
 #: GET /orders: a cursor matching the schema's pattern may still not be one the server gave (422); POST /orders:
