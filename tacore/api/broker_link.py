@@ -25,6 +25,7 @@ from tacore.api.errors import ComponentUnavailable
 from tacore.api.resources import ResourceSampler, local_targets
 from tacore.api.series import SeriesBuilder
 from tacore.api.stats import with_traffic
+from tacore.api.trading_view import TradingView
 
 log = logging.getLogger("tacore.api")
 
@@ -149,6 +150,7 @@ class Sampler:
         self._warm: dict[str, Callable[[], Any]] = {}
         self._last_log_id: int | None = None
         self._task: asyncio.Task[None] | None = None
+        self.trading = TradingView()
 
     # -- lifecycle --------------------------------------------------------------------------------
     def start(self) -> None:
@@ -160,6 +162,7 @@ class Sampler:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
+        await self.trading.stop()
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
@@ -211,6 +214,7 @@ class Sampler:
         self.timings["poll_ms"] = round((polled - started) * 1000.0, 3)
         self.timings["work_ms"] = round((time.perf_counter() - polled) * 1000.0, 3)
         if self.ticks % self.kline_every == 1 or self.kline_every == 1:
+            self.trading.poll_soon(self.link, self.status if self.broker_up() else None)
             await self._poll_data_agent()
         if self.engine is not None and (self.ticks % self.errors_every == 1 or self.errors_every == 1):
             await asyncio.to_thread(self._poll_errors)

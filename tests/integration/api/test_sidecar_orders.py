@@ -176,3 +176,50 @@ def test_the_order_routes_document_the_key_the_errors_and_the_rules(http: httpx.
     body = document["components"]["schemas"]["OrderBody"]
     assert body["additionalProperties"] is False and set(body["required"]) == {"symbol", "action", "quantity"}
     assert "409" in document["paths"]["/orders"]["post"]["responses"]
+
+
+CHROMIUM = Path("/usr/bin/chromium")
+
+
+@pytest.mark.browser
+@pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium at /usr/bin/chromium")
+def test_the_dashboard_shows_open_orders_recent_fills_and_positions_with_p_and_l_in_chromium(
+        trading: Trading, http: httpx.Client, tmp_path: Path) -> None:
+    from playwright.sync_api import sync_playwright
+
+    sold = http.post("/orders", json={"symbol": "ETHUSDT", "action": "sell", "quantity": "1"}).json()
+    assert sold["status"] in ("filled", "rejected")  # no ETH held or priced: either way not a position
+    trading.feed.candle("BTCUSDT", 100.0, 101.0, 99.0, 100.0, open_ms=trading.feed.next_minute())
+    bought = http.post("/orders", json={**BUY, "account": "paper"}).json()
+    resting = http.post("/orders", json={"symbol": "BTCUSDT", "action": "buy", "quantity": "0.5",
+                                         "order_type": "limit", "price": "42.5", "time_in_force": "gtc"}).json()
+    assert bought["status"] == "filled" and resting["status"] == "new"
+    trading.feed.candle("BTCUSDT", 100.0, 111.0, 99.0, 110.0, open_ms=trading.feed.next_minute())  # a gain
+    problems: list[str] = []
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=[
+            "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run"])
+        try:
+            page = browser.new_page(viewport={"width": 1500, "height": 1400})
+            page.on("pageerror", lambda exc: problems.append(str(exc)))
+            page.goto(f"{trading.base_url}/?api_key={trading.api_key}")
+            page.wait_for_function("document.querySelector('#trading-state').textContent === 'orders up'",
+                                   timeout=15_000)
+            # ids show their first 8 characters, the whole id on hover
+            page.wait_for_selector(f"#open-orders-table td[title='{resting['id']}']", timeout=15_000)
+            page.wait_for_selector(f"#fills-table td[title='{bought['id']}']", timeout=15_000)
+            page.wait_for_function("[...document.querySelectorAll('#positions-table tbody tr')].some(r => "
+                                   "r.innerText.includes('BTCUSDT') && r.innerText.includes('paper') && "
+                                   "r.querySelector('td.gain'))", timeout=15_000)
+            opened = page.inner_text("#open-orders-table")
+            assert "42.5" in opened and "limit" in opened and "new" in opened
+            fills = page.inner_text("#fills-table")
+            assert "taker" in fills and "BTCUSDT" in fills
+            row = page.locator("#positions-table tbody tr", has_text="paper").filter(has_text="BTCUSDT")
+            cells = row.first.locator("td").all_inner_texts()
+            assert cells[2] == "long" and cells[5] == "110" and D(cells[7]) > 0  # marked to the newest close
+            page.screenshot(path=str(tmp_path / "trading.png"), full_page=True)
+        finally:
+            browser.close()
+    assert problems == [], problems
+    assert (tmp_path / "trading.png").stat().st_size > 10_000
