@@ -122,9 +122,10 @@ def test_a_batch_of_replies_is_stored_in_one_go(store_at: str) -> None:
 def test_a_lost_run_can_be_taken_over_once_and_a_restarted_owner_ends_its_predecessor_s_leases(store_at: str) -> None:
     store = IdempotencyStore(store_at)
     try:
-        store.claim("lost-1", "execute.order", params_hash({}), "orders pid 1@host", lease_s=0.05)
+        # a lease long enough that a loaded machine cannot pass it between two statements
+        store.claim("lost-1", "execute.order", params_hash({}), "orders pid 1@host", lease_s=1.0)
         assert not store.take_over("lost-1", "orders pid 2@host", 30)  # still within its lease
-        time.sleep(0.1)
+        time.sleep(1.1)
         assert store.take_over("lost-1", "orders pid 2@host", 30)
         assert not store.take_over("lost-1", "orders pid 3@host", 30)  # taken: running again
         store.claim("open-1", "execute.order", params_hash({}), "orders pid 2@host", lease_s=600)
