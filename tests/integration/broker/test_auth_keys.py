@@ -260,7 +260,8 @@ def test_serve_s_own_processes_use_local_keys_the_sidecar_included(keyed: Keyed)
         return body if reply.status_code == 200 else None
 
     body = wait_until(healthy, 30, "the sidecar reaching the keyed broker")
-    assert body["components"]["broker"]["status"] == "up" and body["components"]["workers"]["live"] == 3  # 2 + orders
+    assert body["components"]["broker"]["status"] == "up"
+    assert body["components"]["workers"]["live"] == 4  # 2 pool workers, the flow scheduler, the order process
 
     def reported() -> dict[str, Any] | None:  # broker.report needs admin: the recorder presents local-admin
         states: dict[str, Any] = keyed.status()["health"]["dependencies"]
