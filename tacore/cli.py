@@ -27,7 +27,7 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
     configure_logging(settings, "serve")
     stop = stop_event_on_signals()
     Service(settings, data_agent=not args.no_data_agent, api=not args.no_api, demo=args.demo,
-            workers=args.workers, flows=not args.no_flows).run(stop)
+            workers=args.workers, flows=not args.no_flows, orders=not args.no_orders).run(stop)
     return 0
 
 
@@ -167,6 +167,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--no-data-agent", action="store_true", help="do not start the data agent")
     serve.add_argument("--no-api", action="store_true", help="do not start the monitoring sidecar")
     serve.add_argument("--no-flows", action="store_true", help="do not start the flow scheduler")
+    serve.add_argument("--no-orders", action="store_true", help="do not start the order process")
     serve.set_defaults(func=_serve)
 
     call = sub.add_parser("call", help="send one request and print the reply")

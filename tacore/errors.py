@@ -20,6 +20,7 @@ class ErrorCode(StrEnum):
     CANCELLED = "CANCELLED"
     IN_PROGRESS = "IN_PROGRESS"
     FORBIDDEN = "FORBIDDEN"
+    CONFLICT = "CONFLICT"
 
 
 #: A retry of the same call may succeed for these codes and cannot do harm: the request was never run
@@ -89,6 +90,13 @@ class InProgress(TACoreError):
     """A non-idempotent request's first run (same request_id) is still open; retry later for its reply."""
 
     code = ErrorCode.IN_PROGRESS
+
+
+class Conflict(TACoreError):
+    """An id that must name one thing was used again for something else: a request_id for another call or
+    other params, a client_order_id for another order."""
+
+    code = ErrorCode.CONFLICT
 
 
 class Unavailable(TACoreError):

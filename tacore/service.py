@@ -50,6 +50,9 @@ DATA_AGENT_METHODS = frozenset({
     "kline.add_stream", "kline.remove_stream", "kline.add_symbols", "kline.symbols", "kline.connections",
     "kline.status", "kline.history", "get.market_data", "scan.market", "evaluate.risk", "analyze.stock",
 })
+#: Methods the order process serves (queued, like the data agent's, while it starts).
+ORDER_METHODS = frozenset({"execute.order", "order.get", "order.cancel", "order.list", "portfolio.positions",
+                           "account.balances"})
 DEMO_SYMBOLS = ["BTCUSDT", "ETHUSDT", "BNBUSDT", "SOLUSDT"]
 DEMO_US_SYMBOLS = ["AAPL", "MSFT", "GOOGL", "AMZN", "NVDA", "META", "TSLA"]
 _STOP_TIMEOUT_S = 8.0
@@ -97,6 +100,12 @@ def _run_flow_scheduler(settings: Settings) -> None:
     run(settings)
 
 
+def _run_orders(settings: Settings) -> None:
+    from workers.orders.process import run
+
+    run(settings)
+
+
 def _run_sidecar(settings: Settings) -> None:
     from tacore.api.server import run
 
@@ -135,7 +144,7 @@ class Component:
 
 class Service:
     def __init__(self, settings: Settings, *, data_agent: bool = True, api: bool = True, demo: bool = False,
-                 workers: int | None = None, flows: bool = True) -> None:
+                 workers: int | None = None, flows: bool = True, orders: bool = True) -> None:
         from clients import LazyPirateClient
         from workers.pool import WorkerPool, load_registry
 
@@ -173,6 +182,7 @@ class Service:
         self.data_agent = data_agent
         self.api = api
         self.flows = flows
+        self.orders = orders
         # The supervisor's own calls (readiness, the closing figures) are internal traffic.
         self.client = LazyPirateClient(settings.client_endpoint, timeout_ms=400, retries=0, internal=True,
                                        curve=client_keys(settings))
@@ -184,6 +194,8 @@ class Service:
             from workers.methods.flows import FLOW_METHODS
 
             expected |= frozenset(FLOW_METHODS)
+        if orders:
+            expected |= ORDER_METHODS
         self.components = self._components(expected, sim_args, llm_sim)
         self.started_at = 0.0
         self._warn_at = 0.0
@@ -215,6 +227,8 @@ class Service:
         if self.flows:
             components.append(Component("flow-scheduler", _run_flow_scheduler, (s,), STOP_INTAKE,
                                         self._scheduler_answers))
+        if self.orders:
+            components.append(Component("orders", _run_orders, (s,), STOP_WORK, self._orders_answer))
         if self.api:
             components.append(Component("sidecar", _run_sidecar, (s,), STOP_INTAKE, self._sidecar_answers))
         return components
@@ -305,6 +319,10 @@ class Service:
     def _scheduler_answers(self) -> bool:
         serving = (self.last_status or {}).get("methods", {}).get("flow.stats", {}).get("workers", 0)
         return bool(serving) and self._call("flow.stats") is not None
+
+    def _orders_answer(self) -> bool:
+        serving = (self.last_status or {}).get("methods", {}).get("order.list", {}).get("workers", 0)
+        return bool(serving) and self._call("order.list") is not None
 
     def _sidecar_answers(self) -> bool:
         response = httpx.get(f"http://127.0.0.1:{self.settings.api_port}/health", timeout=0.5)

@@ -116,6 +116,16 @@ class Settings(BaseSettings):
     #: the log lags, bounded by REQUEST_LOG_BUFFER
     recorder_idle_priority: bool = True
 
+    # -- orders ----------------------------------------------------------------------------------
+    #: where the order ledger lives (SQLAlchemy URL); unset: DATABASE_URL's server, else SQLite
+    #: ``orders.db`` beside DATABASE_PATH
+    orders_database_url: str | None = None
+    #: SQLite's sync at each ledger commit: NORMAL (WAL; survives any process's death) or FULL (also an
+    #: OS crash or power loss, one fsync per group commit)
+    orders_sqlite_synchronous: Literal["NORMAL", "FULL"] = "NORMAL"
+    #: a latest price known for longer than this is asked of the data agent again before an order uses it
+    orders_price_max_age_ms: int = Field(1_000, ge=0)
+
     # -- cache -----------------------------------------------------------------------------------
     redis_url: str | None = None
 
@@ -165,7 +175,7 @@ class Settings(BaseSettings):
     @field_validator("redis_url", "database_url", "clickhouse_url", "api_key", "broker_connect", "api_host",
                      "idempotency_url", "alpaca_api_key_id", "alpaca_api_secret_key", "keys_dir", "server_key",
                      "client_key", "worker_key", "llm_base_url", "llm_api_key", "llm_model", "worker_alive_dir",
-                     mode="before")
+                     "orders_database_url", mode="before")
     @classmethod
     def _blank_is_unset(cls, value: Any) -> Any:
         return None if isinstance(value, str) and not value.strip() else value
@@ -180,7 +190,7 @@ class Settings(BaseSettings):
             raise ValueError(f"{', '.join(bad)}: intervals are {', '.join(INTERVALS)}, depths >= 0")
         return value
 
-    @field_validator("log_level", mode="before")
+    @field_validator("log_level", "orders_sqlite_synchronous", mode="before")
     @classmethod
     def _upper_level(cls, value: Any) -> Any:
         return value.upper() if isinstance(value, str) else value
@@ -267,6 +277,12 @@ class Settings(BaseSettings):
         from tacore.store.idempotency import store_url
 
         return store_url(self.database_url, self.database_path, self.idempotency_url)
+
+    @property
+    def orders_store_url(self) -> str:
+        from tacore.trading.ledger.schema import ledger_url
+
+        return ledger_url(self.orders_database_url, self.database_url, self.database_path)
 
     @property
     def clickhouse_dsn(self) -> str:

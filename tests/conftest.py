@@ -50,7 +50,7 @@ def tacore(tacore_factory: Callable[..., TACoreProcess]) -> TACoreProcess:
 def shared_tacore(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TACoreProcess]:
     """One ``tacore serve`` for the tests that only send requests and change nothing."""
     proc = TACoreProcess(tmp_path_factory.mktemp("shared"),
-                         ["serve", "--no-data-agent", "--no-api", "--no-flows"]).start()
+                         ["serve", "--no-data-agent", "--no-api", "--no-flows", "--no-orders"]).start()
     try:
         proc.wait_healthy(workers=2)
         yield proc

@@ -33,6 +33,9 @@ class MethodSpec:
     description: str = ""
     #: the role a client key needs to call it, when it declares one (tacore/auth/roles.py says how it combines)
     role: Role | None = None
+    #: not idempotent, but safe to run again once its first run is known to have ended without a reply,
+    #: because it keeps its own durable record of what it did (``execute.order``: the order ledger)
+    resumable: bool = False
 
     def invoke(self, params: dict[str, Any], ctx: CallContext) -> Any:
         return self.call(self.validate(params), ctx)
@@ -69,15 +72,19 @@ class MethodRegistry:
             raise ValueError(f"method {spec.name!r} is registered twice")
         self._specs[spec.name] = spec
 
-    def method(self, name: str, *, idempotent: bool = False, role: Role | str | None = None) -> Callable[[F], F]:
+    def method(self, name: str, *, idempotent: bool = False, role: Role | str | None = None,
+               resumable: bool = False) -> Callable[[F], F]:
         """Register ``handler(params: Model[, ctx: CallContext])``; the params model comes from its annotation.
 
         ``role`` (``read``, ``trade``, ``admin``) is the role a client key needs to call it when the
         broker has keys on; a method that changes anything should say.
+        ``resumable`` (only for a method that is not idempotent): a retry that finds the first run ended
+        without a reply (its worker died) runs it again instead of answering ``WORKER_LOST``, because the
+        method's own durable record makes a second run find what the first one did.
         """
 
         def decorate(handler: F) -> F:
-            self.add(method_spec(name, handler, idempotent=idempotent, role=role))
+            self.add(method_spec(name, handler, idempotent=idempotent, role=role, resumable=resumable))
             return handler
 
         return decorate
@@ -105,7 +112,7 @@ class MethodRegistry:
 
 
 def method_spec(name: str, handler: Callable[..., Any], *, idempotent: bool,
-                role: Role | str | None = None) -> MethodSpec:
+                role: Role | str | None = None, resumable: bool = False) -> MethodSpec:
     signature = inspect.signature(handler)
     parameters = list(signature.parameters.values())
     if not parameters or len(parameters) > 2:
@@ -115,5 +122,7 @@ def method_spec(name: str, handler: Callable[..., Any], *, idempotent: bool,
     if not (isinstance(model, type) and issubclass(model, BaseModel)):
         raise TypeError(f"handler for {name!r}: its first parameter must be annotated with a pydantic model")
     doc = inspect.getdoc(handler) or ""
+    if resumable and idempotent:
+        raise TypeError(f"{name!r}: resumable is for methods that are not idempotent")
     return MethodSpec(name, handler, model, idempotent, len(parameters) == 2, doc.split("\n", 1)[0],
-                      None if role is None else parse_role(str(role)))
+                      None if role is None else parse_role(str(role)), resumable)

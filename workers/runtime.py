@@ -36,7 +36,7 @@ from tacore.store.idempotency import IdempotencyStore, StoreUnavailable, params_
 from tacore.transport import recv_batch, send_frames
 from workers.alive import AliveMark
 from workers.context import CallContext, CancelSignal, set_current_call
-from workers.registry import MethodRegistry
+from workers.registry import MethodRegistry, MethodSpec
 
 log = logging.getLogger("tacore.worker")
 
@@ -46,6 +46,22 @@ EXIT_RECYCLED = 75
 WATCH_TICK_S = 0.025
 #: ``(budget_ms, request, received)`` of a request the worker holds but has not started (by seq).
 _Held = tuple[int | None, bytes, float]
+#: a reply waiting for the commit barrier: (entry, claimed request_id, request_id, its method is resumable)
+_Staged = tuple[wp.ReplyEntry, str | None, str | None, bool]
+#: what a claimed request's record is completed with: (request_id, ok, error code, reply)
+_Outcome = tuple[str, bool, str | None, bytes]
+
+
+class CommitBarrier(Protocol):
+    """What a worker's handlers stage and one ``commit`` makes durable (the order ledger's group commit).
+
+    A worker given one sends no reply before ``commit`` returned for the batch it belongs to, and
+    stores the replies on their idempotency records only after it. ``commit`` raises when it could not
+    make every staged effect durable, having undone them all: each successful reply of the batch is
+    then answered ``UNAVAILABLE`` (retryable) and its idempotency claim released.
+    """
+
+    def commit(self) -> None: ...
 
 
 class Watchdog(Protocol):
@@ -75,7 +91,7 @@ class Worker:
                  context: zmq.Context[Any] | None = None, idempotency: IdempotencyStore | None = None,
                  handback_ms: int = 100, recycle_grace_ms: int = 5000, exit_on_overrun: bool = False,
                  watchdog: Watchdog | None = None, curve: CurveKeys | None = None,
-                 alive: AliveMark | None = None) -> None:
+                 alive: AliveMark | None = None, commit_barrier: CommitBarrier | None = None) -> None:
         if idempotency is None and any(not spec.idempotent for spec in registry):
             raise ValueError("a worker serving non-idempotent methods needs an idempotency store "
                              "(IDEMPOTENCY_URL): without one a retry after a broker restart could run them twice")
@@ -96,6 +112,9 @@ class Worker:
         self.exit_on_overrun = exit_on_overrun
         self._watchdog = watchdog
         self._alive = alive  # touched on each broker heartbeat (WORKER_ALIVE_DIR)
+        self.barrier = commit_barrier
+        #: replies waiting for the barrier's commit: (entry, claimed request_id, request_id, resumable)
+        self._staged: list[_Staged] = []
         self.broker_snapshot: dict[str, Any] = {}
         self.sessions = 0  # registrations so far (1 + reconnects)
         self.served = 0
@@ -183,7 +202,16 @@ class Worker:
     # -- the main thread --------------------------------------------------------------------------
     def _serve(self, sock: zmq.Socket[Any], stop: threading.Event) -> str:
         with self._lock:  # held while this thread uses the socket; let go only while handlers run
-            return self._serve_locked(sock, stop)
+            try:
+                return self._serve_locked(sock, stop)
+            finally:
+                if self._staged:  # the session ends with staged replies: make them durable, send if we can
+                    staged, self._staged = self._staged, []
+                    entries, later = self._commit_batch(staged)
+                    self._replies.extend(entries)
+                    with contextlib.suppress(zmq.ZMQError):
+                        self._send_replies(sock)
+                    self._store_outcomes(later)
 
     def _serve_locked(self, sock: zmq.Socket[Any], stop: threading.Event) -> str:
         poll_ms = int(min(250.0, self.hb_interval_s * 250.0))
@@ -216,16 +244,78 @@ class Worker:
                 seq, now, None if budget_ms is None else received + budget_ms / 1000.0)
             lock.release()  # the watcher may use the socket while the handler runs
             try:
-                reply = self._handle(running, body)
+                reply, claimed, request_id, resumable = self._handle(running, body)
+                if self.barrier is None:
+                    self._record_outcome(reply, claimed)
             finally:
                 lock.acquire()
                 self._running = None
                 if self._watchdog is not None:
                     self._watchdog.value = 0.0
-            self._replies.append(reply)
-            if running.handed_back or len(self._replies) >= self._batch_limit or not held:
+            if self.barrier is None:
+                self._replies.append(reply)
+                if running.handed_back or len(self._replies) >= self._batch_limit or not held:
+                    self._send_replies(sock)
+                continue
+            # group commit: the batch's replies leave once its effects are durable
+            self._staged.append((reply, claimed, request_id, resumable))
+            if running.handed_back or len(self._staged) >= self._batch_limit or not held:
+                staged, self._staged = self._staged, []
+                lock.release()  # the watcher beats while the batch commits
+                try:
+                    entries, later = self._commit_batch(staged)
+                finally:
+                    lock.acquire()
+                self._replies.extend(entries)
                 self._send_replies(sock)
+                if later:
+                    lock.release()
+                    try:
+                        self._store_outcomes(later)
+                    finally:
+                        lock.acquire()
         return "stopping"
+
+    def _commit_batch(self, staged: list[_Staged]) -> tuple[list[wp.ReplyEntry], list[_Outcome]]:
+        """Commit a staged batch and store its replies on their records: the entries to send, and the
+        outcomes of resumable requests, stored after the replies leave (their method's own record
+        already answers a retry, so the reply need not wait for this one)."""
+        assert self.barrier is not None
+        try:
+            self.barrier.commit()
+        except Exception as exc:
+            log.error("worker %s: commit of %d staged repl%s failed: %s", self.worker_id, len(staged),
+                      "y" if len(staged) == 1 else "ies", exc)
+            message = (f"its effects could not be made durable ({exc}); nothing was recorded: retry with the same "
+                       "request_id")
+            staged = [((seq, False, ms, str(ErrorCode.UNAVAILABLE),
+                        encode_error(rid, ErrorCode.UNAVAILABLE, message, None, ms)), claimed, rid, resumable)
+                      if ok else ((seq, ok, ms, code, reply), claimed, rid, resumable)
+                      for (seq, ok, ms, code, reply), claimed, rid, resumable in staged]
+        now: list[_Outcome] = []
+        later: list[_Outcome] = []
+        for entry, claimed, _, resumable in staged:
+            if claimed is not None and self.idempotency is not None:
+                if entry[3] is not None and entry[3] in RETRYABLE_CODES:
+                    self.idempotency.release(claimed)
+                else:
+                    (later if resumable else now).append((claimed, entry[1], entry[3], entry[4]))
+        self._store_outcomes(now)
+        return [entry for entry, _, _, _ in staged], later
+
+    def _store_outcomes(self, outcomes: list[_Outcome]) -> None:
+        if outcomes and self.idempotency is not None:
+            self.idempotency.complete_many(outcomes)
+
+    def _record_outcome(self, entry: wp.ReplyEntry, claimed: str | None) -> None:
+        """Store a claimed request's reply on its record (or release the claim after a retryable error)."""
+        if claimed is None or self.idempotency is None:
+            return
+        code = entry[3]
+        if code is not None and code in RETRYABLE_CODES:
+            self.idempotency.release(claimed)  # a retryable error declares the run had no effect
+        else:
+            self.idempotency.complete(claimed, code is None, code, entry[4])
 
     def _send_replies(self, sock: zmq.Socket[Any]) -> None:
         replies, self._replies = self._replies, []
@@ -360,12 +450,15 @@ class Worker:
         os._exit(EXIT_RECYCLED)
 
     # -- one request ------------------------------------------------------------------------------
-    def _handle(self, running: _Running, body: bytes) -> wp.ReplyEntry:
-        """The REPLY entry for one request: the client's reply plus the status the broker keeps stats by."""
+    def _handle(self, running: _Running, body: bytes) -> tuple[wp.ReplyEntry, str | None, str | None, bool]:
+        """The REPLY entry for one request (the client's reply plus the status the broker keeps stats by),
+        the request_id it claimed (its record is completed by the caller), its request_id, and whether
+        its method is resumable."""
         started = time.perf_counter()
         request_id: str | None = None
         code: str | None = None
         claimed: str | None = None
+        resumable = False
         try:
             request = orjson.loads(body)
             request_id = request.get("request_id")
@@ -383,10 +476,12 @@ class Worker:
                 raise Cancelled(f"cancelled before it started ({running.signal.reason}); it was not run",
                                 details={"kind": running.signal.kind, "ran": False})
             if not spec.idempotent and isinstance(request_id, str) and self.idempotency is not None:
-                stored = self._claim(request_id, method, params, deadline)
+                stored = self._claim(request_id, spec, params, deadline)
                 if stored is not None:
-                    return running.seq, stored[0], (time.perf_counter() - started) * 1000.0, stored[1], stored[2]
+                    elapsed_ms = (time.perf_counter() - started) * 1000.0
+                    return (running.seq, stored[0], elapsed_ms, stored[1], stored[2]), None, request_id, False
                 claimed = request_id
+                resumable = spec.resumable
             ctx = CallContext(request_id, method, self.worker_id, deadline, self.broker_snapshot, running.signal)
             if self._watchdog is not None and deadline is not None:
                 self._watchdog.value = deadline + self.recycle_grace_s
@@ -408,22 +503,25 @@ class Worker:
             code = str(ErrorCode.INTERNAL)
             reply = encode_error(request_id if isinstance(request_id, str) else None, ErrorCode.INTERNAL,
                                  f"{type(exc).__name__}: {exc}", None, elapsed_ms)
-        if claimed is not None and self.idempotency is not None:
-            if code is not None and code in RETRYABLE_CODES:
-                self.idempotency.release(claimed)  # a retryable error declares the run had no effect
-            else:
-                self.idempotency.complete(claimed, code is None, code, reply)
         self.served += 1
-        return running.seq, code is None, elapsed_ms, code, reply
+        rid = request_id if isinstance(request_id, str) else None
+        return (running.seq, code is None, elapsed_ms, code, reply), claimed, rid, resumable
 
-    def _claim(self, request_id: str, method: str, params: Any,
+    def _claim(self, request_id: str, spec: MethodSpec, params: Any,
                deadline: float | None) -> tuple[bool, str | None, bytes] | None:
         """Claim a non-idempotent request for its first run; None to run it, else (ok, code, reply) to send."""
         assert self.idempotency is not None
+        method = spec.name
         remaining = 0.0 if deadline is None else max(0.0, deadline - time.monotonic())
         lease_s = remaining + self.recycle_grace_s + 1.0 if deadline is not None else 86_400.0
         try:
             found = self.idempotency.claim(request_id, method, params_hash(params), self._owner, lease_s)
+            if found.outcome == "lost" and spec.resumable and \
+                    self.idempotency.take_over(request_id, self._owner, lease_s):
+                log.warning("worker %s: %s %s: its first run ended without a reply (%s); running it again, as "
+                            "the method keeps its own durable record", self.worker_id, method, request_id,
+                            found.owner)
+                return None
         except StoreUnavailable as exc:
             raise TACoreError(f"the idempotency store is unavailable ({exc}); the request was not run",
                               code=ErrorCode.UNAVAILABLE) from None
@@ -434,8 +532,8 @@ class Worker:
         first = {"owner": found.owner, "claimed_at": round(found.claimed_at, 3),
                  "lease_until": round(found.lease_until, 3)}
         if found.outcome == "mismatch":
-            raise TACoreError(f"request_id {request_id!r} was already used for another call ({found.method}); "
-                              "use a new request_id", code=ErrorCode.INVALID_REQUEST, details=first)
+            raise TACoreError(f"request_id {request_id!r} was already used for another call ({found.method}, "
+                              "or other params); use a new request_id", code=ErrorCode.CONFLICT, details=first)
         if found.outcome == "running":
             retry_ms = max(50, min(1000, int((found.lease_until - time.time()) * 1000)))
             raise TACoreError(f"the first run of {request_id!r} is still in progress; retry with the same "

@@ -21,7 +21,19 @@ from tacore import __version__
 from tacore.api.broker_link import BrokerLink, Sampler
 from tacore.api.errors import install_error_handlers
 from tacore.api.prom import build_registry
-from tacore.api.routes import analytics, dashboard, data_agent, flows, health, logs, market, methods, metrics, workers
+from tacore.api.routes import (
+    analytics,
+    dashboard,
+    data_agent,
+    flows,
+    health,
+    logs,
+    market,
+    methods,
+    metrics,
+    orders,
+    workers,
+)
 from tacore.api.security import KEY_RESPONSES, require_key
 from tacore.auth.credentials import client_keys
 from tacore.settings import Settings
@@ -33,7 +45,8 @@ log = logging.getLogger("tacore.api")
 DESCRIPTION = """Monitoring sidecar of TACore: health, Prometheus metrics, the request log, workers,
 per-method statistics, the data agent's commands, market data and analytics (scans, portfolio risk, technical and
 AI analysis, each forwarded to the data agent), the flow engine (TradingFlow's `/flows`, `/nodes`, `/stats`),
-and a live dashboard at `/` (flows at `/dashboard/flows`).
+orders and the portfolio (`/orders`, `/positions`, `/balances`), and a live dashboard at `/` (flows at
+`/dashboard/flows`).
 
 Every endpoint but `/health` and `/ping` needs the `X-API-Key` header when `API_KEY` is set."""
 
@@ -96,6 +109,8 @@ def create_app(settings: Settings, *, sample_interval_s: float = 1.0, migrate: b
     app.include_router(analytics.router)
     app.include_router(flows.read_router)
     app.include_router(flows.write_router)
+    app.include_router(orders.read_router)
+    app.include_router(orders.write_router)
     app.include_router(dashboard.router)
     _install_docs(app)
     return app

@@ -25,6 +25,7 @@ from tacore.api.errors import ComponentUnavailable
 from tacore.api.resources import ResourceSampler, local_targets
 from tacore.api.series import SeriesBuilder
 from tacore.api.stats import with_traffic
+from tacore.api.trading_view import TradingView
 
 log = logging.getLogger("tacore.api")
 
@@ -83,10 +84,11 @@ class BrokerLink:
         self._context.term()
 
     async def request(self, method: str, params: dict[str, Any] | None = None, *, timeout_ms: float | None = None,
-                      priority: int | None = None) -> dict[str, Any]:
-        """The whole reply; raises ComponentUnavailable when the broker does not answer in time."""
+                      priority: int | None = None, request_id: str | None = None) -> dict[str, Any]:
+        """The whole reply; raises ComponentUnavailable when the broker does not answer in time.
+        ``request_id``: the caller's (an HTTP ``Idempotency-Key``), else a fresh one."""
         wait = self.timeout_ms if timeout_ms is None else timeout_ms
-        request_id = f"sidecar-{uuid.uuid4().hex}"
+        request_id = request_id or f"sidecar-{uuid.uuid4().hex}"
         try:
             if self.persistent:
                 if self._client is None:
@@ -105,9 +107,9 @@ class BrokerLink:
                 "broker", f"the broker at {self.endpoint} did not answer {method} within {wait:.0f} ms") from None
 
     async def call(self, method: str, params: dict[str, Any] | None = None, *, timeout_ms: float | None = None,
-                   priority: int | None = None) -> Any:
+                   priority: int | None = None, request_id: str | None = None) -> Any:
         """The reply's data; an error reply raises ``clients.RemoteError``."""
-        reply = await self.request(method, params, timeout_ms=timeout_ms, priority=priority)
+        reply = await self.request(method, params, timeout_ms=timeout_ms, priority=priority, request_id=request_id)
         if reply.get("status") != "success":
             raise RemoteError.from_reply(reply)
         return reply.get("data")
@@ -148,6 +150,7 @@ class Sampler:
         self._warm: dict[str, Callable[[], Any]] = {}
         self._last_log_id: int | None = None
         self._task: asyncio.Task[None] | None = None
+        self.trading = TradingView()
 
     # -- lifecycle --------------------------------------------------------------------------------
     def start(self) -> None:
@@ -159,6 +162,7 @@ class Sampler:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
+        await self.trading.stop()
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
@@ -210,6 +214,7 @@ class Sampler:
         self.timings["poll_ms"] = round((polled - started) * 1000.0, 3)
         self.timings["work_ms"] = round((time.perf_counter() - polled) * 1000.0, 3)
         if self.ticks % self.kline_every == 1 or self.kline_every == 1:
+            self.trading.poll_soon(self.link, self.status if self.broker_up() else None)
             await self._poll_data_agent()
         if self.engine is not None and (self.ticks % self.errors_every == 1 or self.errors_every == 1):
             await asyncio.to_thread(self._poll_errors)

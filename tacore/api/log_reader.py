@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
 from sqlalchemy import ColumnElement, and_, func, select, text
 from sqlalchemy.engine import Engine
 
@@ -17,7 +18,7 @@ from tacore.store.request_log import request_log
 
 COLUMNS = (
     "id", "request_id", "method", "status", "error_code", "worker_id", "priority",
-    "queue_ms", "processing_ms", "total_ms", "received_at", "finished_at", "internal",
+    "queue_ms", "processing_ms", "total_ms", "received_at", "finished_at", "internal", "params", "error_message",
 )
 _SELECT = [request_log.c[name] for name in COLUMNS]
 
@@ -102,5 +103,16 @@ def shape_rows(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
         for key in ("received_at", "finished_at"):
             item[key] = round(float(item[key]), 6)
         item["internal"] = bool(item.get("internal", False))
+        item["params"] = _json(item.get("params"))
         out.append(item)
     return out
+
+
+def _json(value: Any) -> Any:
+    """The params column's JSON as a value (None for rows from before it was kept)."""
+    if value is None:
+        return None
+    try:
+        return orjson.loads(value)
+    except orjson.JSONDecodeError:
+        return {"_unreadable": str(value)[:200]}

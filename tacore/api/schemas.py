@@ -46,6 +46,9 @@ class LogEntry(BaseModel):
     received_at: float = Field(description="epoch seconds")
     finished_at: float = Field(description="epoch seconds")
     internal: bool = Field(False, description="TACore's own call (the sidecar's polling, the scheduler's)")
+    params: dict[str, Any] | None = Field(None, description="the call's params, secrets (keys, secrets, passwords, "
+                                                            "signatures, tokens) as `***`; null on older rows")
+    error_message: str | None = Field(None, description="the error's message, for an error")
 
 
 class LogPage(BaseModel):

@@ -33,6 +33,7 @@ from tacore.errors import RETRYABLE_CODES, ErrorCode, InvalidParams, InvalidRequ
 from tacore.protocol import worker as wp
 from tacore.protocol.envelope import Request, decode_request, encode_error, encode_reply
 from tacore.settings import Settings
+from tacore.store.request_trace import REQUEST_SHIP_LIMIT
 from tacore.transport import recv_batch, send_frames, send_routed
 
 log = logging.getLogger("tacore.broker")
@@ -286,7 +287,8 @@ class Broker:
         self.counters["invalid_request"] += 1
         reply = encode_error(exc.request_id, ErrorCode.INVALID_REQUEST, exc.message, exc.details)
         self._send_client(frames[:-1], reply)
-        self._record(exc.request_id, _INVALID_METHOD, ErrorCode.INVALID_REQUEST, None, 5, now, now, 0.0, False)
+        self._record(exc.request_id, _INVALID_METHOD, ErrorCode.INVALID_REQUEST, None, 5, now, now, 0.0, False,
+                     message=exc.message)
 
     def _forbid(self, envelope: list[bytes], request: Request, user: str, now: float) -> bool:
         """Answer a request its key may not make (role too low, or the key revoked since it connected).
@@ -303,7 +305,7 @@ class Broker:
         message, details = access.refusal(user, request.method)
         self._send_client(envelope, encode_error(request.request_id, ErrorCode.FORBIDDEN, message, details))
         self._record(request.request_id, request.method, ErrorCode.FORBIDDEN, None, request.priority, now, now, 0.0,
-                     request.internal)
+                     request.internal, request.raw, message)
         return True
 
     def _on_uncommon_request(self, envelope: list[bytes], request: Request, now: float) -> None:
@@ -326,26 +328,28 @@ class Broker:
                 return
         if self.draining:
             self.counters["refused_stopping"] += 1
-            self._send_client(envelope, encode_error(
-                request_id, ErrorCode.UNAVAILABLE, "TACore is stopping and takes no new requests; it was not run",
-                {"reason": "stopping"}))
+            message = "TACore is stopping and takes no new requests; it was not run"
+            self._send_client(envelope, encode_error(request_id, ErrorCode.UNAVAILABLE, message,
+                                                     {"reason": "stopping"}))
             self._record(request_id, method, ErrorCode.UNAVAILABLE, None, request.priority, now, now, 0.0,
-                         request.internal)
+                         request.internal, request.raw, message)
             return
         if method not in self.declared:
             self.counters["unknown_method"] += 1
-            self._send_client(envelope, encode_error(
-                request_id, ErrorCode.UNKNOWN_METHOD, f"no worker serves method {method!r}",
-                {"method": method}))
+            message = f"no worker serves method {method!r}"
+            self._send_client(envelope, encode_error(request_id, ErrorCode.UNKNOWN_METHOD, message,
+                                                     {"method": method}))
             self._record(request_id, method, ErrorCode.UNKNOWN_METHOD, None, request.priority, now, now, 0.0,
-                         request.internal)
+                         request.internal, request.raw, message)
             return
         if self.queue.full():
             self.counters["busy"] += 1
+            message = f"queue full ({len(self.queue)} pending, {self.queue.bytes} bytes); retry later"
             self._send_client(envelope, encode_error(
-                request_id, ErrorCode.BUSY, f"queue full ({len(self.queue)} pending, {self.queue.bytes} bytes); "
-                "retry later", {"queue_limit": self.queue.limit, "queue_max_bytes": self.queue.max_bytes}))
-            self._record(request_id, method, ErrorCode.BUSY, None, request.priority, now, now, 0.0, request.internal)
+                request_id, ErrorCode.BUSY, message,
+                {"queue_limit": self.queue.limit, "queue_max_bytes": self.queue.max_bytes}))
+            self._record(request_id, method, ErrorCode.BUSY, None, request.priority, now, now, 0.0, request.internal,
+                         request.raw, message)
             return
         self._admit(envelope, request, now, time.time())  # none of the above after all: an ordinary request
 
@@ -649,21 +653,30 @@ class Broker:
         total_ms = (now - received) * 1000.0
         (self.internal_stats if item.internal else self.stats).observe(item.method, error_code, total_ms, queue_ms)
         if self.records is not None:
+            # the request as it came (a fragment of the frame already parsed: no work here) and an error's reply;
+            # the recorder keeps their params, secrets redacted, and the error's message
+            raw = item.raw
             self.records.add([request_id, item.method, "success" if error_code is None else "error", error_code,
                               worker_id, item.priority, queue_ms, processing_ms, total_ms, item.received_wall,
-                              item.received_wall + total_ms / 1000.0, item.internal])
+                              item.received_wall + total_ms / 1000.0, item.internal,
+                              orjson.Fragment(raw) if len(raw) <= REQUEST_SHIP_LIMIT else len(raw),
+                              None if error_code is None else body.decode("utf-8", "replace")])
 
     def _record(self, request_id: str | None, method: str, code: str, worker_id: str | None, priority: int,
-                received: float, now: float, processing_ms: float, internal: bool) -> None:
+                received: float, now: float, processing_ms: float, internal: bool, raw: bytes | None = None,
+                message: str | None = None) -> None:
         """Log and count a request answered by the broker itself before it was queued (the request log keeps
-        the name it asked for; the statistics count every undeclared name under one bucket)."""
+        the name it asked for; the statistics count every undeclared name under one bucket). ``raw``: its
+        frame, when it parsed; ``message``: the error's."""
         total_ms = (time.monotonic() - received) * 1000.0
         counted = method if method in self.declared or method == _INVALID_METHOD else UNKNOWN_METHOD_BUCKET
         (self.internal_stats if internal else self.stats).observe(counted, code, total_ms, 0.0)
         if self.records is not None:
             wall = time.time()
+            shipped: Any = None if raw is None else orjson.Fragment(raw) if len(raw) <= REQUEST_SHIP_LIMIT \
+                else len(raw)
             self.records.add([request_id, method, "error", code, worker_id, priority, 0.0, processing_ms,
-                              round(total_ms, 3), wall - total_ms / 1000.0, wall, internal])
+                              round(total_ms, 3), wall - total_ms / 1000.0, wall, internal, shipped, message])
 
     # -- introspection ----------------------------------------------------------------------------
     def status(self) -> dict[str, Any]:

@@ -11,10 +11,13 @@ shares them between hosts. Idempotent methods never touch the store.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import random
+import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -30,6 +33,7 @@ from sqlalchemy import (
     String,
     Table,
     and_,
+    bindparam,
     create_engine,
     delete,
     event,
@@ -39,7 +43,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.dialects.mysql import LONGBLOB
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 log = logging.getLogger("tacore.idempotency")
@@ -117,7 +121,8 @@ def make_store_engine(url: str, timeout_s: float) -> Engine:
     elif url.startswith("mysql") or url.startswith("mariadb"):
         seconds = max(1, round(timeout_s))
         connect_args.update(connect_timeout=seconds, read_timeout=seconds, write_timeout=seconds)
-    engine = create_engine(url, pool_pre_ping=True, connect_args=connect_args)
+    # a server connection may have dropped while idle: test it when taken (a SQLite file cannot drop)
+    engine = create_engine(url, pool_pre_ping=not url.startswith("sqlite"), connect_args=connect_args)
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)
     return engine
@@ -157,9 +162,34 @@ class IdempotencyStore:
         self.url = url
         self.ttl_s = ttl_s
         self.engine = make_store_engine(url, timeout_s)
+        # Each thread holds one connection: a pool checkout (and its reset) per claim cost as much as the claim.
+        self._local = threading.local()
+        self._held: list[Connection] = []
+        self._held_lock = threading.Lock()
         self._purge_every_s = purge_every_s
         self._next_purge = 0.0
         create_tables(self.engine)
+
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[Connection]:
+        """A transaction on this thread's connection; a connection that failed is dropped, not reused."""
+        conn: Connection | None = getattr(self._local, "conn", None)
+        if conn is None or conn.closed or conn.invalidated:
+            conn = self._local.conn = self.engine.connect()
+            with self._held_lock:
+                self._held.append(conn)
+        try:
+            with conn.begin():
+                yield conn
+        except IntegrityError:
+            raise
+        except SQLAlchemyError:
+            self._local.conn = None
+            with self._held_lock, contextlib.suppress(ValueError):
+                self._held.remove(conn)
+            with contextlib.suppress(SQLAlchemyError):
+                conn.close()
+            raise
 
     @property
     def kind(self) -> str:
@@ -180,7 +210,7 @@ class IdempotencyStore:
         try:
             for _ in range(2):
                 try:
-                    with self.engine.begin() as conn:
+                    with self._transaction() as conn:
                         conn.execute(insert(idempotency_records), row)
                     return Claim("claimed", method, owner, now, now + lease_s)
                 except IntegrityError:
@@ -193,7 +223,7 @@ class IdempotencyStore:
 
     def _existing(self, request_id: str, method: str, phash: str, now: float) -> Claim | None:
         """The record holding ``request_id`` (None once it expired and was removed: claim again)."""
-        with self.engine.begin() as conn:
+        with self._transaction() as conn:
             record = conn.execute(select(idempotency_records).where(
                 idempotency_records.c.request_id == request_id)).mappings().first()
             if record is None:
@@ -216,7 +246,7 @@ class IdempotencyStore:
         values = {"state": "done", "finished_at": time.time(), "ok": ok, "error_code": error_code, "reply": reply}
         for attempt in range(2):
             try:
-                with self.engine.begin() as conn:
+                with self._transaction() as conn:
                     conn.execute(update(idempotency_records)
                                  .where(idempotency_records.c.request_id == request_id).values(**values))
                 return
@@ -224,10 +254,57 @@ class IdempotencyStore:
                 log.error("idempotency store: storing the reply of %s failed (attempt %d): %s", request_id,
                           attempt + 1, exc)
 
+    def complete_many(self, outcomes: list[tuple[str, bool, str | None, bytes]]) -> None:
+        """``complete`` for a batch ``(request_id, ok, error_code, reply)`` in one transaction (a group commit's
+        replies); tried twice, then one by one."""
+        if not outcomes:
+            return
+        now = time.time()
+        rows = [{"key": rid, "state": "done", "finished_at": now, "ok": ok, "error_code": code, "reply": reply}
+                for rid, ok, code, reply in outcomes]
+        statement = update(idempotency_records).where(idempotency_records.c.request_id == bindparam("key")).values(
+            state=bindparam("state"), finished_at=bindparam("finished_at"), ok=bindparam("ok"),
+            error_code=bindparam("error_code"), reply=bindparam("reply"))
+        for attempt in range(2):
+            try:
+                with self._transaction() as conn:
+                    conn.execute(statement, rows)
+                return
+            except SQLAlchemyError as exc:
+                log.error("idempotency store: storing %d replies failed (attempt %d): %s", len(rows), attempt + 1,
+                          exc)
+        for rid, ok, code, reply in outcomes:
+            self.complete(rid, ok, code, reply)
+
+    def take_over(self, request_id: str, owner: str, lease_s: float) -> bool:
+        """Claim again a first run that ended without a reply (state running, lease over); True if we did.
+        Only for a resumable method: its own record lets the second run find what the first did."""
+        now = time.time()
+        c = idempotency_records.c
+        with self._transaction() as conn:
+            result = conn.execute(update(idempotency_records).where(
+                c.request_id == request_id, c.state == "running", c.lease_until <= now).values(
+                owner=owner[:256], claimed_at=now, lease_until=now + lease_s))
+        return int(result.rowcount or 0) == 1
+
+    def end_leases(self, owner_like: str) -> int:
+        """End now the leases of open runs whose owner matches ``owner_like`` (SQL LIKE): a worker that
+        restarts declares the runs its dead predecessor left open over, so retries need not wait."""
+        now = time.time()
+        c = idempotency_records.c
+        try:
+            with self._transaction() as conn:
+                result = conn.execute(update(idempotency_records).where(
+                    c.state == "running", c.owner.like(owner_like), c.lease_until > now).values(lease_until=now))
+            return int(result.rowcount or 0)
+        except SQLAlchemyError as exc:
+            log.warning("idempotency store: ending the leases of %s failed: %s", owner_like, exc)
+            return 0
+
     def release(self, request_id: str) -> None:
         """Forget a claim whose run had no effect (a retryable error): a retry runs the request afresh."""
         try:
-            with self.engine.begin() as conn:
+            with self._transaction() as conn:
                 conn.execute(delete(idempotency_records).where(idempotency_records.c.request_id == request_id))
         except SQLAlchemyError as exc:
             log.error("idempotency store: releasing %s failed: %s", request_id, exc)
@@ -237,7 +314,7 @@ class IdempotencyStore:
         cutoff = (time.time() if now is None else now) - self.ttl_s
         c = idempotency_records.c
         try:
-            with self.engine.begin() as conn:
+            with self._transaction() as conn:
                 result = conn.execute(delete(idempotency_records).where(or_(
                     and_(c.state == "done", c.finished_at < cutoff),
                     and_(c.state == "running", c.lease_until < cutoff))))
@@ -247,4 +324,9 @@ class IdempotencyStore:
             return 0
 
     def close(self) -> None:
+        with self._held_lock:
+            held, self._held = self._held, []
+        for conn in held:
+            with contextlib.suppress(SQLAlchemyError):
+                conn.close()
         self.engine.dispose()

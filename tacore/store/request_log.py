@@ -23,6 +23,7 @@ from sqlalchemy import (
     MetaData,
     String,
     Table,
+    Text,
     create_engine,
     event,
     false,
@@ -30,6 +31,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import Engine
 from sqlalchemy.pool import NullPool
+
+from tacore.store.request_trace import error_column, params_column
 
 metadata = MetaData()
 
@@ -50,6 +53,9 @@ request_log = Table(
     Column("finished_at", Float, nullable=False),  # epoch seconds
     #: the service's own traffic (the sidecar's polling, the scheduler's calls): kept out of user figures
     Column("internal", Boolean, nullable=False, server_default=false()),
+    #: the call's params as JSON, secrets redacted (tacore/store/request_trace.py); its error's message
+    Column("params", Text, nullable=True),
+    Column("error_message", Text, nullable=True),
     Index("ix_request_log_received_at", "received_at"),
     Index("ix_request_log_request_id", "request_id"),
     Index("ix_request_log_method_received", "method", "received_at"),
@@ -57,11 +63,14 @@ request_log = Table(
     Index("ix_request_log_internal_received", "internal", "received_at"),
 )
 
-#: Field order of a record as the broker ships it (a JSON array, to keep the hot path cheap).
+#: Field order of a record as the broker ships it (a JSON array, to keep the hot path cheap). Two more may
+#: follow: the request as it arrived (or its size) and, for an error, the reply; the recorder turns them into
+#: the ``params`` and ``error_message`` columns.
 RECORD_FIELDS: tuple[str, ...] = (
     "request_id", "method", "status", "error_code", "worker_id", "priority",
     "queue_ms", "processing_ms", "total_ms", "received_at", "finished_at", "internal",
 )
+_FIELD_COUNT = len(RECORD_FIELDS)
 
 
 #: Seconds to wait for a database server to accept a connection (the drivers' own defaults are minutes).
@@ -141,7 +150,15 @@ def insert_records(engine: Engine, records: Sequence[Sequence[Any]]) -> int:
     """Insert shipped records (arrays in ``RECORD_FIELDS`` order) in one transaction."""
     if not records:
         return 0
-    rows = [bounded_row(record) for record in records]
+    rows = [_row(record) for record in records]
     with engine.begin() as conn:
         conn.execute(insert(request_log), rows)
     return len(rows)
+
+
+def _row(record: Sequence[Any]) -> dict[str, Any]:
+    row = bounded_row(record[:_FIELD_COUNT])
+    extra = record[_FIELD_COUNT:]
+    row["params"] = params_column(extra[0]) if extra else None
+    row["error_message"] = error_column(extra[1]) if len(extra) > 1 else None
+    return row

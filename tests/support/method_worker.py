@@ -16,6 +16,7 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
+from tacore.errors import Unavailable
 from tacore.signals import stop_event_on_signals
 from tacore.store.idempotency import IdempotencyStore
 from workers.registry import CallContext, MethodRegistry
@@ -23,6 +24,29 @@ from workers.runtime import Worker
 
 registry = MethodRegistry()
 _order = count(1)
+
+
+class FileBarrier:
+    """A commit barrier whose durable store is a file: ``test.stage`` stages a line, ``commit`` appends
+    the batch to ``committed.txt`` and its size to ``commits.txt`` -- or refuses while ``refuse`` exists."""
+
+    def __init__(self, directory: str) -> None:
+        self.dir = Path(directory)
+        self.staged: list[str] = []
+
+    def commit(self) -> None:
+        if not self.staged:
+            return
+        lines, self.staged = self.staged, []
+        if (self.dir / "refuse").exists():
+            raise Unavailable(f"the store refused a batch of {len(lines)}")
+        with (self.dir / "committed.txt").open("a") as out:
+            out.write("".join(f"{line}\n" for line in lines))
+        with (self.dir / "commits.txt").open("a") as out:
+            out.write(f"{len(lines)}\n")
+
+
+BARRIER = FileBarrier(os.environ["TEST_BARRIER_DIR"]) if os.environ.get("TEST_BARRIER_DIR") else None
 
 
 class SleepParams(BaseModel):
@@ -75,6 +99,25 @@ def cooperative(params: SideEffectParams, ctx: CallContext) -> dict[str, object]
     return {"tag": params.tag, "cancelled": cancelled}
 
 
+@registry.method("test.stage")
+def stage(params: SleepParams) -> dict[str, object]:
+    """Non-idempotent: stages ``tag`` with the worker's commit barrier (TEST_BARRIER_DIR), then sleeps."""
+    if BARRIER is None:
+        raise Unavailable("this worker has no commit barrier (TEST_BARRIER_DIR)")
+    BARRIER.staged.append(params.tag)
+    time.sleep(params.ms / 1000.0)
+    return {"tag": params.tag, "pid": os.getpid()}
+
+
+@registry.method("test.resumable", resumable=True)
+def resumable(params: SideEffectParams) -> dict[str, object]:
+    """Not idempotent but resumable: one line per run in ``path``, then a sleep."""
+    with Path(params.path).open("a") as out:
+        out.write(f"{params.tag} {os.getpid()}\n")
+    time.sleep(params.ms / 1000.0)
+    return {"tag": params.tag, "runs": len(Path(params.path).read_text().splitlines())}
+
+
 @registry.method("test.fail")
 def fail(params: SleepParams) -> dict[str, object]:
     raise RuntimeError(f"handler failure {params.tag}")
@@ -97,7 +140,8 @@ def main() -> None:
     heartbeat_ms = int(os.environ.get("HEARTBEAT_INTERVAL_MS", "200"))  # the broker's, which it must match
     Worker(endpoint, registry, worker_id=worker_id, kind="test", credit=credit, heartbeat_interval_ms=heartbeat_ms,
            reconnect_initial_ms=50, reconnect_max_ms=500, idempotency=store,
-           handback_ms=int(os.environ.get("WORKER_HANDBACK_MS", "100"))).run(stop)
+           handback_ms=int(os.environ.get("WORKER_HANDBACK_MS", "100")),
+           recycle_grace_ms=int(os.environ.get("WORKER_RECYCLE_GRACE_MS", "5000")), commit_barrier=BARRIER).run(stop)
 
 
 if __name__ == "__main__":

@@ -117,6 +117,7 @@ def build_view(sampler: Sampler, since: float | None, internal: bool = False) ->
         "database_error": sampler.database_error,
         "resources": {"system": sampler.resources.system, "service": sampler.resources.service_totals()},
         "kline": _kline(sampler),
+        "trading": sampler.trading.view(),
         "workers": [], "methods": [], "summary": None,
     }
     if not up:

@@ -309,6 +309,56 @@
     }, k.up ? "no connections" : "–");
   }
 
+  // -- trading -----------------------------------------------------------------------------------
+  const isoClock = (t) => t ? new Date(t).toLocaleTimeString() : "–";
+  const dec = (v) => (v === null || v === undefined) ? "–" : String(v);  // exact decimals, as the ledger has them
+  const signed = (td, v) => {  // P&L cells: green above zero, red below
+    if (v !== null && v !== undefined && Number(v) !== 0) td.classList.add(Number(v) > 0 ? "gain" : "err");
+  };
+
+  function renderTrading(t, now) {
+    if (t.up) setPill($("trading-state"), "up", "orders up");
+    else if (t.configured === false || t.configured === null) setPill($("trading-state"), "unknown", "no order process");
+    else setPill($("trading-state"), "down", "orders down");
+    $("trading-summary").textContent = t.up ? `${t.positions.length} positions · ${t.open_orders.length} open orders` +
+      ` · polled ${ago(t.updated_at, now)}` + (t.error ? ` · ${t.error}` : "") : "";
+    const idle = t.up ? (t.error || "none") : "order process not running";
+    fillTable("positions-table", t.positions, (tr, p) => {
+      cell(tr, p.account);
+      cell(tr, p.symbol);
+      cell(tr, p.side);
+      cell(tr, dec(p.qty), "num");
+      cell(tr, dec(p.avg_entry_price), "num");
+      cell(tr, dec(p.current_price), "num");
+      cell(tr, dec(p.market_value), "num");
+      signed(cell(tr, dec(p.unrealized_pl), "num"), p.unrealized_pl);
+      signed(cell(tr, dec(p.realized_pl), "num"), p.realized_pl);
+    }, idle);
+    fillTable("open-orders-table", t.open_orders, (tr, o) => {
+      cell(tr, isoClock(o.created_at));
+      cell(tr, o.account);
+      cell(tr, o.symbol);
+      cell(tr, o.side);
+      cell(tr, o.order_type);
+      cell(tr, dec(o.qty), "num");
+      cell(tr, dec(o.filled_qty), "num");
+      cell(tr, [o.limit_price, o.stop_price].filter((v) => v !== null && v !== undefined).join(" / ") || "–", "num");
+      cell(tr, o.status);
+      cell(tr, o.id.slice(0, 8)).title = o.id;  // the whole id on hover
+    }, idle);
+    fillTable("fills-table", t.fills, (tr, f) => {
+      cell(tr, isoClock(f.filled_at));
+      cell(tr, f.account || "–");
+      cell(tr, f.symbol);
+      cell(tr, f.side);
+      cell(tr, dec(f.qty), "num");
+      cell(tr, dec(f.price), "num");
+      cell(tr, `${dec(f.fee)} ${f.fee_asset || ""}`.trim(), "num");
+      cell(tr, f.liquidity);
+      cell(tr, f.order_id.slice(0, 8)).title = f.order_id;
+    }, idle);
+  }
+
   // -- polling -----------------------------------------------------------------------------------
   async function poll() {
     try {
@@ -323,6 +373,7 @@
       windowS = d.window_s || windowS;
       appendSeries(d.series);
       render(d);
+      if (d.trading) renderTrading(d.trading, d.now);
       drawCharts();
       loadCandles();
     } catch (err) {

@@ -181,6 +181,22 @@ def test_a_worker_key_registers_and_each_client_role_reaches_only_its_methods(
     assert keyed.status()["counters"]["forbidden"] == forbidden_before + 6
 
 
+def test_the_order_process_serves_a_keyed_broker_trading_for_trade_keys_and_reading_for_read_keys(
+        keyed: Keyed) -> None:
+    wait_until(lambda: keyed.live("orders"), 60, "the order process registered")
+    with keyed.client("reader") as reader, keyed.client("trader", timeout_ms=10_000) as trader:
+        for method in ("execute.order", "order.cancel"):
+            assert reader.request(method, {})["error"]["code"] == "FORBIDDEN", method
+        # no data agent runs here: the order has no price and is rejected saying so, but it is an order
+        order = trader.call("execute.order", {"symbol": "BTCUSDT", "action": "buy", "quantity": "0.01"})
+        assert order["status"] == "rejected" and order["reason"] == "no price for BTCUSDT"
+        assert reader.call("order.get", {"order_id": order["id"]})["id"] == order["id"]
+        assert order["id"] in [o["id"] for o in reader.call("order.list", {"status": "all"})["orders"]]
+        assert reader.call("portfolio.positions")["count"] == 0
+        assert reader.call("account.balances")["count"] >= 1
+        assert trader.call("order.cancel", {"order_id": order["id"]})["status"] == "rejected"  # what it was
+
+
 def test_a_valid_worker_key_still_cannot_take_a_live_worker_id(keyed: Keyed) -> None:
     keyed.new_key("second-remote", KeyKind.WORKER)
     victim = next(w for w in keyed.status()["workers"] if w["kind"] == "worker" and w["state"] != "dead")
@@ -231,13 +247,13 @@ def test_a_revoked_worker_key_drops_its_live_worker_for_good(
 def test_serve_s_own_processes_use_local_keys_the_sidecar_included(keyed: Keyed) -> None:
     status = keyed.status()
     assert status["auth"] == "curve"
-    pool = [w for w in status["workers"] if w["kind"] == "worker" and w["state"] != "dead"]
-    assert {w["key"] for w in pool} == {"local-worker"}
+    own = {"worker", "orders", "flow-scheduler"}  # pool workers, the order process, the flow scheduler
 
-    def scheduler() -> list[dict[str, Any]]:  # the flow scheduler joins with the same local worker key
-        return [w for w in keyed.status()["workers"] if w["kind"] != "worker" and w["state"] != "dead"]
+    def serving() -> list[dict[str, Any]] | None:  # every one of serve's processes joins with the local worker key
+        live = [w for w in keyed.status()["workers"] if w["kind"] in own and w["state"] != "dead"]
+        return live if {w["kind"] for w in live} == own else None
 
-    assert {w["key"] for w in wait_until(scheduler, 30, "the flow scheduler registered")} == {"local-worker"}
+    assert {w["key"] for w in wait_until(serving, 30, "serve's own processes registered")} == {"local-worker"}
     with keyed.client("reader") as reader:  # the request ids in flight are for admins only
         assert reader.request("broker.status")["error"]["code"] == "FORBIDDEN"
         assert "methods" in reader.call("broker.metrics")
@@ -250,7 +266,7 @@ def test_serve_s_own_processes_use_local_keys_the_sidecar_included(keyed: Keyed)
 
     body = wait_until(healthy, 30, "the sidecar reaching the keyed broker")
     assert body["components"]["broker"]["status"] == "up"
-    assert body["components"]["workers"]["live"] == 3  # 2 pool workers + the flow scheduler
+    assert body["components"]["workers"]["live"] == 4  # 2 pool workers, the flow scheduler, the order process
 
     def reported() -> dict[str, Any] | None:  # broker.report needs admin: the recorder presents local-admin
         states: dict[str, Any] = keyed.status()["health"]["dependencies"]

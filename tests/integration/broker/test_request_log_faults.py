@@ -58,7 +58,9 @@ def _metric(api: str, name: str) -> float:
 @pytest.fixture
 def service(tacore_factory: Callable[..., TACoreProcess], tmp_path: Path) -> Iterator[Callable[..., TACoreProcess]]:
     def start(**env: str) -> TACoreProcess:
-        tacore = tacore_factory(["serve", "--no-data-agent", "--no-flows"], REQUEST_LOG_FLUSH_MS="100", **env)
+        # without the flow scheduler and the order process: they share the database under test
+        tacore = tacore_factory(["serve", "--no-data-agent", "--no-flows", "--no-orders"], REQUEST_LOG_FLUSH_MS="100",
+                                **env)
         tacore.wait_healthy(workers=2)
         wait_until(lambda: _states(tacore)["recorder"]["status"] == "up", 20, "the recorder reporting")
         return tacore

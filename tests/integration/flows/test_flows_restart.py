@@ -22,7 +22,9 @@ from tests.support.processes import ROOT, TACoreProcess, wait_until
 
 @pytest.fixture
 def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TACoreProcess]:
-    proc = TACoreProcess(tmp_path_factory.mktemp("flows-restart"), ["serve", "--no-data-agent", "--no-api"]).start()
+    # without the order process: the trade node's orders go to the stand-in venue the test counts
+    proc = TACoreProcess(tmp_path_factory.mktemp("flows-restart"),
+                         ["serve", "--no-data-agent", "--no-api", "--no-orders"]).start()
     try:
         proc.wait_healthy(timeout=90, workers=2)
         yield proc

@@ -105,3 +105,33 @@ def test_the_migration_makes_the_same_table_the_store_uses(tmp_path: Path) -> No
     IdempotencyStore(f"sqlite:///{tmp_path / 'own.db'}").close()
     assert {c["name"]: type(c["type"]).__name__ for c in inspect(fresh).get_columns("idempotency_records")} == columns
     fresh.dispose()
+
+
+def test_a_batch_of_replies_is_stored_in_one_go(store_at: str) -> None:
+    store = IdempotencyStore(store_at)
+    try:
+        for rid in ("b-1", "b-2"):
+            store.claim(rid, "execute.order", params_hash({}), "w1", lease_s=30)
+        store.complete_many([("b-1", True, None, b"one"), ("b-2", False, "CONFLICT", b"two")])
+        first, second = (store.claim(rid, "execute.order", params_hash({}), "w2", lease_s=30) for rid in ("b-1", "b-2"))
+        assert (first.outcome, first.reply, second.ok, second.error_code) == ("done", b"one", False, "CONFLICT")
+    finally:
+        store.close()
+
+
+def test_a_lost_run_can_be_taken_over_once_and_a_restarted_owner_ends_its_predecessor_s_leases(store_at: str) -> None:
+    store = IdempotencyStore(store_at)
+    try:
+        # a lease long enough that a loaded machine cannot pass it between two statements
+        store.claim("lost-1", "execute.order", params_hash({}), "orders pid 1@host", lease_s=1.0)
+        assert not store.take_over("lost-1", "orders pid 2@host", 30)  # still within its lease
+        time.sleep(1.1)
+        assert store.take_over("lost-1", "orders pid 2@host", 30)
+        assert not store.take_over("lost-1", "orders pid 3@host", 30)  # taken: running again
+        store.claim("open-1", "execute.order", params_hash({}), "orders pid 2@host", lease_s=600)
+        store.claim("open-2", "execute.order", params_hash({}), "w1 pid 9@host", lease_s=600)
+        assert store.end_leases("orders pid %@host") == 2  # lost-1's second run and open-1
+        assert store.claim("open-1", "execute.order", params_hash({}), "x", lease_s=30).outcome == "lost"
+        assert store.claim("open-2", "execute.order", params_hash({}), "x", lease_s=30).outcome == "running"
+    finally:
+        store.close()

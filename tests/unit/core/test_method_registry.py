@@ -68,3 +68,20 @@ def test_a_method_name_registered_twice_is_refused() -> None:
 
 def _ok(params: AddParams) -> int:
     return 1
+
+
+class ResumeParams(BaseModel):
+    x: int = 0
+
+
+def test_resumable_is_declared_on_a_method_that_is_not_idempotent_only() -> None:
+    registry = MethodRegistry()
+
+    @registry.method("test.resume", resumable=True)
+    def resume(params: ResumeParams) -> int:
+        return params.x
+
+    spec = registry.get("test.resume")
+    assert spec is not None and spec.resumable and not spec.idempotent
+    with pytest.raises(TypeError):
+        registry.method("test.both", idempotent=True, resumable=True)(resume)
