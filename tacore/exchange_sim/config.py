@@ -8,6 +8,11 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from decimal import Decimal
+
+#: the default account's API key pair (64 letters and digits, as Binance's); any key works once added
+DEFAULT_SPOT_API_KEY = "SimSpotKey" + "7f3a9c2e5b8d1f4a6c9e2b5d8f1a4c7e9b2d5f8a1c4e7b9d2f5a8c"
+DEFAULT_SPOT_API_SECRET = "SimSpotSecret" + "4d7a1e8b5c2f9a6d3e0b7c4f1a8d5e2b9c6f3a0d7e4b1c8f5a2"
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +49,17 @@ class SimConfig:
     alpaca_auth_timeout_s: float = 10.0  # a stream connection must authenticate within this
     alpaca_max_connections: int = 1  # authenticated stream connections per key and endpoint
     alpaca_symbol_limit: int = 30  # trades + quotes symbols per IEX stream connection
+    # -- Binance spot trading (REST, on rest_port): docs/exchange-sim.md
+    spot_api_key: str = DEFAULT_SPOT_API_KEY
+    spot_api_secret: str = DEFAULT_SPOT_API_SECRET
+    #: (asset, amount) the default key's account starts with
+    spot_balances: tuple[tuple[str, str], ...] = (("USDT", "100000"), ("BTC", "1"), ("ETH", "10"), ("BNB", "10"))
+    spot_commission: Decimal = Decimal("0.001")  # maker and taker rate of the default account (0.1 %)
+    #: share of each minute's volume a resting order may fill against, spread over the path's points
+    spot_liquidity_share: float = 1.0
+    spot_weight_limit: int = 6000  # request weight per minute (Binance: 6000)
+    spot_orders_per_10s: int = 100  # new orders per account (Binance: 100 per 10 s)
+    spot_orders_per_day: int = 200_000
 
     def __post_init__(self) -> None:
         if self.clock_speed <= 0:
@@ -52,6 +68,8 @@ class SimConfig:
             raise ValueError("update_interval_ms must be > 0")
         if self.ping_interval_s <= 0 or self.pong_timeout_s <= 0:
             raise ValueError("ping_interval_s and pong_timeout_s must be > 0")
+        if self.spot_weight_limit < 1 or self.spot_orders_per_10s < 1 or self.spot_liquidity_share <= 0:
+            raise ValueError("spot_weight_limit and spot_orders_per_10s must be >= 1, spot_liquidity_share > 0")
         if self.alpaca_rate_limit < 1 or self.alpaca_max_connections < 1:
             raise ValueError("alpaca_rate_limit and alpaca_max_connections must be >= 1")
 
@@ -64,6 +82,8 @@ class SimClock:
         self._given_start = start_ms
         self.start_ms = int(time.time() * 1000) if start_ms is None else start_ms
         self._mono0 = time.monotonic()
+        #: added to the simulated time (the control API's clock skew)
+        self.skew_ms = 0
 
     def restart(self) -> None:
         """Run from the start time again, counting from now (the simulator calls it when it starts)."""
@@ -73,7 +93,7 @@ class SimClock:
 
     def now_ms(self) -> int:
         """The current simulated time."""
-        return self.start_ms + int((time.monotonic() - self._mono0) * 1000.0 * self.speed)
+        return self.start_ms + int((time.monotonic() - self._mono0) * 1000.0 * self.speed) + self.skew_ms
 
     def real_delay_s(self, sim_ms: float) -> float:
         """Real seconds until ``sim_ms`` simulated milliseconds have passed."""

@@ -20,6 +20,7 @@ from tacore.exchange_sim.alpaca.hub import AlpacaHub
 from tacore.exchange_sim.hub import Client, Hub
 from tacore.exchange_sim.intervals import INTERVAL_MS, open_time_of
 from tacore.exchange_sim.payloads import candle_record
+from tacore.exchange_sim.spot.hub import SpotHub
 from tacore.exchange_sim.streams import WsServer
 
 MAX_CLOSED_ROWS = 100_000
@@ -52,12 +53,13 @@ class HalfOpenBody(_Body):
 
 
 class RestFailuresBody(_Body):
-    """``POST /_sim/rest_failures``: the next ``count`` klines calls (or Alpaca bars calls) fail."""
+    """``POST /_sim/rest_failures``: the next ``count`` klines calls (Alpaca bars calls; spot trading API
+    calls) fail."""
 
     count: int = Field(1, ge=0, le=100_000)
-    status: Literal[429, 418, 500] = 429
+    status: Literal[429, 418, 500, 503] = 429
     retry_after: int = Field(1, ge=0, le=3600)
-    api: Literal["binance", "alpaca"] = "binance"
+    api: Literal["binance", "alpaca", "spot"] = "binance"
 
 
 BodyT = TypeVar("BodyT", bound=_Body)
@@ -70,10 +72,11 @@ def _json(data: object, status: int = 200) -> Response:
 class ControlApi:
     """The ``/_sim/`` routes."""
 
-    def __init__(self, hub: Hub, ws: WsServer, alpaca: AlpacaHub | None = None) -> None:
+    def __init__(self, hub: Hub, ws: WsServer, alpaca: AlpacaHub | None = None, spot: SpotHub | None = None) -> None:
         self.hub = hub
         self.ws = ws
         self.alpaca = alpaca
+        self.spot = spot
 
     def routes(self) -> list[Route]:
         """Starlette routes for the control API."""
@@ -102,6 +105,8 @@ class ControlApi:
         stats = self.hub.stats()
         if self.alpaca is not None:
             stats["alpaca"] = self.alpaca.stats()
+        if self.spot is not None:
+            stats["spot"] = self.spot.stats()
         return _json(stats)
 
     async def closed(self, request: Request) -> Response:
@@ -179,6 +184,11 @@ class ControlApi:
             body = await self._body(request, RestFailuresBody)
         except ValidationError as exc:
             return _json({"error": exc.errors(include_url=False)}, 400)
+        if body.api == "spot":
+            if self.spot is None:
+                return _json({"error": "the spot trading API is not running"}, 400)
+            self.spot.limits.faults.extend([(body.status, body.retry_after)] * body.count)
+            return _json({"pending": len(self.spot.limits.faults)})
         if body.api == "alpaca":
             if self.alpaca is None:
                 return _json({"error": "the Alpaca API is not running"}, 400)
@@ -196,4 +206,7 @@ class ControlApi:
         if self.alpaca is not None:
             self.alpaca.rate.reset()
             self.alpaca.rest_faults.clear()
+        if self.spot is not None:
+            self.spot.limits.reset()
+            self.spot.reply_faults.clear()
         return _json({"ok": True})

@@ -88,6 +88,8 @@ class Hub:
         self.counters: Counter[str] = Counter()
         self.closes_by_code: Counter[str] = Counter()
         self.rest_faults: deque[tuple[int, int]] = deque()  # (HTTP status, Retry-After seconds)
+        #: ``GET /api/v3/time`` leaves the clock's skew out (a resync cannot fix it)
+        self.time_hides_skew = False
         self._next_id = 1
 
     # symbols -------------------------------------------------------------------------------

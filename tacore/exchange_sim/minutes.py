@@ -53,6 +53,8 @@ _KNOWN_PRICES = {
     "ETHBTC": 0.05,
     "BNBBTC": 0.009,
 }
+#: Symbols whose price level is a real one (the spot API's exchangeInfo lists them when no whitelist is set).
+KNOWN_SYMBOLS: tuple[str, ...] = tuple(_KNOWN_PRICES)
 # (log10 price range, log10 quote turnover per minute range) by quote asset
 _QUOTE_PROFILE = {
     "FDUSD": ((-1.3, 4.7), (4.0, 5.5)),

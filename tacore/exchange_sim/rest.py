@@ -144,7 +144,8 @@ class RestApi:
         refused = self._over_budget(1)
         if refused is not None:
             return refused
-        body = orjson.dumps({"serverTime": self.hub.clock.now_ms()})
+        clock = self.hub.clock
+        body = orjson.dumps({"serverTime": clock.now_ms() - (clock.skew_ms if self.hub.time_hides_skew else 0)})
         return Response(body, media_type=_JSON, headers=self._headers(1))
 
     async def klines(self, request: Request) -> Response:

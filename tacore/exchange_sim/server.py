@@ -36,6 +36,9 @@ from tacore.exchange_sim.control import ControlApi
 from tacore.exchange_sim.feed import Feed
 from tacore.exchange_sim.hub import Hub
 from tacore.exchange_sim.rest import RestApi
+from tacore.exchange_sim.spot.api import SpotApi
+from tacore.exchange_sim.spot.control import SpotControlApi
+from tacore.exchange_sim.spot.hub import SpotHub
 from tacore.exchange_sim.streams import SimConnection, WsServer
 
 log = logging.getLogger(__name__)
@@ -67,6 +70,7 @@ class ExchangeSimulator:
         self.hub = Hub(self.config)
         self.ws = WsServer(self.hub)
         self.feed = Feed(self.hub, self.ws.abort)
+        self.spot = SpotHub(self.hub)
         self.alpaca: AlpacaHub | None = AlpacaHub(self.config, self.hub.clock) if self.config.alpaca else None
         self.alpaca_stream = AlpacaStreamServer(self.alpaca) if self.alpaca is not None else None
         # fixed ports are known before start (a client can be configured first); 0 = chosen at start
@@ -195,9 +199,10 @@ class ExchangeSimulator:
             if alpaca_sock is not None:
                 alpaca_sock.close()
             raise
-        routes = [*RestApi(self.hub).routes(), *ControlApi(self.hub, self.ws, self.alpaca).routes()]
+        routes = [*RestApi(self.hub).routes(), *SpotApi(self.spot).routes(),
+                  *ControlApi(self.hub, self.ws, self.alpaca, self.spot).routes(), *SpotControlApi(self.spot).routes()]
         servers: list[tuple[uvicorn.Server, socket.socket]] = []
-        tasks: list[asyncio.Task[Any]] = [asyncio.create_task(self.feed.run())]
+        tasks: list[asyncio.Task[Any]] = [asyncio.create_task(self.feed.run()), asyncio.create_task(self.spot.run())]
         alpaca_listener: WsListener | None = None
         serving: list[asyncio.Task[Any]] = []
         try:
@@ -289,6 +294,13 @@ def build_parser() -> argparse.ArgumentParser:
     alpaca.add_argument("--alpaca-symbols", default="", help="comma-separated tickers (default: the US universe)")
     alpaca.add_argument("--alpaca-iex-only", action="store_true", help="the key pair has no real-time SIP plan")
     alpaca.add_argument("--alpaca-rate-limit", type=int, default=200, help="REST requests per minute")
+    spot = p.add_argument_group("Binance spot trading API")
+    spot.add_argument("--spot-api-key", default=_DEFAULTS.spot_api_key, help="the default account's API key")
+    spot.add_argument("--spot-api-secret", default=_DEFAULTS.spot_api_secret, help="its secret key")
+    spot.add_argument("--spot-balances", default="", help="ASSET=AMOUNT,... the default account starts with "
+                                                          "(default: USDT=100000,BTC=1,ETH=10,BNB=10)")
+    spot.add_argument("--spot-weight-limit", type=int, default=_DEFAULTS.spot_weight_limit,
+                      help="request weight per minute before HTTP 429")
     return p
 
 
@@ -296,6 +308,12 @@ def config_from_args(args: argparse.Namespace) -> SimConfig:
     """A SimConfig from parsed CLI flags."""
     symbols = frozenset(s.strip().upper() for s in args.symbols.split(",") if s.strip())
     tickers = frozenset(s.strip().upper() for s in args.alpaca_symbols.split(",") if s.strip())
+    balances = _DEFAULTS.spot_balances
+    if args.spot_balances.strip():
+        pairs = [item.split("=", 1) for item in args.spot_balances.split(",") if item.strip()]
+        if any(len(pair) != 2 for pair in pairs):
+            raise ValueError("--spot-balances takes ASSET=AMOUNT,...")
+        balances = tuple((asset.strip().upper(), amount.strip()) for asset, amount in pairs)
     return SimConfig(
         host=args.host,
         ws_port=args.ws_port,
@@ -317,6 +335,10 @@ def config_from_args(args: argparse.Namespace) -> SimConfig:
         alpaca_symbols=tickers or None,
         alpaca_sip=not args.alpaca_iex_only,
         alpaca_rate_limit=args.alpaca_rate_limit,
+        spot_api_key=args.spot_api_key,
+        spot_api_secret=args.spot_api_secret,
+        spot_balances=balances,
+        spot_weight_limit=args.spot_weight_limit,
     )
 
 
