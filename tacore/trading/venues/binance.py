@@ -116,7 +116,10 @@ class BinanceVenue:
                         return found
                 if exc.code == -1013:
                     self._rules.pop(order.symbol, None)  # the rules may have changed: fetch them again
-                raise self._error(exc, changes_state=True) from None
+                error = self._error(exc, changes_state=True)
+                if error.outcome_unknown:  # a 5xx / -1007: "execution status unknown"
+                    return self._after_lost_answer(order, f"HTTP {exc.status} {exc.code} {exc.msg}")
+                raise error from None
             except TransportFailure as exc:
                 if not exc.sent:
                     raise self._error(exc, changes_state=True) from None

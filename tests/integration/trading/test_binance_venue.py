@@ -137,8 +137,9 @@ def test_filter_failures_are_caught_before_sending(venue: BinanceVenue, control:
 
 
 def test_a_filter_failure_found_by_the_exchange_is_filter_1013(venue: BinanceVenue) -> None:
-    # a market order's notional is only known to the exchange when TACore has no price for it
-    error = refused(venue.submit, make_order(qty="0.00001"))
+    # a market order's notional is only known to the exchange when TACore has no price for it:
+    # 0.001 ETH (the least LOT_SIZE allows) is worth about 3 USDT, below the 5 USDT minimum notional
+    error = refused(venue.submit, make_order(symbol="ETHUSDT", qty="0.001"))
     assert (error.code, error.venue_code) == (C.FILTER, -1013) and "NOTIONAL" in error.message
 
 
