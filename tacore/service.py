@@ -154,11 +154,13 @@ class Service:
         if demo:
             ws_port, rest_port, alpaca_rest, alpaca_ws = (_free_port() for _ in range(4))
             key_id, secret = f"DEMO{secrets.token_hex(6).upper()}", secrets.token_urlsafe(24)
+            spot_key, spot_secret = secrets.token_hex(32), secrets.token_hex(32)  # the sim's Binance account
             self.sim_rest_url = f"http://127.0.0.1:{rest_port}"
             sim_args = ["--host", "127.0.0.1", "--ws-port", str(ws_port), "--rest-port", str(rest_port),
                         "--alpaca-rest-port", str(alpaca_rest), "--alpaca-ws-port", str(alpaca_ws),
                         # "=": a secret starting with "-" would read as an option (token_urlsafe: 1 in 64)
-                        f"--alpaca-key-id={key_id}", f"--alpaca-secret-key={secret}"]  # the clock at real time
+                        f"--alpaca-key-id={key_id}", f"--alpaca-secret-key={secret}",
+                        f"--spot-api-key={spot_key}", f"--spot-api-secret={spot_secret}"]  # the clock at real time
             settings = settings.model_copy(update={
                 "exchange_ws_url": f"ws://127.0.0.1:{ws_port}",
                 "exchange_rest_url": self.sim_rest_url,
@@ -166,6 +168,8 @@ class Service:
                 "alpaca_stream_url": f"ws://127.0.0.1:{alpaca_ws}",
                 "alpaca_api_key_id": key_id,
                 "alpaca_api_secret_key": SecretStr(secret),
+                "binance_api_key": SecretStr(spot_key),  # venue: binance accounts trade on the simulator
+                "binance_api_secret": SecretStr(spot_secret),
                 "data_agent_symbols": sorted({*settings.data_agent_symbols, *DEMO_SYMBOLS, *DEMO_US_SYMBOLS}),
             })
         llm_sim: tuple[int, str] | None = None

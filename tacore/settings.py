@@ -125,6 +125,12 @@ class Settings(BaseSettings):
     orders_sqlite_synchronous: Literal["NORMAL", "FULL"] = "NORMAL"
     #: a latest price known for longer than this is asked of the data agent again before an order uses it
     orders_price_max_age_ms: int = Field(1_000, ge=0)
+    #: how often the orders resting at a remote venue (Binance) are asked for, to record their fills
+    orders_remote_poll_ms: int = Field(5_000, ge=100, le=600_000)
+    #: the key pair of ``venue: binance`` accounts whose ``options`` name no other variables (secrets:
+    #: never logged); the REST API is EXCHANGE_REST_URL's (the exchange, its testnet or the simulator)
+    binance_api_key: SecretStr | None = None
+    binance_api_secret: SecretStr | None = None
 
     # -- cache -----------------------------------------------------------------------------------
     redis_url: str | None = None
@@ -175,7 +181,7 @@ class Settings(BaseSettings):
     @field_validator("redis_url", "database_url", "clickhouse_url", "api_key", "broker_connect", "api_host",
                      "idempotency_url", "alpaca_api_key_id", "alpaca_api_secret_key", "keys_dir", "server_key",
                      "client_key", "worker_key", "llm_base_url", "llm_api_key", "llm_model", "worker_alive_dir",
-                     "orders_database_url", mode="before")
+                     "orders_database_url", "binance_api_key", "binance_api_secret", mode="before")
     @classmethod
     def _blank_is_unset(cls, value: Any) -> Any:
         return None if isinstance(value, str) and not value.strip() else value

@@ -43,6 +43,8 @@ from tacore.trading.venues.paper import wall_clock_ms
 log = logging.getLogger("tacore.orders")
 
 CANDLE_INTERVAL = "1m"
+#: default interval between two looks at the orders resting at a remote venue
+REMOTE_POLL_MS = 5_000
 
 
 class Prices(Protocol):
@@ -59,7 +61,8 @@ class Placed:
 
 class OrderEngine:
     def __init__(self, ledger: Ledger, accounts: Accounts, instruments: Instruments, prices: Prices,
-                 portfolio: Portfolio, venues: dict[str, Venue], *, clock: Callable[[], int] = wall_clock_ms) -> None:
+                 portfolio: Portfolio, venues: dict[str, Venue], *, clock: Callable[[], int] = wall_clock_ms,
+                 remote_poll_ms: int = REMOTE_POLL_MS) -> None:
         self.ledger = ledger
         self.accounts = accounts
         self.instruments = instruments
@@ -74,6 +77,9 @@ class OrderEngine:
         self._marks: dict[str, int] = {}  # newest 1m candle evaluated per symbol
         self._lost = False  # a commit failed since the last barrier: staged replies may promise lost effects
         self._stale = False  # the reload after a failed commit failed too: reload before anything else
+        #: how often the orders resting at a remote venue are asked for (fills while nobody calls)
+        self.remote_poll_ms = remote_poll_ms
+        self._polled: dict[str, int] = {}  # account -> when its remote venue's open orders were last asked for
 
     # -- start-up -----------------------------------------------------------------------------------------
     def load(self) -> None:
@@ -387,7 +393,8 @@ class OrderEngine:
             return changed
 
     def on_clock(self) -> int:
-        """Time passing: day orders past their session, remote orders whose outcome is unknown."""
+        """Time passing: day orders past their session, remote orders whose outcome is unknown, and (every
+        ``remote_poll_ms``) what became of the orders resting at a remote venue."""
         with self.lock:
             self._ready_locked()
             now = self.clock()
@@ -402,9 +409,49 @@ class OrderEngine:
                 if venue.remote and order.status is OrderStatus.ACCEPTED:
                     self.resolve_unknown(order, venue)
                     changed += 1
+            changed += self._poll_remote_locked(now)
             if self.ledger.pending:
                 self._flush_locked()
             return changed
+
+    def _poll_remote_locked(self, now: int) -> int:
+        """Ask each remote venue holding open orders for its open orders (one call per account); an order
+        no longer among them is asked for by client order id (filled, canceled or expired meanwhile).
+        Returns the orders whose status or filled quantity changed."""
+        resting: dict[str, list[Order]] = {}
+        for order in self._open.values():
+            venue = self.venues.get(order.account)
+            if venue is not None and venue.remote and order.status is not OrderStatus.ACCEPTED:
+                resting.setdefault(order.account, []).append(order)
+        changed = 0
+        for account, waiting in resting.items():
+            if now < self._polled.get(account, 0) + self.remote_poll_ms:
+                continue
+            self._polled[account] = now
+            venue = self.venues[account]
+            try:
+                reports = {r.client_order_id: r for r in venue.open_orders(account)}
+            except VenueError as exc:
+                log.warning("open orders of account %s at %s: %s; asking again later", account, venue.name, exc)
+                continue
+            for order in waiting:
+                report = reports.get(order.client_order_id)
+                if report is None:
+                    try:
+                        report = venue.query(order)
+                    except VenueError as exc:
+                        log.warning("order %s (%s) at %s: %s; asking again later", order.id, order.client_order_id,
+                                    venue.name, exc)
+                        continue
+                    if report is None:
+                        log.error("order %s (%s) is %s here but %s does not know it", order.id,
+                                  order.client_order_id, order.status, venue.name)
+                        continue
+                if report.status is order.status and report.filled_qty == order.filled_qty:
+                    continue
+                self.apply(order, report)
+                changed += 1
+        return changed
 
     def open_orders(self) -> list[Order]:
         """The live open orders (call with ``lock`` held to act on them)."""

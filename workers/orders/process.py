@@ -60,7 +60,8 @@ class OrderProcess:
         self.ledger = Ledger(self.db)
         portfolio = Portfolio()
         venues = build_venues(VenueContext(self.accounts, self.instruments, portfolio, self.prices, settings))
-        self.engine = OrderEngine(self.ledger, self.accounts, self.instruments, self.prices, portfolio, venues)
+        self.engine = OrderEngine(self.ledger, self.accounts, self.instruments, self.prices, portfolio, venues,
+                                  remote_poll_ms=settings.orders_remote_poll_ms)
         self.idempotency: IdempotencyStore | None = None
         self.candles_seen = 0
 
@@ -114,6 +115,10 @@ class OrderProcess:
 
     def close(self) -> None:
         self.market.close()
+        for venue in {id(v): v for v in self.engine.venues.values()}.values():
+            closer = getattr(venue, "close", None)
+            if callable(closer):
+                closer()
         if self.idempotency is not None:
             self.idempotency.close()
         self.db.dispose()

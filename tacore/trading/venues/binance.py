@@ -29,7 +29,7 @@ from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 
 from tacore.errors import ConfigError
 from tacore.trading.accounts import AccountConfig
@@ -99,6 +99,9 @@ class BinanceVenue:
 
     def __repr__(self) -> str:
         return f"BinanceVenue(account={self.account!r}, url={self.client.base_url!r})"
+
+    def close(self) -> None:
+        self.client.close()
 
     # -- the Venue protocol -----------------------------------------------------------------------------
     def submit(self, order: Order) -> VenueReport:
@@ -334,6 +337,20 @@ class BinanceVenue:
         return error
 
 
+_DEFAULT_KEY_VARS = ("BINANCE_API_KEY", "BINANCE_API_SECRET")
+
+
+def _settings_credentials(settings: Any) -> BinanceCredentials | None:
+    """The key pair the service settings hold (BINANCE_API_KEY / BINANCE_API_SECRET read from a ``.env``
+    file, or the demo's key pair for its exchange simulator)."""
+    key, secret = getattr(settings, "binance_api_key", None), getattr(settings, "binance_api_secret", None)
+    if not isinstance(key, SecretStr) or not isinstance(secret, SecretStr):
+        return None
+    if not key.get_secret_value().strip() or not secret.get_secret_value().strip():
+        return None
+    return BinanceCredentials(key, secret, "BINANCE_API_KEY / BINANCE_API_SECRET (settings)")
+
+
 def create_venue(account: AccountConfig, context: VenueContext) -> BinanceVenue:
     """The venue of one ``venue: binance`` account (``tacore.trading.venues.build_venues``)."""
     try:
@@ -344,6 +361,8 @@ def create_venue(account: AccountConfig, context: VenueContext) -> BinanceVenue:
     settings_url = getattr(context.settings, "exchange_rest_url", None) if context.settings is not None else None
     url = options.rest_url or settings_url or DEFAULT_REST_URL
     credentials = BinanceCredentials.from_env(options.api_key_env, options.api_secret_env)
+    if credentials is None and (options.api_key_env, options.api_secret_env) == _DEFAULT_KEY_VARS:
+        credentials = _settings_credentials(context.settings)
     hint = (f"account {account.name}: no Binance API key pair: set {options.api_key_env} and "
             f"{options.api_secret_env}")
     if credentials is None:
