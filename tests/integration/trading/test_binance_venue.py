@@ -335,3 +335,20 @@ def test_credentials_repr_is_redacted() -> None:
     key, secret = new_key(), new_key()
     creds = BinanceCredentials(SecretStr(key), SecretStr(secret))
     assert key not in repr(creds) and secret not in repr(creds)
+
+
+def test_the_order_rate_limit_1015_is_rate_limited_with_the_wait_and_nothing_placed() -> None:
+    with ExchangeSimulator(SimConfig(alpaca=False, clock_speed=1.0, seed=11, spot_orders_per_10s=2)) as strict:
+        control = SimControl(strict.rest_url)
+        keys = control.add_account({"USDT": "100000"})
+        venue = make_venue(strict.rest_url, *keys, max_wait_s=0.0)
+        try:
+            for _ in range(2):
+                assert venue.submit(make_order(qty="0.001")).status is OrderStatus.FILLED
+            third = make_order(qty="0.001")
+            error = refused(venue.submit, third)
+            assert (error.code, error.venue_code, error.outcome_unknown) == (C.RATE_LIMITED, -1015, False)
+            assert 1 <= (error.retry_after_s or 0) <= 10 and "Too many new orders" in error.message
+            assert control.orders_with(keys[0], third.client_order_id) == []
+        finally:
+            venue.client.close()
