@@ -93,7 +93,8 @@ def test_the_demo_gives_the_simulator_s_account_a_fresh_key_pair_and_the_setting
         demo_service: Service) -> None:
     sim = next(c for c in demo_service.components if c.name == "exchange-sim")
     argv: list[str] = sim.args[0]
-    key, secret = argv[argv.index("--spot-api-key") + 1], argv[argv.index("--spot-api-secret") + 1]
+    options = dict(arg.split("=", 1) for arg in argv if arg.startswith("--spot-api-"))  # --opt=value
+    key, secret = options["--spot-api-key"], options["--spot-api-secret"]
     settings = demo_service.settings
     assert settings.binance_api_key is not None and settings.binance_api_key.get_secret_value() == key
     assert settings.binance_api_secret is not None and settings.binance_api_secret.get_secret_value() == secret
