@@ -127,3 +127,18 @@ class TACoreProcess:
         if code is None:
             self.proc.wait(5)
         return code
+
+
+def kill_9_service(pid: int) -> None:
+    """SIGKILL a service's supervisor and every process under it, children first.
+
+    Its children leave the supervisor's process group (a Ctrl-C reaches only the supervisor) and get
+    SIGTERM when it dies, so ``os.killpg`` of the supervisor would let them stop gracefully: a crash of
+    the whole service is every process killed, none told."""
+    import psutil
+
+    root = psutil.Process(pid)
+    family = root.children(recursive=True)
+    for proc in [*family, root]:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            proc.kill()

@@ -5,8 +5,6 @@ cash that agree."""
 from __future__ import annotations
 
 import json
-import os
-import signal
 import threading
 import time
 from collections.abc import Callable
@@ -18,7 +16,7 @@ from order_support import CandleFeed, call, wait_for_price
 from sqlalchemy import create_engine, select
 
 from tacore.trading.ledger.tables import balances, fills, orders, positions
-from tests.support.processes import TACoreProcess
+from tests.support.processes import TACoreProcess, kill_9_service
 
 D = Decimal
 IN_FLIGHT = 16
@@ -75,7 +73,7 @@ def test_kill_9_of_everything_under_a_stream_then_retrying_every_request_id_leav
     while len(answered) < 150 and time.monotonic() < deadline:
         time.sleep(0.01)
     assert tacore.proc is not None
-    os.killpg(tacore.proc.pid, signal.SIGKILL)  # every process at once, orders in flight
+    kill_9_service(tacore.proc.pid)  # every process, none told, orders in flight
     tacore.proc.wait(10)
     stop.set()
     streamer.join(5)
