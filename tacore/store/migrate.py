@@ -1,15 +1,20 @@
 """Bringing a request-log database to the newest schema at start-up, with Alembic.
 
 The recorder (the request log's only writer, which ``tacore serve`` starts first) calls
-``upgrade_schema`` at start-up; ``tacore api`` run alone does too. Under ``tacore serve`` the sidecar
-only reads, so no two processes migrate one database at once. A database made
+``upgrade_schema`` at start-up; ``tacore api`` run alone does too, and so does the flow scheduler,
+whose tables share the chain. Processes that start together take a lock first (a file lock beside a
+SQLite file, an advisory lock on PostgreSQL and MySQL), so one migrates and the others then find the
+database current, never half-made. A database made
 before Alembic came in (the table exists, the version table does not) is stamped at the first
 revision, which matches what it has, and then upgraded in place: its rows stay.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import logging
+from collections.abc import Iterator
 from importlib import resources
 from typing import TYPE_CHECKING
 
@@ -63,10 +68,60 @@ def _is_current(engine: Engine) -> bool:
         return list(conn.execute(text("SELECT version_num FROM alembic_version")).scalars()) == [HEAD_REVISION]
 
 
+#: Arbitrary constant naming the migration lock on server databases.
+_LOCK_KEY = 0x7AC0_4E01
+_LOCK_WAIT_S = 120
+
+
+@contextlib.contextmanager
+def _migration_lock(engine: Engine) -> Iterator[None]:
+    """Held by one process at a time per database, released when the block ends (or the process dies)."""
+    dialect = engine.dialect.name
+    if dialect == "sqlite":
+        database = engine.url.database
+        if not database or database == ":memory:":
+            yield
+            return
+        with open(f"{database}.migrate.lock", "a+b") as lock_file:
+            fcntl.flock(lock_file, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(lock_file, fcntl.LOCK_UN)
+        return
+    with engine.connect() as conn:
+        if dialect == "postgresql":
+            conn.execute(text("SELECT pg_advisory_lock(:key)"), {"key": _LOCK_KEY})
+            conn.commit()
+            try:
+                yield
+            finally:
+                conn.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": _LOCK_KEY})
+                conn.commit()
+        elif dialect in ("mysql", "mariadb"):
+            got = conn.execute(text("SELECT GET_LOCK(:name, :wait)"),
+                               {"name": f"tacore_migrate_{_LOCK_KEY}", "wait": _LOCK_WAIT_S}).scalar()
+            if got != 1:
+                raise RuntimeError(f"another process held the schema migration lock for {_LOCK_WAIT_S} s")
+            try:
+                yield
+            finally:
+                conn.execute(text("SELECT RELEASE_LOCK(:name)"), {"name": f"tacore_migrate_{_LOCK_KEY}"})
+        else:  # pragma: no cover - the dialects TACore supports are above
+            yield
+
+
 def upgrade_schema(engine: Engine) -> tuple[str | None, str]:
     """Apply every migration the database lacks; returns (revision before, revision now)."""
     if _is_current(engine):
         return HEAD_REVISION, HEAD_REVISION
+    with _migration_lock(engine):
+        if _is_current(engine):  # another process migrated it while this one waited
+            return HEAD_REVISION, HEAD_REVISION
+        return _upgrade(engine)
+
+
+def _upgrade(engine: Engine) -> tuple[str | None, str]:
     from alembic import command
     from alembic.runtime.migration import MigrationContext
 

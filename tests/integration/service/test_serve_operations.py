@@ -100,7 +100,8 @@ def test_every_process_names_itself(demo: Demo) -> None:
     titles = {Path(f"/proc/{p.pid}/cmdline").read_bytes().replace(b"\0", b" ").decode().strip()
               for p in demo.children}
     expected = {"tacore: broker", "tacore: recorder", "tacore: worker w1", "tacore: worker w2",
-                "tacore: data-agent", "tacore: sidecar", "tacore: exchange-sim", "tacore: llm-sim"}
+                "tacore: data-agent", "tacore: sidecar", "tacore: exchange-sim", "tacore: llm-sim",
+                "tacore: flow-scheduler", "tacore: orders"}
     assert expected <= titles, titles
     # the only other child is multiprocessing's resource tracker, a helper of the spawn start method
     assert all(t in expected or "multiprocessing.resource_tracker" in t for t in titles), titles
