@@ -16,7 +16,7 @@ from tests.support.processes import TACoreProcess, raw_call
 @pytest.fixture(scope="module")
 def loopback(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TACoreProcess]:
     proc = TACoreProcess(tmp_path_factory.mktemp("loopback"),
-                         ["serve", "--no-data-agent", "--no-api", "--no-flows"]).start()
+                         ["serve", "--no-data-agent", "--no-api", "--no-flows", "--no-orders"]).start()
     try:
         proc.wait_healthy(workers=2)
         yield proc
