@@ -430,6 +430,10 @@ class Core:
             raise CoreError(f"cycle {number} of {flow_id!r} never ran (missed)")
         flow = self.flows[flow_id]
         if cycle.graph is None:
+            gone = sorted(set(cycle.tasks) - set(flow.graph.nodes))
+            if gone:  # a stored cycle is re-run on the flow's current definition, which must still hold its nodes
+                raise CoreError(f"cycle {number} of {flow_id!r} ran nodes the flow's definition no longer has "
+                                f"({', '.join(gone)}): run a new cycle instead")
             cycle.graph = flow.graph
         self.cycles[(flow_id, number)] = cycle
         flow.open[number] = cycle

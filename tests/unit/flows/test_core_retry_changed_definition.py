@@ -1,0 +1,32 @@
+"""Retrying a stored cycle after the flow's definition lost some of its nodes is a clear refusal naming them,
+not an internal error (schemathesis found the KeyError)."""
+
+from __future__ import annotations
+
+import itertools
+import random
+
+import pytest
+
+from tacore.flows.core import Core, CoreError
+from tacore.flows.model import FlowSpec, parse_flow
+from tacore.flows.nodes import node_type
+
+
+def _spec(nodes: list[str]) -> FlowSpec:
+    return parse_flow({"flow_id": "f", "flow_json": {
+        "nodes": [{"id": n, "type": "action_node", "config": {"action": "noop"}} for n in nodes],
+        "edges": [{"source": a, "target": b} for a, b in itertools.pairwise(nodes)]}}, node_type)
+
+
+def test_a_cycle_whose_nodes_left_the_definition_is_refused_by_name() -> None:
+    core = Core(2, aging_s=3.0, rng=random.Random(1))
+    core.register(_spec(["a", "b", "hold"]), 1000.0)
+    cycle, _ = core.trigger("f", 1000.0, "manual", "manual:1", None, None)
+    assert cycle is not None
+    core.stop_cycle("f", cycle.cycle, None, 1000.5)
+    assert cycle.terminal and ("f", cycle.cycle) not in core.cycles
+    core.register(_spec(["a", "b"]), 1001.0)
+    cycle.graph = None  # as the store loads it
+    with pytest.raises(CoreError, match="hold"):
+        core.retry_cycle("f", cycle.cycle, 1002.0, cycle)
