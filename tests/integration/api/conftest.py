@@ -9,6 +9,7 @@ alone (``tacore serve`` would restart it).
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -29,6 +30,24 @@ from sidecar_helpers import (
 )
 
 
+@contextlib.contextmanager
+def _running(tmp: Path, api_key: str | None, **env: str) -> Iterator[Service]:
+    """A ``Service`` on free ports in ``tmp``: the caller spawns and awaits its processes inside the block;
+    on any failure their output goes to stderr, and the processes are always stopped."""
+    ports = free_ports(5)
+    environment = service_env(tmp, ports, **({"API_KEY": api_key} if api_key else {}), **env)
+    svc = Service(f"http://127.0.0.1:{ports[4]}", f"tcp://127.0.0.1:{ports[0]}", f"tcp://127.0.0.1:{ports[1]}",
+                  api_key, tmp, environment)
+    try:
+        yield svc
+    except BaseException:
+        for proc in svc.procs:
+            sys.stderr.write(f"--- {proc.name} output ---\n{proc.output()[-6000:]}\n")
+        raise
+    finally:
+        svc.close()
+
+
 @pytest.fixture(scope="session")
 def service() -> Iterator[Service]:
     with private_dir("service") as tmp:
@@ -36,24 +55,14 @@ def service() -> Iterator[Service]:
 
 
 def _service(tmp: Path) -> Iterator[Service]:
-    ports = free_ports(5)
-    env = service_env(tmp, ports, API_KEY=API_KEY, WORKER_COUNT="2")
-    svc = Service(f"http://127.0.0.1:{ports[4]}", f"tcp://127.0.0.1:{ports[0]}", f"tcp://127.0.0.1:{ports[1]}",
-                  API_KEY, tmp, env)
-    try:
-        svc.procs.append(spawn("serve", ["serve", "--no-data-agent"], env, tmp))
+    with _running(tmp, API_KEY, WORKER_COUNT="2") as svc:
+        svc.procs.append(spawn("serve", ["serve", "--no-data-agent"], svc.env, tmp))
         svc.agent = FakeAgent(svc.backend, heartbeat_interval_ms=HEARTBEAT_MS, frontend=svc.frontend).start()
         with svc.client() as http:
             wait_until(lambda: (r := http.get("/health")).status_code == 200
                        and r.json()["components"]["data_agent"]["status"] == "up", START_TIMEOUT_S,
                        "a serving service with its data agent")
         yield svc
-    except BaseException:
-        for proc in svc.procs:
-            sys.stderr.write(f"--- {proc.name} output ---\n{proc.output()[-4000:]}\n")
-        raise
-    finally:
-        svc.close()
 
 
 @pytest.fixture
@@ -70,23 +79,13 @@ def bare_stack() -> Iterator[Service]:
 
 
 def _bare_stack(tmp_path: Path) -> Iterator[Service]:
-    ports = free_ports(5)
-    env = service_env(tmp_path, ports)
-    svc = Service(f"http://127.0.0.1:{ports[4]}", f"tcp://127.0.0.1:{ports[0]}", f"tcp://127.0.0.1:{ports[1]}",
-                  None, tmp_path, env)
-    try:
-        svc.procs.append(spawn("broker", ["broker", "--no-request-log"], env, tmp_path))
-        svc.procs.append(spawn("worker", ["worker", "--count", "1", "--prefix", "bare-"], env, tmp_path))
-        svc.procs.append(spawn("api", ["api"], env, tmp_path))
+    with _running(tmp_path, None) as svc:
+        svc.procs.append(spawn("broker", ["broker", "--no-request-log"], svc.env, tmp_path))
+        svc.procs.append(spawn("worker", ["worker", "--count", "1", "--prefix", "bare-"], svc.env, tmp_path))
+        svc.procs.append(spawn("api", ["api"], svc.env, tmp_path))
         with svc.client() as http:
             wait_until(lambda: http.get("/health").status_code == 200, START_TIMEOUT_S, "a healthy bare stack")
         yield svc
-    except BaseException:
-        for proc in svc.procs:
-            sys.stderr.write(f"--- {proc.name} output ---\n{proc.output()[-4000:]}\n")
-        raise
-    finally:
-        svc.close()
 
 
 #: the demo starts two simulators and seeds 1,000 candles per interval of 11 symbols: on the shared 2-vCPU
@@ -102,22 +101,13 @@ def demo() -> Iterator[Service]:
 
 
 def _demo(tmp: Path) -> Iterator[Service]:
-    ports = free_ports(5)
-    env = service_env(tmp, ports, API_KEY=API_KEY, WORKER_COUNT="1")
-    svc = Service(f"http://127.0.0.1:{ports[4]}", f"tcp://127.0.0.1:{ports[0]}", f"tcp://127.0.0.1:{ports[1]}",
-                  API_KEY, tmp, env)
-    try:
-        svc.procs.append(spawn("demo", ["serve", "--demo"], env, tmp))
+    with _running(tmp, API_KEY, WORKER_COUNT="1") as svc:
+        svc.procs.append(spawn("demo", ["serve", "--demo"], svc.env, tmp))
         with svc.client() as http:
             # /health is 200 as soon as requests can be served; the data agent may still be starting
             wait_until(lambda: http.get("/health").json()["components"]["data_agent"]["status"] == "up",
                        DEMO_START_TIMEOUT_S, "the demo service with its data agent")
         yield svc
-    except BaseException:
-        sys.stderr.write(f"--- demo output ---\n{svc.procs[0].output()[-4000:] if svc.procs else ''}\n")
-        raise
-    finally:
-        svc.close()
 
 
 @pytest.fixture
@@ -131,22 +121,11 @@ def flow_service() -> Iterator[Service]:
     """``tacore serve --demo`` with an API key: the exchange simulator, the real data agent storing its candles,
     the pool, the flow scheduler and the sidecar; ready once the flow routes answer and BTCUSDT has ten 1h
     candles stored (what the TradingFlow document's price node reads)."""
-    with private_dir("flows") as tmp:
-        ports = free_ports(5)
-        env = service_env(tmp, ports, API_KEY=API_KEY, WORKER_COUNT="2")
-        svc = Service(f"http://127.0.0.1:{ports[4]}", f"tcp://127.0.0.1:{ports[0]}", f"tcp://127.0.0.1:{ports[1]}",
-                      API_KEY, tmp, env)
-        try:
-            svc.procs.append(spawn("serve", ["serve", "--demo"], env, tmp))
-            with svc.client() as http:
-                wait_until(lambda: http.get("/stats").status_code == 200, 3 * START_TIMEOUT_S, "the flow routes")
-                wait_until(lambda: (r := http.get("/klines", params={"symbol": "BTCUSDT", "interval": "1h",
-                                                                     "limit": 10})).status_code == 200
-                           and r.json()["count"] == 10, 2 * START_TIMEOUT_S, "ten stored 1h BTCUSDT candles")
-            yield svc
-        except BaseException:
-            for proc in svc.procs:
-                sys.stderr.write(f"--- {proc.name} output ---\n{proc.output()[-6000:]}\n")
-            raise
-        finally:
-            svc.close()
+    with private_dir("flows") as tmp, _running(tmp, API_KEY, WORKER_COUNT="2") as svc:
+        svc.procs.append(spawn("serve", ["serve", "--demo"], svc.env, tmp))
+        with svc.client() as http:
+            wait_until(lambda: http.get("/stats").status_code == 200, 3 * START_TIMEOUT_S, "the flow routes")
+            wait_until(lambda: (r := http.get("/klines", params={"symbol": "BTCUSDT", "interval": "1h",
+                                                                 "limit": 10})).status_code == 200
+                       and r.json()["count"] == 10, 2 * START_TIMEOUT_S, "ten stored 1h BTCUSDT candles")
+        yield svc
