@@ -104,9 +104,10 @@ class RequestRecorder:
             if now - last_perf >= _PERF_EVERY_S:
                 self._performance_line(now - last_perf)
                 last_perf = now
-        # shutdown: take what the broker still sends (it flushes on its way out), then write it all
+        # shutdown: take what is still on its way (the supervisor stops the recorder once the broker has
+        # shipped every record, so a short quiet spell is enough), then write it all
         quiet_since = time.monotonic()
-        while time.monotonic() - quiet_since < 0.5:
+        while time.monotonic() - quiet_since < 0.1:
             if self.socket.poll(100):
                 self._drain()
                 quiet_since = time.monotonic()

@@ -23,7 +23,6 @@ the run), so ``analyze.stock`` ``ai`` answers.
 from __future__ import annotations
 
 import logging
-import multiprocessing
 import secrets
 import socket
 import threading
@@ -39,6 +38,7 @@ from pydantic import SecretStr
 from tacore.auth.credentials import check_exposure, client_keys, with_local_keys, worker_keys
 from tacore.banner import ReadyFacts, closing_summary, ready_banner
 from tacore.childprocess import become_supervised_child, name_process
+from tacore.process_start import child_context, run_child
 from tacore.restarts import RestartBackoff
 from tacore.settings import Settings
 
@@ -67,7 +67,7 @@ STOP_INTAKE, STOP_WORK, STOP_LAST = "stop-intake", "stop-work", "stop-last"
 def _child(name: str, target: Callable[..., None], args: tuple[Any, ...]) -> None:
     name_process(name)
     become_supervised_child()
-    target(*args)
+    run_child(target, *args)
 
 
 def _run_broker(settings: Settings, expected: frozenset[str]) -> None:
@@ -148,7 +148,7 @@ class Service:
         from clients import LazyPirateClient
         from workers.pool import WorkerPool, load_registry
 
-        self._ctx = multiprocessing.get_context("spawn")
+        self._ctx = child_context()
         self.sim_rest_url: str | None = None
         sim_args: list[str] | None = None
         if demo:

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import importlib
 import logging
-import multiprocessing
 import threading
 import time
 from multiprocessing.process import BaseProcess
 from typing import Any
 
+from tacore.process_start import child_context, run_child
 from tacore.restarts import RestartBackoff
 from tacore.settings import Settings
 
@@ -73,7 +73,7 @@ class WorkerPool:
         self.prefix = prefix
         self.restarts = 0
         self.recycled = 0
-        self._ctx = multiprocessing.get_context("spawn")
+        self._ctx = child_context()
         self._procs: dict[str, BaseProcess] = {}
         self._watchdogs: dict[str, Any] = {}  # worker_id -> RawValue('d'): monotonic time it must be gone by
         self._started: dict[str, float] = {}
@@ -154,7 +154,7 @@ class WorkerPool:
 
     def _spawn(self, worker_id: str) -> None:
         watchdog = self._ctx.RawValue("d", 0.0)
-        proc = self._ctx.Process(target=worker_main, args=(self.settings, worker_id, watchdog),
+        proc = self._ctx.Process(target=run_child, args=(worker_main, self.settings, worker_id, watchdog),
                                  name=f"tacore-{worker_id}", daemon=False)
         proc.start()
         self._procs[worker_id] = proc

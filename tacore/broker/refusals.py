@@ -33,7 +33,8 @@ class AcceptFailureWatch:
         self.name = name
         self.failed = 0
         self._socket = sock
-        self._monitor = sock.get_monitor_socket(zmq.EVENT_ACCEPT_FAILED)
+        # MONITOR_STOPPED must be in the mask too, or libzmq never sends it and close() waits out its join
+        self._monitor = sock.get_monitor_socket(zmq.EVENT_ACCEPT_FAILED | zmq.EVENT_MONITOR_STOPPED)
         self._logged_at = 0.0
         self._unlogged = 0
         self._thread = threading.Thread(target=self._run, name=f"{name}-accept-watch", daemon=True)

@@ -103,12 +103,17 @@ def test_every_process_names_itself(demo: Demo) -> None:
                 "tacore: data-agent", "tacore: sidecar", "tacore: exchange-sim", "tacore: llm-sim",
                 "tacore: flow-scheduler", "tacore: orders"}
     assert expected <= titles, titles
-    # the only other child is multiprocessing's resource tracker, a helper of the spawn start method
-    assert all(t in expected or "multiprocessing.resource_tracker" in t for t in titles), titles
+    # the children are forked from the process template (tacore.process_start); the only other process
+    # is multiprocessing's resource tracker
+    assert "tacore: process-template" in titles, titles
+    assert all(t in expected or t == "tacore: process-template" or "multiprocessing.resource_tracker" in t
+               for t in titles), titles
     supervisor = Path(f"/proc/{demo.tacore.proc.pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
     assert supervisor.strip() == "tacore: serve"
     ps = subprocess.run(["ps", "-o", "args=", "--ppid", str(demo.tacore.proc.pid)], capture_output=True, text=True)
-    assert "tacore: broker" in ps.stdout and "multiprocessing.spawn" not in ps.stdout
+    direct = ps.stdout.splitlines()
+    assert "tacore: process-template" in direct, direct
+    assert all(line == "tacore: process-template" or "multiprocessing.resource_tracker" in line for line in direct)
 
 
 def test_one_ready_banner_names_every_endpoint_directory_and_streamed_symbol(demo: Demo) -> None:
