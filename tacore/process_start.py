@@ -15,7 +15,7 @@ import atexit
 import logging
 import multiprocessing
 from collections.abc import Callable
-from multiprocessing.context import BaseContext
+from multiprocessing.context import ForkServerContext
 from typing import Any
 
 import zmq
@@ -23,9 +23,10 @@ import zmq
 _TEMPLATE = "tacore.process_template"
 
 
-def child_context() -> BaseContext:
+def child_context() -> ForkServerContext:
     """The multiprocessing context every supervised child is started with."""
     context = multiprocessing.get_context("forkserver")
+    assert isinstance(context, ForkServerContext)
     context.set_forkserver_preload([_TEMPLATE])
     return context
 
