@@ -124,7 +124,8 @@ def _worker_health(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _broker(settings: Settings, args: argparse.Namespace) -> int:
-    from tacore.broker import Broker, heap
+    from tacore import heap
+    from tacore.broker import Broker
     from tacore.broker.refusals import raise_descriptor_limit
     from tacore.logconfig import configure_logging
     from workers.pool import load_registry

@@ -71,7 +71,8 @@ def _child(name: str, target: Callable[..., None], args: tuple[Any, ...]) -> Non
 
 
 def _run_broker(settings: Settings, expected: frozenset[str]) -> None:
-    from tacore.broker import Broker, heap
+    from tacore import heap
+    from tacore.broker import Broker
     from tacore.broker.refusals import raise_descriptor_limit
     from tacore.logconfig import configure_logging
     from tacore.signals import drain_and_stop_events
