@@ -27,6 +27,7 @@ from tacore.broker.queue import Pending, PendingQueue
 from tacore.broker.records import RecordShipper
 from tacore.broker.refusals import AcceptFailureWatch
 from tacore.broker.reports import ReportBoard
+from tacore.broker.spin import SpinGovernor
 from tacore.broker.stats import BrokerStats
 from tacore.broker.workers import WorkerRecord, WorkerRegistry
 from tacore.errors import RETRYABLE_CODES, ErrorCode, InvalidParams, InvalidRequest
@@ -95,7 +96,7 @@ class Broker:
             ("received", "answered", "busy", "timeout", "worker_lost", "invalid_request", "unknown_method",
              "deduped", "redispatched", "reply_undeliverable", "wakeups", "spins", "worker_messages",
              "refused_stopping", "timeout_dispatched", "cancelled", "late_replies", "dropped_unstarted",
-             "handed_back", "forbidden", "workers_refused"), 0,
+             "handed_back", "forbidden", "workers_refused", "spin_pauses"), 0,
         )
         self.started_at = time.time()
         self._seq = 0
@@ -106,6 +107,7 @@ class Broker:
         self._stopping = False
         self.draining = False  # an orderly stop began: no new requests, the rest are answered (see serve)
         self._spin_s = settings.broker_spin_us / 1e6
+        self.spin = SpinGovernor(self._spin_s)  # pauses the spin while the CPUs are contested
         self._to_clients: list[tuple[list[bytes], bytes]] = []  # (envelope, reply)
         self._to_workers: list[WorkerRecord] = []  # workers with requests in their outbox
         self.inflight_deadlines = InflightDeadlines()
@@ -605,6 +607,8 @@ class Broker:
         if self.access is not None:
             self._refresh_access()
         self.health = views.health(self)
+        self._spin_s = self.spin.review(now, self.counters["spins"])
+        self.counters["spin_pauses"] = self.spin.pauses
         snapshot = views.heartbeat_snapshot(self)
         for identity in list(self.workers.live):
             self._send_worker(identity, [wp.HEARTBEAT, snapshot])
