@@ -199,7 +199,10 @@ class Broker:
         """
         if not (lone >= _LONE_WAKEUPS and timeout_ms and self._spin_s and self._has_idle_worker()):
             return poller.poll(timeout_ms)
-        self.counters["spins"] += 1
+        spins = self.counters["spins"] = self.counters["spins"] + 1
+        if self.spin.due(spins):  # judged every few dozen spins: paused at once where the CPUs are contested
+            self._spin_s = self.spin.review(time.monotonic(), spins)
+            self.counters["spin_pauses"] = self.spin.pauses
         ready = poller.poll(0)
         if not ready:
             spin_end = time.perf_counter() + self._spin_s
@@ -607,8 +610,7 @@ class Broker:
         if self.access is not None:
             self._refresh_access()
         self.health = views.health(self)
-        self._spin_s = self.spin.review(now, self.counters["spins"])
-        self.counters["spin_pauses"] = self.spin.pauses
+        self._spin_s = self.spin.tick(now, self.counters["spins"])
         snapshot = views.heartbeat_snapshot(self)
         for identity in list(self.workers.live):
             self._send_worker(identity, [wp.HEARTBEAT, snapshot])
