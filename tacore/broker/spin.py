@@ -10,9 +10,9 @@ bought p50 0.95x of ``zmq.proxy`` against 1.3x without it.
 So the broker looks, every ``SAMPLE_SPINS`` spins within a heartbeat interval, at how often its
 thread was preempted meanwhile (involuntary context switches, ``getrusage(RUSAGE_THREAD)``). Past
 ``CONTESTED_SHARE`` of the spins (about one per spin was seen on a full machine, none quiet),
-something else was waiting for the CPU: the spin pauses for
-``PAUSE_MIN_S``, doubled each time the contention is still there after a pause (up to
-``PAUSE_MAX_S``), and back to the shortest pause after an interval of uncontested spinning. A
+something else was waiting for the CPU: the spin pauses for ``PAUSE_MIN_S``, doubled each time
+the contention is still there after a pause (up to ``PAUSE_MAX_S``), and back to the shortest
+pause after a sample of uncontested spins. A
 pause costs what no spin costs (the wake-ups); a wrong spin cost a core on a full machine.
 Where the count does not exist (not Linux) the spin runs as configured.
 """
