@@ -15,8 +15,22 @@ With ``--non-idempotent`` one more TACore row calls ``bench.health_once`` (bench
 the same work declared not idempotent, so each request also claims and completes its durable
 idempotency record (SQLite by default): what exactly-once across restarts costs.
 
+``--breakdown`` runs instead what each guarantee costs, switched on one at a time through the
+operator's own switches, each row beside the same two baselines in the same interleaved run:
+
+- ``minimal``: ``tacore broker --no-request-log`` and ``tacore worker --count 2`` with
+  ``DEDUPE_MAX_ENTRIES=0``. What cannot be switched off is in every row, this one included:
+  deadlines at the queue and after dispatch, the cancel verb, bounded queues and frames,
+  heartbeats, per-method statistics;
+- ``+ dedupe``: replies kept for retries (``DEDUPE_MAX_ENTRIES`` as default);
+- ``+ request log``: the broker ships a record per request and a recorder process writes them;
+- ``+ keys (CURVE)``: ``BROKER_CURVE``: CurveZMQ on both ports and the role check per request;
+- ``+ exactly once``: the method is not idempotent, so each call claims and completes its durable
+  idempotency record (``bench.health_once``, benchmarks/bench_methods.py);
+- ``all on (tacore serve)``: TACore as installed, the default rows' ``tacore``.
+
     python benchmarks/bench_broker.py [--rounds 5] [--latency-requests 3000] [--throughput-seconds 3]
-                                      [--non-idempotent] [--curve]
+                                      [--non-idempotent] [--curve] [--breakdown]
 """
 
 from __future__ import annotations
@@ -33,6 +47,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -182,13 +197,48 @@ def start_tacore(workdir: Path, name: str = "tacore", method: str = "health.chec
            **extra_env}
     proc = subprocess.Popen([sys.executable, "-m", "tacore", "serve", "--no-data-agent", "--no-api", "--no-flows"],
                             env=env, cwd=workdir)
-    endpoint = f"tcp://127.0.0.1:{ports['ZMQ_FRONTEND_PORT']}"
+    return _serving(name, f"tcp://127.0.0.1:{ports['ZMQ_FRONTEND_PORT']}", [proc], method, keys)
+
+
+def _serving(name: str, endpoint: str, procs: list[subprocess.Popen[bytes]], method: str,
+             keys: CurveKeys | None) -> Target:
+    """The target once it answers; its CPU is the broker's process, as ``broker.status`` names it."""
     wait_for(endpoint, 60, keys)  # a busy shared machine can take that long to start a service
     sock = req_socket(endpoint, keys)
     sock.send(json.dumps({"request_id": uuid.uuid4().hex, "method": "broker.status"}).encode())
     status = json.loads(sock.recv())["data"]
     sock.close()
-    return Target(name, endpoint, [proc], status["pid"], status["core"], method, keys)
+    return Target(name, endpoint, procs, status["pid"], status["core"], method, keys)
+
+
+_RECORDER = "from tacore.recorder import run; from tacore.settings import load_settings; run(load_settings())"
+
+
+def start_parts(workdir: Path, name: str, *, dedupe: bool = False, request_log: bool = False, curve: bool = False,
+                method: str = "health.check", **extra_env: str) -> Target:
+    """TACore from its parts, as an operator runs them apart: ``tacore broker``, ``tacore worker --count 2``
+    and, with the request log, the recorder; every switchable guarantee off unless asked for."""
+    workdir = workdir / name
+    workdir.mkdir()
+    ports = {name: free_port() for name in ("ZMQ_FRONTEND_PORT", "ZMQ_BACKEND_PORT", "RECORDER_PORT")}
+    env = {**os.environ, **{k: str(v) for k, v in ports.items()}, "TACORESERVICE_LOG_LEVEL": "WARNING",
+           "DATABASE_PATH": str(workdir / "bench.db"), "LOG_DIR": str(workdir / "logs"),
+           "DATA_DIR": str(workdir / "data"), **({} if dedupe else {"DEDUPE_MAX_ENTRIES": "0"}), **extra_env}
+    keys = None
+    if curve:
+        keyring = Keyring(workdir / "keys")
+        keyring.ensure_server()
+        keys = CurveKeys.load(keyring.generate("bench", KeyKind.CLIENT, Role.ADMIN).secret_file)
+        env.update(BROKER_CURVE="true", KEYS_DIR=str(keyring.directory),
+                   WORKER_KEY=str(keyring.generate("bench-workers", KeyKind.WORKER, None).secret_file))
+    tacore = [sys.executable, "-m", "tacore"]
+    procs = [subprocess.Popen([*tacore, "broker", *([] if request_log else ["--no-request-log"])], env=env,
+                              cwd=workdir)]
+    if request_log:
+        procs.append(subprocess.Popen([sys.executable, "-c", _RECORDER], env=env, cwd=workdir))
+    procs.append(subprocess.Popen([*tacore, "worker", "--count", "2", "--connect",
+                                   f"tcp://127.0.0.1:{ports['ZMQ_BACKEND_PORT']}"], env=env, cwd=workdir))
+    return _serving(name, f"tcp://127.0.0.1:{ports['ZMQ_FRONTEND_PORT']}", procs, method, keys)
 
 
 def start_baseline(name: str, broker_script: str, worker_script: str) -> Target:
@@ -276,6 +326,16 @@ TARGETS = {  # name -> what the row is; the first is TACore as installed, the re
     "zmq.proxy": "zmq.proxy (baseline)",
     "plain": "plain Python lbbroker",
 }
+BREAKDOWN = {  # name -> row label; each guarantee alone on top of the minimal broker, then TACore as served
+    "minimal": "minimal (switchable ones off)",
+    "dedupe": "+ dedupe (replies kept)",
+    "request-log": "+ request log (recorder)",
+    "curve": "+ keys (CURVE)",
+    "once": "+ exactly once (durable record)",
+    "tacore": "all on (tacore serve)",
+    "zmq.proxy": "zmq.proxy (baseline)",
+    "plain": "plain Python lbbroker",
+}
 GOALS = {"p50_us": 1.2, "p99_us": 1.5, "throughput_rps": 0.4, "cpu_us_per_req": 30.0}
 CURVE_THROUGHPUT_GOAL = 0.7  # keys on, against plaintext TACore in the same run
 
@@ -322,6 +382,76 @@ def report(summary: dict[str, dict[str, float]], cores: dict[str, str]) -> dict[
     return ratios
 
 
+def report_breakdown(summary: dict[str, dict[str, float]], cores: dict[str, str]) -> dict[str, dict[str, float]]:
+    """One row per guarantee: its figures, its ratios to zmq.proxy and to the plain lbbroker, and what it
+    adds to the minimal broker (us of p50/p99, us of broker CPU per request, share of throughput)."""
+    proxy, plain, minimal = summary["zmq.proxy"], summary["plain"], summary["minimal"]
+    keys = ("p50_us", "p99_us", "throughput_rps")
+    ratios = {name: {**{key: row[key] / proxy[key] for key in keys},
+                     **{f"{key}_vs_lbbroker": row[key] / plain[key] for key in keys}}
+              for name, row in summary.items()}
+    print(f"\n{'':34}{'p50 us':>9}{'x proxy':>8}{'x lb':>6}{'p99 us':>9}{'x proxy':>8}{'x lb':>6}"
+          f"{'req/s':>8}{'x proxy':>8}{'CPU us':>8}  {'adds to minimal: p50 / p99 / CPU, throughput':>44}")
+    for name, label in BREAKDOWN.items():
+        if name not in summary:
+            continue
+        row, ratio = summary[name], ratios[name]
+        if name in cores:
+            label += f" [{cores[name][0]}]"
+        adds = ""
+        if name in cores and name != "minimal":
+            adds = (f"{row['p50_us'] - minimal['p50_us']:+7.1f} / {row['p99_us'] - minimal['p99_us']:+7.1f} / "
+                    f"{row['cpu_us_per_req'] - minimal['cpu_us_per_req']:+5.1f} us, "
+                    f"{row['throughput_rps'] / minimal['throughput_rps']:.2f}x")
+        print(f"{label:34}{row['p50_us']:9.1f}{ratio['p50_us']:7.2f}x{ratio['p50_us_vs_lbbroker']:5.2f}x"
+              f"{row['p99_us']:9.1f}{ratio['p99_us']:7.2f}x{ratio['p99_us_vs_lbbroker']:5.2f}x"
+              f"{row['throughput_rps']:8.0f}{ratio['throughput_rps']:7.2f}x{row['cpu_us_per_req']:8.1f}  {adds:>44}")
+    every = ratios["tacore"]
+    print("All on against the targets: "
+          f"p50 no worse than lbbroker {'met' if every['p50_us_vs_lbbroker'] <= 1.0 else 'MISSED'}, "
+          f"p99 no worse than lbbroker {'met' if every['p99_us_vs_lbbroker'] <= 1.0 else 'MISSED'}, "
+          f"p99 <= {GOALS['p99_us']}x proxy {'met' if every['p99_us'] <= GOALS['p99_us'] else 'MISSED'}, "
+          f"CPU <= {GOALS['cpu_us_per_req']:.0f} us "
+          f"{'met' if summary['tacore']['cpu_us_per_req'] <= GOALS['cpu_us_per_req'] else 'MISSED'}")
+    print("In every TACore row, minimal included (not switchable): deadlines in the queue and after dispatch, "
+          "the cancel verb, bounded queues and frames, heartbeats, per-method statistics. [c] compiled core.")
+    return ratios
+
+
+def bench_methods_path(tmp: Path) -> str:
+    """A PYTHONPATH entry that makes benchmarks/ importable (bench.health_once) while tacore stays the installed one."""
+    path = tmp / "bench-path"
+    if not path.exists():
+        path.mkdir()
+        (path / "benchmarks").symlink_to(ROOT / "benchmarks")
+    return str(path)
+
+
+def start_targets(tmp: Path, args: argparse.Namespace, targets: list[Target]) -> None:
+    """Start the run's targets, each appended to ``targets`` once it answers (so a failure stops those started)."""
+    path, registry = bench_methods_path(tmp), "benchmarks.bench_methods:build_registry"
+    starts: list[Callable[[], Target]]
+    if args.breakdown:
+        starts = [lambda: start_parts(tmp, "minimal"),
+                  lambda: start_parts(tmp, "dedupe", dedupe=True),
+                  lambda: start_parts(tmp, "request-log", request_log=True),
+                  lambda: start_parts(tmp, "curve", curve=True),
+                  lambda: start_parts(tmp, "once", method="bench.health_once", PYTHONPATH=path,
+                                      WORKER_REGISTRY=registry),
+                  lambda: start_tacore(tmp)]
+    else:
+        pure = pure_python_tree(tmp)
+        starts = [lambda: start_tacore(tmp),
+                  *([lambda: start_tacore(tmp, "tacore-curve", curve=True)] if args.curve else []),
+                  lambda: start_tacore(tmp, "tacore-python", PYTHONPATH=str(pure)),
+                  lambda: start_tacore(tmp, "tacore-nospin", BROKER_SPIN_US="0"),
+                  *([lambda: start_tacore(tmp, "tacore-once", "bench.health_once", PYTHONPATH=path,
+                                         WORKER_REGISTRY=registry)]
+                    if args.non_idempotent else [])]
+    for start in [*starts, start_proxy, start_plain_broker]:
+        targets.append(start())
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rounds", type=int, default=5)
@@ -332,24 +462,18 @@ def main() -> int:
     parser.add_argument("--non-idempotent", action="store_true",
                         help="add a TACore row calling a non-idempotent method (durable idempotency records)")
     parser.add_argument("--curve", action="store_true", help="also run TACore with keys on (BROKER_CURVE)")
+    parser.add_argument("--breakdown", action="store_true",
+                        help="instead: each guarantee switched on alone, beside the same baselines")
     args = parser.parse_args()
 
     ticks0 = cpu_ticks()
+    load0 = os.getloadavg()
     with tempfile.TemporaryDirectory() as tmp:
-        pure = pure_python_tree(Path(tmp))
-        targets = [start_tacore(Path(tmp)),
-                   *([start_tacore(Path(tmp), "tacore-curve", curve=True)] if args.curve else []),
-                   start_tacore(Path(tmp), "tacore-python", PYTHONPATH=str(pure)),
-                   start_tacore(Path(tmp), "tacore-nospin", BROKER_SPIN_US="0"),
-                   start_proxy(), start_plain_broker()]
-        if args.non_idempotent:
-            only_benchmarks = Path(tmp) / "bench-path"  # importable benchmarks/, while tacore stays the installed one
-            only_benchmarks.mkdir()
-            (only_benchmarks / "benchmarks").symlink_to(ROOT / "benchmarks")
-            targets.append(start_tacore(Path(tmp), "tacore-once", "bench.health_once", PYTHONPATH=str(only_benchmarks),
-                                        WORKER_REGISTRY="benchmarks.bench_methods:build_registry"))
-        results: dict[str, dict[str, list[float]]] = {t.name: {"lat": [], "tput": [], "cpu": []} for t in targets}
+        targets: list[Target] = []
         try:
+            start_targets(Path(tmp), args, targets)
+            results: dict[str, dict[str, list[float]]] = {t.name: {"lat": [], "tput": [], "cpu": []}
+                                                          for t in targets}
             for round_no in range(args.rounds):
                 order = targets[round_no % len(targets):] + targets[:round_no % len(targets)]  # no fixed slot
                 for target in order:
@@ -367,7 +491,9 @@ def main() -> int:
     for name, r in results.items():
         summary[name] = {"p50_us": pct(r["lat"], 0.50), "p99_us": pct(r["lat"], 0.99),
                          "throughput_rps": statistics.median(r["tput"]), "cpu_us_per_req": statistics.median(r["cpu"])}
-    ratios = report(summary, {t.name: t.core for t in targets if t.core})
+    cores = {t.name: t.core for t in targets if t.core}
+    ratios = report_breakdown(summary, cores) if args.breakdown else report(summary, cores)
+    load1 = os.getloadavg()
     ticks1 = cpu_ticks()
     steal = (ticks1[1] - ticks0[1]) / max(1, ticks1[0] - ticks0[0])
     print(f"\n{args.rounds} interleaved rounds; latency: {args.latency_requests} requests/round, one REQ client; "
@@ -375,8 +501,11 @@ def main() -> int:
           "broker CPU: its process (thread + libzmq I/O thread) per request at 64 in flight. Ratios are to zmq.proxy.")
     print(f"CPU steal during the run: {steal:.1%} of the machine's CPU time (other guests of the hypervisor; "
           "figures are noisy when it is high).")
+    print(f"Load average (1, 5, 15 min) at the start {load0[0]:.2f} {load0[1]:.2f} {load0[2]:.2f}, at the end "
+          f"{load1[0]:.2f} {load1[1]:.2f} {load1[2]:.2f} on {os.cpu_count()} CPUs (compare ratios within a run).")
     if args.json:
-        args.json.write_text(json.dumps({"summary": summary, "ratios": ratios, "steal": steal}, indent=2))
+        args.json.write_text(json.dumps({"summary": summary, "ratios": ratios, "steal": steal,
+                                         "load": [load0, load1]}, indent=2))
     return 0
 
 

@@ -124,6 +124,7 @@ def _worker_health(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _broker(settings: Settings, args: argparse.Namespace) -> int:
+    from tacore import heap
     from tacore.broker import Broker
     from tacore.broker.refusals import raise_descriptor_limit
     from tacore.logconfig import configure_logging
@@ -133,8 +134,10 @@ def _broker(settings: Settings, args: argparse.Namespace) -> int:
     configure_logging(settings, "broker")
     raise_descriptor_limit()
     stop = stop_event_on_signals()
-    Broker(settings, expected_methods=frozenset(load_registry(settings.worker_registry).names()),
-           ship_records=not args.no_request_log).run(stop)
+    broker = Broker(settings, expected_methods=frozenset(load_registry(settings.worker_registry).names()),
+                    ship_records=not args.no_request_log)
+    heap.settle()
+    broker.run(stop)
     return 0
 
 

@@ -71,6 +71,7 @@ def _child(name: str, target: Callable[..., None], args: tuple[Any, ...]) -> Non
 
 
 def _run_broker(settings: Settings, expected: frozenset[str]) -> None:
+    from tacore import heap
     from tacore.broker import Broker
     from tacore.broker.refusals import raise_descriptor_limit
     from tacore.logconfig import configure_logging
@@ -79,7 +80,9 @@ def _run_broker(settings: Settings, expected: frozenset[str]) -> None:
     configure_logging(settings, "broker")
     raise_descriptor_limit()
     leave, stop = drain_and_stop_events()
-    Broker(settings, expected_methods=expected).serve(leave, stop)
+    broker = Broker(settings, expected_methods=expected)
+    heap.settle()  # start-up is over: its heap is never walked by the collector again
+    broker.serve(leave, stop)
 
 
 def _run_recorder(settings: Settings) -> None:

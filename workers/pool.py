@@ -33,6 +33,7 @@ def load_registry(spec: str) -> Any:
 
 def worker_main(settings: Settings, worker_id: str, watchdog: Any = None) -> None:
     """Entry point of one pool worker process."""
+    from tacore import heap
     from tacore.auth.credentials import worker_keys
     from tacore.childprocess import become_supervised_child, name_process
     from tacore.logconfig import configure_logging
@@ -62,6 +63,7 @@ def worker_main(settings: Settings, worker_id: str, watchdog: Any = None) -> Non
                     exit_on_overrun=True, watchdog=watchdog, curve=worker_keys(settings), alive=alive)
     log.info("worker %s started, serving %s via %s%s", worker_id, ", ".join(worker.registry.names()),
              settings.worker_endpoint, f"; idempotency records in {store.describe()}" if store else "")
+    heap.settle()  # start-up is over: its heap is never walked by the collector again
     worker.run(stop)
     log.info("worker %s stopped after %d requests", worker_id, worker.served)
 

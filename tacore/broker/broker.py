@@ -27,6 +27,7 @@ from tacore.broker.queue import Pending, PendingQueue
 from tacore.broker.records import RecordShipper
 from tacore.broker.refusals import AcceptFailureWatch
 from tacore.broker.reports import ReportBoard
+from tacore.broker.spin import SpinGovernor
 from tacore.broker.stats import BrokerStats
 from tacore.broker.workers import WorkerRecord, WorkerRegistry
 from tacore.errors import RETRYABLE_CODES, ErrorCode, InvalidParams, InvalidRequest
@@ -95,7 +96,7 @@ class Broker:
             ("received", "answered", "busy", "timeout", "worker_lost", "invalid_request", "unknown_method",
              "deduped", "redispatched", "reply_undeliverable", "wakeups", "spins", "worker_messages",
              "refused_stopping", "timeout_dispatched", "cancelled", "late_replies", "dropped_unstarted",
-             "handed_back", "forbidden", "workers_refused"), 0,
+             "handed_back", "forbidden", "workers_refused", "spin_pauses"), 0,
         )
         self.started_at = time.time()
         self._seq = 0
@@ -106,6 +107,7 @@ class Broker:
         self._stopping = False
         self.draining = False  # an orderly stop began: no new requests, the rest are answered (see serve)
         self._spin_s = settings.broker_spin_us / 1e6
+        self.spin = SpinGovernor(self._spin_s)  # pauses the spin while the CPUs are contested
         self._to_clients: list[tuple[list[bytes], bytes]] = []  # (envelope, reply)
         self._to_workers: list[WorkerRecord] = []  # workers with requests in their outbox
         self.inflight_deadlines = InflightDeadlines()
@@ -197,7 +199,10 @@ class Broker:
         """
         if not (lone >= _LONE_WAKEUPS and timeout_ms and self._spin_s and self._has_idle_worker()):
             return poller.poll(timeout_ms)
-        self.counters["spins"] += 1
+        spins = self.counters["spins"] = self.counters["spins"] + 1
+        if self.spin.due(spins):  # judged every few dozen spins: paused at once where the CPUs are contested
+            self._spin_s = self.spin.review(time.monotonic(), spins)
+            self.counters["spin_pauses"] = self.spin.pauses
         ready = poller.poll(0)
         if not ready:
             spin_end = time.perf_counter() + self._spin_s
@@ -605,6 +610,7 @@ class Broker:
         if self.access is not None:
             self._refresh_access()
         self.health = views.health(self)
+        self._spin_s = self.spin.tick(now, self.counters["spins"])
         snapshot = views.heartbeat_snapshot(self)
         for identity in list(self.workers.live):
             self._send_worker(identity, [wp.HEARTBEAT, snapshot])
