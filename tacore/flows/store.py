@@ -29,7 +29,9 @@ from sqlalchemy import (
     UniqueConstraint,
     and_,
     bindparam,
+    create_engine,
     delete,
+    event,
     func,
     insert,
     select,
@@ -37,8 +39,10 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.pool import StaticPool
 
 from tacore.flows.core import Core, Cycle, Flow, Task
+from tacore.store.request_log import sqlite_path
 
 metadata = MetaData()
 
@@ -166,9 +170,28 @@ def _flow_row(flow: Flow, now: float) -> dict[str, Any]:
             "version": flow.version, "updated_at": now}
 
 
+def _sqlite_writer(engine: Engine) -> Engine:
+    writer = create_engine(engine.url, poolclass=StaticPool, connect_args={"check_same_thread": False})
+    event.listen(writer, "connect", _writer_pragmas)
+    return writer
+
+
+def _writer_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA busy_timeout=5000")
+    cursor.close()
+
+
 class FlowStore:
     def __init__(self, engine: Engine) -> None:
-        self.engine = engine
+        self.engine = engine  # reads (the sidecar's and the handlers'), retention
+        self._path = sqlite_path(engine.url.render_as_string(hide_password=False))
+        self._inode: int | None = None
+        #: the writes: one connection kept open. The service's SQLite engine opens a file afresh per use, and
+        #: closing the last connection to a WAL file checkpoints and fsyncs it (~5 ms, three times a cycle).
+        self.writer = engine if self._path is None else _sqlite_writer(engine)
         # Task rows go to the driver directly (executemany with the driver's placeholders): SQLAlchemy's
         # per-row compilation cost more than the database's own work per node.
         mark = "?" if engine.dialect.paramstyle == "qmark" else "%s"
@@ -185,6 +208,22 @@ class FlowStore:
         self._finished: list[Cycle] = []  # finished cycles whose tasks wait for the next write
 
     # -- writing (the scheduler's loop) ------------------------------------------------------------
+    def close(self) -> None:
+        self.writer.dispose()
+        self.engine.dispose()
+
+    def _write(self) -> Engine:
+        """The writer, reopened when its SQLite file was deleted or replaced (it would write into the void)."""
+        if self._path is not None:
+            try:
+                inode: int | None = self._path.stat().st_ino
+            except OSError:
+                inode = None
+            if inode != self._inode:
+                self.writer.dispose()
+                self._inode = inode
+        return self.writer
+
     def flush(self, core: Core, now: float | None = None, *, tasks_too: bool = True) -> list[Cycle]:
         """Write what ``core`` marked dirty in one transaction; the new cycles the store refused (a
         duplicate ``(flow, trigger_key)`` or cycle number) come back, not written, for the caller to drop.
@@ -199,7 +238,7 @@ class FlowStore:
         if new_cycles:
             refused = self._insert_cycles(new_cycles, now)
         refused_keys = {(c.flow_id, c.cycle) for c in refused}
-        with self.engine.begin() as conn:
+        with self._write().begin() as conn:
             dirty_flows = [core.flows[f] for f in core.dirty_flows if f in core.flows]
             # a new definition (or a flow this store has not written): the whole row; else its state only
             whole = [_flow_row(f, now) for f in dirty_flows if self._flows.get(f.id) != f.version]
@@ -253,8 +292,9 @@ class FlowStore:
 
     def _insert_cycles(self, cycles: list[Cycle], now: float) -> list[Cycle]:
         rows = [{**_cycle_row(c, now), "created_at": now} for c in cycles]
+        writer = self._write()
         try:
-            with self.engine.begin() as conn:
+            with writer.begin() as conn:
                 conn.execute(insert(flow_cycles), rows)
             self._cycles.update((c.flow_id, c.cycle) for c in cycles)
             return []
@@ -263,7 +303,7 @@ class FlowStore:
         refused = []
         for cycle, row in zip(cycles, rows, strict=True):  # one by one, to find the duplicates
             try:
-                with self.engine.begin() as conn:
+                with writer.begin() as conn:
                     conn.execute(insert(flow_cycles), [row])
                 self._cycles.add((cycle.flow_id, cycle.cycle))
             except IntegrityError:

@@ -70,7 +70,7 @@ class Scheduler:
             thread.join(5.0)
             with self.engine.lock:
                 self.engine.store.flush(self.engine.core)
-            self.engine.store.engine.dispose()
+            self.engine.store.close()
             os.close(self._wake_r)
             os.close(self._wake_w)
 
