@@ -11,9 +11,10 @@ Cases (issue 15, section 9):
   200-node cycle, per node (in process: the same work the scheduler does, without the broker);
 - 1,000 flows x 10 nodes on 1-minute cycles (2 workers, 2 cores): cycle start lateness p50/p99/max, and that
   every flow got exactly one cycle per tick (none missed or doubled);
-- a priority-0 node ready while 1,000 priority-9 nodes hold every slot: from ``flow.cycle`` to the node's
-  end, polled every 2 ms; Dask: a priority-0 task behind 1,000 priority-9 ones (it cannot preempt: it waits
-  for a running task to end).
+- a priority-0 node ready while 1,000 priority-9 nodes hold every slot: from the node ready (its
+  ``queued_at``) to its reply in at the scheduler (``finished_at``; it started on a worker before that), and
+  from ``flow.cycle`` to the node's end as a client sees it (polled every 2 ms); Dask: a priority-0 task
+  behind 1,000 priority-9 ones (it cannot preempt: it waits for a running task to end).
 """
 
 from __future__ import annotations
@@ -89,7 +90,8 @@ def tacore_cases(quick: bool, only: str | None = None) -> dict[str, Any]:
 
 def priority_case(client: LazyPirateClient) -> dict[str, Any]:
     low = {"flow_id": "hold", "priority": 9, "flow_json": {"nodes": [
-        {"id": f"s{i}", "type": "action_node", "config": {"action": "sleep", "duration_ms": 60_000}}
+        {"id": f"s{i}", "type": "action_node", "config": {"action": "sleep", "duration_ms": 60_000},
+         "timeout_ms": 300_000}  # they hold their slots for the whole case (the default timeout is 30 s)
         for i in range(1000)], "edges": []}}
     client.call("flow.run", low)
     client.call("flow.run", noop_chain("urgent", 1, priority=0))
@@ -97,7 +99,8 @@ def priority_case(client: LazyPirateClient) -> dict[str, Any]:
     wait_until(lambda: client.call("flow.stats")["slots_used"] >= 1000, 120, "1,000 priority-9 nodes dispatched")
     time.sleep(1.0)
     samples = []
-    for _ in range(5):
+    ready_to_reply = []  # the scheduler's own stamps: node queued (ready) -> its reply in (it started before)
+    for _ in range(9):
         started = time.perf_counter()
         number = client.call("flow.cycle", {"flow_id": "urgent"})["cycle"]
         while True:
@@ -106,11 +109,16 @@ def priority_case(client: LazyPirateClient) -> dict[str, Any]:
                 break
             time.sleep(0.002)
         samples.append((time.perf_counter() - started) * 1000.0)
+        task = cycle["tasks"][0]
+        ready_to_reply.append((task["finished_at"] - task["queued_at"]) * 1000.0)
         time.sleep(0.3)
     preemptions = client.call("flow.stats")["preemptions"]
     client.call("flow.stop", {"flow_id": "hold"})
     return {"median_ms": round(statistics.median(samples), 2), "max_ms": round(max(samples), 2),
-            "samples_ms": [round(x, 1) for x in samples], "preemptions": preemptions}
+            "samples_ms": [round(x, 1) for x in samples],
+            "ready_to_reply_median_ms": round(statistics.median(ready_to_reply), 2),
+            "ready_to_reply_max_ms": round(max(ready_to_reply), 2),
+            "ready_to_reply_ms": [round(x, 1) for x in ready_to_reply], "preemptions": preemptions}
 
 
 def many_flows(client: LazyPirateClient, flows: int, ticks: int) -> dict[str, Any]:
@@ -261,9 +269,11 @@ def main() -> int:
          f"p50 {many['first_dispatch_p50_ms']} ms, p99 {many['first_dispatch_p99_ms']} ms; cycles per tick "
          f"{many['cycles_per_tick']} (one per flow); {many['statuses']}", "no scheduler",
          "p99 <= 20 ms; none missed/doubled"),
-        ("priority-0 node while 1,000 priority-9 hold every slot: flow.cycle to its end",
-         f"median {ours['preempt']['median_ms']} ms, max {ours['preempt']['max_ms']} ms "
-         f"({ours['preempt']['preemptions']} preemptions)", f"{dask['priority_ms']} ms (no preemption)",
+        ("priority-0 node while 1,000 priority-9 hold every slot: ready to its reply (flow.cycle to its end, "
+         "client polling every 2 ms)",
+         f"median {ours['preempt']['ready_to_reply_median_ms']} ms, max {ours['preempt']['ready_to_reply_max_ms']} "
+         f"ms (median {ours['preempt']['median_ms']} ms, max {ours['preempt']['max_ms']} ms; "
+         f"{ours['preempt']['preemptions']} preemptions)", f"{dask['priority_ms']} ms (no preemption)",
          "<= 10 ms"),
     ]
     width = max(len(r[0]) for r in rows)
