@@ -229,10 +229,11 @@ class Core(Progress):
             raise CoreError(f"cycle {number} of {flow_id!r} never ran (missed)")
         flow = self.flows[flow_id]
         if cycle.graph is None:
-            gone = sorted(set(cycle.tasks) - set(flow.graph.nodes))
-            if gone:  # a stored cycle is re-run on the flow's current definition, which must still hold its nodes
-                raise CoreError(f"cycle {number} of {flow_id!r} ran nodes the flow's definition no longer has "
-                                f"({', '.join(gone)}): run a new cycle instead")
+            # a stored cycle is re-run on the flow's current definition, which must hold exactly its nodes
+            drift = _drift(cycle, flow)
+            if drift:
+                raise CoreError(f"cycle {number} of {flow_id!r} ran on another definition of the flow ({drift}): "
+                                "run a new cycle instead")
             cycle.graph = flow.graph
         self.cycles[(flow_id, number)] = cycle
         flow.open[number] = cycle
@@ -260,6 +261,12 @@ class Core(Progress):
         with their request_id, queued ones are queued, pending ones wait for their inputs."""
         flow = self.flows[cycle.flow_id]
         if cycle.graph is None:
+            # as a retry: the cycle goes on on the flow's current definition only if that still has its nodes
+            # (a node added since is indistinguishable from a task whose row was not written yet: it runs)
+            gone = sorted(set(cycle.tasks) - set(flow.graph.nodes))
+            if gone:
+                self._end_on_changed_definition(flow, cycle, gone, now)
+                return []
             cycle.graph = flow.graph
         self.cycles[(cycle.flow_id, cycle.cycle)] = cycle
         flow.open[cycle.cycle] = cycle
@@ -290,6 +297,24 @@ class Core(Progress):
                 self._maybe_ready(cycle, task, now)
         self._settle(cycle, now)
         return actions
+
+    def _end_on_changed_definition(self, flow: Flow, cycle: Cycle, gone: list[str], now: float) -> None:
+        """A restored cycle whose nodes left the flow's definition (replaced while it ran; the definition it
+        started with is not kept): it cannot go on, so it ends ``cancelled``, saying why, its open tasks too."""
+        why = (f"the flow's definition changed while this cycle ran (its nodes {', '.join(gone)} are no longer in "
+               "it) and the scheduler restarted: it cannot go on on the new definition; ended (a retry is refused "
+               "the same way: run a new cycle)")
+        flow.next_cycle = max(flow.next_cycle, cycle.cycle + 1)
+        self.keys.add((cycle.flow_id, cycle.trigger_key))
+        for task in cycle.tasks.values():
+            if not task.terminal:
+                task.status, task.finished_at, task.error_message = "cancelled", now, why
+                task.seq = -1
+                self.dirty_tasks[task.id] = task
+                self.logs.append((task.id, "WARNING", why, now))
+        cycle.status, cycle.finished_at, cycle.error = "cancelled", now, why[:2000]
+        cycle.remaining = 0
+        self._mark(cycle)
 
     def forget(self, cycle: Cycle) -> set[str]:
         """Drop a cycle the store refused (another scheduler made it): its tasks never run here. Returns
@@ -324,3 +349,12 @@ class Core(Progress):
             flow.buffered = None
             self.keys.discard((flow.id, key))
             self.trigger(flow.id, now, trigger, key, scheduled_at)
+
+
+def _drift(cycle: Cycle, flow: Flow) -> str:
+    """How a stored cycle's nodes differ from its flow's current definition ("" when they are the same)."""
+    gone = sorted(set(cycle.tasks) - set(flow.graph.nodes))
+    added = sorted(set(flow.graph.nodes) - set(cycle.tasks))
+    parts = ([f"nodes no longer in the definition: {', '.join(gone)}"] if gone else []) + \
+        ([f"nodes added since: {', '.join(added)}"] if added else [])
+    return "; ".join(parts)
