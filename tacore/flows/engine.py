@@ -104,8 +104,11 @@ class FlowEngine:
                 actions = self.flush(actions, now, tasks_too=False)
             return actions
 
-    def flush(self, actions: list[Action], now: float, *, tasks_too: bool = True) -> list[Action]:
-        refused = self.store.flush(self.core, now, tasks_too=tasks_too)
+    def flush(self, actions: list[Action], now: float, *, tasks_too: bool = True,
+              wait: bool = False) -> list[Action]:
+        """Hand what the core changed to the store (new cycles written now, the rest behind); ``actions``
+        without those of cycles the store refused."""
+        refused = self.store.flush(self.core, now, tasks_too=tasks_too, wait=wait)
         if tasks_too:
             self._last_flush = now
         if not refused:
