@@ -122,3 +122,17 @@ def test_a_cycle_whose_nodes_left_the_definition_ends_on_restart_saying_which(en
     with pytest.raises(InvalidParams, match="nodes no longer in the definition: b"):
         restarted.retry("f", 0)  # the retry is refused the same way
     restarted.store.close()
+
+
+def test_a_write_behind_handed_to_the_writing_thread_is_read_back_once_waited_for(engine: Engine) -> None:
+    core, store = Core(4), FlowStore(engine)
+    core.register(SPEC, 0.0)
+    core.due(60.0)
+    [first] = core.schedule(60.0)
+    assert store.flush(core, 60.0, tasks_too=False, wait=False) == []  # the new cycle: written before it returns
+    assert store.cycle_counts("f") == {"running": 1}
+    core.on_reply(first.task.request_id or "", {"status": "success", "data": {"outputs": {"output": 7}}}, 60.1)
+    store.flush(core, 60.1, wait=False)  # the loop's write-behind: handed over, the loop goes on
+    store.wait()
+    assert {t["node_id"]: t["output_data"] for t in store.task_rows("f", 0)}["a"] == {"output": 7}
+    store.close()
