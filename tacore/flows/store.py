@@ -2,11 +2,13 @@
 (the Tradefree document's columns plus flow, cycle, node, component, attempt, worker, priority, timings)
 and ``task_logs``. Created by the Alembic migration 0004 (``tacore/store/migrations``).
 
-The scheduler writes what its core marked dirty in one transaction per loop turn (``flush``), before
-it sends the requests that turn decided: a task is ``running`` in the store, with its ``request_id``,
-before any worker can see it, which is what lets a restarted scheduler ask for it again. A cycle is
-unique per ``(flow_id, cycle)`` and per ``(flow_id, trigger_key)``: a second scheduler, or a restart
-racing the old process, cannot create a scheduled time twice (``flush`` returns the cycles refused).
+The scheduler writes a new cycle before it sends any of its requests; what else its core marked dirty
+(``flush``) goes behind, at most every 20 ms, as one batch of rows per flush that a writing thread puts in
+the database in one transaction, batches in order (a cycle's end and its tasks' rows land together, so
+no cycle ends with tasks still ``running``). A task's ``request_id`` is derived from stored fields, which
+is what lets a restarted scheduler ask again for a task in flight whether or not its row was written. A
+cycle is unique per ``(flow_id, cycle)`` and per ``(flow_id, trigger_key)``: a second scheduler, or a
+restart racing the old process, cannot create a scheduled time twice (``flush`` returns the cycles refused).
 """
 
 from __future__ import annotations
