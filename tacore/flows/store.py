@@ -255,8 +255,8 @@ class FlowStore:
               wait: bool = True) -> list[Cycle]:
         """Write what ``core`` marked dirty in one transaction; the new cycles the store refused (a
         duplicate ``(flow, trigger_key)`` or cycle number) come back, not written, for the caller to drop.
-        ``tasks_too=False`` writes flows and cycles only (new cycles, before their first request) and leaves
-        tasks and logs for the next write-behind.
+        ``tasks_too=False`` writes flows and new cycles only (before their first request) and leaves the
+        rest (tasks, logs, the cycles written before) for the next write-behind.
 
         The rows are taken here; the writing thread (one connection, batches in order) writes them. New
         cycles are always written before this returns (the refusals are its answer); the rest too unless
@@ -279,7 +279,10 @@ class FlowStore:
         whole = [_flow_row(f, now) for f in dirty_flows if self._flows.get(f.id) != f.version]
         state = [(f.status, f.next_cycle, f.next_run_at, f.last_tick, f.missed_total, now, f.id)
                  for f in dirty_flows if self._flows.get(f.id) == f.version]
-        old_cycles = [_cycle_row(core.dirty_cycles[k], now) for k in written]
+        # an existing cycle's row goes with its tasks' rows, never before them (a cycle written as ended
+        # with tasks still ``running`` in the store would leave them so after a kill -9)
+        deferred = {} if tasks_too else {k: core.dirty_cycles[k] for k in written}
+        old_cycles = [_cycle_row(core.dirty_cycles[k], now) for k in written] if tasks_too else []
         dirty = [t for t in core.dirty_tasks.values() if (t.flow_id, t.cycle) not in refused_keys] \
             if tasks_too else []
         new_tasks = [t for t in dirty if t.id not in self._tasks]
@@ -293,6 +296,8 @@ class FlowStore:
         self._flows.update((f.id, f.version) for f in dirty_flows)
         self._tasks.update(t.id for t in new_tasks)
         for key, cycle in core.dirty_cycles.items():
+            if key in deferred:
+                continue
             if cycle.terminal and tasks_too:  # never written again (a retry loads it anew)
                 self._cycles.discard(key)
                 self._tasks.difference_update(t.id for t in cycle.tasks.values())
@@ -307,6 +312,7 @@ class FlowStore:
             core.logs.clear()
         core.dirty_flows.clear()
         core.dirty_cycles.clear()
+        core.dirty_cycles.update(deferred)
         if wait:
             self.wait()
         return refused

@@ -136,3 +136,22 @@ def test_a_write_behind_handed_to_the_writing_thread_is_read_back_once_waited_fo
     store.wait()
     assert {t["node_id"]: t["output_data"] for t in store.task_rows("f", 0)}["a"] == {"output": 7}
     store.close()
+
+
+def test_an_ended_cycle_is_written_with_its_tasks_never_before_them(engine: Engine) -> None:
+    core, store = Core(4), FlowStore(engine)
+    core.register(SPEC, 0.0)
+    core.due(60.0)
+    [a] = core.schedule(60.0)
+    store.flush(core, 60.0)
+    ok = {"status": "success", "data": {"outputs": {"output": 1}}}
+    core.on_reply(a.task.request_id or "", ok, 60.1)
+    [b] = core.schedule(60.1)
+    core.on_reply(b.task.request_id or "", ok, 60.2)  # cycle 0 ends
+    core.due(120.0)  # and the next tick's cycle starts in the same loop turn
+    store.flush(core, 120.0, tasks_too=False)  # the new cycle, before its first request
+    assert {r["cycle"]: r["status"] for r in store.cycle_rows("f", 10)} == {0: "running", 1: "running"}
+    store.flush(core, 120.0)  # the write-behind: cycle 0's end together with its tasks
+    assert {r["cycle"]: r["status"] for r in store.cycle_rows("f", 10)} == {0: "completed", 1: "running"}
+    assert {t["status"] for t in store.task_rows("f", 0)} == {"completed"}
+    store.close()
