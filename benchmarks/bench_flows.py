@@ -148,7 +148,9 @@ def many_flows(client: LazyPirateClient, flows: int, ticks: int) -> dict[str, An
         for cycle in client.call("flow.cycles", {"flow_id": f"m{i}", "limit": 10})["cycles"]:
             if cycle["scheduled_at"] is not None and cycle["scheduled_at"] >= first and cycle["status"] != "missed":
                 tasks = client.call("flow.cycle.get", {"flow_id": f"m{i}", "cycle": cycle["cycle"]})["tasks"]
-                first_dispatch.append((min(t["started_at"] for t in tasks) - cycle["scheduled_at"]) * 1000.0)
+                started = [t["started_at"] for t in tasks if t["started_at"] is not None]  # none: stopped first
+                if started:
+                    first_dispatch.append((min(started) - cycle["scheduled_at"]) * 1000.0)
     first_dispatch.sort()
     lateness.sort()
     return {"flows": flows, "ticks": ticks, "cycles_per_tick": sorted(set(per_tick.values())),
