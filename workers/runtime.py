@@ -3,7 +3,8 @@
 Handlers run in the thread that calls ``run`` (no hand-off on the hot path), which owns the socket
 and sends the heartbeats. While a handler runs it lends the socket (a lock) to a watcher thread that
 keeps the session alive and the call bounded: it beats, reads what the broker sends (more requests,
-CANCELs, which reach the running handler through ``ctx.cancelled``), sets ``ctx.cancelled`` at the
+CANCELs, which reach the running handler through ``ctx.cancelled`` as soon as they arrive: while it
+holds the socket the watcher waits on it, not on a clock), sets ``ctx.cancelled`` at the
 deadline, hands the requests waiting behind a handler that overruns back to the broker (never to
 start them afterwards), and, in a pool worker, ends the process when a handler is still running
 ``recycle_grace_ms`` past its deadline (or after a stop), so the pool replaces it and its capacity
@@ -31,7 +32,7 @@ import zmq
 from clients.curve import CurveKeys, HandshakeWatch
 from tacore.errors import RETRYABLE_CODES, Cancelled, ErrorCode, TACoreError
 from tacore.protocol import worker as wp
-from tacore.protocol.envelope import encode_error, encode_reply
+from tacore.protocol.envelope import MIN_PRIORITY, encode_error, encode_reply
 from tacore.store.idempotency import IdempotencyStore, StoreUnavailable, params_hash
 from tacore.transport import recv_batch, send_frames
 from workers.alive import AliveMark
@@ -42,8 +43,10 @@ log = logging.getLogger("tacore.worker")
 
 #: Exit status of a worker process that ended itself because a handler overran (the pool says "recycled").
 EXIT_RECYCLED = 75
-#: How often the watcher looks at a running handler (and the socket): the precision of cancels and hand-backs.
+#: How often the watcher looks for a running handler, and at most how long it waits on the socket while one
+#: runs (the precision of deadlines and hand-backs; a CANCEL from the broker wakes it at once).
 WATCH_TICK_S = 0.025
+_WATCH_TICK_MS = int(WATCH_TICK_S * 1000)
 #: ``(budget_ms, request, received)`` of a request the worker holds but has not started (by seq).
 _Held = tuple[int | None, bytes, float]
 #: a reply waiting for the commit barrier: (entry, claimed request_id, request_id, its method is resumable)
@@ -73,10 +76,12 @@ class Watchdog(Protocol):
 class _Running:
     """The request being handled: the watcher reads it to cancel, hand back and recycle."""
 
-    __slots__ = ("deadline", "handed_back", "seq", "signal", "started", "stop_at")
+    __slots__ = ("deadline", "done", "handed_back", "seq", "signal", "started", "stop_at", "urgent")
 
     def __init__(self, seq: int, started: float, deadline: float | None) -> None:
         self.seq = seq
+        self.done = False  # the handler returned: the watcher gives the socket back
+        self.urgent = False  # priority 0: its reply leaves at once, never batched behind the next handler
         self.started = started
         self.deadline = deadline
         self.signal = CancelSignal()
@@ -120,12 +125,16 @@ class Worker:
         self.served = 0
         self.handed_back = 0
         # Replies leave in batches of half the credit: the broker refills one half while this worker runs
-        # the other, and it wakes and reads once for several replies.
+        # the other, and it wakes and reads once for several replies. A priority-0 request's reply leaves at
+        # once: batched, it would wait for the next handler, or for the watcher's tick if that one is long.
         self._batch_limit = max(1, credit // 2)
         self._lock = threading.Lock()  # the socket and everything below; the main thread lends it while handlers run
         self._held: dict[int, _Held] = {}  # seq -> received, not started (insertion order = arrival)
         self._replies: list[wp.ReplyEntry] = []
         self._running: _Running | None = None
+        #: the watcher waits on the socket while a handler runs; the main thread pokes it when the handler ends
+        self._watching = False
+        self._poke_w: int | None = None
         self._session_end: str | None = None
         self._last_heard = 0.0
         self._next_beat = 0.0  # time.monotonic() when the next HEARTBEAT is due
@@ -163,7 +172,10 @@ class Worker:
         sock.connect(self.endpoint)
         self.sessions += 1
         session_over = threading.Event()
-        watcher = threading.Thread(target=self._watch, args=(sock, session_over, stop), daemon=True,
+        poke_r, self._poke_w = os.pipe()
+        os.set_blocking(poke_r, False)
+        os.set_blocking(self._poke_w, False)
+        watcher = threading.Thread(target=self._watch, args=(sock, session_over, stop, poke_r), daemon=True,
                                    name=f"{self.worker_id}-watcher")
         try:
             with self._lock:
@@ -179,10 +191,15 @@ class Worker:
             return f"{reason}: {refusal}" if refusal else reason
         finally:
             session_over.set()
+            self._poke()
             if handshake is not None:
                 handshake.close()
             if watcher.is_alive():
                 watcher.join(timeout=2)
+            poke_w, self._poke_w = self._poke_w, None
+            os.close(poke_w)
+            if not watcher.is_alive():  # else left open: a stuck watcher must not poll a reused descriptor
+                os.close(poke_r)
             if stop.is_set():
                 with self._lock, contextlib.suppress(zmq.ZMQError):
                     self._give_back(sock, 0)  # held requests run elsewhere, never here
@@ -248,18 +265,21 @@ class Worker:
                 if self.barrier is None:
                     self._record_outcome(reply, claimed)
             finally:
+                running.done = True
+                if self._watching:  # the watcher waits on the socket: wake it so it lets go of the lock
+                    self._poke()
                 lock.acquire()
                 self._running = None
                 if self._watchdog is not None:
                     self._watchdog.value = 0.0
             if self.barrier is None:
                 self._replies.append(reply)
-                if running.handed_back or len(self._replies) >= self._batch_limit or not held:
+                if running.handed_back or running.urgent or len(self._replies) >= self._batch_limit or not held:
                     self._send_replies(sock)
                 continue
             # group commit: the batch's replies leave once its effects are durable
             self._staged.append((reply, claimed, request_id, resumable))
-            if running.handed_back or len(self._staged) >= self._batch_limit or not held:
+            if running.handed_back or running.urgent or len(self._staged) >= self._batch_limit or not held:
                 staged, self._staged = self._staged, []
                 lock.release()  # the watcher beats while the batch commits
                 try:
@@ -367,24 +387,57 @@ class Worker:
             running.signal.set(kind, text or kind)
 
     # -- the watcher thread -----------------------------------------------------------------------
-    def _watch(self, sock: zmq.Socket[Any], session_over: threading.Event, stop: threading.Event) -> None:
+    def _poke(self) -> None:
+        if self._poke_w is not None:
+            with contextlib.suppress(OSError):
+                os.write(self._poke_w, b"x")
+
+    def _watch(self, sock: zmq.Socket[Any], session_over: threading.Event, stop: threading.Event,
+               poke_r: int) -> None:
         """Keep the session alive and the running handler bounded while the main thread is in a handler.
 
         It never waits for the socket's lock: the main thread holds it except while handlers run, so
         a blocking acquire would lose every race to the main loop and starve (an idle worker on a busy
-        machine then looked dead), and every release would wake this thread for nothing.
+        machine then looked dead), and every release would wake this thread for nothing. Once it has
+        the socket and a handler runs, it waits on the socket (a CANCEL is seen when it arrives, not at
+        the next tick) and on a pipe the main thread pokes when the handler returns.
         """
+        poller = zmq.Poller()
+        poller.register(sock, zmq.POLLIN)
+        poller.register(poke_r, zmq.POLLIN)
         while not session_over.wait(WATCH_TICK_S):
             if not self._lock.acquire(blocking=False):
                 continue  # the main thread has the socket and beats on time itself
             try:
-                if not self._watch_once(sock, stop):
+                if not self._watch_once(sock, stop) or not self._watch_handler(sock, stop, poller, poke_r,
+                                                                              session_over):
                     return
             except zmq.ZMQError as exc:
                 log.warning("worker %s: watcher: %s", self.worker_id, exc)
                 return
             finally:
+                self._watching = False
                 self._lock.release()
+
+    def _watch_handler(self, sock: zmq.Socket[Any], stop: threading.Event, poller: zmq.Poller, poke_r: int,
+                       session_over: threading.Event) -> bool:
+        """While the handler that runs now goes on: wait on the socket (and the poke), bound it each turn."""
+        running = self._running
+        while running is not None and not session_over.is_set():
+            self._watching = True
+            if running.done:  # read after ``_watching`` is set: either this sees it, or the main thread pokes
+                return True
+            ready = dict(poller.poll(_WATCH_TICK_MS))
+            self._watching = False
+            if poke_r in ready:
+                with contextlib.suppress(BlockingIOError):
+                    while os.read(poke_r, 64):
+                        pass
+            if running.done:
+                return True
+            if not self._watch_once(sock, stop):
+                return False
+        return True
 
     def _watch_once(self, sock: zmq.Socket[Any], stop: threading.Event) -> bool:
         now = time.monotonic()
@@ -463,6 +516,7 @@ class Worker:
             request = orjson.loads(body)
             request_id = request.get("request_id")
             method = request["method"]
+            running.urgent = request.get("priority") == MIN_PRIORITY
             deadline = running.deadline
             if deadline is not None and time.monotonic() >= deadline:
                 raise TACoreError("deadline passed before the worker could start it; it was not run",

@@ -7,225 +7,43 @@ lives here, so a hypothesis state machine can drive it (tests/unit/flows/test_co
 Invariants: at most ``slots`` tasks hold a slot (dispatched, no answer yet); a flow holds at most
 ``max_concurrent``; a cycle exists at most once per ``(flow, trigger_key)`` (also a unique key in the
 store); every task of a finished cycle is terminal.
+
+The core is three layers, one idea each: ``state.py`` (the data and the actions), ``dispatch.py`` (queues,
+slots, preemption, leases), ``progress.py`` (replies, edges, the end of a cycle); ``Core`` adds flows and
+cycles (registration, ticks and overlap, stop, retry, restore).
 """
 
 from __future__ import annotations
 
-import hashlib
-import heapq
-import math
 import os
-import random
-from collections import deque
-from dataclasses import dataclass, field
 from typing import Any
 
-from tacore.flows.model import EdgeSpec, FlowSpec, interval_seconds
+from tacore.flows.model import FlowSpec
+from tacore.flows.progress import Progress
+from tacore.flows.state import (
+    MAX_MISSED_ROWS,
+    ON_TIME_S,
+    TERMINAL_CYCLE,
+    TERMINAL_TASK,
+    Action,
+    Cancel,
+    CoreError,
+    Cycle,
+    Dispatch,
+    Flow,
+    Graph,
+    Preempt,
+    Task,
+    next_tick,
+    request_id_for,
+)
 
-TERMINAL_TASK = frozenset({"completed", "failed", "skipped", "cancelled"})
-TERMINAL_CYCLE = frozenset({"completed", "failed", "cancelled", "missed"})
-#: reply codes after which a task is tried again (if it has retries left)
-RETRY_CODES = frozenset({"INTERNAL", "TIMEOUT", "UNAVAILABLE", "WORKER_LOST", "BUSY", "IN_PROGRESS"})
-LEASE_GRACE_S = 5.0
-MAX_RESENDS = 3
-#: a tick later than this (and past the flow's catch-up window) did not run: it is recorded ``missed``
-ON_TIME_S = 2.0
-MAX_MISSED_ROWS = 100  # per catch-up pass; the rest are counted on the flow
-MAX_EXTRA_PREEMPTIONS = 20
-PARKED = -2  # a task's seq while max_concurrent holds it back (-1: out of the queues for another reason)
-BACKOFF_BASE_S = 0.5
-BACKOFF_MAX_S = 30.0
-
-
-class Graph:
-    """A flow definition's edges indexed for the core (a cycle keeps the graph it started with)."""
-
-    __slots__ = ("components", "downstream", "nodes", "roots", "spec", "upstream")
-
-    def __init__(self, spec: FlowSpec) -> None:
-        self.spec = spec
-        self.nodes = {n.id: n for n in spec.nodes}
-        self.upstream: dict[str, list[EdgeSpec]] = spec.upstream()
-        self.downstream: dict[str, list[EdgeSpec]] = {n.id: [] for n in spec.nodes}
-        for edge in spec.edges:
-            self.downstream[edge.source].append(edge)
-        self.roots = [n.id for n in spec.nodes if not self.upstream[n.id]]
-        self.components = spec.component_of()
+__all__ = ["TERMINAL_CYCLE", "TERMINAL_TASK", "Action", "Cancel", "Core", "CoreError", "Cycle", "Dispatch", "Flow",
+           "Graph", "Preempt", "Task", "next_tick", "request_id_for"]
 
 
-@dataclass(eq=False)
-class Task:
-    id: str
-    flow_id: str
-    cycle: int
-    node_id: str
-    component: int
-    type: str
-    priority: int
-    timeout_ms: int
-    retries: int
-    status: str = "pending"
-    attempt: int = 1
-    preemptions: int = 0
-    resends: int = 0
-    request_id: str | None = None
-    input_data: dict[str, Any] | None = None
-    output_data: dict[str, Any] | None = None
-    error_message: str | None = None
-    worker: str | None = None
-    created_at: float = 0.0
-    queued_at: float | None = None
-    started_at: float | None = None
-    finished_at: float | None = None
-    not_before: float = 0.0
-    lease_until: float = 0.0
-    seq: int = 0  # enqueue order, for FIFO within a priority
-
-    @property
-    def terminal(self) -> bool:
-        return self.status in TERMINAL_TASK
-
-
-@dataclass(eq=False)
-class Cycle:
-    flow_id: str
-    cycle: int
-    trigger: str
-    trigger_key: str
-    scheduled_at: float | None
-    status: str = "pending"
-    started_at: float | None = None
-    finished_at: float | None = None
-    error: str | None = None
-    event: dict[str, Any] | None = None
-    tasks: dict[str, Task] = field(default_factory=dict)
-    graph: Graph | None = None
-    #: tasks not yet terminal (kept by the core, so settling a wide cycle is O(1) per reply); -1: count them
-    remaining: int = -1
-
-    def count_remaining(self) -> int:
-        self.remaining = sum(1 for t in self.tasks.values() if not t.terminal)
-        return self.remaining
-
-    @property
-    def terminal(self) -> bool:
-        return self.status in TERMINAL_CYCLE
-
-    def counts(self) -> dict[str, int]:
-        out: dict[str, int] = {}
-        for task in self.tasks.values():
-            out[task.status] = out.get(task.status, 0) + 1
-        return out
-
-
-@dataclass
-class Flow:
-    spec: FlowSpec
-    status: str = "active"  # active | stopped
-    next_cycle: int = 0
-    next_run_at: float | None = None
-    last_tick: float | None = None  # the scheduled time of the last tick handled
-    missed_total: int = 0
-    running: int = 0  # tasks holding a slot
-    buffered: tuple[str, str, float | None] | None = None  # (trigger, key, scheduled_at) waiting (buffer_one)
-    version: int = 1
-    graph: Graph = field(init=False)
-    open: dict[int, Cycle] = field(default_factory=dict)  # its unfinished cycles
-
-    def __post_init__(self) -> None:
-        self.graph = Graph(self.spec)
-
-    @property
-    def id(self) -> str:
-        return self.spec.flow_id
-
-
-@dataclass(frozen=True)
-class Dispatch:
-    task: Task
-    resend: bool = False
-
-
-@dataclass(frozen=True)
-class Preempt:
-    task: Task
-    request_id: str
-    reason: str
-    urgent_id: str = ""  # the task it makes room for
-
-
-@dataclass(frozen=True)
-class Cancel:
-    task: Task
-    request_id: str
-    reason: str
-
-
-Action = Dispatch | Preempt | Cancel
-
-
-class CoreError(Exception):
-    """A command the core refuses (unknown flow or cycle, a cycle number in use); ``kind`` for the reply."""
-
-    def __init__(self, message: str, kind: str = "invalid") -> None:
-        super().__init__(message)
-        self.kind = kind
-
-
-_KEYS: dict[tuple[str, str], str] = {}
-
-
-def request_id_for(task: Task) -> str:
-    """``tf:<16 hex of sha256(flow, node)>:<cycle>:<attempt>.<preemptions>``: the same after a restart."""
-    key = _KEYS.get((task.flow_id, task.node_id))
-    if key is None:
-        if len(_KEYS) > 100_000:
-            _KEYS.clear()
-        key = _KEYS[(task.flow_id, task.node_id)] = hashlib.sha256(
-            f"{task.flow_id}\x00{task.node_id}".encode()).hexdigest()[:16]
-    return f"tf:{key}:{task.cycle}:{task.attempt}.{task.preemptions}"
-
-
-def next_tick(spec: FlowSpec, after: float) -> float | None:
-    """The first scheduled time strictly after ``after`` (wall clock, aligned: a 1m flow on the minute)."""
-    o = spec.options
-    if o.cycle_interval:
-        step = interval_seconds(o.cycle_interval)
-        return (math.floor(after / step) + 1) * step
-    if o.cron:
-        from datetime import UTC, datetime
-
-        from croniter import croniter
-
-        return float(croniter(o.cron, datetime.fromtimestamp(after, UTC)).get_next(float))
-    return None
-
-
-class Core:
-    def __init__(self, slots: int, *, aging_s: float = 10.0, rng: random.Random | None = None) -> None:
-        self.slots = max(1, slots)
-        self.aging_s = aging_s
-        self.rng = rng or random.Random()
-        self.flows: dict[str, Flow] = {}
-        self.cycles: dict[tuple[str, int], Cycle] = {}  # the unfinished ones (and recently finished)
-        self.keys: set[tuple[str, str]] = set()  # (flow, trigger_key) of every cycle this core created or loaded
-        self.by_request: dict[str, Task] = {}  # request_id -> running task
-        #: per priority, FIFO of (seq, task): an entry counts only while the task is queued with that seq
-        self.queues: list[deque[tuple[int, Task]]] = [deque() for _ in range(10)]
-        self.delayed: list[Task] = []  # retries waiting for their backoff
-        self.parked: dict[str, deque[Task]] = {}  # flow -> tasks held back by max_concurrent
-        self.used = 0
-        self._seq = 0
-        self._extra: dict[str, int] = {}  # urgent task id -> further preemptions made for it
-        self._leases: list[tuple[float, int, Task]] = []  # heap of (lease_until, seq, task); stale ones skipped
-        self.due_at: float | None = None  # the earliest next_run_at of an active flow (or earlier)
-        # what the process must persist / log
-        self.dirty_flows: set[str] = set()
-        self.dirty_cycles: dict[tuple[str, int], Cycle] = {}
-        self.dirty_tasks: dict[str, Task] = {}
-        self.logs: list[tuple[str, str, str, float]] = []  # (task_id, level, message, at)
-        self.stats = {"cycles_started": 0, "cycles_missed": 0, "preemptions": 0, "dispatched": 0, "retries": 0,
-                      "resends": 0}
+class Core(Progress):
+    """The flow scheduler's decisions (see the module docstring)."""
 
     # -- flows -----------------------------------------------------------------------------------
     def register(self, spec: FlowSpec, now: float) -> Flow:
@@ -378,25 +196,6 @@ class Core:
                 earliest = flow.next_run_at
         self.due_at = earliest
         return actions
-
-    def next_wakeup(self) -> float | None:
-        """When the loop must look again (a tick, a backoff, a lease), at the latest."""
-        while self._leases and not self._live_lease(self._leases[0]):
-            heapq.heappop(self._leases)
-        times = [t for t in (self.due_at, self._leases[0][0] if self._leases else None) if t is not None]
-        times += [t.not_before for t in self.delayed]
-        return min(times) if times else None
-
-    def _lease(self, task: Task, now: float) -> None:
-        task.lease_until = now + task.timeout_ms / 1000.0 + LEASE_GRACE_S
-        self._seq += 1
-        heapq.heappush(self._leases, (task.lease_until, self._seq, task))
-
-    def _live_lease(self, entry: tuple[float, int, Task]) -> bool:
-        task = entry[2]
-        return task.request_id is not None and self.by_request.get(task.request_id) is task and \
-            task.lease_until == entry[0]
-
     def stop_cycle(self, flow_id: str, number: int, component: int | None, now: float,
                    reason: str = "stopped") -> list[Action]:
         self.flow(flow_id)
@@ -430,10 +229,11 @@ class Core:
             raise CoreError(f"cycle {number} of {flow_id!r} never ran (missed)")
         flow = self.flows[flow_id]
         if cycle.graph is None:
-            gone = sorted(set(cycle.tasks) - set(flow.graph.nodes))
-            if gone:  # a stored cycle is re-run on the flow's current definition, which must still hold its nodes
-                raise CoreError(f"cycle {number} of {flow_id!r} ran nodes the flow's definition no longer has "
-                                f"({', '.join(gone)}): run a new cycle instead")
+            # a stored cycle is re-run on the flow's current definition, which must hold exactly its nodes
+            drift = _drift(cycle, flow)
+            if drift:
+                raise CoreError(f"cycle {number} of {flow_id!r} ran on another definition of the flow ({drift}): "
+                                "run a new cycle instead")
             cycle.graph = flow.graph
         self.cycles[(flow_id, number)] = cycle
         flow.open[number] = cycle
@@ -455,310 +255,18 @@ class Core:
                 self._maybe_ready(cycle, task, now)
         self._settle(cycle, now)
         return cycle
-
-    # -- readiness ---------------------------------------------------------------------------------
-    @staticmethod
-    def _graph(cycle: Cycle) -> Graph:
-        assert cycle.graph is not None
-        return cycle.graph
-
-    def _ready(self, cycle: Cycle, task: Task, now: float) -> None:
-        inputs: dict[str, Any] = {}
-        upstream = self._graph(cycle).upstream[task.node_id]
-        if cycle.event is not None and not upstream:
-            inputs["event"] = cycle.event
-        for edge in upstream:
-            source = cycle.tasks[edge.source].output_data or {}
-            value = source.get(edge.source_handle)
-            if edge.target_handle in inputs:
-                prior = inputs[edge.target_handle]
-                inputs[edge.target_handle] = [*prior, value] if isinstance(prior, _Many) else _Many([prior, value])
-            else:
-                inputs[edge.target_handle] = value
-        task.input_data = {k: list(v) if isinstance(v, _Many) else v for k, v in inputs.items()}
-        self._enqueue(task, now)
-
-    def _enqueue(self, task: Task, now: float, front: bool = False) -> None:
-        task.status = "queued"
-        task.queued_at = task.queued_at or now
-        self._push(task, front)
-        self.dirty_tasks[task.id] = task
-
-    def _push(self, task: Task, front: bool = False) -> None:
-        self._seq += 1
-        task.seq = self._seq
-        if front:
-            self.queues[task.priority].appendleft((task.seq, task))
-        else:
-            self.queues[task.priority].append((task.seq, task))
-
-    def _maybe_ready(self, cycle: Cycle, task: Task, now: float) -> None:
-        """After an upstream task ended: run ``task`` once all its inputs are in, or skip it."""
-        if task.status != "pending":
-            return
-        edges = self._graph(cycle).upstream[task.node_id]
-        sources = [cycle.tasks[e.source] for e in edges]
-        if not all(s.terminal for s in sources):
-            return
-        dead = [e for e in edges if not _live(cycle, e)]
-        if dead:
-            e = dead[0]
-            src = cycle.tasks[e.source]
-            why = (f"upstream {e.source} {src.status}" if src.status != "completed"
-                   else f"upstream {e.source} did not emit {e.source_handle!r}")
-            self._finish(cycle, task, "skipped", now, error=why)
-            return
-        self._ready(cycle, task, now)
-
-    # -- dispatch ------------------------------------------------------------------------------------
-    def effective(self, task: Task, now: float) -> int:
-        waited = now - (task.queued_at or now)
-        return max(0, task.priority - int(waited / self.aging_s)) if self.aging_s > 0 else task.priority
-
-    def _next_queued(self, now: float) -> Task | None:
-        best: Task | None = None
-        best_key: tuple[int, int] | None = None
-        for queue in self.queues:
-            while queue and (queue[0][1].status != "queued" or queue[0][1].seq != queue[0][0]):
-                queue.popleft()  # stopped, dispatched or moved since it was queued
-            if queue:
-                head = queue[0][1]
-                key = (self.effective(head, now), head.seq)
-                if best_key is None or key < best_key:
-                    best, best_key = head, key
-        return best
-
-    def schedule(self, now: float) -> list[Action]:
-        """Dispatch what may run now (priority with aging, slots, max_concurrent); preempt for priority 0."""
-        actions: list[Action] = []
-        if self.delayed:
-            due = [t for t in self.delayed if t.not_before <= now]
-            if due:
-                self.delayed = [t for t in self.delayed if t.not_before > now]
-                for waiting in due:
-                    if waiting.status == "queued":
-                        self._push(waiting)
-        for flow_id, parked in self.parked.items():  # flows with room again (a task of theirs ended or stopped)
-            if not parked:
-                continue
-            owner = self.flows.get(flow_id)
-            limit = owner.spec.options.max_concurrent if owner is not None else 0
-            room = len(parked) if owner is None or not limit else limit - owner.running
-            while parked and room > 0:
-                waiting = parked.popleft()
-                if waiting.status == "queued" and waiting.seq == PARKED:
-                    self._push(waiting, front=True)
-                    room -= 1
-        while True:
-            task = self._next_queued(now)
-            if task is None:
-                break
-            flow = self.flows[task.flow_id]
-            limit = flow.spec.options.max_concurrent
-            if limit and flow.running >= limit:
-                self.queues[task.priority].popleft()
-                task.seq = PARKED  # out of the queues until its flow has room
-                self.parked.setdefault(flow.id, deque()).append(task)
-                continue
-            if self.used >= self.slots:
-                if task.priority == 0:
-                    actions += self._preempt_for(task, now)
-                    if self.used < self.slots:
-                        continue
-                break
-            self.queues[task.priority].popleft()
-            actions.append(self._dispatch(task, now))
-        return actions
-
-    def _dispatch(self, task: Task, now: float) -> Dispatch:
-        flow = self.flows[task.flow_id]
-        task.status = "running"
-        task.request_id = request_id_for(task)
-        task.started_at = now
-        self._lease(task, now)
-        task.resends = 0
-        self.by_request[task.request_id] = task
-        self.used += 1
-        flow.running += 1
-        self.stats["dispatched"] += 1
-        self.dirty_tasks[task.id] = task
-        return Dispatch(task)
-
-    def _preempt_for(self, urgent: Task, now: float, *, every_slot: bool = True,
-                     at_workers: set[str] | None = None) -> list[Action]:
-        # not one dispatched this very turn (an aged low-priority task may just have gone ahead of it)
-        running = [t for t in self.by_request.values() if t.priority > urgent.priority and (t.started_at or 0) < now
-                   and (at_workers is None or t.request_id in at_workers)]
-        if every_slot and len(running) < self.used:  # not every slot holds lower-priority work
-            return []
-        if not running:
-            return []
-        # the lowest priority; of those the longest dispatched, the likeliest to be running at a worker
-        # (the broker queues the others behind it) rather than queued
-        victim = max(running, key=lambda t: (t.priority, -(t.started_at or 0.0)))
-        rid = victim.request_id or ""
-        self._release(victim)
-        victim.preemptions += 1
-        victim.status = "queued"
-        self.stats["preemptions"] += 1
-        self.logs.append((victim.id, "WARNING", f"preempted by {urgent.flow_id}/{urgent.node_id} (priority "
-                          f"{urgent.priority}); re-queued without spending a retry", now))
-        self._enqueue(victim, now, front=True)
-        return [Preempt(victim, rid, f"preempted by priority-{urgent.priority} node {urgent.node_id}", urgent.id)]
-
-    def preempt_again(self, urgent_id: str, now: float, at_workers: set[str] | None = None) -> list[Action]:
-        """The broker said the task preempted for ``urgent_id`` was still queued there (no worker freed):
-        while the urgent task waits, preempt another, one of ``at_workers`` (the request_ids the broker
-        says workers run) when known (at most ``MAX_EXTRA_PREEMPTIONS`` times)."""
-        urgent = next((t for t in self.by_request.values() if t.id == urgent_id), None)
-        done = self._extra.get(urgent_id, 0)
-        if urgent is None or done >= MAX_EXTRA_PREEMPTIONS:
-            self._extra.pop(urgent_id, None)
-            return []
-        self._extra[urgent_id] = done + 1
-        return self._preempt_for(urgent, now, every_slot=False, at_workers=at_workers)
-
-    def _release(self, task: Task) -> None:
-        if task.request_id is not None and self.by_request.pop(task.request_id, None) is not None:
-            self.used -= 1
-            flow = self.flows.get(task.flow_id)
-            if flow is not None:
-                flow.running -= 1
-                parked = self.parked.get(task.flow_id)
-                while parked:
-                    waiting = parked.popleft()
-                    if waiting.status == "queued" and waiting.seq == PARKED:
-                        self._push(waiting, front=True)
-                        break
-
-    def expire(self, now: float) -> list[Action]:
-        """Ask again (same request_id) for running tasks whose lease passed; fail them after a few tries."""
-        actions: list[Action] = []
-        overdue: list[Task] = []
-        while self._leases and self._leases[0][0] <= now:
-            lease_until, _, task = heapq.heappop(self._leases)
-            if task.request_id in self.by_request and self.by_request[task.request_id] is task and \
-                    task.lease_until == lease_until:
-                overdue.append(task)
-        for task in overdue:
-            if task.resends < MAX_RESENDS:
-                task.resends += 1
-                self._lease(task, now)
-                self.stats["resends"] += 1
-                self.logs.append((task.id, "WARNING", f"no reply by its lease; asked again ({task.resends})", now))
-                actions.append(Dispatch(task, resend=True))
-            else:
-                actions += self.on_reply(task.request_id or "", {"status": "error", "error": {
-                    "code": "WORKER_LOST", "message": f"no reply after {MAX_RESENDS} requests"}}, now)
-        return actions
-
-    # -- replies -------------------------------------------------------------------------------------
-    def on_reply(self, request_id: str, reply: dict[str, Any], now: float) -> list[Action]:
-        task = self.by_request.get(request_id)
-        if task is None:
-            return []  # late: the task was stopped, preempted or already answered
-        cycle = self.cycles[(task.flow_id, task.cycle)]
-        self._release(task)
-        task.worker = reply.get("worker") or task.worker
-        data = reply.get("data") if isinstance(reply.get("data"), dict) else None
-        for entry in (data or {}).get("logs", []) if data else []:
-            self.logs.append((task.id, str(entry.get("level", "INFO")), str(entry.get("message", "")),
-                              float(entry.get("ts", now))))
-        if reply.get("status") == "success" and data is not None:
-            outputs = data.get("outputs") or {}
-            task.worker = data.get("worker") or task.worker
-            self._finish(cycle, task, "completed", now, outputs=outputs)
-        else:
-            error = reply.get("error") or {}
-            code = str(error.get("code", "INTERNAL"))
-            message = f"{code}: {error.get('message', '')}"
-            if code in RETRY_CODES and task.attempt <= task.retries:
-                task.attempt += 1
-                task.error_message = message
-                delay = min(BACKOFF_MAX_S, BACKOFF_BASE_S * 2 ** (task.attempt - 2)) * self.rng.uniform(0.8, 1.2)
-                task.not_before = now + delay
-                task.seq = -1
-                task.status = "queued"
-                task.queued_at = now
-                self.delayed.append(task)
-                self.stats["retries"] += 1
-                self.dirty_tasks[task.id] = task
-                self.logs.append((task.id, "WARNING", f"attempt {task.attempt - 1} failed ({message[:300]}); "
-                                  f"retrying in {delay:.2f} s", now))
-            else:
-                self.logs.append((task.id, "ERROR", message[:2000], now))
-                self._finish(cycle, task, "failed", now, error=message)
-        self._settle(cycle, now)
-        return []
-
-    def _finish(self, cycle: Cycle, task: Task, status: str, now: float, *, outputs: dict[str, Any] | None = None,
-                error: str | None = None) -> None:
-        if not task.terminal:
-            cycle.remaining -= 1
-        task.status = status
-        task.finished_at = now
-        if outputs is not None:
-            task.output_data = outputs
-        if error is not None:
-            task.error_message = error
-        self.dirty_tasks[task.id] = task
-        for edge in self._graph(cycle).downstream[task.node_id]:
-            self._maybe_ready(cycle, cycle.tasks[edge.target], now)
-
-    def _cancel_task(self, cycle: Cycle, task: Task, now: float, reason: str) -> list[Action]:
-        actions: list[Action] = []
-        if task.status == "running" and task.request_id is not None:
-            actions.append(Cancel(task, task.request_id, reason))
-            self._release(task)
-        if task in self.delayed:
-            self.delayed.remove(task)
-        parked = self.parked.get(task.flow_id)
-        if parked and task in parked:
-            parked.remove(task)
-        self._finish(cycle, task, "cancelled", now, error=reason)
-        return actions
-
-    def _stop_tasks(self, cycle: Cycle, component: int | None, now: float, reason: str) -> list[Action]:
-        actions: list[Action] = []
-        for task in cycle.tasks.values():
-            if not task.terminal and (component is None or task.component == component):
-                actions += self._cancel_task(cycle, task, now, reason)
-        self._settle(cycle, now)
-        return actions
-
-    def _settle(self, cycle: Cycle, now: float) -> None:
-        """End the cycle once every task is terminal; start a buffered tick."""
-        if cycle.remaining < 0:
-            cycle.count_remaining()
-        if cycle.terminal or cycle.remaining > 0:
-            return
-        statuses = {t.status for t in cycle.tasks.values()}
-        cycle.status = "failed" if "failed" in statuses else "cancelled" if "cancelled" in statuses else "completed"
-        failed = [t for t in cycle.tasks.values() if t.status == "failed"]
-        if failed:
-            cycle.error = f"{failed[0].node_id}: {failed[0].error_message}"[:2000]
-        cycle.finished_at = now
-        self._mark(cycle)
-        self.cycles.pop((cycle.flow_id, cycle.cycle), None)
-        flow = self.flows.get(cycle.flow_id)
-        if flow is not None:
-            flow.open.pop(cycle.cycle, None)
-        if flow is not None and flow.buffered is not None and flow.status == "active" and \
-                not self.running_cycles(flow.id):
-            trigger, key, scheduled_at = flow.buffered
-            flow.buffered = None
-            self.keys.discard((flow.id, key))
-            self.trigger(flow.id, now, trigger, key, scheduled_at)
-
-    def _mark(self, cycle: Cycle) -> None:
-        self.dirty_cycles[(cycle.flow_id, cycle.cycle)] = cycle
-
     # -- restore -------------------------------------------------------------------------------------
     def restore_cycle(self, cycle: Cycle, now: float) -> list[Action]:
         """Take back an unfinished cycle after a restart: finished tasks stay, running ones are asked again
         with their request_id, queued ones are queued, pending ones wait for their inputs."""
         flow = self.flows[cycle.flow_id]
         if cycle.graph is None:
+            # as a retry: the cycle goes on on the flow's current definition only if that still has its nodes
+            # (a node added since is indistinguishable from a task whose row was not written yet: it runs)
+            gone = sorted(set(cycle.tasks) - set(flow.graph.nodes))
+            if gone:
+                self._end_on_changed_definition(flow, cycle, gone, now)
+                return []
             cycle.graph = flow.graph
         self.cycles[(cycle.flow_id, cycle.cycle)] = cycle
         flow.open[cycle.cycle] = cycle
@@ -790,6 +298,24 @@ class Core:
         self._settle(cycle, now)
         return actions
 
+    def _end_on_changed_definition(self, flow: Flow, cycle: Cycle, gone: list[str], now: float) -> None:
+        """A restored cycle whose nodes left the flow's definition (replaced while it ran; the definition it
+        started with is not kept): it cannot go on, so it ends ``cancelled``, saying why, its open tasks too."""
+        why = (f"the flow's definition changed while this cycle ran (its nodes {', '.join(gone)} are no longer in "
+               "it) and the scheduler restarted: it cannot go on on the new definition; ended (a retry is refused "
+               "the same way: run a new cycle)")
+        flow.next_cycle = max(flow.next_cycle, cycle.cycle + 1)
+        self.keys.add((cycle.flow_id, cycle.trigger_key))
+        for task in cycle.tasks.values():
+            if not task.terminal:
+                task.status, task.finished_at, task.error_message = "cancelled", now, why
+                task.seq = -1
+                self.dirty_tasks[task.id] = task
+                self.logs.append((task.id, "WARNING", why, now))
+        cycle.status, cycle.finished_at, cycle.error = "cancelled", now, why[:2000]
+        cycle.remaining = 0
+        self._mark(cycle)
+
     def forget(self, cycle: Cycle) -> set[str]:
         """Drop a cycle the store refused (another scheduler made it): its tasks never run here. Returns
         their ids, so the caller can drop the dispatches it was about to send."""
@@ -817,11 +343,18 @@ class Core:
         for task in self.by_request.values():
             assert task.status == "running"
 
+    def _start_buffered(self, flow: Flow, now: float) -> None:
+        if flow.buffered is not None and flow.status == "active" and not self.running_cycles(flow.id):
+            trigger, key, scheduled_at = flow.buffered
+            flow.buffered = None
+            self.keys.discard((flow.id, key))
+            self.trigger(flow.id, now, trigger, key, scheduled_at)
 
-class _Many(list[Any]):
-    """Several edges into one input handle: their values in edge order."""
 
-
-def _live(cycle: Cycle, edge: EdgeSpec) -> bool:
-    source = cycle.tasks[edge.source]
-    return source.status == "completed" and edge.source_handle in (source.output_data or {})
+def _drift(cycle: Cycle, flow: Flow) -> str:
+    """How a stored cycle's nodes differ from its flow's current definition ("" when they are the same)."""
+    gone = sorted(set(cycle.tasks) - set(flow.graph.nodes))
+    added = sorted(set(flow.graph.nodes) - set(cycle.tasks))
+    parts = ([f"nodes no longer in the definition: {', '.join(gone)}"] if gone else []) + \
+        ([f"nodes added since: {', '.join(added)}"] if added else [])
+    return "; ".join(parts)

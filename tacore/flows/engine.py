@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from tacore.errors import InvalidParams
+from tacore.errors import Conflict, InvalidParams
 from tacore.flows.core import Action, Core, CoreError, Cycle, Dispatch, Task, next_tick
 from tacore.flows.model import FlowSpec, parse_flow
 from tacore.flows.nodes import node_type
@@ -104,8 +104,11 @@ class FlowEngine:
                 actions = self.flush(actions, now, tasks_too=False)
             return actions
 
-    def flush(self, actions: list[Action], now: float, *, tasks_too: bool = True) -> list[Action]:
-        refused = self.store.flush(self.core, now, tasks_too=tasks_too)
+    def flush(self, actions: list[Action], now: float, *, tasks_too: bool = True,
+              wait: bool = False) -> list[Action]:
+        """Hand what the core changed to the store (new cycles written now, the rest behind); ``actions``
+        without those of cycles the store refused."""
+        refused = self.store.flush(self.core, now, tasks_too=tasks_too, wait=wait)
         if tasks_too:
             self._last_flush = now
         if not refused:
@@ -172,9 +175,27 @@ class FlowEngine:
                     actions = self.core.stop_cycle(flow_id, cycle, component, now, reason or "stopped")
                     out = {"flow_id": flow_id, "cycle": cycle, "component": component}
             except CoreError as exc:
+                if cycle is not None and exc.kind == "not_found" and flow_id in self.core.flows:
+                    self._finished_cycle(flow_id, cycle, component, now)  # raises when it exists
                 raise _core_error(exc) from None
             self._submit(self.flush(actions, now))
             return {**out, "cancelled_tasks": len(actions)}
+
+    def _finished_cycle(self, flow_id: str, number: int, component: int | None, now: float) -> None:
+        """Stopping a cycle the core does not hold: a finished one is a ``CONFLICT`` (409) naming its end, an
+        unknown one (or a component it does not have) is left to the caller's ``not_found`` (404)."""
+        self.store.flush(self.core, now)
+        rows = [r for r in self.store.cycle_rows(flow_id, 1, number + 1) if r["cycle"] == number]
+        if not rows:
+            return
+        if component is not None and component not in {t["component_id"] for t in
+                                                       self.store.task_rows(flow_id, number)}:
+            raise not_found(f"cycle {number} of {flow_id!r} has no component {component}")
+        status = rows[0]["status"]
+        what = f"cycle {number} of {flow_id!r}" if component is None else \
+            f"component {component} of cycle {number} of {flow_id!r}"
+        raise Conflict(f"{what}: the cycle already ended ({status}); nothing to stop",
+                       details=[{"type": "conflict", "status": status}])
 
     def trigger(self, flow_id: str, number: int | None, request_id: str | None) -> dict[str, Any]:
         """A manual cycle; a retry of the same request (same request_id) answers the cycle it made."""

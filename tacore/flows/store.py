@@ -2,17 +2,21 @@
 (the Tradefree document's columns plus flow, cycle, node, component, attempt, worker, priority, timings)
 and ``task_logs``. Created by the Alembic migration 0004 (``tacore/store/migrations``).
 
-The scheduler writes what its core marked dirty in one transaction per loop turn (``flush``), before
-it sends the requests that turn decided: a task is ``running`` in the store, with its ``request_id``,
-before any worker can see it, which is what lets a restarted scheduler ask for it again. A cycle is
-unique per ``(flow_id, cycle)`` and per ``(flow_id, trigger_key)``: a second scheduler, or a restart
-racing the old process, cannot create a scheduled time twice (``flush`` returns the cycles refused).
+The scheduler writes a new cycle before it sends any of its requests; what else its core marked dirty
+(``flush``) goes behind, at most every 20 ms, as one batch of rows per flush that a writing thread puts in
+the database in one transaction, batches in order (a cycle's end and its tasks' rows land together, so
+no cycle ends with tasks still ``running``). A task's ``request_id`` is derived from stored fields, which
+is what lets a restarted scheduler ask again for a task in flight whether or not its row was written. A
+cycle is unique per ``(flow_id, cycle)`` and per ``(flow_id, trigger_key)``: a second scheduler, or a
+restart racing the old process, cannot create a scheduled time twice (``flush`` returns the cycles refused).
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -29,7 +33,9 @@ from sqlalchemy import (
     UniqueConstraint,
     and_,
     bindparam,
+    create_engine,
     delete,
+    event,
     func,
     insert,
     select,
@@ -37,8 +43,10 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.pool import StaticPool
 
 from tacore.flows.core import Core, Cycle, Flow, Task
+from tacore.store.request_log import sqlite_path
 
 metadata = MetaData()
 
@@ -166,9 +174,45 @@ def _flow_row(flow: Flow, now: float) -> dict[str, Any]:
             "version": flow.version, "updated_at": now}
 
 
+def _sqlite_writer(engine: Engine) -> Engine:
+    writer = create_engine(engine.url, poolclass=StaticPool, connect_args={"check_same_thread": False})
+    event.listen(writer, "connect", _writer_pragmas)
+    return writer
+
+
+def _writer_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA busy_timeout=5000")
+    cursor.close()
+
+
+@dataclass(frozen=True)
+class _Batch:
+    """One write-behind's rows, taken in the loop's thread (the core changes its objects afterwards)."""
+
+    now: float
+    whole: list[dict[str, Any]]
+    state: list[tuple[Any, ...]]
+    old_cycles: list[dict[str, Any]]
+    new_tasks: list[tuple[Any, ...]]
+    old_tasks: list[tuple[Any, ...]]
+    logs: list[dict[str, Any]]
+
+
+def _nothing() -> None:
+    return None
+
+
 class FlowStore:
     def __init__(self, engine: Engine) -> None:
-        self.engine = engine
+        self.engine = engine  # reads (the sidecar's and the handlers'), retention
+        self._path = sqlite_path(engine.url.render_as_string(hide_password=False))
+        self._inode: int | None = None
+        #: the writes: one connection kept open. The service's SQLite engine opens a file afresh per use, and
+        #: closing the last connection to a WAL file checkpoints and fsyncs it (~5 ms, three times a cycle).
+        self.writer = engine if self._path is None else _sqlite_writer(engine)
         # Task rows go to the driver directly (executemany with the driver's placeholders): SQLAlchemy's
         # per-row compilation cost more than the database's own work per node.
         mark = "?" if engine.dialect.paramstyle == "qmark" else "%s"
@@ -183,58 +227,77 @@ class FlowStore:
         self._cycles: set[tuple[str, int]] = set()
         self._tasks: set[str] = set()
         self._finished: list[Cycle] = []  # finished cycles whose tasks wait for the next write
+        #: the writes, in order, on one thread: the scheduler's loop hands its batches over and goes on
+        self._writer_thread = ThreadPoolExecutor(1, thread_name_prefix="flow-store")
+        self._pending: list[Future[None]] = []
 
     # -- writing (the scheduler's loop) ------------------------------------------------------------
-    def flush(self, core: Core, now: float | None = None, *, tasks_too: bool = True) -> list[Cycle]:
+    def close(self) -> None:
+        """Write what was handed over, then let go of the database."""
+        self._writer_thread.shutdown(wait=True)
+        self._raise_failed()
+        self.writer.dispose()
+        self.engine.dispose()
+
+    def _write(self) -> Engine:
+        """The writer, reopened when its SQLite file was deleted or replaced (it would write into the void)."""
+        if self._path is not None:
+            try:
+                inode: int | None = self._path.stat().st_ino
+            except OSError:
+                inode = None
+            if inode != self._inode:
+                self.writer.dispose()
+                self._inode = inode
+        return self.writer
+
+    def flush(self, core: Core, now: float | None = None, *, tasks_too: bool = True,
+              wait: bool = True) -> list[Cycle]:
         """Write what ``core`` marked dirty in one transaction; the new cycles the store refused (a
         duplicate ``(flow, trigger_key)`` or cycle number) come back, not written, for the caller to drop.
-        ``tasks_too=False`` writes flows and cycles only (new cycles, before their first request) and leaves
-        tasks and logs for the next write-behind."""
+        ``tasks_too=False`` writes flows and new cycles only (before their first request) and leaves the
+        rest (tasks, logs, the cycles written before) for the next write-behind.
+
+        The rows are taken here; the writing thread (one connection, batches in order) writes them. New
+        cycles are always written before this returns (the refusals are its answer); the rest too unless
+        ``wait=False`` (the scheduler's loop: its write-behind then costs it the rows, not the database's
+        time). A write that failed raises at the next call."""
+        self._raise_failed()
         if not (core.dirty_flows or core.dirty_cycles or (tasks_too and (core.dirty_tasks or core.logs))):
+            if wait:
+                self.wait()
             return []
         now = time.time() if now is None else now
         written = [k for k in core.dirty_cycles if k in self._cycles]
         new_cycles = [c for k, c in core.dirty_cycles.items() if k not in self._cycles]
         refused: list[Cycle] = []
         if new_cycles:
-            refused = self._insert_cycles(new_cycles, now)
+            refused = self._writer_thread.submit(self._insert_cycles, new_cycles, now).result()
         refused_keys = {(c.flow_id, c.cycle) for c in refused}
-        with self.engine.begin() as conn:
-            dirty_flows = [core.flows[f] for f in core.dirty_flows if f in core.flows]
-            # a new definition (or a flow this store has not written): the whole row; else its state only
-            whole = [_flow_row(f, now) for f in dirty_flows if self._flows.get(f.id) != f.version]
-            state = [(f.status, f.next_cycle, f.next_run_at, f.last_tick, f.missed_total, now, f.id)
-                     for f in dirty_flows if self._flows.get(f.id) == f.version]
-            if whole:
-                existing = set(conn.execute(select(flows.c.flow_id).where(
-                    flows.c.flow_id.in_([r["flow_id"] for r in whole]))).scalars())
-                inserts = [{**r, "created_at": now} for r in whole if r["flow_id"] not in existing]
-                updates = [{**r, "b_flow_id": r["flow_id"]} for r in whole if r["flow_id"] in existing]
-                if inserts:
-                    conn.execute(insert(flows), inserts)
-                if updates:
-                    conn.execute(update(flows).where(flows.c.flow_id == bindparam("b_flow_id")), updates)
-            if state:
-                conn.exec_driver_sql(self._flow_state_sql, state)
-            old_cycles = [_cycle_row(core.dirty_cycles[k], now) for k in written]
-            if old_cycles:
-                conn.execute(update(flow_cycles).where(and_(flow_cycles.c.flow_id == bindparam("b_flow_id"),
-                                                            flow_cycles.c.cycle == bindparam("b_cycle"))),
-                             [{**r, "b_flow_id": r["flow_id"], "b_cycle": r["cycle"]} for r in old_cycles])
-            dirty = [t for t in core.dirty_tasks.values() if (t.flow_id, t.cycle) not in refused_keys] \
-                if tasks_too else []
-            new_tasks = [t for t in dirty if t.id not in self._tasks]
-            old_tasks = [_update_values(t, now) for t in dirty if t.id in self._tasks]
-            if new_tasks:
-                conn.exec_driver_sql(self._insert_sql, [_insert_values(t, now) for t in new_tasks])
-            if old_tasks:
-                conn.exec_driver_sql(self._update_sql, old_tasks)
-            if tasks_too and core.logs:
-                conn.execute(insert(task_logs), [{"task_id": t, "level": level[:20], "message": message,
-                                                  "created_at": at} for t, level, message, at in core.logs])
+        dirty_flows = [core.flows[f] for f in core.dirty_flows if f in core.flows]
+        # a new definition (or a flow this store has not written): the whole row; else its state only
+        whole = [_flow_row(f, now) for f in dirty_flows if self._flows.get(f.id) != f.version]
+        state = [(f.status, f.next_cycle, f.next_run_at, f.last_tick, f.missed_total, now, f.id)
+                 for f in dirty_flows if self._flows.get(f.id) == f.version]
+        # an existing cycle's row goes with its tasks' rows, never before them (a cycle written as ended
+        # with tasks still ``running`` in the store would leave them so after a kill -9)
+        deferred = {} if tasks_too else {k: core.dirty_cycles[k] for k in written}
+        old_cycles = [_cycle_row(core.dirty_cycles[k], now) for k in written] if tasks_too else []
+        dirty = [t for t in core.dirty_tasks.values() if (t.flow_id, t.cycle) not in refused_keys] \
+            if tasks_too else []
+        new_tasks = [t for t in dirty if t.id not in self._tasks]
+        new_rows = [_insert_values(t, now) for t in new_tasks]
+        old_tasks = [_update_values(t, now) for t in dirty if t.id in self._tasks]
+        logs = [{"task_id": t, "level": level[:20], "message": message, "created_at": at}
+                for t, level, message, at in core.logs] if tasks_too else []
+        if whole or state or old_cycles or new_rows or old_tasks or logs:
+            self._pending.append(self._writer_thread.submit(
+                self._write_batch, _Batch(now, whole, state, old_cycles, new_rows, old_tasks, logs)))
         self._flows.update((f.id, f.version) for f in dirty_flows)
         self._tasks.update(t.id for t in new_tasks)
         for key, cycle in core.dirty_cycles.items():
+            if key in deferred:
+                continue
             if cycle.terminal and tasks_too:  # never written again (a retry loads it anew)
                 self._cycles.discard(key)
                 self._tasks.difference_update(t.id for t in cycle.tasks.values())
@@ -249,12 +312,57 @@ class FlowStore:
             core.logs.clear()
         core.dirty_flows.clear()
         core.dirty_cycles.clear()
+        core.dirty_cycles.update(deferred)
+        if wait:
+            self.wait()
         return refused
+
+    def wait(self) -> None:
+        """Every batch handed to the writing thread so far is in the database (or its error raised here)."""
+        self._writer_thread.submit(_nothing).result()
+        self._raise_failed()
+
+    def _raise_failed(self) -> None:
+        if not self._pending:
+            return
+        done = [f for f in self._pending if f.done()]
+        self._pending = [f for f in self._pending if not f.done()]
+        for future in done:
+            exc = future.exception()
+            if exc is not None:
+                raise exc
+
+    def _write_batch(self, batch: _Batch) -> None:
+        """One transaction (in the writing thread): flows, cycles that exist, tasks, logs."""
+        now = batch.now
+        with self._write().begin() as conn:
+            if batch.whole:
+                existing = set(conn.execute(select(flows.c.flow_id).where(
+                    flows.c.flow_id.in_([r["flow_id"] for r in batch.whole]))).scalars())
+                inserts = [{**r, "created_at": now} for r in batch.whole if r["flow_id"] not in existing]
+                updates = [{**r, "b_flow_id": r["flow_id"]} for r in batch.whole if r["flow_id"] in existing]
+                if inserts:
+                    conn.execute(insert(flows), inserts)
+                if updates:
+                    conn.execute(update(flows).where(flows.c.flow_id == bindparam("b_flow_id")), updates)
+            if batch.state:
+                conn.exec_driver_sql(self._flow_state_sql, batch.state)
+            if batch.old_cycles:
+                conn.execute(update(flow_cycles).where(and_(flow_cycles.c.flow_id == bindparam("b_flow_id"),
+                                                            flow_cycles.c.cycle == bindparam("b_cycle"))),
+                             [{**r, "b_flow_id": r["flow_id"], "b_cycle": r["cycle"]} for r in batch.old_cycles])
+            if batch.new_tasks:
+                conn.exec_driver_sql(self._insert_sql, batch.new_tasks)
+            if batch.old_tasks:
+                conn.exec_driver_sql(self._update_sql, batch.old_tasks)
+            if batch.logs:
+                conn.execute(insert(task_logs), batch.logs)
 
     def _insert_cycles(self, cycles: list[Cycle], now: float) -> list[Cycle]:
         rows = [{**_cycle_row(c, now), "created_at": now} for c in cycles]
+        writer = self._write()
         try:
-            with self.engine.begin() as conn:
+            with writer.begin() as conn:
                 conn.execute(insert(flow_cycles), rows)
             self._cycles.update((c.flow_id, c.cycle) for c in cycles)
             return []
@@ -263,7 +371,7 @@ class FlowStore:
         refused = []
         for cycle, row in zip(cycles, rows, strict=True):  # one by one, to find the duplicates
             try:
-                with self.engine.begin() as conn:
+                with writer.begin() as conn:
                     conn.execute(insert(flow_cycles), [row])
                 self._cycles.add((cycle.flow_id, cycle.cycle))
             except IntegrityError:

@@ -52,6 +52,7 @@ class Scheduler:
         os.set_blocking(self._wake_w, False)
         self.engine.wake = self._wake
         self.sent = 0
+        self._freed: set[str] = set()  # urgent task ids whose preemption freed a worker (status reply pending)
 
     def _wake(self) -> None:
         with contextlib.suppress(BlockingIOError):
@@ -70,7 +71,7 @@ class Scheduler:
             thread.join(5.0)
             with self.engine.lock:
                 self.engine.store.flush(self.engine.core)
-            self.engine.store.engine.dispose()
+            self.engine.store.close()
             os.close(self._wake_r)
             os.close(self._wake_w)
 
@@ -144,11 +145,12 @@ class Scheduler:
             log.info("flow history retention: %d cycles older than %g days deleted", removed, days)
 
     # -- messages ------------------------------------------------------------------------------------
-    @staticmethod
-    def _replies(dealer: zmq.Socket[Any], again: list[tuple[str, set[str]]]) -> list[tuple[str, dict[str, Any]]]:
-        """Node replies by request_id. A preemption that hit a request still queued at the broker (no worker
-        freed) asks the broker which requests its workers run; that answer goes to ``again``."""
+    def _replies(self, dealer: zmq.Socket[Any], again: list[tuple[str, set[str]]]) -> list[tuple[str, dict[str, Any]]]:
+        """Node replies by request_id. Each preemption goes with a ``broker.status`` (the broker answers both
+        in order): when the preempted request was still queued at the broker (no worker freed), the requests
+        its workers run go to ``again`` at once, for another preemption, without a further round trip."""
         out = []
+        freed = self._freed
         for _ in range(100_000):
             try:
                 frames = dealer.recv_multipart(zmq.NOBLOCK)
@@ -165,16 +167,19 @@ class Scheduler:
                 log.warning("flow control call %s failed: %s", rid, reply.get("error"))
             elif isinstance(rid, str) and rid.startswith("ctl:pre:"):
                 data = reply.get("data") or {}
-                if data.get("state") != "dispatched":  # it was queued: no worker freed for the urgent task
-                    urgent = rid.split(":")[2]
-                    dealer.send_multipart([b"", orjson.dumps({
-                        "request_id": f"ctl:st:{urgent}:{uuid.uuid4().hex}", "method": "broker.status",
-                        "internal": True, "params": {}, "timeout_ms": 5000})])
+                if data.get("state") == "dispatched":  # a worker is told: it frees for the urgent task
+                    if len(freed) > 10_000:  # status replies that never came
+                        freed.clear()
+                    freed.add(rid.split(":")[2])
             elif isinstance(rid, str) and rid.startswith("ctl:st:"):
+                urgent = rid.split(":")[2]
+                if urgent in freed:
+                    freed.discard(urgent)
+                    continue
                 workers = (reply.get("data") or {}).get("workers") or []
                 at_workers = {c["request_id"] for w in workers if w.get("state") != "dead"
                               for c in w.get("current", []) if not c.get("answered") and c.get("request_id")}
-                again.append((rid.split(":")[2], at_workers))
+                again.append((urgent, at_workers))
         return out
 
     @staticmethod
@@ -207,6 +212,10 @@ class Scheduler:
                 continue
             dealer.send_multipart([b"", frame])
             self.sent += 1
+            if isinstance(action, Preempt):
+                dealer.send_multipart([b"", orjson.dumps({
+                    "request_id": f"ctl:st:{action.urgent_id}:{uuid.uuid4().hex}", "method": "broker.status",
+                    "internal": True, "params": {}, "timeout_ms": 5000})])
 
     def _node_request(self, action: Dispatch) -> bytes:
         task = action.task

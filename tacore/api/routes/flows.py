@@ -7,7 +7,8 @@ shape is in ``flow_schemas``). Reads take the key from the header or the dashboa
 stop, start a cycle, execute a node) take the header only.
 
 Errors: a definition the scheduler refuses is a 422 whose ``detail`` lists every problem with its JSON
-pointer (``loc`` and ``pointer``); an unknown flow, cycle or node a 404; the scheduler (or the pool) down, busy
+pointer (``loc`` and ``pointer``); an unknown flow, cycle or node a 404; stopping a cycle (or one of its
+components) that already ended a 409; the scheduler (or the pool) down, busy
 or too slow a 503; any other failure (a node that raised, say) a 502. A body that is not JSON is a 400.
 """
 
@@ -63,6 +64,8 @@ _WRITE: dict[int | str, dict[str, Any]] = {
     400: {"model": Problem, "description": "the body is not JSON"},
 }
 _FOUND: dict[int | str, dict[str, Any]] = {404: {"model": Problem, "description": "no such flow, cycle or node"}}
+_ENDED: dict[int | str, dict[str, Any]] = {
+    **_FOUND, 409: {"model": Problem, "description": "the cycle already ended: nothing to stop"}}
 _TOO_LARGE: dict[int | str, dict[str, Any]] = {
     413: {"model": Problem, "description": "the body is over the broker's request limit (MAX_REQUEST_BYTES)"},
 }
@@ -112,6 +115,8 @@ def _raise_for(exc: RemoteError, method: str, where: str) -> None:
                    **({"pointer": d["pointer"]} if isinstance(d.get("pointer"), str) else {})}
                   for d in details] or [{"type": "value_error", "loc": (where,), "msg": exc.message, "input": None}]
         raise RequestValidationError(errors)
+    if exc.code == "CONFLICT":  # the state forbids it (stopping a cycle that already ended)
+        raise ComponentUnavailable(component, exc.message, status_code=409)
     if exc.code in _UNAVAILABLE_CODES:
         raise ComponentUnavailable(component, f"{method} could not be answered: {exc.code}: {exc.message}")
     raise ComponentUnavailable(component, f"{method} failed: {exc.code}: {exc.message}", status_code=502)
@@ -242,14 +247,15 @@ async def retry_cycle(flow_id: FlowId, cycle: CycleNo, link: LinkDep, sampler: S
 
 
 @write_router.post("/flows/{flow_id}/cycles/{cycle}/stop",
-                   **_ok(StopReply, "Stop one cycle (flow.stop with cycle)", _FOUND))
+                   **_ok(StopReply, "Stop one cycle (flow.stop with cycle)", _ENDED))
 async def stop_cycle(flow_id: FlowId, cycle: CycleNo, link: LinkDep, sampler: SamplerDep) -> JSONResponse:
     params = {"flow_id": flow_id, "cycle": cycle}
     return _reply(await call(link, sampler, "flow.stop", params, timeout_ms=_WRITE_TIMEOUT_MS, where="path"))
 
 
 @write_router.post("/flows/{flow_id}/cycles/{cycle}/components/{component}/stop",
-                   **_ok(StopReply, "Stop one component of one cycle (flow.stop with cycle and component)", _FOUND))
+                   **_ok(StopReply, "Stop one component of one cycle (flow.stop with cycle and component)",
+                       _ENDED))
 async def stop_component(flow_id: FlowId, cycle: CycleNo, component: ComponentNo, link: LinkDep,
                          sampler: SamplerDep) -> JSONResponse:
     params = {"flow_id": flow_id, "cycle": cycle, "component": component}

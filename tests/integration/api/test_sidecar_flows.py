@@ -188,8 +188,12 @@ def test_document_component_stop_stops_that_component_only(http: httpx.Client, s
     assert stop.json()["cycle"] == number and stop.json()["component"] == 0 and stop.json()["cancelled_tasks"] >= 1
     final = cycle_when(http, "component_flow", number, lambda c: c["status"] not in ("pending", "running"))
     assert states(final)["hold"] == "cancelled" and states(final)["aside"] == "completed", states(final)
-    # a cycle that is no longer running has nothing to stop: the scheduler says so (404)
-    assert http.post(f"/flows/component_flow/cycles/{number}/components/0/stop").status_code == 404
+    # a cycle that already ended has nothing to stop: a conflict naming its end (409); an unknown cycle is a 404
+    ended = http.post(f"/flows/component_flow/cycles/{number}/components/0/stop")
+    assert ended.status_code == 409 and "already ended (cancelled)" in ended.json()["detail"], ended.text
+    assert http.post(f"/flows/component_flow/cycles/{number}/stop").status_code == 409
+    assert http.post(f"/flows/component_flow/cycles/{number}/components/9/stop").status_code == 404
+    assert http.post("/flows/component_flow/cycles/999/components/0/stop").status_code == 404
 
 
 def test_document_price_node_example_reads_stored_candles(http: httpx.Client) -> None:

@@ -1,5 +1,6 @@
 """The flow history on SQLite and PostgreSQL: the migration makes the tables the store uses, the core's
-state round-trips through a restart, and a scheduled time can make only one cycle."""
+state round-trips through a restart, a scheduled time can make only one cycle, and a cycle whose definition
+lost nodes while it ran ends on restart (as a retry of it is refused)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,9 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import Engine
 
+from tacore.errors import InvalidParams
 from tacore.flows.core import Core
+from tacore.flows.engine import FlowEngine
 from tacore.flows.model import parse_flow
 from tacore.flows.nodes import node_type
 from tacore.flows.store import FlowStore, metadata
@@ -92,3 +95,63 @@ def test_a_scheduled_time_is_refused_a_second_cycle(engine: Engine) -> None:
     assert [(c.flow_id, c.cycle) for c in refused] == [("f", 0)]
     assert store_a.cycle_counts("f") == {"running": 1}
     assert [t["node_id"] for t in store_a.task_rows("f", 0)] == ["a"]  # b, pending, is written when it changes
+
+
+def test_a_cycle_whose_nodes_left_the_definition_ends_on_restart_saying_which(engine: Engine) -> None:
+    core, store = Core(4), FlowStore(engine)
+    core.register(SPEC, 0.0)  # a -> b
+    core.due(60.0)
+    [first] = core.schedule(60.0)
+    core.on_reply(first.task.request_id or "", {"status": "success", "data": {"outputs": {"output": 1}}}, 60.1)
+    [second] = core.schedule(60.1)
+    assert second.task.node_id == "b"
+    store.flush(core, 60.1)
+    # flow.run replaces the definition while the cycle runs (b is gone), then the scheduler is killed
+    core.register(parse_flow({"flow_id": "f", "cycle_interval": "1m", "flow_json": {"nodes": [
+        {"id": "a", "type": "action_node", "config": {"action": "noop"}}], "edges": []}}, node_type), 61.0)
+    store.flush(core, 61.0)
+
+    restarted = FlowEngine(FlowStore(engine), Core(4), clock=lambda: 62.0)
+    assert restarted.restore() == []  # b is not asked again on a definition that no longer has it
+    [row] = restarted.store.cycle_rows("f", 10)
+    assert row["status"] == "cancelled" and "its nodes b are no longer in it" in row["error"]
+    tasks = {t["node_id"]: t for t in restarted.store.task_rows("f", 0)}
+    assert tasks["a"]["status"] == "completed" and tasks["a"]["output_data"] == {"output": 1}
+    assert tasks["b"]["status"] == "cancelled"
+    assert restarted.core.flows["f"].next_run_at is not None and not restarted.core.cycles  # schedules go on
+    with pytest.raises(InvalidParams, match="nodes no longer in the definition: b"):
+        restarted.retry("f", 0)  # the retry is refused the same way
+    restarted.store.close()
+
+
+def test_a_write_behind_handed_to_the_writing_thread_is_read_back_once_waited_for(engine: Engine) -> None:
+    core, store = Core(4), FlowStore(engine)
+    core.register(SPEC, 0.0)
+    core.due(60.0)
+    [first] = core.schedule(60.0)
+    assert store.flush(core, 60.0, tasks_too=False, wait=False) == []  # the new cycle: written before it returns
+    assert store.cycle_counts("f") == {"running": 1}
+    core.on_reply(first.task.request_id or "", {"status": "success", "data": {"outputs": {"output": 7}}}, 60.1)
+    store.flush(core, 60.1, wait=False)  # the loop's write-behind: handed over, the loop goes on
+    store.wait()
+    assert {t["node_id"]: t["output_data"] for t in store.task_rows("f", 0)}["a"] == {"output": 7}
+    store.close()
+
+
+def test_an_ended_cycle_is_written_with_its_tasks_never_before_them(engine: Engine) -> None:
+    core, store = Core(4), FlowStore(engine)
+    core.register(SPEC, 0.0)
+    core.due(60.0)
+    [a] = core.schedule(60.0)
+    store.flush(core, 60.0)
+    ok = {"status": "success", "data": {"outputs": {"output": 1}}}
+    core.on_reply(a.task.request_id or "", ok, 60.1)
+    [b] = core.schedule(60.1)
+    core.on_reply(b.task.request_id or "", ok, 60.2)  # cycle 0 ends
+    core.due(120.0)  # and the next tick's cycle starts in the same loop turn
+    store.flush(core, 120.0, tasks_too=False)  # the new cycle, before its first request
+    assert {r["cycle"]: r["status"] for r in store.cycle_rows("f", 10)} == {0: "running", 1: "running"}
+    store.flush(core, 120.0)  # the write-behind: cycle 0's end together with its tasks
+    assert {r["cycle"]: r["status"] for r in store.cycle_rows("f", 10)} == {0: "completed", 1: "running"}
+    assert {t["status"] for t in store.task_rows("f", 0)} == {"completed"}
+    store.close()
