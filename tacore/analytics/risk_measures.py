@@ -76,12 +76,19 @@ def annualised_volatility(returns: F64, bars_per_year: float) -> float:
     return float(np.std(returns, ddof=1) * math.sqrt(bars_per_year))
 
 
+#: Below this share of the mean return, a standard deviation is rounding error, not risk.
+_NEGLIGIBLE_DISPERSION = 1e-9
+
+
 def sharpe_ratio(returns: F64, bars_per_year: float, risk_free_per_bar: float = 0.0) -> float | None:
     excess = returns - risk_free_per_bar
     if returns.size < 2 or float(np.ptp(excess)) == 0.0:
         return None  # no dispersion (float residue of a constant series must not become a huge ratio)
     std = float(np.std(excess, ddof=1))
-    return float(np.mean(excess) / std * math.sqrt(bars_per_year))
+    mean = float(np.mean(excess))
+    if std <= _NEGLIGIBLE_DISPERSION * abs(mean):
+        return None  # returns that differ only in their last bits: the ratio would be rounding noise
+    return float(mean / std * math.sqrt(bars_per_year))
 
 
 def downside_risk(returns: F64, bars_per_year: float, required_per_bar: float = 0.0) -> float:
