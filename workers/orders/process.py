@@ -78,7 +78,8 @@ class OrderProcess:
                                             background_checkpoint=True)
         # Each order commits to both SQLite files (its idempotency claim and reply, its ledger rows): their
         # checkpoints run on threads of their own, never inside an order's commit (tacore/store/wal_checkpoint.py).
-        for name, url in (("ledger", self.settings.orders_store_url), ("idempotency", self.settings.idempotency_store_url)):
+        s = self.settings
+        for name, url in (("ledger", s.orders_store_url), ("idempotency", s.idempotency_store_url)):
             path = sqlite_file(url)
             if path is not None:
                 self.checkpointers.append(WalCheckpointer(path, name=f"orders-{name}-checkpoint").start())
