@@ -82,6 +82,7 @@ def test_recent_fills_are_the_newest_across_all_orders_not_only_those_of_the_new
         h.now = T0 + 20_000 + i
         h.quotes.set("BTCUSDT", "100", ts_ms=h.now)
         h.place(qty="0.01", account="other" if i % 5 == 0 else None)
+    h.now = T0 + 180_000  # after the candle closed: its fill is the newest
     assert h.engine.on_candle(candle("96", "97", "94", "95", minute=2)) == 1  # the oldest order fills last
     newest = h.engine.recent_fills(None, 20)
     assert len(newest) == 20
