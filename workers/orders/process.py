@@ -15,7 +15,6 @@ three threads:
 
 from __future__ import annotations
 
-import gc
 import logging
 import signal
 import socket
@@ -23,6 +22,7 @@ import threading
 import time
 from typing import Any
 
+from tacore import heap
 from tacore.events import EventSubscriber
 from tacore.markets import load_markets
 from tacore.settings import Settings
@@ -93,8 +93,7 @@ class OrderProcess:
             log.info("order ledger schema %s -> %s", before or "empty", now)
         # What start-up built (markets, calendars, accounts, the loaded ledger) lives as long as the process:
         # out of the collector's sight, a full collection no longer walks it while an order waits.
-        gc.collect()
-        gc.freeze()
+        heap.settle()
 
     def registry(self) -> MethodRegistry:
         registry = MethodRegistry()
