@@ -51,8 +51,8 @@ DATA_AGENT_METHODS = frozenset({
     "kline.status", "kline.history", "get.market_data", "scan.market", "evaluate.risk", "analyze.stock",
 })
 #: Methods the order process serves (queued, like the data agent's, while it starts).
-ORDER_METHODS = frozenset({"execute.order", "order.get", "order.cancel", "order.list", "portfolio.positions",
-                           "account.balances"})
+ORDER_METHODS = frozenset({"execute.order", "order.get", "order.cancel", "order.list", "fill.list",
+                           "portfolio.positions", "account.balances"})
 DEMO_SYMBOLS = ["BTCUSDT", "ETHUSDT", "BNBUSDT", "SOLUSDT"]
 DEMO_US_SYMBOLS = ["AAPL", "MSFT", "GOOGL", "AMZN", "NVDA", "META", "TSLA"]
 _STOP_TIMEOUT_S = 8.0

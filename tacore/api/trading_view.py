@@ -1,6 +1,7 @@
 """The dashboard's trading panels: open orders, recent fills, positions with P&L.
 
-The sampler asks the order process every other tick (``order.list`` twice, ``portfolio.positions``) as
+The sampler asks the order process every other tick (``order.list`` of the open orders, ``fill.list`` of
+the newest fills across all orders, ``portfolio.positions``) as
 TACore's own calls, in a task of its own so a slow answer never delays the broker polls; every open page
 reads the last answer, so any number of pages costs the order process nothing more.
 """
@@ -19,7 +20,6 @@ from tacore.api.errors import ComponentUnavailable
 log = logging.getLogger("tacore.api")
 
 OPEN_LIMIT = 50
-RECENT_ORDERS = 50
 FILLS_SHOWN = 20
 TIMEOUT_MS = 1500.0
 
@@ -54,8 +54,7 @@ class TradingView:
         try:
             opened, recent, held = await asyncio.gather(
                 link.call("order.list", {"status": "open", "limit": OPEN_LIMIT}, timeout_ms=TIMEOUT_MS, priority=9),
-                link.call("order.list", {"status": "all", "limit": RECENT_ORDERS, "include_fills": True},
-                          timeout_ms=TIMEOUT_MS, priority=9),
+                link.call("fill.list", {"limit": FILLS_SHOWN}, timeout_ms=TIMEOUT_MS, priority=9),
                 link.call("portfolio.positions", {}, timeout_ms=TIMEOUT_MS, priority=9))
         except (ComponentUnavailable, RemoteError) as exc:
             self.error = str(exc)
@@ -64,7 +63,7 @@ class TradingView:
             log.exception("trading panels: poll failed")
             return
         self.open_orders = list(opened.get("orders", []))
-        self.fills = recent_fills(recent.get("orders", []))
+        self.fills = list(recent.get("fills", []))
         self.positions = list(held.get("positions", []))
         self.updated_at, self.error = time.time(), None
 
@@ -72,10 +71,3 @@ class TradingView:
         return {"configured": self.configured, "up": self.up, "updated_at": self.updated_at, "error": self.error,
                 "open_orders": self.open_orders, "fills": self.fills, "positions": self.positions}
 
-
-def recent_fills(orders: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The newest fills of the newest orders, newest first, each with its order's account and type."""
-    fills = [{**fill, "account": order.get("account"), "order_type": order.get("order_type")}
-             for order in orders for fill in order.get("fills") or []]
-    fills.sort(key=lambda f: str(f.get("filled_at", "")), reverse=True)
-    return fills[:FILLS_SHOWN]

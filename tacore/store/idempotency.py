@@ -107,8 +107,9 @@ def store_url(database_url: str | None, database_path: Path, idempotency_url: st
     return f"sqlite:///{database_path.parent / 'idempotency.db'}"
 
 
-def make_store_engine(url: str, timeout_s: float) -> Engine:
-    """An engine whose every wait (lock, connect, statement) is bounded by ``timeout_s``."""
+def make_store_engine(url: str, timeout_s: float, background_checkpoint: bool = False) -> Engine:
+    """An engine whose every wait (lock, connect, statement) is bounded by ``timeout_s``. With
+    ``background_checkpoint`` its SQLite connections leave checkpoints to a ``WalCheckpointer``."""
     connect_args: dict[str, Any] = {}
     if url.startswith("sqlite"):
         if url.startswith("sqlite:///") and ":memory:" not in url:
@@ -125,6 +126,8 @@ def make_store_engine(url: str, timeout_s: float) -> Engine:
     engine = create_engine(url, pool_pre_ping=not url.startswith("sqlite"), connect_args=connect_args)
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)
+        if background_checkpoint:
+            event.listen(engine, "connect", _no_autocheckpoint)
     return engine
 
 
@@ -132,6 +135,12 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")  # a commit survives the process's death, not the machine's
+    cursor.close()
+
+
+def _no_autocheckpoint(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA wal_autocheckpoint=0")
     cursor.close()
 
 
@@ -158,10 +167,10 @@ def create_tables(engine: Engine, attempts: int = 10) -> None:
 
 class IdempotencyStore:
     def __init__(self, url: str, *, ttl_s: float = 86_400.0, timeout_s: float = 2.0,
-                 purge_every_s: float = 60.0) -> None:
+                 purge_every_s: float = 60.0, background_checkpoint: bool = False) -> None:
         self.url = url
         self.ttl_s = ttl_s
-        self.engine = make_store_engine(url, timeout_s)
+        self.engine = make_store_engine(url, timeout_s, background_checkpoint)
         # Each thread holds one connection: a pool checkout (and its reset) per claim cost as much as the claim.
         self._local = threading.local()
         self._held: list[Connection] = []

@@ -35,35 +35,32 @@ class ReconcileSummary:
 
 def reconcile(engine: OrderEngine) -> ReconcileSummary:
     summary = ReconcileSummary()
-    with engine.lock:
-        for order in engine.open_orders():
-            venue = engine.venues.get(order.account)
-            if venue is None:
-                summary.notes.append(f"order {order.id}: account {order.account} is no longer configured")
-                continue
-            if isinstance(venue, SimulatedVenue) and order.status is not OrderStatus.ACCEPTED:
-                continue  # its book was rebuilt from the ledger: nothing to ask
-            summary.checked += 1
-            try:
-                report = venue.query(order)
-            except VenueError as exc:
-                summary.unreachable += 1
-                summary.notes.append(f"order {order.id} ({order.client_order_id}): {venue.name}: {exc}")
-                continue
-            if report is None:
-                if order.status is OrderStatus.ACCEPTED:
-                    engine.reject_unsent(order, "not received by the venue: the order process stopped before "
-                                                "the venue had it; it was not sent again")
-                    summary.unsent += 1
-                else:
-                    summary.notes.append(f"order {order.id} ({order.client_order_id}) is {order.status} here "
-                                         f"but {venue.name} does not know it")
-                continue
-            before = (order.status, order.filled_qty)
-            engine.apply(order, report)
-            if (order.status, order.filled_qty) != before:
-                summary.updated += 1
-        engine.flush()
+    for order in engine.open_orders():
+        venue = engine.venues.get(order.account)
+        if venue is None:
+            summary.notes.append(f"order {order.id}: account {order.account} is no longer configured")
+            continue
+        if isinstance(venue, SimulatedVenue) and order.status is not OrderStatus.ACCEPTED:
+            continue  # its book was rebuilt from the ledger: nothing to ask
+        summary.checked += 1
+        try:
+            report = venue.query(order)  # not under the engine's lock: the venue may be slow to answer
+        except VenueError as exc:
+            summary.unreachable += 1
+            summary.notes.append(f"order {order.id} ({order.client_order_id}): {venue.name}: {exc}")
+            continue
+        if report is None:
+            if order.status is OrderStatus.ACCEPTED:
+                engine.reject_unsent(order, "not received by the venue: the order process stopped before "
+                                            "the venue had it; it was not sent again")
+                summary.unsent += 1
+            else:
+                summary.notes.append(f"order {order.id} ({order.client_order_id}) is {order.status} here "
+                                     f"but {venue.name} does not know it")
+            continue
+        if engine.apply_report(order, report):
+            summary.updated += 1
+    engine.flush()
     for note in summary.notes:
         log.warning("reconciliation: %s", note)
     log.info("%s", summary.line())

@@ -166,6 +166,13 @@ class OrderListParams(_Params):
         return value
 
 
+class FillListParams(_Params):
+    """``fill.list``: the newest fills across all orders (of one account), newest first."""
+
+    account: str | None = Field(default=None, pattern=ACCOUNT_RE)
+    limit: int = Field(default=50, ge=1, le=500)
+
+
 class PositionsParams(_Params):
     account: str | None = Field(default=None, pattern=ACCOUNT_RE)
     symbol: str | None = None
@@ -192,6 +199,18 @@ class FillView(BaseModel):
     fee_asset: str
     liquidity: Literal["maker", "taker"]
     filled_at: str
+
+
+class RecentFillView(FillView):
+    """A fill in ``fill.list``: with its account and its order's type."""
+
+    account: str
+    order_type: OrderType | None  # None only if its order could not be read
+
+
+class FillListView(BaseModel):
+    fills: list[RecentFillView]
+    count: int
 
 
 class OrderView(BaseModel):

@@ -35,6 +35,10 @@ def fill_view(fill: Fill) -> dict[str, Any]:
             "fee_asset": fill.fee_asset, "liquidity": fill.liquidity.value, "filled_at": iso(fill.ts_ms)}
 
 
+def recent_fill_view(fill: Fill, order: Order | None) -> dict[str, Any]:
+    return {**fill_view(fill), "account": fill.account, "order_type": None if order is None else order.type.value}
+
+
 def order_view(order: Order, fills: Iterable[Fill] | None = None) -> dict[str, Any]:
     view: dict[str, Any] = {
         "id": order.id, "client_order_id": order.client_order_id,

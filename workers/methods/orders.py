@@ -1,4 +1,5 @@
-"""Orders: ``execute.order``, ``order.get``, ``order.cancel``, ``order.list`` -- thin over the order engine.
+"""Orders: ``execute.order``, ``order.get``, ``order.cancel``, ``order.list``, ``fill.list`` -- thin over the
+order engine.
 
 Served by the order process (``workers/orders``), the ledger's single writer. ``execute.order`` is not
 idempotent for the broker (never re-dispatched after a worker death) but resumable: the ledger's claim
@@ -15,11 +16,17 @@ from tacore.trading.intents import OrderIntent
 from tacore.trading.ledger import OrderQuery
 from tacore.trading.ledger.store import decode_cursor
 from tacore.trading.model import OPEN_STATUSES, TERMINAL_STATUSES, OrderStatus
-from tacore.trading.schemas import ExecuteOrderParams, OrderCancelParams, OrderGetParams, OrderListParams
-from tacore.trading.views import order_view
+from tacore.trading.schemas import (
+    ExecuteOrderParams,
+    FillListParams,
+    OrderCancelParams,
+    OrderGetParams,
+    OrderListParams,
+)
+from tacore.trading.views import order_view, recent_fill_view
 from workers.registry import CallContext, MethodRegistry
 
-ORDER_METHODS = ("execute.order", "order.get", "order.cancel", "order.list")
+ORDER_METHODS = ("execute.order", "order.get", "order.cancel", "order.list", "fill.list")
 
 
 def build_registry(engine: OrderEngine) -> MethodRegistry:
@@ -71,5 +78,13 @@ def build_registry(engine: OrderEngine) -> MethodRegistry:
         fills = engine.fills_of([o.id for o in page]) if params.include_fills else {}
         orders = [order_view(o, fills.get(o.id) if params.include_fills else None) for o in page]
         return {"orders": orders, "count": len(orders), "next_cursor": cursor}
+
+    @registry.method("fill.list", idempotent=True, role="read")
+    def fill_list(params: FillListParams) -> dict[str, Any]:
+        """The newest fills across all orders (of one account), newest first, each with its order's type."""
+        if params.account is not None:
+            engine.accounts.get(params.account)
+        fills = [recent_fill_view(fill, order) for fill, order in engine.recent_fills(params.account, params.limit)]
+        return {"fills": fills, "count": len(fills)}
 
     return registry

@@ -22,10 +22,12 @@ import threading
 import time
 from typing import Any
 
+from tacore import heap
 from tacore.events import EventSubscriber
 from tacore.markets import load_markets
 from tacore.settings import Settings
 from tacore.store.idempotency import IdempotencyStore
+from tacore.store.wal_checkpoint import WalCheckpointer, sqlite_file
 from tacore.trading.accounts import Accounts, load_accounts
 from tacore.trading.engine import OrderEngine
 from tacore.trading.instruments import Instruments
@@ -56,13 +58,15 @@ class OrderProcess:
         want_volume = any(a.costs.volume_cap is not None for a in self.accounts)
         self.market = BrokerMarket(settings, want_volume=want_volume)
         self.prices = PriceBook(self.market.quotes, max_age_s=settings.orders_price_max_age_ms / 1000.0)
-        self.db = make_ledger_engine(settings.orders_store_url, sqlite_synchronous=settings.orders_sqlite_synchronous)
+        self.db = make_ledger_engine(settings.orders_store_url, sqlite_synchronous=settings.orders_sqlite_synchronous,
+                                     background_checkpoint=True)
         self.ledger = Ledger(self.db)
         portfolio = Portfolio()
         venues = build_venues(VenueContext(self.accounts, self.instruments, portfolio, self.prices, settings))
         self.engine = OrderEngine(self.ledger, self.accounts, self.instruments, self.prices, portfolio, venues,
                                   remote_poll_ms=settings.orders_remote_poll_ms)
         self.idempotency: IdempotencyStore | None = None
+        self.checkpointers: list[WalCheckpointer] = []
         self.candles_seen = 0
 
     # -- start-up -----------------------------------------------------------------------------------------
@@ -70,7 +74,15 @@ class OrderProcess:
         before, now = upgrade_ledger(self.db)
         self.engine.load()
         summary = reconcile(self.engine)
-        self.idempotency = IdempotencyStore(self.settings.idempotency_store_url, ttl_s=self.settings.idempotency_ttl_s)
+        self.idempotency = IdempotencyStore(self.settings.idempotency_store_url, ttl_s=self.settings.idempotency_ttl_s,
+                                            background_checkpoint=True)
+        # Each order commits to both SQLite files (its idempotency claim and reply, its ledger rows): their
+        # checkpoints run on threads of their own, never inside an order's commit (tacore/store/wal_checkpoint.py).
+        s = self.settings
+        for name, url in (("ledger", s.orders_store_url), ("idempotency", s.idempotency_store_url)):
+            path = sqlite_file(url)
+            if path is not None:
+                self.checkpointers.append(WalCheckpointer(path, name=f"orders-{name}-checkpoint").start())
         # The runs our predecessor left open died with it: retries of them need not wait out their leases
         # (execute.order is resumable: its retry finds in the ledger what the first run did).
         ended = self.idempotency.end_leases(f"{WORKER_ID} pid %@{socket.gethostname()}")
@@ -79,6 +91,9 @@ class OrderProcess:
                  len(self.accounts.names()), self.engine.open_count(), summary.line(), ended)
         if before != now:
             log.info("order ledger schema %s -> %s", before or "empty", now)
+        # What start-up built (markets, calendars, accounts, the loaded ledger) lives as long as the process:
+        # out of the collector's sight, a full collection no longer walks it while an order waits.
+        heap.settle()
 
     def registry(self) -> MethodRegistry:
         registry = MethodRegistry()
@@ -114,6 +129,8 @@ class OrderProcess:
                  self.ledger.commits)
 
     def close(self) -> None:
+        for checkpointer in self.checkpointers:
+            checkpointer.stop()
         self.market.close()
         for venue in {id(v): v for v in self.engine.venues.values()}.values():
             closer = getattr(venue, "close", None)

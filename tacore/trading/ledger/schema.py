@@ -36,8 +36,11 @@ def ledger_url(orders_database_url: str | None, database_url: str | None, databa
     return f"sqlite:///{database_path.parent / 'orders.db'}"
 
 
-def make_ledger_engine(url: str, *, timeout_s: float = 5.0, sqlite_synchronous: str = "NORMAL") -> Engine:
-    """An engine whose waits (lock, connect, statement) are bounded by ``timeout_s``."""
+def make_ledger_engine(url: str, *, timeout_s: float = 5.0, sqlite_synchronous: str = "NORMAL",
+                       background_checkpoint: bool = False) -> Engine:
+    """An engine whose waits (lock, connect, statement) are bounded by ``timeout_s``. With
+    ``background_checkpoint`` its SQLite connections never checkpoint the log in a commit: the caller runs
+    a ``tacore.store.wal_checkpoint.WalCheckpointer`` on the file instead."""
     connect_args: dict[str, Any] = {}
     if url.startswith("sqlite"):
         if url.startswith("sqlite:///") and ":memory:" not in url:
@@ -65,6 +68,8 @@ def make_ledger_engine(url: str, *, timeout_s: float = 5.0, sqlite_synchronous: 
             cursor.execute("PRAGMA journal_mode=WAL")
             cursor.execute(f"PRAGMA synchronous={mode}")
             cursor.execute("PRAGMA foreign_keys=ON")
+            if background_checkpoint:
+                cursor.execute("PRAGMA wal_autocheckpoint=0")
             cursor.close()
 
         event.listen(engine, "connect", pragmas)

@@ -231,11 +231,22 @@ class Ledger:
             out[row["order_id"]].append(rows.fill_from_row(row))
         return out
 
-    def recent_fills(self, account: str | None, limit: int) -> list[Fill]:
-        query = select(fills).order_by(fills.c.ts_ms.desc()).limit(limit)
-        if account is not None:
-            query = query.where(fills.c.account == account)
-        return [rows.fill_from_row(r) for r in self._all(query)]
+    def recent_fills(self, accounts: Sequence[str], limit: int) -> list[Fill]:
+        """The newest ``limit`` fills of ``accounts``, newest first: one query per account, each read off the
+        end of the ``(account, ts_ms)`` index however many fills the ledger holds, merged."""
+        found: list[Fill] = []
+        for account in accounts:
+            found.extend(rows.fill_from_row(r) for r in self._all(
+                select(fills).where(fills.c.account == account)
+                .order_by(fills.c.ts_ms.desc(), fills.c.id.desc()).limit(limit)))
+        found.sort(key=lambda f: (f.ts_ms, f.id), reverse=True)
+        return found[:limit]
+
+    def orders_by_id(self, order_ids: Iterable[str]) -> list[Order]:
+        wanted = list(order_ids)
+        if not wanted:
+            return []
+        return [rows.order_from_row(r) for r in self._all(select(orders).where(orders.c.id.in_(wanted)))]
 
     def load_portfolio(self) -> Portfolio:
         portfolio = Portfolio()

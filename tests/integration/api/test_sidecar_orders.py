@@ -82,6 +82,10 @@ def test_an_order_placed_over_http_is_got_listed_valued_and_retried_by_its_idemp
     assert D(btc["qty"]) >= 2 and btc["current_price"] is not None and btc["unrealized_pl"] is not None
     balances = http.get("/balances", params={"account": "paper"}).json()
     assert balances["balances"][0]["asset"] == "USDT" and "paper" in balances["equity"]
+    # the dashboard's recent fills: the newest fills across all orders (fill.list), this one's among them
+    shown = wait_until(lambda: [f for f in http.get("/dashboard/data").json()["trading"]["fills"]
+                                if f["order_id"] == order["id"]], 20, "the order's fill on the dashboard")
+    assert (shown[0]["account"], shown[0]["order_type"], shown[0]["qty"]) == ("paper", "market", "2")
 
 
 def test_a_resting_limit_is_open_until_cancelled_over_http(http: httpx.Client) -> None:

@@ -29,6 +29,10 @@ def test_the_design_document_payload_fills_and_the_order_is_there_to_get_list_an
     assert data(call(tacore, "order.get", {"client_order_id": "design-1"}))["id"] == order["id"]
     listed = data(call(tacore, "order.list", {"status": "closed", "account": "paper"}))
     assert [o["id"] for o in listed["orders"]] == [order["id"]]
+    (fill,) = data(call(tacore, "fill.list", {"account": "paper"}))["fills"]
+    assert (fill["order_id"], fill["account"], fill["order_type"], fill["qty"]) == (order["id"], "paper", "market", "2")
+    newest = data(call(tacore, "fill.list", {"limit": 5}))["fills"]  # every account's: the probe orders' too
+    assert newest[0]["order_id"] == order["id"] and {f["account"] for f in newest} == {"paper", "probe"}
     feed.candle("BTCUSDT", 100.5, 111.0, 100.0, 110.5, open_ms=feed.next_minute())
     wait_until(lambda: data(call(tacore, "portfolio.positions", {"account": "paper"}))["positions"][0][
         "current_price"] == "110.5", 10, "the position marked to the newest close")

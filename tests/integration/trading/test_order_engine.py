@@ -7,7 +7,7 @@ from collections.abc import Callable
 from decimal import Decimal
 
 import pytest
-from engine_harness import Harness
+from engine_harness import Harness, harness_accounts
 from sqlalchemy import func, select, text
 from trading_helpers import T0, candle
 
@@ -70,6 +70,28 @@ def test_a_resting_limit_reserves_cash_fills_on_a_later_candle_after_a_restart_a
     h.restart()
     usdt = {b.asset: b for b in h.engine.balances("paper")}["USDT"]
     assert (usdt.total, usdt.reserved) == (D("9050"), D("0"))
+
+
+def test_recent_fills_are_the_newest_across_all_orders_not_only_those_of_the_newest_orders(
+        ledger_url: str, harness_factory: Callable[..., Harness]) -> None:
+    other = {"other": {"venue": "paper", "balances": {"USDT": "10000"}}}
+    h = harness_factory(ledger_url, accounts=harness_accounts(extra=other))
+    h.quotes.set("BTCUSDT", "100", ts_ms=T0 + 10_000)
+    oldest = h.place(type="limit", limit="95", qty="1", tif="gtc")  # rests while 55 newer orders fill
+    for i in range(55):
+        h.now = T0 + 20_000 + i
+        h.quotes.set("BTCUSDT", "100", ts_ms=h.now)
+        h.place(qty="0.01", account="other" if i % 5 == 0 else None)
+    h.now = T0 + 180_000  # after the candle closed: its fill is the newest
+    assert h.engine.on_candle(candle("96", "97", "94", "95", minute=2)) == 1  # the oldest order fills last
+    newest = h.engine.recent_fills(None, 20)
+    assert len(newest) == 20
+    fill, order = newest[0]
+    assert order is not None and (order.id, order.type, fill.price) == (oldest.id, OrderType.LIMIT, D("95"))
+    assert [f.ts_ms for f, _ in newest] == sorted((f.ts_ms for f, _ in newest), reverse=True)
+    assert {o.type for _, o in newest if o is not None} == {OrderType.LIMIT, OrderType.MARKET}
+    theirs = h.engine.recent_fills("other", 50)
+    assert len(theirs) == 11 and {f.account for f, _ in theirs} == {"other"}
 
 
 def test_cancel_ends_a_resting_order_and_releases_what_it_held_and_a_second_cancel_changes_nothing(
