@@ -109,7 +109,10 @@ local_status() {
   local pid
   if pid=$(running_pid); then
     echo "tacore serve is running (pid $pid)"
-    ps -o pid=,args= --ppid "$pid" 2>/dev/null | sed 's/^/  /' || true
+    # the children and theirs: most processes are forked by "tacore: process-template", a child itself
+    local children
+    children=$(pgrep -d, -P "$pid" || true)
+    ps -o pid=,args= --ppid "$pid${children:+,$children}" 2>/dev/null | sed 's/^/  /' || true
     .venv/bin/tacore call --internal --retries 0 --timeout-ms 3000 health.check >/dev/null \
       && echo "health.check through the broker: ok" || echo "health.check through the broker: FAILED"
   else
