@@ -155,3 +155,21 @@ def test_an_ended_cycle_is_written_with_its_tasks_never_before_them(engine: Engi
     assert {r["cycle"]: r["status"] for r in store.cycle_rows("f", 10)} == {0: "completed", 1: "running"}
     assert {t["status"] for t in store.task_rows("f", 0)} == {"completed"}
     store.close()
+
+
+def test_a_late_reply_to_a_stopped_cycles_node_is_written_as_an_update(engine: Engine) -> None:
+    core, store = Core(4), FlowStore(engine)
+    core.register(SPEC, 0.0)
+    core.due(60.0)
+    [a] = core.schedule(60.0)
+    store.flush(core, 60.0)
+    core.stop_cycle("f", 0, None, 60.1, "stopped")  # the cycle ends while a runs on a worker
+    store.flush(core, 60.1)  # written; the store forgets an ended cycle's tasks (its memory stays bounded)
+    ok = {"status": "success", "data": {"outputs": {"output": 1}}}
+    core.on_reply(a.task.request_id or "", ok, 60.2)  # the worker's reply comes in after all
+    core.logs.append((a.task.id, "INFO", "late", 60.2))
+    store.flush(core, 60.2)  # nothing is written twice for a task of a cycle the store has let go of
+    rows = {t["node_id"]: t for t in store.task_rows("f", 0)}
+    assert len(rows) == 2 and rows["a"]["id"] == a.task.id
+    assert store.cycle_rows("f", 10)[0]["status"] == "cancelled"
+    store.close()
