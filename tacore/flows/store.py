@@ -46,7 +46,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.pool import StaticPool
 
 from tacore.flows.core import Core, Cycle, Flow, Task
-from tacore.store.request_log import sqlite_path
+from tacore.store.request_log import sqlite_path, sqlite_pragmas
 
 metadata = MetaData()
 
@@ -176,16 +176,8 @@ def _flow_row(flow: Flow, now: float) -> dict[str, Any]:
 
 def _sqlite_writer(engine: Engine) -> Engine:
     writer = create_engine(engine.url, poolclass=StaticPool, connect_args={"check_same_thread": False})
-    event.listen(writer, "connect", _writer_pragmas)
+    event.listen(writer, "connect", sqlite_pragmas)
     return writer
-
-
-def _writer_pragmas(dbapi_connection: Any, _record: Any) -> None:
-    cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA synchronous=NORMAL")
-    cursor.execute("PRAGMA busy_timeout=5000")
-    cursor.close()
 
 
 @dataclass(frozen=True)
