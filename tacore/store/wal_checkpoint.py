@@ -30,12 +30,14 @@ import contextlib
 import logging
 import sqlite3
 import threading
+import time
 from pathlib import Path
 
 log = logging.getLogger("tacore.store")
 
 EVERY_S = 0.05
 RESTART_FRAMES = 16_384  # 64 MiB of 4 KiB pages
+_LOG_EVERY_S = 60.0  # while checkpoints keep failing, one warning a minute
 
 
 def sqlite_file(url: str) -> Path | None:
@@ -87,6 +89,7 @@ class WalCheckpointer:
 
     def _run(self) -> None:
         conns: tuple[sqlite3.Connection, sqlite3.Connection] | None = None
+        failing, logged_at = 0, 0.0
         try:
             while not self._stop.wait(self.every_s):
                 try:
@@ -94,10 +97,18 @@ class WalCheckpointer:
                         conns = (self._connect(), self._connect())
                     self.checkpoint_once(*conns)
                 except sqlite3.Error as exc:  # the next turn tries again (and a commit's own durability is unaffected)
-                    log.warning("WAL checkpoint of %s failed: %s", self.path, exc)
+                    failing += 1
+                    if failing == 1 or time.monotonic() - logged_at >= _LOG_EVERY_S:  # a full disk: not 20 lines/s
+                        log.warning("WAL checkpoint of %s failed (%d turn(s) in a row; the log grows until one "
+                                    "succeeds): %s", self.path, failing, exc)
+                        logged_at = time.monotonic()
                     if conns is not None:
                         _close(*conns)
                     conns = None
+                else:
+                    if failing:
+                        log.info("WAL checkpoint of %s works again after %d failed turn(s)", self.path, failing)
+                    failing = 0
         finally:
             if conns is not None:
                 with contextlib.suppress(sqlite3.Error):

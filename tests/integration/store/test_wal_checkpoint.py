@@ -1,11 +1,14 @@
 """The WAL checkpointer: with a writer's own checkpoints off, its thread copies the log into the database
-file, keeps the log bounded by starting it over now and then, and loses no commit."""
+file, keeps the log bounded by starting it over now and then, loses no commit, and says once when it keeps failing."""
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 import time
 from pathlib import Path
+
+import pytest
 
 from tacore.store.wal_checkpoint import WalCheckpointer, sqlite_file
 
@@ -41,3 +44,14 @@ def test_only_sqlite_files_are_checkpointed() -> None:
     assert sqlite_file("sqlite:////data/orders.db") == Path("/data/orders.db")
     assert sqlite_file("sqlite:///:memory:") is None
     assert sqlite_file("postgresql://u@h/db") is None
+
+
+def test_a_checkpoint_that_keeps_failing_is_logged_once_not_every_turn(tmp_path: Path,
+                                                                       caplog: pytest.LogCaptureFixture) -> None:
+    unopenable = tmp_path / "no-such-directory" / "orders.db"  # every turn fails to open it, as on a broken disk
+    checkpointer = WalCheckpointer(unopenable, every_s=0.01).start()
+    with caplog.at_level(logging.WARNING, logger="tacore.store"):
+        time.sleep(0.5)  # about 50 failed turns
+        checkpointer.stop()
+    warnings = [r for r in caplog.records if "WAL checkpoint" in r.getMessage()]
+    assert len(warnings) == 1 and "1 turn(s) in a row" in warnings[0].getMessage()
