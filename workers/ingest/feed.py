@@ -16,13 +16,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
 from tacore.events import EventPublisher
 from tacore.intervals import INTERVAL_MS
 from tacore.store.klines import KlineRow, candle_dict
+from workers.ingest.announced import AnnouncedCandles
 from workers.ingest.backfill import Backfiller, JobKind
 from workers.ingest.connections import ConnectionPool, ExchangeConnection
 from workers.ingest.history import StreamPlan
@@ -50,18 +50,11 @@ class StreamState:
     subscribed_at: float = 0.0
     messages: int = 0
     stalls: int = 0
-    _published: deque[int] = field(default_factory=deque)
-    _published_set: set[int] = field(default_factory=set)
+    _announced: AnnouncedCandles = field(default_factory=lambda: AnnouncedCandles(_PUBLISHED_MEMORY))
 
     def first_publish(self, open_time: int) -> bool:
         """True the first time a closed candle is seen (then remembered)."""
-        if open_time in self._published_set:
-            return False
-        self._published_set.add(open_time)
-        self._published.append(open_time)
-        if len(self._published) > _PUBLISHED_MEMORY:
-            self._published_set.discard(self._published.popleft())
-        return True
+        return self._announced.first(open_time)
 
 
 @dataclass(slots=True)

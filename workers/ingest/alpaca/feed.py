@@ -18,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections import deque
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
@@ -36,6 +35,7 @@ from workers.ingest.alpaca.messages import BarPoint
 from workers.ingest.alpaca.rest import AlpacaAuthError, AlpacaRest
 from workers.ingest.alpaca.sessions import MINUTE_MS, UsCandleClock
 from workers.ingest.alpaca.stream import AlpacaStream, StreamConfig
+from workers.ingest.announced import AnnouncedCandles
 from workers.ingest.history import bars_between
 from workers.ingest.normalise import stream_name
 from workers.ingest.progress import HistoryProgress
@@ -55,17 +55,11 @@ class UsStream:
     name: str
     last_closed_open: int | None = None
     candles: int = 0
-    _published: deque[int] = field(default_factory=deque)
-    _published_set: set[int] = field(default_factory=set)
+    _announced: AnnouncedCandles = field(default_factory=lambda: AnnouncedCandles(_PUBLISHED_MEMORY))
 
     def first_publish(self, open_time: int) -> bool:
-        if open_time in self._published_set:
-            return False
-        self._published_set.add(open_time)
-        self._published.append(open_time)
-        if len(self._published) > _PUBLISHED_MEMORY:
-            self._published_set.discard(self._published.popleft())
-        return True
+        """True the first time a closed candle is seen (then remembered)."""
+        return self._announced.first(open_time)
 
 
 @dataclass(slots=True)
