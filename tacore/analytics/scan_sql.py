@@ -240,8 +240,9 @@ class _Compiler:
         frame = Frame(tf.prefix, offset)
         stages, expr = definition.build(frame, slots, alias)
         need = f"{{{alias}_need:Int64}}"
-        # the expression written once (``let``): ClickHouse names an expression written twice twice
-        value = let({"_x": expr, "_ok": f"{frame.count} >= {need}"}, "if(_ok AND isFinite(_x), _x, nan)")
+        # no value (NaN) without enough candles or when not finite (a division by zero); ``ifNotFinite`` reads
+        # the expression once, where ``if(isFinite(x), x, nan)`` would write it twice (and plan it twice)
+        value = f"if({frame.count} >= {need}, ifNotFinite({expr}, nan), nan)"
         # a field's intermediates (RSI's changes, its weights...) as lambda arguments: every field in one stage,
         # so the query nests two subqueries over ``per_symbol``, not one per intermediate (less to analyse)
         for columns in reversed(stages):
