@@ -107,8 +107,20 @@ class FieldSpec(BaseModel):
             raise ValueError(f"{name} period must be {spec.min_period}..{spec.max_period} candles")
         return value
 
+    @field_validator("timeframe")
+    @classmethod
+    def _fixed_timeframe(cls, value: str | None, info: ValidationInfo) -> str | None:
+        name = info.data.get("field")
+        fixed = FIELDS[name].timeframe if name is not None else None
+        if value is not None and fixed is not None and value != fixed:
+            raise ValueError(f"{name} reads {fixed} candles")
+        return value
+
     def resolved(self, timeframe: str) -> FieldSpec:
-        return self if self.timeframe else self.model_copy(update={"timeframe": timeframe})
+        """With its timeframe set: the field's own, else the one asked, else the scan's ``timeframe``."""
+        if self.timeframe:
+            return self
+        return self.model_copy(update={"timeframe": FIELDS[self.field].timeframe or timeframe})
 
 
 def _field_shorthand(value: Any) -> Any:

@@ -68,7 +68,8 @@ _COMPARE_SQL = {Op.GREATER: ">", Op.EGREATER: ">=", Op.LESS: "<", Op.ELESS: "<="
 def field_key(spec: FieldSpec, scan_timeframe: str) -> str:
     """How a field is named in the reply: ``rsi(14)``, ``price``, ``quote_volume(1440)@1m``."""
     key = spec.field.value if spec.period is None else f"{spec.field.value}({spec.period})"
-    return key if spec.timeframe in (None, scan_timeframe) else f"{key}@{spec.timeframe}"
+    own = FIELDS[spec.field].timeframe is not None  # a field that reads one timeframe never names it
+    return key if own or spec.timeframe in (None, scan_timeframe) else f"{key}@{spec.timeframe}"
 
 
 @lru_cache(maxsize=16)
@@ -80,11 +81,18 @@ def _regular_session_ms(calendar_name: str) -> float:
     return float(calendar.session_ms)
 
 
-def day_candles(market: Market, interval: str) -> int:
-    """Candles of ``interval`` in one regular session of the market (1440 1m candles for 24/7 crypto,
-    390 for NYSE): what "the last day" spans in the design document's ``min_volume``."""
-    session_ms = _regular_session_ms(market.calendar_name)
-    return max(1, round(min(session_ms, DAY_MS) / INTERVAL_MS[interval]))
+def day_ms(market: Market) -> int:
+    """Trading time in one regular session of the market (a whole day for 24/7 crypto, 6.5 hours for NYSE):
+    what "the last day" spans in the design document's ``min_volume``."""
+    return round(min(_regular_session_ms(market.calendar_name), DAY_MS))
+
+
+def day_window(market: Market, as_of: int) -> list[tuple[int, int]]:
+    """The last day before ``as_of`` as ``[start, stop)`` ranges of open times: the 1,440 minutes before it
+    on a 24/7 market; on a session market a regular session's worth of trading time, counted back across
+    closes, weekends and holidays (``TradingCalendar.trading_window``). A candle counts when it opened in
+    them: with every minute stored, 1,440 (390 on NYSE) whatever ``as_of``."""
+    return market.calendar.trading_window(as_of, day_ms(market))
 
 
 def lookback_ms(market: Market, interval: str, candles: int) -> int:
@@ -110,10 +118,15 @@ class TimeframePlan:
     interval: str
     prefix: str
     columns: set[str] = field(default_factory=set)
-    candles: int = 1
+    #: the most candles a field reads back (0: only last-day sums read it)
+    candles: int = 0
     from_ms: int = 0
     #: a field reads the newest candle's event time
     event_time: bool = False
+    #: columns summed over the last day's time window (no arrays needed for them)
+    day_columns: set[str] = field(default_factory=set)
+    #: that window's ``[start, stop)`` ranges of open times
+    day_ranges: list[tuple[int, int]] = field(default_factory=list)
     #: the per-symbol columns it yields (``t0_n``, ``t0_c``, ...)
     outputs: list[str] = field(default_factory=list)
 
@@ -155,7 +168,7 @@ def chain(criteria: ScanCriteria, market: Market) -> list[Link]:
     tf = criteria.timeframe or "1d"
     links = []
     if criteria.min_volume is not None:
-        volume = FieldSpec(field=FieldName.QUOTE_VOLUME, period=day_candles(market, "1m"), timeframe="1m")
+        volume = FieldSpec(field=FieldName.DAY_QUOTE_VOLUME).resolved(tf)
         links.append(Link("criteria.min_volume", volume, Op.EGREATER, float(criteria.min_volume)))
     if criteria.price_range is not None:
         price = FieldSpec(field=FieldName.PRICE, timeframe=tf)
@@ -166,7 +179,7 @@ def chain(criteria: ScanCriteria, market: Market) -> list[Link]:
             value = value.resolved(tf)
         elif isinstance(value, tuple):
             value = tuple(v.resolved(tf) if isinstance(v, FieldSpec) else v for v in value)
-        left = FieldSpec(field=item.field, period=item.period, timeframe=item.timeframe or tf)
+        left = FieldSpec(field=item.field, period=item.period, timeframe=item.timeframe).resolved(tf)
         links.append(Link(f"criteria.filters.{index}", left, item.op, value))
     return links
 
@@ -209,20 +222,27 @@ class _Compiler:
         definition = FIELDS[spec.field]
         tf = self.frame_of(spec.timeframe)
         alias = f"{'v' if offset == 0 else 'w'}{len(self.columns)}"
+        read = definition.candles_read(spec.period)
+        if definition.day_columns:  # the candles of the last day's window, when none is missing
+            read = day_ms(self.market) // INTERVAL_MS[tf.interval]
+            tf.day_ranges = day_window(self.market, self.as_of)
         plan = ColumnPlan(field_key(spec, self.timeframe), spec, alias, offset, definition.min_candles(spec.period),
-                          definition.candles_read(spec.period))
+                          read)
         self.columns[ident] = plan
         tf.columns |= definition.columns
+        tf.day_columns |= definition.day_columns
         tf.event_time |= definition.name is FieldName.CANDLE_AGE_S
-        tf.candles = max(tf.candles, plan.candles_read + offset)
+        if not definition.day_columns:
+            tf.candles = max(tf.candles, definition.candles_read(spec.period) + offset)
         slots = Slots(period=f"{{{alias}_p:Int64}}", warmup=f"{{{alias}_w:Int64}}", decay=f"{{{alias}_decay:Float64}}",
                       gain=f"{{{alias}_gain:Float64}}", as_of="{as_of:Int64}",
                       bars_per_year=f"{{{tf.prefix}_bpy:Float64}}")
         frame = Frame(tf.prefix, offset)
         stages, expr = definition.build(frame, slots, alias)
         need = f"{{{alias}_need:Int64}}"
-        # the expression written once (``let``): ClickHouse names an expression written twice twice
-        value = let({"_x": expr, "_ok": f"{frame.count} >= {need}"}, "if(_ok AND isFinite(_x), _x, nan)")
+        # no value (NaN) without enough candles or when not finite (a division by zero); ``ifNotFinite`` reads
+        # the expression once, where ``if(isFinite(x), x, nan)`` would write it twice (and plan it twice)
+        value = f"if({frame.count} >= {need}, ifNotFinite({expr}, nan), nan)"
         # a field's intermediates (RSI's changes, its weights...) as lambda arguments: every field in one stage,
         # so the query nests two subqueries over ``per_symbol``, not one per intermediate (less to analyse)
         for columns in reversed(stages):
@@ -361,11 +381,15 @@ class _Compiler:
         windows, flags, read = [], [], {"symbol", "open_time"}
         for tf in tfs:
             p = tf.prefix
-            tf.from_ms = self.as_of - lookback_ms(self.market, tf.interval, tf.candles)
+            starts = [tf.day_ranges[0][0] - 1] if tf.day_ranges else []
+            if tf.candles or not starts:  # a timeframe only summed over the last day reads just that day
+                starts.append(self.as_of - lookback_ms(self.market, tf.interval, max(tf.candles, 1)))
+            tf.from_ms = min(starts)
             interval = self.bind(f"{p}_interval", tf.interval, "String")
             windows.append(f"(interval = {interval} AND open_time > {self.bind(f'{p}_from', tf.from_ms, 'Int64')})")
             flags.append(f"interval = {interval} AS in_{p}" if len(tfs) > 1 else f"1 AS in_{p}")
-            read |= {_ARRAY_COLUMNS[c] for c in tf.columns} | ({"event_time"} if tf.event_time else set())
+            read |= {_ARRAY_COLUMNS[c] for c in tf.columns | tf.day_columns}
+            read |= {"event_time"} if tf.event_time else set()
         # PREWHERE: only sorting-key columns, which every version of a candle shares, so filtering before
         # FINAL's merge is exact, and the columns of candles outside the windows are never read
         return (f"candles AS (SELECT {', '.join(sorted(read))}, {', '.join(flags)} FROM {self.table} FINAL "
@@ -386,9 +410,21 @@ class _Compiler:
                         for c in sorted(tf.columns)]
             if tf.event_time:
                 columns.append(f"argMaxIf(event_time, open_time, in_{p}) AS {p}_event")
+            if tf.day_columns:
+                columns += [f"sumIfOrNull({_ARRAY_COLUMNS[c]}, {self.day_condition(tf)}) AS {p}_day_{c}"
+                            for c in sorted(tf.day_columns)]
             tf.outputs = [column.rsplit(" AS ", 1)[1] for column in columns if f" AS {p}_" in column]
         return (f"per_symbol AS (SELECT toString(symbol) AS sym, {', '.join(columns)} FROM candles "
                 f"GROUP BY symbol HAVING {self.membership()} AND {self.symbol_filter()('symbol')})")
+
+    def day_condition(self, tf: TimeframePlan) -> str:
+        """SQL of "the row is a candle of ``tf`` opening in the last day's window" (the ranges bound)."""
+        if not tf.day_ranges:
+            return "0"
+        ranges = [f"(open_time >= {self.bind(f'{tf.prefix}_day{i}_start', start, 'Int64')} AND "
+                  f"open_time < {self.bind(f'{tf.prefix}_day{i}_stop', stop, 'Int64')})"
+                  for i, (start, stop) in enumerate(tf.day_ranges)]
+        return f"in_{tf.prefix} AND ({' OR '.join(ranges)})"
 
     def reply_sql(self, links: int, page_columns: list[ColumnPlan], sort_alias: str | None, order: str) -> str:
         """The one row out: symbols scanned, symbols left after each link, the page, candles read per timeframe

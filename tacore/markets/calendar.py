@@ -35,6 +35,7 @@ class TradingCalendar(Protocol):
     def previous_session(self, ts_ms: int) -> tuple[int, int]: ...
     def sessions(self, start_ms: int, end_ms: int) -> list[tuple[int, int]]: ...
     def open_mask(self, ts_ms: I64) -> npt.NDArray[np.bool_]: ...
+    def trading_window(self, end_ms: int, duration_ms: int) -> list[tuple[int, int]]: ...
 
 
 class AlwaysOpen:
@@ -65,6 +66,10 @@ class AlwaysOpen:
 
     def open_mask(self, ts_ms: I64) -> npt.NDArray[np.bool_]:
         return np.ones(ts_ms.shape, dtype=np.bool_)
+
+    def trading_window(self, end_ms: int, duration_ms: int) -> list[tuple[int, int]]:
+        """The last ``duration_ms`` before ``end_ms``: ``[(end_ms - duration_ms, end_ms)]``."""
+        return [(end_ms - duration_ms, end_ms)]
 
 
 class SessionCalendar:
@@ -128,6 +133,23 @@ class SessionCalendar:
         hi = bisect.bisect_left(self._opens_list, end_ms)
         return [(int(o), int(c)) for o, c in zip(self.opens[lo:hi], self.closes[lo:hi], strict=True)
                 if c > start_ms]
+
+    def trading_window(self, end_ms: int, duration_ms: int) -> list[tuple[int, int]]:
+        """The last ``duration_ms`` of trading time before ``end_ms``, as half-open ``[start, stop)`` ranges
+        of epoch ms inside sessions, oldest first: counted back across closes, weekends and holidays (on a
+        Monday morning, the session so far and the end of Friday's). Less when the calendar's history
+        runs out."""
+        ranges: list[tuple[int, int]] = []
+        left, stop, i = duration_ms, end_ms, self._index(end_ms)
+        while left > 0 and i >= 0:
+            session_open, session_close = int(self.opens[i]), int(self.closes[i])
+            upper = min(session_close, stop)
+            if upper > session_open:
+                lower = max(session_open, upper - left)
+                ranges.append((lower, upper))
+                left -= upper - lower
+            i -= 1
+        return ranges[::-1]
 
     def open_mask(self, ts_ms: I64) -> npt.NDArray[np.bool_]:
         """Vectorised ``is_open`` for an array of timestamps."""

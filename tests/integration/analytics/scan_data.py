@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 
 import numpy as np
 
+from tacore.markets.calendar import calendar_named
 from tacore.store.klines import KlineRow, KlineStore, version_of
 
 DAY = 86_400_000
@@ -87,18 +88,31 @@ def crypto_rows(as_of: int = AS_OF) -> list[KlineRow]:
     return rows
 
 
+def session_minutes(as_of: int, sessions: int = 3) -> list[int]:
+    """Open times of every minute of the last ``sessions`` NYSE sessions before ``as_of`` (the running one
+    up to it): the last day's window (a regular session's trading time) always holds 390 of them."""
+    calendar = calendar_named("XNYS")
+    recent = [s for s in calendar.sessions(as_of - 15 * DAY, as_of) if s[0] < as_of][-sessions:]
+    return [t for start, stop in recent for t in range(start, min(stop, as_of), MINUTE)]
+
+
 def us_rows(as_of: int = AS_OF) -> list[KlineRow]:
-    """Three listed stocks and one unlisted, each with a year of sessions and the last session in minutes
-    (closed half an hour before ``as_of``)."""
+    """Three listed stocks and one unlisted, each with a year of daily candles and the minutes of the last
+    NYSE sessions, each trading a fixed value a minute (at ``AS_OF``, the last session closed half an hour
+    before)."""
     today = as_of - as_of % DAY
     rows: list[KlineRow] = []
-    session_open = as_of - as_of % MINUTE - 420 * MINUTE
+    times = session_minutes(as_of)
     for symbol, price, per_minute in (("AAPL", 230.0, 10_000.0), ("MSFT", 610.0, 50_000.0), ("TSLA", 400.0, 100.0),
                                       ("ZZZZ", 12.0, 5_000.0)):
         closes = price * (1 + 0.001 * np.sin(np.arange(252)))
-        rows += series(symbol, DAY, closes, last_open=today, last_event=session_open + 390 * MINUTE)
-        rows += series(symbol, MINUTE, [closes[-1]] * 390, quote_volumes=[per_minute] * 390,
-                       last_open=session_open + 389 * MINUTE, interval="1m")
+        rows += series(symbol, DAY, closes, last_open=today, last_event=times[-1] + MINUTE)
+        last = float(closes[-1])
+        for t in times:
+            event = min(t + MINUTE - 1, as_of)
+            closed = event == t + MINUTE - 1
+            rows.append(KlineRow(symbol, "1m", t, t + MINUTE - 1, last, last + 1, last - 1, last, per_minute / last,
+                                 per_minute, 10, 0.0, 0.0, closed, event, version_of(closed, event)))
     return rows
 
 

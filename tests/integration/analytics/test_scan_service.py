@@ -59,7 +59,8 @@ def test_design_document_payload_through_broker_and_data_agent(service: TACorePr
         # the client helper: the short form and a general chain together, sorted and paged
         chain = client.scan_market("CRYPTO", {"min_volume": 100_000}, filters=[
             {"field": "rsi", "op": "greater", "value": 50}], sort_by="price", limit=1)
-        assert [r["symbol"] for r in chain["results"]] == ["AAAUSDT"] and chain["matched"] == 1
+        # AAA (RSI 100) and CCC (its 1,000 minutes of the day trade 1e9) match; AAA is the dearer
+        assert [r["symbol"] for r in chain["results"]] == ["AAAUSDT"] and chain["matched"] == 2
 
         # bad criteria: INVALID_PARAMS pointing into the chain, and the agent keeps serving
         with pytest.raises(RemoteError) as caught:

@@ -60,17 +60,19 @@ def test_design_document_payload_scans_the_us_market(store: KlineStore, markets:
     assert symbols(reply) == ["AAPL", "ZZZZ"]
     assert reply["scanned"] == 4 and reply["matched"] == 2
     assert [(f["source"], f["field"], f["dropped"], f["remaining"]) for f in reply["filters"]] == [
-        ("criteria.min_volume", "quote_volume(390)@1m", 1, 3), ("criteria.price_range", "price", 1, 2)]
+        ("criteria.min_volume", "day_quote_volume", 1, 3), ("criteria.price_range", "price", 1, 2)]
     aapl = reply["results"][0]["values"]
-    assert aapl["quote_volume(390)@1m"] == pytest.approx(3_900_000) and 229 < aapl["price"] < 231
+    assert aapl["day_quote_volume"] == pytest.approx(3_900_000) and 229 < aapl["price"] < 231
     assert reply["candles"]["1m"]["candles"] == 4 * 390 and reply["candles"]["1d"]["symbols"] == 4
     assert "BTCUSDT" not in symbols(reply) and len(reply["missing"]) == 27 and "NVDA" in reply["missing"]
 
 
 def test_min_volume_is_the_last_day_of_minute_candles(store: KlineStore, markets: MarketRegistry) -> None:
     reply = scan(store, markets, min_volume=1_000_000)
-    assert symbols(reply) == ["AAAUSDT"]  # 1,440,000 USDT; BBB 720,000; CCC has only 1,000 minutes
-    assert reply["results"][0]["values"]["quote_volume(1440)@1m"] == pytest.approx(1_440_000)
+    # AAA 1,440,000 USDT; BBB 720,000; CCC's 1,000 minutes (the others of the day are not stored) 1e9
+    assert symbols(reply) == ["AAAUSDT", "CCCUSDT"]
+    assert reply["results"][0]["values"]["day_quote_volume"] == pytest.approx(1_440_000)
+    assert reply["results"][1]["values"]["day_quote_volume"] == pytest.approx(1e9)
     assert reply["candles"]["1m"] == {"candles": 3880, "symbols": 3, "from": reply["candles"]["1m"]["from"],
                                       "newest_open_time": AS_OF - AS_OF % 60_000 - 60_000}
 

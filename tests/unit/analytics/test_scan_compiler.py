@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from tacore.analytics.scan_criteria import ScanCriteria
-from tacore.analytics.scan_sql import compile_scan, day_candles, field_key, lookback_ms
+from tacore.analytics.scan_sql import compile_scan, day_ms, field_key, lookback_ms
 from tacore.errors import InvalidParams
 from tacore.markets import MarketRegistry, load_markets
 from tacore.markets.calendar import DAY_MS
@@ -34,7 +34,7 @@ def test_a_chain_compiles_to_one_statement_reading_the_table_once_with_final(mar
     assert [link.source for link in scan.links] == ["criteria.min_volume", "criteria.price_range",
                                                     "criteria.filters.0", "criteria.filters.1"]
     # the page carries each field once (price is used by price_range and the cross), in first-use order
-    assert [c.key for c in scan.columns] == ["quote_volume(1440)@1m", "price", "rsi(14)", "sma(20)"]
+    assert [c.key for c in scan.columns] == ["day_quote_volume", "price", "rsi(14)", "sma(20)"]
 
 
 def test_request_values_are_bound_parameters_never_sql_text(markets: MarketRegistry) -> None:
@@ -70,19 +70,27 @@ def test_each_timeframe_reads_a_window_long_enough_for_its_longest_field(markets
         {"field": "change_pct", "period": 12, "timeframe": "1h", "op": "nempty"}]})
     plans = {tf.interval: tf for tf in scan.timeframes}
     assert set(plans) == {"1m", "1d", "1h"}
-    assert plans["1m"].candles == 1440 and plans["1m"].columns == {"q"}
+    # min_volume's last day: a sum over the 1,440 minutes up to as_of, no arrays
+    assert plans["1m"].columns == set() and plans["1m"].day_columns == {"q"}
+    assert plans["1m"].day_ranges == [(AS_OF - DAY_MS, AS_OF)] and plans["1m"].from_ms == AS_OF - DAY_MS - 1
+    assert "sumIfOrNull(quote_volume, " in scan.sql and "groupArrayIf(quote_volume" not in scan.sql
     assert plans["1d"].candles == 601  # ema(60) reads max(10 * 60, 250) candles, +1 for the previous value
     assert plans["1h"].candles == 13 and plans["1h"].columns == {"c"}
-    for tf in scan.timeframes:
+    for tf in scan.timeframes[1:]:
         assert tf.from_ms == AS_OF - lookback_ms(markets.get("CRYPTO"), tf.interval, tf.candles)
     assert AS_OF - plans["1d"].from_ms == 2 * 601 * DAY_MS + DAY_MS
 
 
-def test_the_design_documents_last_day_is_a_session_of_minute_candles(markets: MarketRegistry) -> None:
-    assert day_candles(markets.get("CRYPTO"), "1m") == 1440
-    assert day_candles(markets.get("US"), "1m") == 390  # the regular NYSE session, not the early closes
+def test_the_design_documents_last_day_is_a_sessions_trading_time_of_minute_candles(
+        markets: MarketRegistry) -> None:
+    assert day_ms(markets.get("CRYPTO")) == DAY_MS
+    assert day_ms(markets.get("US")) == 390 * 60_000  # the regular NYSE session, not the early closes
     us = _compile(markets, {"min_volume": 1e6}, market="US")
-    assert us.columns[0].key == "quote_volume(390)@1m" and us.parameters["v0_p"] == 390
+    assert us.columns[0].key == "day_quote_volume" and us.columns[0].candles_read == 390
+    # as of New Year's Day 2025 (a holiday): the session of 2024-12-31, 14:30-21:00 UTC, bound as parameters
+    session = (AS_OF - DAY_MS + 870 * 60_000, AS_OF - 3 * 3_600_000)
+    assert (us.parameters["t0_day0_start"], us.parameters["t0_day0_stop"]) == session
+    assert "t0_day1_start" not in us.parameters and us.timeframes[0].from_ms == session[0] - 1
     # a session market's window also spans weekends and holidays
     assert lookback_ms(markets.get("US"), "1d", 10) > lookback_ms(markets.get("CRYPTO"), "1d", 10) + 3 * DAY_MS
 

@@ -71,6 +71,11 @@ def test_filters_take_defaults_shorthand_fields_and_every_operator_shape() -> No
     ([{"field": "rsi", "timeframe": "2m", "op": "less", "value": 30}], "criteria.filters.0.timeframe", "1m, 5m"),
     ([{"field": "candle_age_s", "op": "crosses", "value": 30}], "criteria.filters.0.op", "cannot cross"),
     ([{"field": "price", "op": "crosses", "value": "candle_age_s"}], "criteria.filters.0.value", "cannot cross"),
+    ([{"field": "day_quote_volume", "timeframe": "1h", "op": "less", "value": 1}], "criteria.filters.0.timeframe",
+     "reads 1m candles"),
+    ([{"field": "day_quote_volume", "period": 3, "op": "less", "value": 1}], "criteria.filters.0.period",
+     "no period"),
+    ([{"field": "day_quote_volume", "op": "crosses", "value": 1}], "criteria.filters.0.op", "cannot cross"),
     ([{"field": "price", "op": "greater", "value": 1, "bars": 3}], "criteria.filters.0.bars", "Extra inputs"),
 ])
 def test_bad_filters_are_invalid_params_pointing_into_the_chain(filters: list[dict[str, Any]], field: str,
@@ -105,6 +110,8 @@ def test_bad_scan_options_are_invalid_params_naming_the_option(criteria: dict[st
 
 def test_sort_by_takes_symbol_a_field_name_or_a_field() -> None:
     assert ScanCriteria.model_validate({"sort_by": "symbol"}).sort_by is None
+    day = ScanCriteria.model_validate({"timeframe": "4h", "sort_by": "day_quote_volume"}).sort_by
+    assert day is not None and day.resolved("4h").timeframe == "1m"  # the last day reads minutes, whatever the scan
     assert ScanCriteria.model_validate({"sort_by": "rsi"}).sort_by == FieldSpec(field=FieldName.RSI, period=14)
     spec = ScanCriteria.model_validate({"sort_by": {"field": "quote_volume", "period": 24, "timeframe": "1h"}}).sort_by
     assert spec == FieldSpec(field=FieldName.QUOTE_VOLUME, period=24, timeframe="1h")

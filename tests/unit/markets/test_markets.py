@@ -73,6 +73,24 @@ def test_always_open_sessions_are_utc_days() -> None:
     assert len(cal.sessions(start, start + 3 * 86_400_000)) == 3
 
 
+def test_the_last_days_trading_time_spans_weekends_holidays_and_early_closes(markets: MarketRegistry) -> None:
+    nyse, minute = markets.get("US").calendar, 60_000
+    # Monday 2025-07-07, half an hour into the session: that half hour, all of Thursday's early-closing session
+    # (Friday was Independence Day), and the last 150 minutes of Wednesday's: 390 minutes of trading
+    monday = nyse.trading_window(_ms("2025-07-07T14:00:00"), 390 * minute)
+    assert monday == [(_ms("2025-07-02T17:30:00"), _ms("2025-07-02T20:00:00")),
+                      (_ms("2025-07-03T13:30:00"), _ms("2025-07-03T17:00:00")),
+                      (_ms("2025-07-07T13:30:00"), _ms("2025-07-07T14:00:00"))]
+    assert sum(stop - start for start, stop in monday) == 390 * minute
+    # on a Saturday: Friday's whole session
+    assert nyse.trading_window(_ms("2025-07-12T12:00:00"), 390 * minute) == [
+        (_ms("2025-07-11T13:30:00"), _ms("2025-07-11T20:00:00"))]
+    assert nyse.trading_window(_ms("2000-01-03T15:00:00"), 390 * minute) == []  # before the calendar's history
+    # 24/7: the last 1,440 minutes before the end
+    end = _ms("2025-07-06T10:00:30")
+    assert AlwaysOpen().trading_window(end, 1440 * minute) == [(end - 1440 * minute, end)]
+
+
 def test_a_bad_market_declaration_stops_start_up(tmp_path: Path) -> None:
     bad = tmp_path / "trading.yaml"
     bad.write_text("markets:\n  EU: {source: nowhere, calendar: XLON, quote_currency: EUR, symbol_pattern: x}\n")
