@@ -189,6 +189,16 @@ def test_orders_go_to_binance_with_tacore_s_client_order_id_and_refusals_come_ba
     _assert_no_secret_logged(tacore, keys)
 
 
+def _low_ahead(sim: ExchangeSimulator, symbol: str, *, seconds: int) -> Decimal:
+    """The lowest price the simulator's (seeded, known in advance) path trades at from 2 s to ``seconds`` s
+    ahead: a buy limit there rests now and fills within ``seconds`` (a random walk left to itself can stay
+    above a limit a tick under the price for minutes)."""
+    engine = sim.spot.engine
+    now = sim.call(engine.clock)
+    points = sim.call(lambda: list(engine.path_points(symbol, now + 2_000, now + seconds * 1_000)))
+    return D(min(price for _, price, _ in points)).quantize(D("0.01"))
+
+
 def test_a_resting_limit_is_canceled_at_the_exchange_and_one_filled_there_is_recorded_while_nobody_calls(
         binance_service: Start, sim: ExchangeSimulator, control: SimControl, keys: tuple[str, str]) -> None:
     tacore = binance_service()
@@ -202,12 +212,12 @@ def test_a_resting_limit_is_canceled_at_the_exchange_and_one_filled_there_is_rec
     assert canceled["status"] == "canceled"
     assert control.orders_with(keys[0], resting["client_order_id"])[0]["status"] == "CANCELED"
 
-    near = (sim.call(sim.spot.engine.price, "BTCUSDT") - D("0.01")).quantize(D("0.01"))
+    near = _low_ahead(sim, "BTCUSDT", seconds=20)
     waiting = data(call(tacore, "execute.order", {"symbol": "BTCUSDT", "action": "buy", "quantity": "0.002",
                                                   "order_type": "limit", "price": str(near), "time_in_force": "gtc",
                                                   "venue": "binance"}))
-    if waiting["status"] == "new":  # the path crosses it within seconds (5-second grid points)
-        wait_until(lambda: control.orders_with(keys[0], waiting["client_order_id"])[0]["status"] == "FILLED", 120,
+    if waiting["status"] == "new":  # the simulator's path trades at ``near`` within the next 20 s
+        wait_until(lambda: control.orders_with(keys[0], waiting["client_order_id"])[0]["status"] == "FILLED", 60,
                    "the exchange to fill the resting limit", interval=0.5)
     recorded = wait_until(lambda: (o := data(call(tacore, "order.get", {"order_id": waiting["id"],
                                                                        "include_fills": True})))["status"]
