@@ -109,6 +109,8 @@ def priority_case(client: LazyPirateClient) -> dict[str, Any]:
             cycle = client.call("flow.cycle.get", {"flow_id": "urgent", "cycle": number})
             if cycle["status"] == "completed":
                 break
+            if cycle["status"] != "running":  # failed loudly, not waited for forever
+                raise RuntimeError(f"the priority-0 cycle {number} ended {cycle['status']}: {cycle['error']}")
             time.sleep(0.002)
         samples.append((time.perf_counter() - started) * 1000.0)
         task = cycle["tasks"][0]

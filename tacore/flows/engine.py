@@ -240,8 +240,13 @@ class FlowEngine:
 
     # -- reads ---------------------------------------------------------------------------------------
     def _synced(self) -> None:
+        """The store holds everything the core changed so far. The rows are taken under the lock; the wait
+        for the writing thread is not (the loop goes on meanwhile, its later batches queued behind these)."""
         with self.lock:
-            self.store.flush(self.core, self.clock())
+            self.store.flush(self.core, self.clock(), wait=False)
+        self.store.drain()
+        with self.lock:
+            self.store.check()
 
     def status(self, flow_id: str, recent: int) -> dict[str, Any]:
         self._synced()
@@ -286,17 +291,27 @@ class FlowEngine:
         return {"flow_id": flow_id, "cycles": [_cycle_summary(r, counts.get(r["cycle"])) for r in rows]}
 
     def cycle(self, flow_id: str, number: int) -> dict[str, Any]:
-        self._known(flow_id)
-        rows = [r for r in self.store.cycle_rows(flow_id, 1, number + 1) if r["cycle"] == number]
-        if not rows:
-            raise not_found(f"no cycle {number} of {flow_id!r}")
-        by_node = {t["node_id"]: t for t in self.store.task_rows(flow_id, number)}
+        """One cycle with its tasks. A cycle in progress is answered from the core, which holds it whole and
+        fresher than its rows (written behind): no write waited for, no query, the loop's lock held only to
+        copy its tasks (a client polls this while a chain runs: each wait for the store was a stalled hop)."""
+        row: dict[str, Any] | None = None
+        by_node: dict[str, dict[str, Any]] = {}
         with self.lock:
+            if flow_id not in self.core.flows:
+                raise not_found(f"no flow {flow_id!r}")
             live = self.core.cycles.get((flow_id, number))
-            if live is not None:  # in progress: the core's state is the fresher (rows are written behind)
-                by_node.update({t.node_id: _task_row(t) for t in live.tasks.values()})
+            if live is not None:
+                row = _cycle_fields(live)
+                by_node = {t.node_id: _task_row(t) for t in live.tasks.values()}
+        if row is None:
+            self._synced()
+            rows = [r for r in self.store.cycle_rows(flow_id, 1, number + 1) if r["cycle"] == number]
+            if not rows:
+                raise not_found(f"no cycle {number} of {flow_id!r}")
+            row = rows[0]
+            by_node = {t["node_id"]: t for t in self.store.task_rows(flow_id, number)}
         tasks = [_task_out(t) for t in sorted(by_node.values(), key=lambda r: (r["created_at"], r["node_id"]))]
-        summary = _cycle_summary(rows[0], _counts(tasks))
+        summary = _cycle_summary(row, _counts(tasks))
         components: dict[str, str] = {}
         for task in tasks:
             key = str(task["component_id"])
@@ -362,6 +377,13 @@ def _cycle_summary(row: dict[str, Any], counts: dict[str, int] | None) -> dict[s
     return {"flow_id": row["flow_id"], "cycle": row["cycle"], "status": row["status"], "trigger": row["trigger"],
             "scheduled_at": row["scheduled_at"], "started_at": row["started_at"], "finished_at": row["finished_at"],
             "lateness_ms": lateness, "error": row["error"], "counts": counts or {}}
+
+
+def _cycle_fields(cycle: Cycle) -> dict[str, Any]:
+    """A cycle as its ``flow_cycles`` row reads (the fields ``_cycle_summary`` takes)."""
+    return {"flow_id": cycle.flow_id, "cycle": cycle.cycle, "status": cycle.status, "trigger": cycle.trigger,
+            "scheduled_at": cycle.scheduled_at, "started_at": cycle.started_at, "finished_at": cycle.finished_at,
+            "error": cycle.error}
 
 
 def _live_summary(cycle: Cycle) -> dict[str, Any]:

@@ -311,7 +311,17 @@ class FlowStore:
 
     def wait(self) -> None:
         """Every batch handed to the writing thread so far is in the database (or its error raised here)."""
+        self.drain()
+        self._raise_failed()
+
+    def drain(self) -> None:
+        """Wait until every batch handed over so far is written, without looking at their outcome: safe from a
+        thread that does not hold the caller's lock (a reader), while the loop hands over more; ``check``
+        (under the lock) then raises a write that failed."""
         self._writer_thread.submit(_nothing).result()
+
+    def check(self) -> None:
+        """Raise the error of a batch that failed (called where ``flush`` is: under the engine's lock)."""
         self._raise_failed()
 
     def _raise_failed(self) -> None:

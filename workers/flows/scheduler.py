@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import sys
 import threading
 import time
 import uuid
@@ -27,11 +28,17 @@ from tacore.flows.core import Action, Cancel, Core, Dispatch, Preempt
 from tacore.flows.engine import FlowEngine
 from tacore.flows.store import FlowStore
 from tacore.settings import Settings
+from tacore.transport import recv_batch, send_frames
 
 log = logging.getLogger("tacore.flows")
 
 _MAX_POLL_MS = 200
 _RETENTION_EVERY_S = 3600.0
+#: How long another thread of this process (the ``flow.*`` handlers, the store's writing thread) may keep the
+#: GIL once the loop wants it (CPython's default: 5 ms). The loop is the hop's critical path and sleeps in its
+#: poll between turns; with the default a reply that woke it while a handler built a reply or the writing
+#: thread ran SQLAlchemy waited up to 5 ms (measured: the slowest hops of a chain sat 4-5 ms at one step).
+SWITCH_INTERVAL_S = 0.0005
 
 
 def slots_for(settings: Settings) -> int:
@@ -151,11 +158,7 @@ class Scheduler:
         its workers run go to ``again`` at once, for another preemption, without a further round trip."""
         out = []
         freed = self._freed
-        for _ in range(100_000):
-            try:
-                frames = dealer.recv_multipart(zmq.NOBLOCK)
-            except zmq.Again:
-                break
+        for frames in recv_batch(dealer, 100_000):
             try:
                 reply = orjson.loads(frames[-1])
             except orjson.JSONDecodeError:
@@ -210,12 +213,12 @@ class Scheduler:
                                       "timeout_ms": 5000})
             else:
                 continue
-            dealer.send_multipart([b"", frame])
+            _send(dealer, frame)
             self.sent += 1
             if isinstance(action, Preempt):
-                dealer.send_multipart([b"", orjson.dumps({
+                _send(dealer, orjson.dumps({
                     "request_id": f"ctl:st:{action.urgent_id}:{uuid.uuid4().hex}", "method": "broker.status",
-                    "internal": True, "params": {}, "timeout_ms": 5000})])
+                    "internal": True, "params": {}, "timeout_ms": 5000}))
 
     def _node_request(self, action: Dispatch) -> bytes:
         task = action.task
@@ -231,12 +234,24 @@ class Scheduler:
                        "inputs": task.input_data or {}, "attempt": task.attempt}})
 
 
+def _send(dealer: zmq.Socket[Any], frame: bytes) -> None:
+    """One request to the broker (behind the DEALER's empty delimiter); blocks only at the high-water mark."""
+    try:
+        send_frames(dealer, [b"", frame])
+    except zmq.Again:
+        dealer.send_multipart([b"", frame])
+
+
 def run(settings: Settings) -> None:
     """Process entry point: serve until SIGTERM/SIGINT."""
+    from tacore import heap
     from tacore.logconfig import configure_logging
     from tacore.signals import stop_event_on_signals
 
     configure_logging(settings, "flow-scheduler")
     stop = stop_event_on_signals()
-    Scheduler(settings).serve(stop)
+    sys.setswitchinterval(SWITCH_INTERVAL_S)
+    scheduler = Scheduler(settings)
+    heap.settle()  # start-up is over: its heap is never walked by the collector again
+    scheduler.serve(stop)
     log.info("flow scheduler stopped")

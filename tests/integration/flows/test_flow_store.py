@@ -138,6 +138,30 @@ def test_a_write_behind_handed_to_the_writing_thread_is_read_back_once_waited_fo
     store.close()
 
 
+def test_a_cycle_in_progress_is_read_from_the_core_and_an_ended_one_from_the_store(engine: Engine) -> None:
+    clock = [100.0]
+    flows = FlowEngine(FlowStore(engine), Core(4), clock=lambda: clock[0])
+    flows.run({"flow_id": "f", "flow_json": {"nodes": [
+        {"id": "a", "type": "action_node", "config": {"action": "noop"}},
+        {"id": "b", "type": "action_node", "config": {"action": "noop"}}], "edges": [{"source": "a", "target": "b"}]}})
+    flows.trigger("f", None, "r1")  # the cycle before its request; its first task's row handed over
+    [a] = flows.step([], [])
+    flows.store.wait()
+    ok = {"status": "success", "data": {"outputs": {"output": 1}}}
+    clock[0] = 100.001
+    [b] = flows.step([(a.task.request_id or "", ok)], [])  # a's end: written behind, not yet due
+    live = flows.cycle("f", 0)
+    assert {t["node_id"]: t["status"] for t in live["tasks"]} == {"a": "completed", "b": "running"}
+    assert live["status"] == "running" and live["tasks"][0]["output_data"] == {"output": 1}
+    assert {t["node_id"]: t["status"] for t in flows.store.task_rows("f", 0)} == {"a": "running"}  # no write forced
+    clock[0] = 100.002
+    flows.step([(b.task.request_id or "", ok)], [])  # the cycle ends: the core lets go of it
+    ended = flows.cycle("f", 0)  # from the store, once what the core changed is written
+    assert ended["status"] == "completed"
+    assert {t["node_id"]: t["status"] for t in ended["tasks"]} == {"a": "completed", "b": "completed"}
+    flows.store.close()
+
+
 def test_an_ended_cycle_is_written_with_its_tasks_never_before_them(engine: Engine) -> None:
     core, store = Core(4), FlowStore(engine)
     core.register(SPEC, 0.0)
