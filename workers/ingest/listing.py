@@ -1,7 +1,7 @@
 """Whether new symbols are listed on their exchange, asked before they are subscribed.
 
-A symbol the exchange does not list would subscribe without error and simply never stream, so an add asks
-first and answers INVALID_PARAMS naming each unlisted symbol (nothing added). Binance is asked one candle
+Otherwise an unlisted symbol would be saved as a subscription that never streams; an add asks first and
+answers INVALID_PARAMS naming each unlisted symbol (nothing added). Binance is asked one candle
 per symbol over REST (eight at a time), and a symbol it listed once is not asked again; Alpaca is asked
 through the US feed. An exchange that cannot answer makes the add UNAVAILABLE (retryable), never a guess.
 """

@@ -45,8 +45,8 @@ class AgentReport:
 
     def facts(self, feed: KlineFeed | None, us: AlpacaFeed | None, disk_error: str | None,
               disk_error_at: float | None) -> reporting.Facts:
-        """What this agent observes, for the broker; ``disk_error`` is the last write to DATA_DIR the disk
-        refused (a subscription change), a storage write refused for want of disk counts too."""
+        """What this agent observes, for the broker. ``disk_error`` is the last subscription save the disk
+        refused; while storage is down for want of disk, that error is reported in its place."""
         writer = self.writer
         conns = list(feed.pool.connections.values()) if feed is not None else []
         connections, connected = len(conns), sum(1 for c in conns if c.connected)
