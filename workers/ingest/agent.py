@@ -9,6 +9,9 @@ a writer thread owns the INSERTs; a worker thread runs the broker ``Worker``, wh
 thread-safe methods below; a second one serves ``analyze.stock``, whose ``ai`` calls wait seconds on an
 LLM endpoint and must not hold up the others. Those that touch the feed's state hop onto the loop
 (``run_coroutine_threadsafe``); reads of stored candles go to the store directly (it has its lock).
+
+This module wires the parts and changes the subscriptions; what the agent reports about itself
+(``kline.status``, heartbeat facts) is ``status.py``, the check that new symbols exist ``listing.py``.
 """
 
 from __future__ import annotations
@@ -22,12 +25,10 @@ from collections.abc import Callable, Coroutine
 from functools import partial
 from typing import Any, TypeVar
 
-import httpx
-
 from tacore import health, reporting
 from tacore.errors import InvalidParams, Unavailable
 from tacore.events import EventPublisher
-from tacore.intervals import INTERVAL_MS, INTERVALS
+from tacore.intervals import INTERVALS
 from tacore.markets import MarketSource, load_markets
 from tacore.settings import Settings
 from tacore.store.coverage import window_coverage
@@ -36,15 +37,16 @@ from tacore.store.price_cache import PriceCache, open_price_cache
 from workers.context import bound_timeout
 from workers.ingest.alpaca.config import MISSING_KEYS, AlpacaTuning, alpaca_access, history_depth_of
 from workers.ingest.alpaca.feed import AlpacaFeed
-from workers.ingest.alpaca.rest import AlpacaAuthError
 from workers.ingest.config import IngestConfig
 from workers.ingest.connections import ConnectionConfig, ConnectionListener, ConnectionPool
 from workers.ingest.data_dir import EXIT_DATA_DIR_UNUSABLE, DataDirUnusable, check_writable
 from workers.ingest.feed import KlineFeed
-from workers.ingest.history import StoredSpan, StreamPlan, resume_after, resume_point
+from workers.ingest.history import StreamPlan, resume_after, resume_points
 from workers.ingest.limits import attempt_limiter
+from workers.ingest.listing import BinanceListing, verify_us
 from workers.ingest.normalise import SYMBOL_RE, stream_name
 from workers.ingest.routing import MarketRouter
+from workers.ingest.status import AgentReport
 from workers.ingest.subscriptions import Entry, SubscriptionFile, SubscriptionsNotSaved, persist_then_apply
 from workers.ingest.upkeep import StoreUpkeep
 from workers.ingest.writer import BatchWriter
@@ -82,8 +84,9 @@ class DataAgent:
         self.feed: KlineFeed | None = None
         self.publisher: EventPublisher | None = None
         self._lock = asyncio.Lock()
-        self._known_symbols: set[str] = set()
-        self._http: httpx.AsyncClient | None = None
+        self.listing = BinanceListing(settings.exchange_rest_url)
+        self.report = AgentReport(settings, config, self.store, self.cache, self.writer, self.upkeep, self.router,
+                                  self.started_at)
         self._reports: reporting.ReportLoop | None = None
         self.disk_error: str | None = None  # the last write to DATA_DIR the disk refused, and when
         self.disk_error_at: float | None = None
@@ -120,7 +123,7 @@ class DataAgent:
                               budget=self.upkeep.budget, progress=self.upkeep.progress)
         self.feed.start()
         self.upkeep.attach(self.feed)
-        self._http = httpx.AsyncClient(base_url=self.settings.exchange_rest_url.rstrip("/"), timeout=5.0)
+        self.listing.open()
         self.us = self._us_feed()
         self.us.start()
         self.feed.add(routed[MarketSource.BINANCE], last_closed)
@@ -184,8 +187,7 @@ class DataAgent:
             await self.feed.close()
         if self.us is not None:
             await self.us.close()
-        if self._http is not None:
-            await self._http.aclose()
+        await self.listing.close()
         await asyncio.to_thread(self.writer.stop, 10.0)
         if self.publisher is not None:
             self.publisher.close()
@@ -322,8 +324,8 @@ class DataAgent:
                           "subscribed": len(current), "new": new_symbols}])
         if self.config.verify_symbols:
             us_symbols = {s for s, _ in us_pairs}
-            await self._verify([s for s in new_symbols if s not in us_symbols])
-            await self._verify_us([s for s in new_symbols if s in us_symbols])
+            await self.listing.verify([s for s in new_symbols if s not in us_symbols])
+            await verify_us(us, [s for s in new_symbols if s in us_symbols], _CALL_TIMEOUT_S)
         plans = await self.upkeep.plan_new(feed, routed[MarketSource.BINANCE], new_symbols)
         before = self._entries()
         after = list(dict.fromkeys([*before, *((s, i, self.router.name_of(s)) for s, i in pairs)]))
@@ -334,52 +336,6 @@ class DataAgent:
             us.add(us_pairs)
 
         self._change(before, after, apply)
-
-    async def _verify_us(self, symbols: list[str]) -> None:
-        """Ask Alpaca for the latest bar of new US symbols: one it does not list is INVALID_PARAMS."""
-        if not symbols or self.us is None:
-            return
-        try:
-            unknown = await asyncio.wait_for(self.us.unknown_symbols(symbols), _CALL_TIMEOUT_S)
-        except AlpacaAuthError as exc:
-            raise Unavailable(f"cannot check symbols with Alpaca: {exc}") from None
-        except (httpx.HTTPError, TimeoutError) as exc:
-            raise Unavailable(f"cannot check symbols with Alpaca: {type(exc).__name__}: {exc}") from None
-        if unknown:
-            raise InvalidParams(f"unknown symbol(s) on Alpaca: {', '.join(unknown)}; nothing added",
-                                details=[{"field": "symbols", "symbol": s, "market": self.us.market,
-                                          "message": f"{s}: not listed by Alpaca"} for s in unknown])
-
-    async def _verify(self, symbols: list[str]) -> None:
-        """Ask the exchange about symbols we have not seen: an unlisted one is INVALID_PARAMS."""
-        unknown = [s for s in symbols if s not in self._known_symbols]
-        if not unknown or self._http is None:
-            return
-        gate = asyncio.Semaphore(8)
-
-        async def listed(symbol: str) -> str | None:
-            async with gate:
-                try:
-                    response = await self._http.get("/api/v3/klines",  # type: ignore[union-attr]
-                                                    params={"symbol": symbol, "interval": "1m", "limit": 1})
-                except httpx.HTTPError as exc:
-                    raise Unavailable(f"cannot check symbols with the exchange: {exc}") from None
-            if response.status_code == 200:
-                self._known_symbols.add(symbol)
-                return None
-            if response.status_code == 400:
-                try:
-                    return str(response.json().get("msg", "invalid symbol"))
-                except ValueError:
-                    return "invalid symbol"
-            raise Unavailable(f"cannot check symbols with the exchange: HTTP {response.status_code}")
-
-        answers = await asyncio.gather(*(listed(s) for s in unknown))
-        bad = [{"field": "symbols", "symbol": s, "message": f"{s}: {msg}"}
-               for s, msg in zip(unknown, answers, strict=True) if msg is not None]
-        if bad:
-            raise InvalidParams(f"unknown symbol(s) on the exchange: {', '.join(b['symbol'] for b in bad)}; "
-                                "nothing added", details=bad)
 
     async def _remove(self, pairs: list[Pair]) -> list[str]:
         feed = await self._feed()
@@ -437,66 +393,16 @@ class DataAgent:
 
     def markets_of(self, symbols: list[str]) -> dict[str, list[str]]:
         """Symbols by market name (for replies)."""
-        out: dict[str, list[str]] = {}
-        for symbol in symbols:
-            out.setdefault(self.router.name_of(symbol) or "?", []).append(symbol)
-        return out
+        return self.router.by_market(symbols)
 
     async def _status(self) -> dict[str, Any]:
         feed = await self._feed()
-        conns = list(feed.pool.connections.values())
-        us = self.us.status() if self.us is not None else None
-        us_connection = self.us.connection_info() if self.us is not None else None
-        symbols = sorted({state.symbol for state in feed.streams.values()} | set(us["symbols"] if us else []))
-        storage = self.writer.snapshot()
-        c = feed.counters
-        b = feed.backfiller.stats
-        binance_connected = sum(1 for conn in conns if conn.connected)
-        connected = binance_connected + (1 if us_connection is not None and us_connection["connected_since"] else 0)
-        dependencies = self.local_health(await self._health_facts())
-        publisher = self.publisher
-        binance_flowing = sum(len(conn.subscribed) for conn in conns)
-        binance = {"source": "binance", "state": "streaming" if binance_connected == len(conns) else "degraded",
-                   "stream_count": len(feed.streams), "connections": len(conns), "connected": binance_connected,
-                   "flowing_streams": binance_flowing}
-        return {
-            "status": health.data_plane_status(dependencies),
-            "dependencies": dependencies,
-            "connection_count": len(conns) + (0 if us_connection is None else 1), "connected": connected,
-            "symbols": symbols, "symbol_count": len(symbols),
-            "stream_count": len(feed.streams) + (us["stream_count"] if us else 0),
-            "flowing_streams": binance_flowing + (us["flowing_streams"] if us else 0),
-            "markets": self.markets_of(symbols),
-            "feeds": {"binance": binance, **({"alpaca": us} if us is not None else {})},
-            "storage_state": storage["state"], "buffered_rows": storage["buffered_rows"],
-            "dropped_rows": storage["dropped_rows"], "rows_written": storage["rows_written"],
-            "messages_received": c.messages, "klines_ingested": c.messages,
-            "streams_with_data": feed.streams_with_data, "all_streams_flowing_after_s": feed.all_flowing_after_s,
-            "cache_hits": self.cache.hits, "cache_misses": self.cache.misses,
-            "backfilled_candles": c.backfilled, "reconnects": sum(max(0, conn.sessions - 1) for conn in conns),
-            "storage": storage,
-            "feed": {"messages": c.messages, "bad_messages": c.bad_messages, "closed_live": c.closed_live,
-                     "backfilled": c.backfilled, "gaps": c.gaps, "stalls": c.stalls, "half_open": c.half_open,
-                     "silent_replaced": c.silent_replaced, "disconnects": c.disconnects,
-                     "exchange_time": feed.exchange_now_ms or None},
-            "backfill": {"requests": b.requests, "throttled": b.throttled, "throttled_wait_s": b.throttled_wait_s,
-                         "pages_failed": b.pages_failed, "candles": b.candles, "jobs_done": b.jobs_done,
-                         "pending": feed.backfiller.pending, "throttled_for_s": feed.backfiller.throttled_for_s},
-            "cache": {"kind": self.cache.kind, "hits": self.cache.hits, "misses": self.cache.misses,
-                      "errors": self.writer.cache_errors},
-            "events": {"endpoint": self.settings.events_endpoint,
-                       "published": publisher.published if publisher else 0,
-                       "dropped": publisher.dropped if publisher else 0},
-            "write_lag_ms": self.writer.lag_ms(),
-            **self.upkeep.status(feed),
-            "started_at": self.started_at, "uptime_s": round(time.time() - self.started_at, 3),
-        }
+        return self.report.status(feed, self.us, self.publisher, self.disk_error, self.disk_error_at)
 
-
-    # -- health (tacore.health) ----------------------------------------------------------------------
+    # -- health (tacore.health; facts and states in ``status.py``) -----------------------------------
     @property
     def report_source(self) -> str:
-        return f"data-agent/{self.config.worker_id}"
+        return self.report.source
 
     def report_facts(self) -> reporting.Facts:
         """What this agent observes, for the broker (called by the report thread once a heartbeat)."""
@@ -506,50 +412,11 @@ class DataAgent:
         return self._call(self._health_facts(), 2.0)
 
     async def _health_facts(self) -> reporting.Facts:
-        writer = self.writer
-        conns = list(self.feed.pool.connections.values()) if self.feed is not None else []
-        connections, connected = len(conns), sum(1 for c in conns if c.connected)
-        us = self.us.status() if self.us is not None else None
-        if us is not None and us["stream_count"]:  # the US feed: one connection, up while it streams
-            connections += 1
-            connected += 1 if us["state"] == "streaming" else 0
-        disk = health.disk_facts(self.settings.data_dir)
-        write_error, error_at = self.disk_error, self.disk_error_at
-        if not writer.storage_up and writer.last_error and health.is_disk_error(writer.last_error):
-            write_error, error_at = writer.last_error, writer.storage_since
-        if write_error:
-            disk.update(write_error=write_error, write_error_at=error_at)
-        return {
-            "candle_store": {"kind": self.store.kind, "ok": writer.storage_up, "error": writer.last_error
-                             if not writer.storage_up else None, "since": writer.storage_since,
-                             "buffered_rows": writer.buffered_rows, "dropped_rows": writer.dropped_rows},
-            "cache": {"kind": self.cache.kind, "ok": writer.cache_ok, "error": writer.cache_error,
-                      "since": writer.cache_since},
-            "disk": disk,
-            "feed": {"connections": connections, "connected": connected},
-            "store_clock": self.upkeep.clock.report.as_dict(),
-        }
+        return self.report.facts(self.feed, self.us, self.disk_error, self.disk_error_at)
 
     def local_health(self, facts: reporting.Facts) -> dict[str, health.State]:
-        """The data-plane states as ``tacore.health`` assesses this agent's facts alone (what ``kline.status``
-        shows when no broker heartbeat has brought the service-wide set)."""
-        states = health.assess(health.Observations(
-            now=time.time(), stale_after_s=60.0, data_agent_expected=True, data_agents=[self.config.worker_id],
-            cache_configured=self.settings.redis_url is not None,
-            embedded_candle_store=self.settings.clickhouse_url is None,
-            min_free_bytes=self.settings.data_dir_min_free_mb << 20,
-            reports=[health.Report(self.report_source, time.time(), facts)]))
-        return {name: states[name] for name in health.DATA_PLANE}
-
-
-def resume_points(newest: dict[Pair, tuple[int, int | None]]) -> dict[Pair, int]:
-    """Where each stream's completeness resumes after a restart (``workers.ingest.history.resume_point``)."""
-    points = {}
-    for (symbol, interval), (any_state, closed) in newest.items():
-        point = resume_point(StoredSpan(newest=any_state, newest_closed=closed), INTERVAL_MS[interval])
-        if point is not None:
-            points[(symbol, interval)] = point
-    return points
+        """The data-plane states of this agent's facts alone (``AgentReport.local_health``)."""
+        return self.report.local_health(facts)
 
 
 def run(settings: Settings, config: IngestConfig | None = None) -> None:

@@ -78,6 +78,17 @@ def resume_point(span: StoredSpan, step: int) -> int | None:
     return before_open if span.newest_closed is None else max(span.newest_closed, before_open)
 
 
+def resume_points(newest: Mapping[tuple[str, str], tuple[int, int | None]]) -> dict[tuple[str, str], int]:
+    """Where each stream's completeness resumes after a restart, from the store's newest open times per
+    stream (any candle, closed candle)."""
+    points = {}
+    for (symbol, interval), (any_state, closed) in newest.items():
+        point = resume_point(StoredSpan(newest=any_state, newest_closed=closed), INTERVAL_MS[interval])
+        if point is not None:
+            points[(symbol, interval)] = point
+    return points
+
+
 def plan_stream(symbol: str, interval: str, depth: int, anchor: int, span: StoredSpan,
                 calendar: TradingCalendar | None = None) -> StreamPlan:
     """What one stream still needs to hold ``depth`` candles before ``anchor`` and be complete after it."""

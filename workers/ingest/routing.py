@@ -65,3 +65,10 @@ class MarketRouter:
             return self.market_of(symbol).name
         except InvalidParams:
             return None
+
+    def by_market(self, symbols: Iterable[str]) -> dict[str, list[str]]:
+        """Symbols grouped by market name, ``?`` for one of no market (for replies, which must not raise)."""
+        out: dict[str, list[str]] = {}
+        for symbol in symbols:
+            out.setdefault(self.name_of(symbol) or "?", []).append(symbol)
+        return out

@@ -138,6 +138,12 @@ def test_symbols_go_to_their_markets_feed_and_unknown_ones_are_invalid_params() 
     assert forced[MarketSource.ALPACA] == [("ABCDEFG", "1m")] and router.name_of("ABCDEFG") == "US"
 
 
+def test_replies_group_symbols_by_market_and_one_of_no_market_under_a_question_mark() -> None:
+    router = MarketRouter(load_markets(None))
+    assert router.by_market(["BTCUSDT", "AAPL", "XY_Z", "ETHUSDT"]) == {
+        "CRYPTO": ["BTCUSDT", "ETHUSDT"], "US": ["AAPL"], "?": ["XY_Z"]}
+
+
 def test_the_subscription_file_keeps_each_streams_market(tmp_path: Path) -> None:
     file = SubscriptionFile(tmp_path / "subs.json")
     file.save([("AAPL", "1m", "US"), ("BTCUSDT", "1h", "CRYPTO"), ("ETHUSDT", "1m", None)])

@@ -63,7 +63,7 @@ def test_a_server_that_is_down_raises_storage_error_and_recovers_lazily() -> Non
 
 
 def test_a_restart_resumes_before_a_candle_that_was_still_open() -> None:
-    from workers.ingest.agent import resume_points
+    from workers.ingest.history import resume_points
 
     points = resume_points({("A", "1m"): (600_000, 540_000), ("A", "5m"): (900_000, 300_000),
                             ("A", "15m"): (900_000, None)})
