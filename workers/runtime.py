@@ -464,8 +464,12 @@ class Worker:
             running.signal.set("shutdown", "the worker is stopping")
             if running.stop_at is None:
                 running.stop_at = now + self.recycle_grace_s
-        if self._held and (overdue or running.stop_at is not None or now - running.started >= self.handback_s):
-            self._give_back(sock, running.seq)
+        # Preempted: the broker makes room for urgent work, which must not wait behind what this worker holds
+        # (a method measured fast may queue several long calls here before its first one ends).
+        preempted = running.signal.kind == "preempt"
+        if self._held and (overdue or preempted or running.stop_at is not None
+                           or now - running.started >= self.handback_s):
+            self._give_back(sock, running.seq, "preempted" if preempted and not overdue else "stuck")
             running.handed_back = True
         if not self.exit_on_overrun:
             return
@@ -474,16 +478,17 @@ class Worker:
         if limits and now >= min(limits):
             self._recycle(sock, running, now)
 
-    def _give_back(self, sock: zmq.Socket[Any], stuck_seq: int) -> None:
-        """Return every held request to the broker; this worker will never start them."""
+    def _give_back(self, sock: zmq.Socket[Any], stuck_seq: int, why: str = "stuck") -> None:
+        """Return every held request to the broker; this worker will never start them. The broker feeds this
+        worker again once ``stuck_seq`` replies."""
         if not self._held:
             return
         seqs = list(self._held)
         self._held.clear()
         self.handed_back += len(seqs)
         send_frames(sock, [wp.pack_handback(stuck_seq, seqs)])
-        log.warning("worker %s: handed %d waiting request(s) back to the broker (stuck on %d)", self.worker_id,
-                    len(seqs), stuck_seq)
+        log.warning("worker %s: handed %d waiting request(s) back to the broker (%s on %d)", self.worker_id,
+                    len(seqs), why, stuck_seq)
 
     def _recycle(self, sock: zmq.Socket[Any], running: _Running, now: float) -> None:
         """End this process: its handler overran the grace (or ignored a stop); the pool starts a new one."""

@@ -149,6 +149,36 @@ def test_a_cancelled_call_is_answered_cancelled_and_its_handler_sees_why(
     wait_until(lambda: tacore.status()["counters"]["late_replies"] == 1, 3, "the handler's late reply dropped")
 
 
+def test_a_preempted_handler_hands_back_what_its_worker_holds_so_the_urgent_call_runs_next(
+    tacore: TACoreProcess, test_worker_factory: Callable[..., Popen[bytes]], tmp_path: Path
+) -> None:
+    test_worker_factory(tacore.backend, "solo", 4)
+    _wait_for_method(tacore, "test.cooperative")
+    sock = _dealer(tacore.frontend)
+    try:
+        for i in range(8):  # measured fast: the broker may queue more of it behind other work at the worker
+            _send(sock, f"warm-{i}", "test.cooperative", {"ms": 0, "path": str(tmp_path / f"warm-{i}")})
+        assert len(_replies(sock, 8)) == 8
+        for name in ("victim", "behind"):  # two long calls at the one worker: one runs, one waits there
+            _send(sock, name, "test.cooperative", {"ms": 4_000, "path": str(tmp_path / name)}, priority=9)
+        wait_until(lambda: tacore.status()["inflight"] == 2 and tacore.status()["queue_depth"] == 0, 5,
+                   "both long calls at the worker")
+        _send(sock, "urgent", "test.cooperative", {"ms": 0, "path": str(tmp_path / "urgent")}, priority=0)
+        preempted_at = time.monotonic()
+        raw_call(tacore.frontend, {"method": "broker.preempt",
+                                   "params": {"request_id": "victim", "reason": "urgent work"}})
+        replies = _replies(sock, 2, timeout_s=5)
+    finally:
+        raw_call(tacore.frontend, {"method": "broker.cancel", "params": {"request_id": "behind"}})  # a quick stop
+        sock.close()
+    assert replies["victim"][1]["error"]["code"] == "CANCELLED"
+    assert "urgent" in replies, "the urgent call waited behind the long call the worker held"
+    assert replies["urgent"][0] - preempted_at < 2.0
+    assert (tmp_path / "victim").read_text().startswith("preempt ")
+    assert not (tmp_path / "behind").exists()  # handed back, queued again behind the urgent call: not done yet
+    assert tacore.status()["counters"]["handed_back"] >= 1
+
+
 def test_a_running_handler_sees_its_deadline_on_its_context(
     tacore: TACoreProcess, test_worker_factory: Callable[..., Popen[bytes]], tmp_path: Path
 ) -> None:
