@@ -14,12 +14,14 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import logging
+import time
 from collections.abc import Iterator
 from importlib import resources
 from typing import TYPE_CHECKING
 
 from sqlalchemy import inspect, text
 from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import OperationalError
 
 if TYPE_CHECKING:
     from alembic.config import Config
@@ -111,8 +113,33 @@ def _migration_lock(engine: Engine) -> Iterator[None]:
             yield
 
 
+#: How long a process starting on a fresh SQLite file keeps retrying "database is locked" (see upgrade_schema).
+_SQLITE_LOCKED_RETRY_S = 30.0
+
+
 def upgrade_schema(engine: Engine) -> tuple[str | None, str]:
-    """Apply every migration the database lacks; returns (revision before, revision now)."""
+    """Apply every migration the database lacks; returns (revision before, revision now).
+
+    On SQLite a process that opens a fresh file while another switches it to WAL or migrates it can be
+    told "database is locked" at once, past any busy timeout (seen once in six processes starting together
+    on a loaded machine); that is a start-up race, not a fault, so it is retried with backoff for a while.
+    """
+    deadline = time.monotonic() + _SQLITE_LOCKED_RETRY_S
+    pause = 0.05
+    while True:
+        try:
+            return _upgrade_once(engine)
+        except OperationalError as exc:
+            locked = engine.dialect.name == "sqlite" and "database is locked" in str(exc)
+            if not locked or time.monotonic() + pause > deadline:
+                raise
+            log.info("schema check on %s: database is locked (another process starting); retrying",
+                     engine.url.render_as_string(hide_password=True))
+            time.sleep(pause)
+            pause = min(pause * 2, 1.0)
+
+
+def _upgrade_once(engine: Engine) -> tuple[str | None, str]:
     if _is_current(engine):
         return HEAD_REVISION, HEAD_REVISION
     with _migration_lock(engine):
