@@ -64,7 +64,9 @@ def test_request_log_works_on_a_database_server(
     tacore = tacore_factory(DATABASE_URL=url)
     tacore.wait_healthy(workers=2)
     asyncio.run(_burst(tacore.frontend, 300, dialect))
-    wait_until(lambda: _rows(url, dialect) == 300, 10, f"300 requests logged in {dialect}")
+    # the recorder migrates the server's schema after the workers serve (it is the least urgent process): on a
+    # loaded machine the first rows can land well after the burst
+    wait_until(lambda: _rows(url, dialect) == 300, 30, f"300 requests logged in {dialect}")
     detailed = raw_call(tacore.frontend, {"method": "health.check", "params": {"detailed": True}})
     assert detailed["data"]["dependencies"]["database"]["kind"] == dialect
 
