@@ -387,9 +387,7 @@ def _cycle_fields(cycle: Cycle) -> dict[str, Any]:
 
 
 def _live_summary(cycle: Cycle) -> dict[str, Any]:
-    return {"flow_id": cycle.flow_id, "cycle": cycle.cycle, "status": cycle.status, "trigger": cycle.trigger,
-            "scheduled_at": cycle.scheduled_at, "started_at": cycle.started_at, "finished_at": cycle.finished_at,
-            "error": cycle.error, "counts": cycle.counts()}
+    return {**_cycle_fields(cycle), "counts": cycle.counts()}
 
 
 def _task_row(task: Task) -> dict[str, Any]:
