@@ -16,8 +16,9 @@ from pathlib import Path
 
 import httpx
 import pytest
-from fake_agent import FakeAgent
-from sidecar_helpers import (
+
+from .fake_agent import FakeAgent
+from .sidecar_helpers import (
     API_KEY,
     HEARTBEAT_MS,
     START_TIMEOUT_S,
@@ -48,7 +49,7 @@ def _running(tmp: Path, api_key: str | None, **env: str) -> Iterator[Service]:
         svc.close()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def service() -> Iterator[Service]:
     with private_dir("service") as tmp:
         yield from _service(tmp)
@@ -93,7 +94,7 @@ def _bare_stack(tmp_path: Path) -> Iterator[Service]:
 DEMO_START_TIMEOUT_S = 120.0
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def demo() -> Iterator[Service]:
     """``tacore serve --demo`` with an API key: simulators, data agent with history, LLM simulator."""
     with private_dir("demo") as tmp:
@@ -116,7 +117,7 @@ def demo_http(demo: Service) -> Iterator[httpx.Client]:
         yield client
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def flow_service() -> Iterator[Service]:
     """``tacore serve --demo`` with an API key: the exchange simulator, the real data agent storing its candles,
     the pool, the flow scheduler and the sidecar; ready once the flow routes answer and BTCUSDT has ten 1h

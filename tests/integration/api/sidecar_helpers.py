@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from fake_agent import FakeAgent
+
+from .fake_agent import FakeAgent
 
 API_KEY = "test-key-0123456789"
 HEARTBEAT_MS = 300

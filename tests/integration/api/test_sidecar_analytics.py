@@ -8,7 +8,8 @@ from typing import Any
 
 import httpx
 import pytest
-from sidecar_helpers import Service, wait_until
+
+from .sidecar_helpers import Service, wait_until
 
 DEMO_CRYPTO = {"BTCUSDT", "ETHUSDT", "BNBUSDT", "SOLUSDT"}
 

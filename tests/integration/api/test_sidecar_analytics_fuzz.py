@@ -16,7 +16,8 @@ import schemathesis
 from hypothesis import HealthCheck, given, settings
 from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error, response_schema_conformance, status_code_conformance
-from sidecar_helpers import Service, wait_until
+
+from .sidecar_helpers import Service, wait_until
 
 #: what a generated request may be answered, by generation mode
 EXPECTED = {GenerationMode.POSITIVE: {200, 422}, GenerationMode.NEGATIVE: {200, 400, 401, 422}}

@@ -6,7 +6,8 @@ import time
 
 import httpx
 import pytest
-from sidecar_helpers import Service, wait_until
+
+from .sidecar_helpers import Service, wait_until
 
 
 @pytest.fixture(autouse=True)

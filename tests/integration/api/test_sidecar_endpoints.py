@@ -9,9 +9,10 @@ import uuid
 import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
-from sidecar_helpers import Service, wait_until
 
 from clients import LazyPirateClient
+
+from .sidecar_helpers import Service, wait_until
 
 GUARDED_GETS = ["/metrics", "/metrics/summary", "/logs", "/workers", "/methods", "/connections/count",
                 "/connections/list", "/symbols", "/status", "/dashboard/data", "/docs", "/openapi.json",

@@ -15,7 +15,8 @@ from typing import Any
 
 import httpx
 import pytest
-from sidecar_helpers import Service
+
+from .sidecar_helpers import Service
 
 JSON = {"Content-Type": "application/json"}
 

@@ -12,9 +12,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sidecar_helpers import Service
-from test_sidecar_browser import CHROMIUM, CHROMIUM_ARGS
-from test_sidecar_flows import defuse
+
+from .sidecar_helpers import Service
+from .test_sidecar_browser import CHROMIUM, CHROMIUM_ARGS
+from .test_sidecar_flows import defuse
 
 pytestmark = [
     pytest.mark.browser,

@@ -19,7 +19,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-from sidecar_helpers import Service
+
+from .sidecar_helpers import Service
 
 #: examples per operation and phase: enough to reach every keyword's edges, few enough for 2 shared cores
 MAX_EXAMPLES = 25

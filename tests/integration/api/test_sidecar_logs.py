@@ -10,9 +10,10 @@ from datetime import UTC, datetime
 
 import httpx
 import pytest
-from sidecar_helpers import Service, wait_until
 
 from clients import LazyPirateClient
+
+from .sidecar_helpers import Service, wait_until
 
 
 @dataclass

@@ -14,10 +14,11 @@ from typing import Any
 
 import httpx
 import pytest
-from sidecar_helpers import API_KEY, Service, free_ports, private_dir, service_env, spawn, wait_until
 
 from clients import LazyPirateClient
 from tests.integration.orders.order_support import CandleFeed, trading_config
+
+from .sidecar_helpers import API_KEY, Service, free_ports, private_dir, service_env, spawn, wait_until
 
 D = Decimal
 BUY = {"symbol": "BTCUSDT", "action": "buy", "quantity": "2", "order_type": "market"}

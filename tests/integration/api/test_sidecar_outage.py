@@ -9,7 +9,8 @@ import httpx
 import psutil
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
-from sidecar_helpers import Service, free_ports, private_dir, service_env, spawn, wait_until
+
+from .sidecar_helpers import Service, free_ports, private_dir, service_env, spawn, wait_until
 
 BROKER_BACKED = ["/workers", "/methods", "/metrics/summary", "/connections/count", "/connections/list",
                  "/symbols", "/status", "/ping"]

@@ -29,6 +29,7 @@ class RawSpot:
         self.secret = secret
         self.offset_ms = offset_ms
         self.fresh_time = False  # ask /api/v3/time before every signed request (a fast simulated clock)
+        self.recv_window: int | None = None  # sent with every signed request that does not name its own
 
     def close(self) -> None:
         self.http.close()
@@ -40,6 +41,7 @@ class RawSpot:
 
     def query(self, params: dict[str, Any], *, timestamp: int | None = None, recv_window: int | None = None) -> str:
         stamped = {**params, "timestamp": self.now() if timestamp is None else timestamp}
+        recv_window = self.recv_window if recv_window is None else recv_window
         if recv_window is not None:
             stamped["recvWindow"] = recv_window
         q = urlencode(stamped)

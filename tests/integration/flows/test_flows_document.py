@@ -46,6 +46,10 @@ def test_the_documents_flow_runs_on_stored_candles(tacore_factory: Callable[...,
         assert price["count"] == 10 and price["last_price"] == price["close"][-1] > 0
 
         run = client.flow_run(DOCUMENT_FLOW)
+        # on the same minute's close as the cycle: both wait for one boundary, not one each
+        client.flow_run({"flow_id": "on_close", "trigger": "event", "trigger_event": "DATA_READY",
+                         "trigger_filter": {"symbols": ["BTCUSDT"], "intervals": ["1m"]},
+                         "tasks": [{"id": "seen", "action": "echo"}]})
         assert run["next_run_at"] % 60 == 0
         cycle = wait_cycle(client, "example_flow", client.flow_cycle("example_flow")["cycle"], timeout=60)
         assert cycle["status"] == "completed", cycle
@@ -54,9 +58,6 @@ def test_the_documents_flow_runs_on_stored_candles(tacore_factory: Callable[...,
         averaged = tasks["ai_model_node"]["output_data"]["output"]
         assert averaged["values"][-1] == pytest.approx(sum(closes[-5:]) / 5)
 
-        client.flow_run({"flow_id": "on_close", "trigger": "event", "trigger_event": "DATA_READY",
-                         "trigger_filter": {"symbols": ["BTCUSDT"], "intervals": ["1m"]},
-                         "tasks": [{"id": "seen", "action": "echo"}]})
         first = wait_until(lambda: client.flow_cycles("on_close")["cycles"], 90, "a cycle on a 1m candle close")
         event = tasks_by_node(wait_cycle(client, "on_close", first[-1]["cycle"]))["seen"]["input_data"]["event"]
         assert (event["event"], event["symbol"], event["interval"]) == ("DATA_READY", "BTCUSDT", "1m")
