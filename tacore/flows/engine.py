@@ -217,6 +217,10 @@ class FlowEngine:
                     return _cycle_summary(rows[0], None)
             actions = self.flush(actions + self.core.schedule(now), now)
             self._submit(actions)
+            if number is not None and self.core.cycles.get((flow_id, number)) is not cycle and not cycle.terminal:
+                # the store refused it: that number was used by a cycle that ended (the core holds only the
+                # open ones), so nothing of it runs and the caller hears so
+                raise InvalidParams(f"cycle {number} of {flow_id!r} exists already")
             return {"flow_id": flow_id, "cycle": cycle.cycle, "status": cycle.status, "scheduled_at": None,
                     "started_at": cycle.started_at}
 

@@ -162,6 +162,27 @@ def test_a_cycle_in_progress_is_read_from_the_core_and_an_ended_one_from_the_sto
     flows.store.close()
 
 
+def test_a_manual_cycle_under_the_number_of_an_ended_one_is_refused_not_answered_as_running(
+        engine: Engine) -> None:
+    clock = [100.0]
+    flows = FlowEngine(FlowStore(engine), Core(4), clock=lambda: clock[0])
+    flows.run({"flow_id": "f", "flow_json": {"nodes": [
+        {"id": "a", "type": "action_node", "config": {"action": "noop"}}], "edges": []}})
+    assert flows.trigger("f", 5, "r1")["cycle"] == 5
+    with pytest.raises(InvalidParams, match="exists already"):  # still running: the core holds it
+        flows.trigger("f", 5, "r2")
+    [a] = flows.step([], [])
+    clock[0] = 100.001
+    flows.step([(a.task.request_id or "", {"status": "success", "data": {"outputs": {"output": 1}}})], [])
+    assert flows.cycle("f", 5)["status"] == "completed"  # ended: the core let go of it, the store has it
+    with pytest.raises(InvalidParams, match="exists already"):
+        flows.trigger("f", 5, "r3")
+    assert flows.step([], []) == []  # nothing of the refused one is sent
+    assert flows.cycle("f", 5)["status"] == "completed"
+    assert flows.trigger("f", 6, "r4")["cycle"] == 6  # the flow goes on
+    flows.store.close()
+
+
 def test_an_ended_cycle_is_written_with_its_tasks_never_before_them(engine: Engine) -> None:
     core, store = Core(4), FlowStore(engine)
     core.register(SPEC, 0.0)
