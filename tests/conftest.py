@@ -10,8 +10,10 @@ import sys
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+from xdist.scheduler import LoadScopeScheduling
 
 from tacore.store.klines import KlineStore
 from tests.support.databases import fresh_server_database
@@ -188,3 +190,21 @@ def server_database(request: pytest.FixtureRequest) -> Iterator[tuple[str, str]]
     """A fresh database on the machine's PostgreSQL or MariaDB server: (dialect, URL); dropped after."""
     with fresh_server_database(request.param) as url:
         yield request.param, url
+
+
+SIDECAR_TESTS = "tests/integration/api/"
+
+
+class SuiteScheduling(LoadScopeScheduling):
+    """How pytest-xdist shares the suite out (``-n 2`` in pyproject.toml): a whole module to one worker, so its
+    module-scoped services start once, and the whole sidecar package to one worker, since its tests share the
+    package's service stacks (two workers would each start them)."""
+
+    def _split_scope(self, nodeid: str) -> str:
+        if nodeid.startswith(SIDECAR_TESTS):
+            return SIDECAR_TESTS
+        return super()._split_scope(nodeid)
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> SuiteScheduling:
+    return SuiteScheduling(config, log)
