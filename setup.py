@@ -26,12 +26,18 @@ COMPILED = [
     "tacore/transport.py",
     "tacore/protocol/envelope.py",
     "tacore/protocol/worker.py",
+    "tacore/broker/answers.py",
     "tacore/broker/broker.py",
+    "tacore/broker/broker_methods.py",
+    "tacore/broker/client_requests.py",
     "tacore/broker/dedupe.py",
     "tacore/broker/inflight.py",
     "tacore/broker/queue.py",
     "tacore/broker/records.py",
+    "tacore/broker/registration.py",
     "tacore/broker/stats.py",
+    "tacore/broker/worker_loss.py",
+    "tacore/broker/worker_messages.py",
     "tacore/broker/workers.py",
 ]
 MANIFEST = "tacore/_compiled.json"

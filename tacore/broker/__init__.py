@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
-from tacore.broker.broker import BROKER_METHODS, Broker
+from tacore.broker.broker import Broker
+from tacore.broker.broker_methods import BROKER_METHODS
 
 __all__ = ["BROKER_METHODS", "Broker"]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from tacore.broker.answers import finish
 from tacore.errors import ErrorCode
 from tacore.protocol import worker as wp
 from tacore.protocol.envelope import encode_error
@@ -17,7 +18,7 @@ from tacore.protocol.envelope import encode_error
 if TYPE_CHECKING:
     from tacore.broker.broker import Broker
 
-CANCEL_METHODS = {"broker.cancel": wp.CANCEL_CLIENT, "broker.preempt": wp.CANCEL_PREEMPT}
+CANCEL_METHODS: dict[str, int] = {"broker.cancel": wp.CANCEL_CLIENT, "broker.preempt": wp.CANCEL_PREEMPT}
 MAX_REASON = 200
 
 
@@ -70,5 +71,5 @@ def cancel(broker: Broker, request_id: str, kind: int, reason: str, now: float) 
                         (now - item.received) * 1000.0)
     broker.counters["cancelled"] += 1
     worker_id = record.worker_id if record is not None and state == "dispatched" else None
-    broker.finish(item, body, ErrorCode.CANCELLED, worker_id, 0.0, now, cache=False)
+    finish(broker, item, body, ErrorCode.CANCELLED, worker_id, 0.0, now, cache=False)
     return {"request_id": request_id, "cancelled": True, "state": state}

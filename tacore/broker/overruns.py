@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
+from tacore.broker.answers import finish
 from tacore.broker.queue import Pending
 from tacore.broker.workers import WorkerRecord
 from tacore.errors import ErrorCode
@@ -37,7 +38,7 @@ def answer_timeout_dispatched(broker: Broker, item: Pending, now: float) -> None
         {"waited_ms": round(waited_ms, 3), "state": "dispatched", "worker_id": record.worker_id,
          "idempotent": idempotent}, waited_ms, retryable=idempotent)
     broker.cancels.append((record, (item.seq, wp.CANCEL_DEADLINE, "")))
-    broker._finish(item, body, ErrorCode.TIMEOUT, record.worker_id, 0.0, now, cache=False)
+    finish(broker, item, body, ErrorCode.TIMEOUT, record.worker_id, 0.0, now, cache=False)
 
 
 def on_handback(broker: Broker, record: WorkerRecord, stuck: int, seqs: list[int], now: float) -> None:

@@ -7,6 +7,7 @@ import time
 from typing import TYPE_CHECKING
 
 from tacore.broker import views
+from tacore.broker.answers import finish
 from tacore.errors import ErrorCode
 from tacore.protocol import worker as wp
 from tacore.protocol.envelope import encode_error
@@ -30,7 +31,7 @@ def shutdown(broker: Broker) -> None:
     for item in broker.queue.drain():  # never ran: safe to retry
         body = encode_error(item.request_id, ErrorCode.UNAVAILABLE, "broker shutting down; the request was "
                             "not run", None, (now - item.received) * 1000.0)
-        broker._finish(item, body, ErrorCode.UNAVAILABLE, None, 0.0, now, cache=False)
+        finish(broker, item, body, ErrorCode.UNAVAILABLE, None, 0.0, now, cache=False)
     for record in list(broker.workers.live.values()):
         for item in broker.workers.unassign_all(record):  # may have run: not retryable
             if item.answered:
@@ -38,7 +39,7 @@ def shutdown(broker: Broker) -> None:
             body = encode_error(item.request_id, ErrorCode.WORKER_LOST, "broker shutting down while the "
                                 "request ran; it may or may not have taken effect",
                                 {"worker_id": record.worker_id}, (now - item.received) * 1000.0)
-            broker._finish(item, body, ErrorCode.WORKER_LOST, record.worker_id, 0.0, now, cache=False)
+            finish(broker, item, body, ErrorCode.WORKER_LOST, record.worker_id, 0.0, now, cache=False)
     broker._flush()
     for identity in list(broker.workers.live):
         broker._send_worker(identity, [wp.DISCONNECT])

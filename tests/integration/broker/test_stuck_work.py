@@ -139,7 +139,8 @@ def test_a_cancelled_call_is_answered_cancelled_and_its_handler_sees_why(
     assert (waiting["code"], waiting["details"]["ran"]) == ("CANCELLED", False)
     assert (running["code"], running["details"]["ran"], running["retryable"]) == ("CANCELLED", None, False)
     assert replies["running"][0] - cancelled_at < 1.0
-    wait_until(seen.exists, 2, "the handler to notice the cancel")
+    # write_text creates the file before it writes the line: wait for the whole line, not the file
+    wait_until(lambda: seen.exists() and seen.read_text().endswith("\n"), 2, "the handler to notice the cancel")
     assert seen.read_text() == "client False user pressed stop\n"
     assert not queued_seen.exists(), "the cancelled queued call ran"
     again = raw_call(tacore.frontend, {"method": "broker.cancel", "params": {"request_id": "running"}})
@@ -191,7 +192,7 @@ def test_a_running_handler_sees_its_deadline_on_its_context(
     reply = raw_call(tacore.frontend, {"request_id": "d", "method": "test.cooperative", "timeout_ms": 300,
                                        "params": {"ms": 10_000, "path": str(seen)}})
     assert reply["error"]["code"] == "TIMEOUT" and reply["error"]["retryable"] is True  # idempotent
-    wait_until(seen.exists, 2, "the handler to see its deadline")
+    wait_until(lambda: seen.exists() and seen.read_text().endswith("\n"), 2, "the handler to see its deadline")
     assert seen.read_text().split()[:2] == ["deadline", "True"]
 
 
