@@ -44,11 +44,7 @@ def on_worker(broker: Broker, frames: list[bytes], user: str | None) -> None:
                 raise wp.MalformedMessage(f"REPLY in {len(frames) - 1} frames, not 1")
             on_replies(broker, record, frames[1], now)
         except wp.MalformedMessage as exc:
-            # What follows cannot be trusted: remove it now (its requests are re-run or answered at once,
-            # not after its heartbeat expires) and tell it to register anew.
-            log.warning("worker %s broke the protocol: %s", record.worker_id, exc)
-            worker_gone(broker, record, f"protocol error: {exc}")
-            broker._send_worker(identity, [wp.DISCONNECT])
+            broke_protocol(broker, record, identity, exc)
             return
         broker._feed(record, now)
     elif command == wp.HEARTBEAT:
@@ -74,13 +70,19 @@ def on_worker(broker: Broker, frames: list[bytes], user: str | None) -> None:
                 raise wp.MalformedMessage(f"HANDBACK in {len(frames) - 1} frames, not 1")
             stuck, seqs = wp.unpack_handback(frames[1])
         except wp.MalformedMessage as exc:
-            log.warning("worker %s broke the protocol: %s", record.worker_id, exc)
-            worker_gone(broker, record, f"protocol error: {exc}")
-            broker._send_worker(identity, [wp.DISCONNECT])
+            broke_protocol(broker, record, identity, exc)
             return
         overruns.on_handback(broker, record, stuck, seqs, now)
     else:
         log.warning("dropped a malformed message from worker %r (%d frames)", identity, len(frames))
+
+
+def broke_protocol(broker: Broker, record: WorkerRecord, identity: bytes, exc: wp.MalformedMessage) -> None:
+    """What follows from that worker cannot be trusted: remove it now (its requests are re-run or answered at
+    once, not after its heartbeat expires) and tell it to register anew."""
+    log.warning("worker %s broke the protocol: %s", record.worker_id, exc)
+    worker_gone(broker, record, f"protocol error: {exc}")
+    broker._send_worker(identity, [wp.DISCONNECT])
 
 
 def on_replies(broker: Broker, record: WorkerRecord, frame: bytes, now: float) -> None:
