@@ -142,13 +142,14 @@ class Core(Progress):
         when it first changes (queued, running, done), so a quick node costs one row write, not three;
         a restart recreates the rows that were never written."""
         o = flow.spec.options
-        for node in flow.spec.nodes:
-            if node.id in cycle.tasks:
-                continue
-            task = Task(os.urandom(16).hex(), flow.id, cycle.cycle, node.id, flow.graph.components[node.id], node.type,
-                        o.priority, node.timeout_ms or o.timeout_ms,
-                        o.retries if node.retries is None else node.retries, created_at=now)
-            cycle.tasks[node.id] = task
+        tasks, components, flow_id, number = cycle.tasks, flow.graph.components, flow.id, cycle.cycle
+        priority, timeout_ms, retries = o.priority, o.timeout_ms, o.retries
+        missing = [node for node in flow.spec.nodes if node.id not in tasks]
+        ids = os.urandom(16 * len(missing)).hex()  # one call: this runs before a cycle's first request leaves
+        for i, node in enumerate(missing):
+            tasks[node.id] = Task(ids[32 * i:32 * i + 32], flow_id, number, node.id, components[node.id], node.type,
+                                  priority, node.timeout_ms or timeout_ms,
+                                  retries if node.retries is None else node.retries, created_at=now)
         cycle.count_remaining()
 
     def _missed(self, flow: Flow, now: float, key: str, scheduled_at: float | None, trigger: str,

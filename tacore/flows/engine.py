@@ -14,7 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 from tacore.errors import Conflict, InvalidParams
-from tacore.flows.core import Action, Core, CoreError, Cycle, Dispatch, Task, next_tick
+from tacore.flows.core import Action, Core, CoreError, Cycle, Dispatch, next_tick
 from tacore.flows.model import FlowSpec, parse_flow
 from tacore.flows.nodes import node_type
 from tacore.flows.store import FlowStore
@@ -297,16 +297,18 @@ class FlowEngine:
     def cycle(self, flow_id: str, number: int) -> dict[str, Any]:
         """One cycle with its tasks. A cycle in progress is answered from the core, which holds it whole and
         fresher than its rows (written behind): no write waited for, no query, the loop's lock held only to
-        copy its tasks (a client polls this while a chain runs: each wait for the store was a stalled hop)."""
+        copy its tasks' fields (a client polls this while a chain runs: each wait for the store was a stalled
+        hop; building the rows under the lock kept the loop waiting ~175 us for a 200-node cycle, the copies
+        ~40 us)."""
         row: dict[str, Any] | None = None
-        by_node: dict[str, dict[str, Any]] = {}
+        fields: list[dict[str, Any]] = []
         with self.lock:
             if flow_id not in self.core.flows:
                 raise not_found(f"no flow {flow_id!r}")
             live = self.core.cycles.get((flow_id, number))
             if live is not None:
                 row = _cycle_fields(live)
-                by_node = {t.node_id: _task_row(t) for t in live.tasks.values()}
+                fields = [vars(t).copy() for t in live.tasks.values()]
         if row is None:
             self._synced()
             rows = [r for r in self.store.cycle_rows(flow_id, 1, number + 1) if r["cycle"] == number]
@@ -314,7 +316,10 @@ class FlowEngine:
                 raise not_found(f"no cycle {number} of {flow_id!r}")
             row = rows[0]
             by_node = {t["node_id"]: t for t in self.store.task_rows(flow_id, number)}
-        tasks = [_task_out(t) for t in sorted(by_node.values(), key=lambda r: (r["created_at"], r["node_id"]))]
+            tasks = [_task_out(t) for t in sorted(by_node.values(), key=lambda r: (r["created_at"], r["node_id"]))]
+        else:
+            fields.sort(key=lambda f: (f["created_at"], f["node_id"]))
+            tasks = [_live_task_out(f) for f in fields]
         summary = _cycle_summary(row, _counts(tasks))
         components: dict[str, str] = {}
         for task in tasks:
@@ -394,16 +399,19 @@ def _live_summary(cycle: Cycle) -> dict[str, Any]:
     return {**_cycle_fields(cycle), "counts": cycle.counts()}
 
 
-def _task_row(task: Task) -> dict[str, Any]:
-    """A task as its ``tasks`` row reads."""
-    return {"id": task.id, "type": task.type, "status": task.status, "input_data": task.input_data,
-            "output_data": task.output_data, "error_message": task.error_message, "created_at": task.created_at,
-            "updated_at": task.finished_at or task.started_at or task.queued_at or task.created_at,
-            "flow_id": task.flow_id, "cycle": task.cycle, "node_id": task.node_id, "component_id": task.component,
-            "attempt": task.attempt, "preemptions": task.preemptions, "worker": task.worker,
-            "priority": task.priority, "request_id": task.request_id, "timeout_ms": task.timeout_ms,
-            "retries": task.retries, "queued_at": task.queued_at, "started_at": task.started_at,
-            "finished_at": task.finished_at}
+def _live_task_out(task: dict[str, Any]) -> dict[str, Any]:
+    """A task of the core (its fields, copied) as ``_task_out`` shows its ``tasks`` row."""
+    started, finished = task["started_at"], task["finished_at"]
+    return {"id": task["id"], "type": task["type"], "status": task["status"], "input_data": task["input_data"],
+            "output_data": task["output_data"], "error_message": task["error_message"],
+            "created_at": task["created_at"],
+            "updated_at": finished or started or task["queued_at"] or task["created_at"],
+            "flow_id": task["flow_id"], "cycle": task["cycle"], "node_id": task["node_id"],
+            "component_id": task["component"], "attempt": task["attempt"], "preemptions": task["preemptions"],
+            "worker": task["worker"], "priority": task["priority"], "request_id": task["request_id"],
+            "timeout_ms": task["timeout_ms"], "retries": task["retries"], "queued_at": task["queued_at"],
+            "started_at": started, "finished_at": finished,
+            "duration_ms": round((finished - started) * 1000.0, 3) if started and finished else None}
 
 
 def _task_out(row: dict[str, Any]) -> dict[str, Any]:
