@@ -19,7 +19,8 @@ from tacore.flows.core import Core
 from tacore.flows.engine import FlowEngine
 from tacore.flows.model import parse_flow
 from tacore.flows.nodes import node_type
-from tacore.flows.store import FlowStore, metadata
+from tacore.flows.store import FlowStore
+from tacore.flows.tables import metadata
 from tacore.store.migrate import upgrade_schema
 from tacore.store.request_log import make_engine
 

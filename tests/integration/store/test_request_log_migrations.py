@@ -14,7 +14,7 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Column, Float, Index, Integer, MetaData, String, Table, inspect, select
 from sqlalchemy.engine import Engine
 
-from tacore.flows import store as flow_store
+from tacore.flows import tables as flow_tables
 from tacore.store import idempotency
 from tacore.store.migrate import (
     BASELINE_REVISION,
@@ -67,7 +67,7 @@ def _schema_differences(engine: Engine) -> list[object]:
     """What the migrated database lacks or has beyond the tables the code declares (all the migrations')."""
     declared = MetaData()
     for table in (*metadata.tables.values(), *idempotency.metadata.tables.values(),
-                  *flow_store.metadata.tables.values()):  # 0004: the flow engine's history
+                  *flow_tables.metadata.tables.values()):  # 0004: the flow engine's history
         table.to_metadata(declared)
     with engine.connect() as conn:
         diff: list[object] = compare_metadata(MigrationContext.configure(conn), declared)

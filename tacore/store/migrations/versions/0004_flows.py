@@ -1,4 +1,4 @@
-"""The flow engine's history: flows, flow_cycles, tasks, task_logs (tacore/flows/store.py, docs/flows.md).
+"""The flow engine's history: flows, flow_cycles, tasks, task_logs (tacore/flows/tables.py, docs/flows.md).
 
 Revision ID: 0004
 Revises: 0003
