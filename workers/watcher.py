@@ -63,7 +63,6 @@ class RunningRequest:
         self.handed_back = False
 
 
-
 class HandlerWatcher:
     """The watcher thread's part of a ``Worker``: ``_watch`` is its body; the session also pokes and hands back."""
 
