@@ -110,7 +110,8 @@ def test_every_process_names_itself(demo: Demo) -> None:
                for t in titles), titles
     supervisor = Path(f"/proc/{demo.tacore.proc.pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
     assert supervisor.strip() == "tacore: serve"
-    ps = subprocess.run(["ps", "-o", "args=", "--ppid", str(demo.tacore.proc.pid)], capture_output=True, text=True)
+    ps = subprocess.run(["ps", "-ww", "-o", "args=", "--ppid", str(demo.tacore.proc.pid)],  # -ww: lines uncut
+                        capture_output=True, text=True)
     direct = ps.stdout.splitlines()
     assert "tacore: process-template" in direct, direct
     assert all(line == "tacore: process-template" or "multiprocessing.resource_tracker" in line for line in direct)
