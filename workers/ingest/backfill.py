@@ -206,10 +206,12 @@ class Backfiller:
     async def _fill(self, symbol: str, interval: str, start: int, end: int | None) -> None:
         step = INTERVAL_MS[interval]
         while end is None or start <= end:
+            # the exchange's time read before asking: a candle that closed by then is final in the answer, where
+            # one read after could have moved past a close the answer predates (a live event arriving meanwhile)
+            now = self._exchange_now_ms()
             items = await self._page(symbol, interval, start, end)
             if not items:
                 return
-            now = self._exchange_now_ms()
             rows: list[KlineRow] = []
             for index, item in enumerate(items):
                 try:
@@ -232,8 +234,8 @@ class Backfiller:
         high = last
         while high >= first:
             low = max(first, high - (self._page_limit - 1) * step)
+            now = self._exchange_now_ms()  # before asking, as in _fill
             items = await self._page(symbol, interval, low, high)
-            now = self._exchange_now_ms()
             rows: list[KlineRow] = []
             for index, item in enumerate(items):
                 try:
