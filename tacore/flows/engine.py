@@ -319,7 +319,7 @@ class FlowEngine:
             tasks = [_task_out(t) for t in sorted(by_node.values(), key=lambda r: (r["created_at"], r["node_id"]))]
         else:
             fields.sort(key=lambda f: (f["created_at"], f["node_id"]))
-            tasks = [_live_task_out(f) for f in fields]
+            tasks = [_task_out(_live_task_row(f)) for f in fields]
         summary = _cycle_summary(row, _counts(tasks))
         components: dict[str, str] = {}
         for task in tasks:
@@ -399,19 +399,17 @@ def _live_summary(cycle: Cycle) -> dict[str, Any]:
     return {**_cycle_fields(cycle), "counts": cycle.counts()}
 
 
-def _live_task_out(task: dict[str, Any]) -> dict[str, Any]:
-    """A task of the core (its fields, copied) as ``_task_out`` shows its ``tasks`` row."""
-    started, finished = task["started_at"], task["finished_at"]
+def _live_task_row(task: dict[str, Any]) -> dict[str, Any]:
+    """A task of the core (its fields, copied) as its ``tasks`` row reads."""
     return {"id": task["id"], "type": task["type"], "status": task["status"], "input_data": task["input_data"],
             "output_data": task["output_data"], "error_message": task["error_message"],
             "created_at": task["created_at"],
-            "updated_at": finished or started or task["queued_at"] or task["created_at"],
+            "updated_at": task["finished_at"] or task["started_at"] or task["queued_at"] or task["created_at"],
             "flow_id": task["flow_id"], "cycle": task["cycle"], "node_id": task["node_id"],
             "component_id": task["component"], "attempt": task["attempt"], "preemptions": task["preemptions"],
             "worker": task["worker"], "priority": task["priority"], "request_id": task["request_id"],
             "timeout_ms": task["timeout_ms"], "retries": task["retries"], "queued_at": task["queued_at"],
-            "started_at": started, "finished_at": finished,
-            "duration_ms": round((finished - started) * 1000.0, 3) if started and finished else None}
+            "started_at": task["started_at"], "finished_at": task["finished_at"]}
 
 
 def _task_out(row: dict[str, Any]) -> dict[str, Any]:
