@@ -58,9 +58,11 @@ SESSION_GAP_MS = 4 * DAY_MS
 _ARRAY_COLUMNS = {"c": "close", "h": "high", "l": "low", "v": "volume", "q": "quote_volume"}
 #: Evaluating every field on every symbol is cheaper than ClickHouse's per-row short-circuit of ``if``
 #: (measured: about a third less CPU for a chain with RSI), and the expressions are safe on any input.
-#: One thread: FINAL split over two streams costs about a third more CPU for the same rows (measured on the
-#: benchmark's 500 symbols: 1m FINAL 57 -> 40 ms CPU), and the data agent serves other calls beside a scan.
-_SETTINGS = "SETTINGS short_circuit_function_evaluation = 'disable', max_threads = 1"
+#: Two threads: the read, ``FINAL``'s merge and the grouping split into two streams, so the benchmark's scan
+#: answers in ~46 ms instead of ~66 for ~7 % more CPU (71 vs 66 ms, 2 vCPU guest, 2026-12-05; planning, ~18 ms,
+#: stays on one thread). More threads gained nothing there, and a scan should leave the data agent's other
+#: calls (``kline.*``, ``get.market_data``) room on a small host.
+_SETTINGS = "SETTINGS short_circuit_function_evaluation = 'disable', max_threads = 2"
 _WORD = re.compile(r"\w+")
 _COMPARE_SQL = {Op.GREATER: ">", Op.EGREATER: ">=", Op.LESS: "<", Op.ELESS: "<=", Op.EQUAL: "=", Op.NEQUAL: "!="}
 

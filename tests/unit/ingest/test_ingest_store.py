@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from tacore.store.klines import CANDLE_FIELDS, KlineRow, KlineStore, StorageError, version_of
+from tacore.store.klines import CANDLE_FIELDS, KlineRow, KlineStore, StorageError, partition_span_ms, version_of
 
 
 def row(open_time: int, event_time: int, *, closed: bool = False, close: float = 1.5,
@@ -29,6 +29,24 @@ def test_reads_return_one_row_per_candle_and_closed_beats_a_later_open_update(st
     assert [(c["close"], c["closed"]) for c in candles] == [(9.0, True)] * 3 + [(7.0, False)] * 2
     assert tuple(candles[0]) == CANDLE_FIELDS
     assert store.count() == 5 and store.count(closed_only=True) == 3
+
+
+def test_partitions_hold_360_candles_and_a_settled_partition_rewritten_later_still_reads_once(
+        store: KlineStore) -> None:
+    assert partition_span_ms("1m") == 6 * 3_600_000 and partition_span_ms("1d") == 30 * 86_400_000
+    minutes = 1_200  # 20 hours: four 6-hour partitions, one of them the newest
+    store.insert([row(t * 60_000, t * 60_000 + 59_999, closed=True) for t in range(minutes)])
+    store.query(f"OPTIMIZE TABLE {store.table} FINAL")  # every partition settled into one merged part
+    parts = store.query(f"SELECT partition, count() FROM system.parts WHERE database = currentDatabase() "
+                        f"AND table = '{store.table}' AND active GROUP BY partition ORDER BY partition")
+    assert [n for _, n in parts] == [1, 1, 1, 1]
+    # a late correction of a candle in the first (settled) partition, and the running update of the newest
+    store.insert([row(10 * 60_000, 10 * 60_000 + 90_000, closed=True, close=42.0),
+                  row(minutes * 60_000, minutes * 60_000 + 5, close=43.0)])
+    candles = store.history("BTCUSDT", "1m", limit=2_000)
+    assert [c["open_time"] for c in candles] == [t * 60_000 for t in range(minutes + 1)]
+    assert candles[10]["close"] == 42.0 and candles[-1]["close"] == 43.0 and candles[11]["close"] == 1.5
+    assert store.count() == minutes + 1
 
 
 def test_history_is_oldest_first_latest_by_default_or_from_start(store: KlineStore) -> None:
