@@ -230,3 +230,12 @@ def test_a_scan_of_nothing_answers_zeros_not_an_error(store: KlineStore, markets
     assert reply["filters"][0]["dropped"] == 0 and reply["candles"]["1d"]["newest_open_time"] is None
     stale = scan(store, markets, as_of=AS_OF - 400 * 86_400_000)  # before any candle
     assert stale["scanned"] == 0 and stale["missing"] == sorted(markets.get("CRYPTO").universe)
+
+
+def test_a_timeframe_without_candles_joins_as_empty_for_every_symbol(store: KlineStore,
+                                                                    markets: MarketRegistry) -> None:
+    plain = scan(store, markets, min_volume=1)
+    three = scan(store, markets, min_volume=1, filters=[{"field": "price", "timeframe": "5m", "op": "empty"}])
+    assert set(three["candles"]) == {"1m", "5m", "1d"} and three["candles"]["5m"]["candles"] == 0
+    assert symbols(three) == symbols(plain) and three["scanned"] == plain["scanned"]
+    assert all(r["values"]["price@5m"] is None for r in three["results"])

@@ -25,11 +25,13 @@ def _compile(markets: MarketRegistry, raw: dict[str, Any], market: str = "CRYPTO
     return compile_scan(ScanCriteria.model_validate(raw), markets.get(market), markets, as_of=AS_OF)
 
 
-def test_a_chain_compiles_to_one_statement_reading_the_table_once_with_final(markets: MarketRegistry) -> None:
+def test_a_chain_compiles_to_one_statement_reading_each_timeframe_once_with_final(markets: MarketRegistry) -> None:
     scan = _compile(markets, {"min_volume": 1e6, "price_range": [10, 500], "filters": [
         {"field": "rsi", "op": "less", "value": 30}, {"field": "price", "op": "crosses_above", "value": "sma"}]})
     assert scan.sql.startswith("WITH ") and ";" not in scan.sql
-    assert scan.sql.count("FROM klines FINAL") == 1 and scan.sql.count("klines") == 1
+    # the last day's 1m volume and the 1d fields: two reads, each of its own interval's partitions
+    assert scan.sql.count("FROM klines FINAL") == 2 and scan.sql.count("klines") == 2
+    assert [tf.interval for tf in scan.timeframes] == ["1m", "1d"]
     assert "arrayDotProduct" in scan.sql  # Wilder's smoothing in the store, not in Python
     assert [link.source for link in scan.links] == ["criteria.min_volume", "criteria.price_range",
                                                     "criteria.filters.0", "criteria.filters.1"]
