@@ -100,6 +100,8 @@ class Slots:
     #: the smoothing's ``avg = avg * decay + x * gain`` (``smoothing_factors``)
     decay: str
     gain: str
+    #: the smoothing's weights for the longest tail (``smoothing_weights``)
+    weights: str
     as_of: str
     bars_per_year: str
 
@@ -198,10 +200,18 @@ def _volatility(f: Frame, s: Slots, a: str) -> Expression:
     return [], f"arrayReduce('stddevSamp', {returns}) * sqrt({s.bars_per_year}) * 100"
 
 
-def _weights(a: str, count: str, p: str, decay: str) -> tuple[str, str]:
+def smoothing_weights(decay: float, period: int) -> list[float]:
+    """``decay^(M-1) .. decay^0`` for the longest tail a smoothed field of ``period`` smooths
+    (``M = warmup_candles(period) - period``), bound as a query parameter: a symbol's weights are its last
+    ``m`` (``Slots.weights``), so no symbol computes powers and ClickHouse analyses no lambda for them."""
+    return [decay**j for j in reversed(range(warmup_candles(period) - period))]
+
+
+def _weights(a: str, count: str, s: Slots) -> tuple[str, str]:
     """The column of smoothing weights ``decay^(m-1) .. decay^0`` for a series of ``count`` values (SQL), whose
-    first ``p`` seed the average and whose ``m = count - p`` others are smoothed."""
-    return f"{a}_wt", f"arrayMap(j -> pow({decay}, j), arrayReverse(range(toUInt64(greatest({count} - {p}, 0)))))"
+    first ``period`` seed the average and whose ``m = count - period`` others are smoothed: the bound weights'
+    last ``m``."""
+    return f"{a}_wt", f"arraySlice({s.weights}, length({s.weights}) + 1 - greatest({count} - {s.period}, 0))"
 
 
 def _smoothed(a: str, seed: str, tail: str, p: str, decay: str, gain: str) -> str:
@@ -213,18 +223,20 @@ def _smoothed(a: str, seed: str, tail: str, p: str, decay: str, gain: str) -> st
 
 def _rsi(f: Frame, s: Slots, a: str) -> Expression:
     """TA-Lib's RSI: gains and losses of the first ``period`` changes averaged, then Wilder's smoothing per
-    change; ``100 * gain / (gain + loss)``, 0 when both are (nearly) zero."""
+    change; ``100 * gain / (gain + loss)``, 0 when both are (nearly) zero.
+
+    Written as the smoothing of the signed change ``x`` and of its size ``y``: a gain is ``(|d| + d) / 2`` and
+    a loss ``(|d| - d) / 2``, so the smoothed gain is ``(y + x) / 2``, the loss ``(y - x) / 2`` and the RSI
+    ``50 + 50 * x / y``. Two smoothings of plain arrays instead of four of mapped ones: fewer lambdas for
+    ClickHouse to analyse, which is what a scan's planning time is made of (``docs/analytics.md``)."""
     p = s.period
-    closes = f"arraySlice({f.arr('c')}, -{s.warmup})"
-    diffs = let({"_c": closes}, "arrayMap((x, y) -> y - x, arrayPopBack(_c), arrayPopFront(_c))")
+    changes = f"arrayPopFront(arrayDifference(arraySlice({f.arr('c')}, -{s.warmup})))"
     head, tail = f"arraySlice(_d, 1, {p})", f"arraySlice(_d, {p} + 1)"
-    up = _smoothed(a, f"arraySum(x -> greatest(x, 0), {head})", f"arrayMap(x -> greatest(x, 0), {tail})", p,
-                   s.decay, s.gain)
-    down = _smoothed(a, f"arraySum(x -> greatest(-x, 0), {head})", f"arrayMap(x -> greatest(-x, 0), {tail})", p,
-                     s.decay, s.gain)
-    stages = [[(f"{a}_d", diffs), _weights(a, f"least({f.count}, {s.warmup}) - 1", p, s.decay)],
-              [(f"{a}_ud", let({"_d": f"{a}_d"}, f"({up}, {down})"))]]
-    return stages, let({"_ud": f"{a}_ud"}, "if(abs(_ud.1 + _ud.2) < 1e-8, 0., 100 * (_ud.1 / (_ud.1 + _ud.2)))")
+    signed = _smoothed(a, f"arraySum({head})", tail, p, s.decay, s.gain)
+    size = _smoothed(a, f"L1Norm({head})", f"arrayMap(x -> abs(x), {tail})", p, s.decay, s.gain)
+    stages = [[(f"{a}_d", changes), _weights(a, f"least({f.count}, {s.warmup}) - 1", s)],
+              [(f"{a}_xy", let({"_d": f"{a}_d"}, f"({signed}, {size})"))]]
+    return stages, let({"_xy": f"{a}_xy"}, "if(_xy.2 < 1e-8, 0., 50 + 50 * (_xy.1 / _xy.2))")
 
 
 def _ema(f: Frame, s: Slots, a: str) -> Expression:
@@ -232,7 +244,7 @@ def _ema(f: Frame, s: Slots, a: str) -> Expression:
     ``k = 2 / (period + 1)``."""
     p = s.period
     closes = f"arraySlice({f.arr('c')}, -{s.warmup})"
-    stages = [[(f"{a}_s", closes), _weights(a, f"least({f.count}, {s.warmup})", p, s.decay)]]
+    stages = [[(f"{a}_s", closes), _weights(a, f"least({f.count}, {s.warmup})", s)]]
     return stages, let({"_s": f"{a}_s"}, _smoothed(a, f"arraySum(arraySlice(_s, 1, {p}))", f"arraySlice(_s, {p} + 1)",
                                                    p, s.decay, s.gain))
 
@@ -244,7 +256,7 @@ def _atr(f: Frame, s: Slots, a: str) -> Expression:
     h, low, c = (f"arraySlice({f.arr(x)}, -{w})" for x in ("h", "l", "c"))
     ranges = (f"arrayMap((hi, lo, pc) -> greatest(hi - lo, abs(pc - hi), abs(pc - lo)), "
               f"arrayPopFront({h}), arrayPopFront({low}), arrayPopBack({c}))")
-    stages = [[(f"{a}_tr", ranges), _weights(a, f"least({f.count}, {w}) - 1", p, s.decay)]]
+    stages = [[(f"{a}_tr", ranges), _weights(a, f"least({f.count}, {w}) - 1", s)]]
     return stages, let({"_tr": f"{a}_tr"}, _smoothed(a, f"arraySum(arraySlice(_tr, 1, {p}))",
                                                      f"arraySlice(_tr, {p} + 1)", p, s.decay, s.gain))
 

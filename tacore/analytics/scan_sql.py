@@ -47,7 +47,16 @@ from tacore.analytics.scan_criteria import (
     Op,
     ScanCriteria,
 )
-from tacore.analytics.scan_fields import FIELDS, FieldName, Frame, Slots, let, smoothing_factors, warmup_candles
+from tacore.analytics.scan_fields import (
+    FIELDS,
+    FieldName,
+    Frame,
+    Slots,
+    let,
+    smoothing_factors,
+    smoothing_weights,
+    warmup_candles,
+)
 from tacore.intervals import INTERVAL_MS
 from tacore.markets import Market, MarketRegistry
 from tacore.markets.calendar import DAY_MS, YEAR_DAYS, SessionCalendar, calendar_named
@@ -239,8 +248,8 @@ class _Compiler:
         if not definition.day_columns:
             tf.candles = max(tf.candles, definition.candles_read(spec.period) + offset)
         slots = Slots(period=f"{{{alias}_p:Int64}}", warmup=f"{{{alias}_w:Int64}}", decay=f"{{{alias}_decay:Float64}}",
-                      gain=f"{{{alias}_gain:Float64}}", as_of="{as_of:Int64}",
-                      bars_per_year=f"{{{tf.prefix}_bpy:Float64}}")
+                      gain=f"{{{alias}_gain:Float64}}", weights=f"{{{alias}_wts:Array(Float64)}}",
+                      as_of="{as_of:Int64}", bars_per_year=f"{{{tf.prefix}_bpy:Float64}}")
         frame = Frame(tf.prefix, offset)
         stages, expr = definition.build(frame, slots, alias)
         need = f"{{{alias}_need:Int64}}"
@@ -262,6 +271,7 @@ class _Compiler:
                 (slots.period, f"{alias}_p", period, "Int64"), (need, f"{alias}_need", plan.min_candles, "Int64"),
                 (slots.warmup, f"{alias}_w", warmup_candles(period), "Int64"),
                 (slots.decay, f"{alias}_decay", decay, "Float64"), (slots.gain, f"{alias}_gain", gain, "Float64"),
+                (slots.weights, f"{alias}_wts", smoothing_weights(decay, period) if decay else [], "Array(Float64)"),
                 (slots.bars_per_year, f"{tf.prefix}_bpy", self.market.bars_per_year(tf.interval), "Float64")):
             if placeholder in text:
                 self.bind(name, value_, type_)
