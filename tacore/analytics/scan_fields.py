@@ -200,11 +200,13 @@ def _volatility(f: Frame, s: Slots, a: str) -> Expression:
     return [], f"arrayReduce('stddevSamp', {returns}) * sqrt({s.bars_per_year}) * 100"
 
 
-def smoothing_weights(decay: float, period: int) -> list[float]:
+def smoothing_weights(decay: float, period: int) -> str:
     """``decay^(M-1) .. decay^0`` for the longest tail a smoothed field of ``period`` smooths
     (``M = warmup_candles(period) - period``), bound as a query parameter: a symbol's weights are its last
-    ``m`` (``Slots.weights``), so no symbol computes powers and ClickHouse analyses no lambda for them."""
-    return [decay**j for j in reversed(range(warmup_candles(period) - period))]
+    ``m`` (``Slots.weights``), so no symbol computes powers and ClickHouse analyses no lambda for them.
+    Written as the parameter's text (``[w, ...]``, ``repr`` round-trips a float exactly): the client's
+    generic formatting of a list of hundreds of floats cost about a millisecond per scan."""
+    return "[" + ",".join(repr(decay**j) for j in reversed(range(warmup_candles(period) - period))) + "]"
 
 
 def _weights(a: str, count: str, s: Slots) -> tuple[str, str]:

@@ -271,7 +271,7 @@ class _Compiler:
                 (slots.period, f"{alias}_p", period, "Int64"), (need, f"{alias}_need", plan.min_candles, "Int64"),
                 (slots.warmup, f"{alias}_w", warmup_candles(period), "Int64"),
                 (slots.decay, f"{alias}_decay", decay, "Float64"), (slots.gain, f"{alias}_gain", gain, "Float64"),
-                (slots.weights, f"{alias}_wts", smoothing_weights(decay, period) if decay else [], "Array(Float64)"),
+                (slots.weights, f"{alias}_wts", smoothing_weights(decay, period) if decay else "[]", "Array(Float64)"),
                 (slots.bars_per_year, f"{tf.prefix}_bpy", self.market.bars_per_year(tf.interval), "Float64")):
             if placeholder in text:
                 self.bind(name, value_, type_)
