@@ -17,6 +17,7 @@ import numpy as np
 import numpy.typing as npt
 
 from tacore.intervals import INTERVAL_MS
+from tacore.store.klines import recent_from_ms
 
 F64 = npt.NDArray[np.float64]
 I64 = npt.NDArray[np.int64]
@@ -76,7 +77,7 @@ GROUP BY symbol
 
 _OHLCV_SQL = """
 SELECT open_time, open, high, low, close, volume, closed, event_time FROM {table} FINAL
-WHERE symbol = {{symbol:String}} AND interval = {{interval:String}} AND open_time <= {{end:Int64}}
+WHERE symbol = {{symbol:String}} AND interval = {{interval:String}} AND open_time <= {{end:Int64}}{recent}
 ORDER BY open_time DESC LIMIT {{limit:UInt32}}
 """
 
@@ -115,8 +116,12 @@ def load_closes(reader: CandleReader, symbols: Sequence[str], interval: str, sta
 def load_ohlcv(reader: CandleReader, symbol: str, interval: str, limit: int, end_ms: int) -> Ohlcv:
     """The newest ``limit`` closed candles opened at or before ``end_ms``, and the open one after them if
     stored (reported apart: indicators use closed candles only)."""
-    sql = _OHLCV_SQL.format(table=reader.table)
-    rows = reader.query(sql, {"symbol": symbol, "interval": interval, "end": int(end_ms), "limit": int(limit) + 1})
+    params = {"symbol": symbol, "interval": interval, "end": int(end_ms), "limit": int(limit) + 1}
+    # first within a recent window, then unbounded if it holds too few (``recent_from_ms``)
+    rows = reader.query(_OHLCV_SQL.format(table=reader.table, recent=" AND open_time >= {recent:Int64}"),
+                        {**params, "recent": recent_from_ms(interval, limit + 1, end_ms)})
+    if len(rows) < limit + 1:
+        rows = reader.query(_OHLCV_SQL.format(table=reader.table, recent=""), params)
     if not rows:
         empty = np.empty(0)
         return Ohlcv(symbol, interval, np.empty(0, dtype=np.int64), empty, empty, empty, empty, empty, None, None)

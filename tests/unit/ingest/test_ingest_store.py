@@ -33,7 +33,7 @@ def test_reads_return_one_row_per_candle_and_closed_beats_a_later_open_update(st
 
 def test_partitions_hold_360_candles_and_a_settled_partition_rewritten_later_still_reads_once(
         store: KlineStore) -> None:
-    assert partition_span_ms("1m") == 6 * 3_600_000 and partition_span_ms("1d") == 30 * 86_400_000
+    assert partition_span_ms("1m") == 6 * 3_600_000 and partition_span_ms("1d") == 360 * 86_400_000
     minutes = 1_200  # 20 hours: four 6-hour partitions, one of them the newest
     store.insert([row(t * 60_000, t * 60_000 + 59_999, closed=True) for t in range(minutes)])
     store.query(f"OPTIMIZE TABLE {store.table} FINAL")  # every partition settled into one merged part
