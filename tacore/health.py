@@ -61,10 +61,18 @@ class Observations:
     embedded_candle_store: bool = True
     min_free_bytes: int = 1 << 30
     reports: list[Report] = field(default_factory=list)
+    #: live data-agent worker id -> when it registered with the broker
+    data_agents_since: dict[str, float] = field(default_factory=dict)
 
     def fresh(self, prefix: str) -> list[Report]:
         return [r for r in self.reports
                 if _source_is(r.source, prefix) and self.now - r.received_at <= self.stale_after_s]
+
+    def agent_reports(self) -> list[Report]:
+        """The data agents' fresh reports, without one an agent's predecessor under the same id sent before
+        the agent registered: a restarted agent is assessed from its own first report, not the dead one's."""
+        return [r for r in self.fresh("data-agent")
+                if r.received_at >= self.data_agents_since.get(r.source.removeprefix("data-agent/"), 0.0)]
 
     def latest(self, prefix: str) -> Report | None:
         matching = [r for r in self.reports if _source_is(r.source, prefix)]
@@ -149,7 +157,7 @@ def _data_agent(obs: Observations, supervised: Mapping[str, Any] | None) -> Stat
         if last is not None and last.facts.get("fatal") and obs.now - last.received_at <= RECENT_S:
             parts.append(f"its last words: {last.facts['fatal']}")
         return state("down", "; ".join(p for p in parts if p), workers=[])
-    reports = obs.fresh("data-agent")
+    reports = obs.agent_reports()
     if not reports:
         return state("degraded", "registered, but it has not reported its state for "
                      f"{obs.stale_after_s:.0f} s", workers=obs.data_agents)
@@ -225,7 +233,7 @@ def _database(obs: Observations) -> State:
 
 
 def _cache(obs: Observations) -> State:
-    reports = obs.fresh("data-agent")
+    reports = obs.agent_reports()
     if not obs.data_agent_expected and not obs.data_agents:
         reason = "nothing in this service uses the cache (no data agent)"
         return state("not_configured", reason)
@@ -248,7 +256,7 @@ def _cache_of(report: Report) -> State:
 def _candle_store(obs: Observations) -> State:
     if not obs.data_agent_expected and not obs.data_agents:
         return state("not_configured", "this service runs no data agent")
-    reports = obs.fresh("data-agent")
+    reports = obs.agent_reports()
     if not reports:
         if obs.embedded_candle_store and not obs.data_agents:
             return state("down", "the data agent, the only process that opens the embedded store, is not running")
@@ -266,7 +274,7 @@ def _candle_store_of(report: Report) -> State:
 
 
 def _disk(obs: Observations) -> State:
-    reports = [r for r in obs.fresh("data-agent") + obs.fresh("supervisor") if isinstance(r.facts.get("disk"), Mapping)]
+    reports = [r for r in obs.agent_reports() + obs.fresh("supervisor") if isinstance(r.facts.get("disk"), Mapping)]
     if not reports:
         return state("not_configured", "no process of this service reports on DATA_DIR")
     return _worst_of([_disk_of(r.facts["disk"], r.source, obs) for r in reports])

@@ -86,6 +86,7 @@ def health(broker: Broker) -> dict[str, Any]:
         pool_workers=sum(1 for r in live if r.kind != "data-agent"),
         data_agent_expected="kline.status" in broker.declared,
         data_agents=sorted(r.worker_id for r in live if r.kind == "data-agent"),
+        data_agents_since={r.worker_id: r.connected_at for r in live if r.kind == "data-agent"},
         ships_records=records is not None,
         shipper_dropped=0 if records is None else records.dropped,
         shipper_last_drop_at=None if records is None else records.last_drop_at,

@@ -141,3 +141,17 @@ def test_disk_errors_are_recognised_by_errno_or_by_the_systems_words() -> None:
     assert is_disk_error("chdb store: Code: 243. Cannot reserve 1.00 MiB: No space left on device")
     assert is_disk_error("[Errno 30] Read-only file system: '/data'")
     assert not is_disk_error(OSError(2, "No such file or directory"))
+
+
+def test_a_data_agent_restarted_under_the_same_id_is_assessed_from_its_own_reports_not_its_predecessors() -> None:
+    dead = Report("data-agent/data-agent-1", NOW - 2.0, agent_facts(cache={"kind": "redis", "ok": False,
+                                                                        "error": "ConnectionError: refused"}))
+    restarted = {"data_agents_since": {"data-agent-1": NOW - 1.0}}
+    states = assess(observe(dead, **restarted))
+    assert states["data_agent"]["status"] == "degraded" and "not reported" in states["data_agent"]["reason"]
+    assert states["cache"]["status"] != "down"  # the dead agent's Redis error is not the new one's
+    own = Report("data-agent/data-agent-1", NOW - 0.5, agent_facts())
+    states = assess(observe(dead, own, **restarted))
+    assert states["data_agent"]["status"] == "up" and states["cache"]["status"] == "up"
+    # before the restart the same report is the agent's own, and counts
+    assert assess(observe(dead, data_agents_since={"data-agent-1": NOW - 60}))["cache"]["status"] == "down"
