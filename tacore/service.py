@@ -38,6 +38,7 @@ from pydantic import SecretStr
 from tacore.auth.credentials import check_exposure, client_keys, with_local_keys, worker_keys
 from tacore.banner import ReadyFacts, closing_summary, ready_banner
 from tacore.childprocess import become_supervised_child, name_process
+from tacore.local_ports import server_port
 from tacore.process_start import child_context, run_child
 from tacore.restarts import RestartBackoff
 from tacore.settings import Settings
@@ -155,7 +156,7 @@ class Service:
         self.sim_rest_url: str | None = None
         sim_args: list[str] | None = None
         if demo:
-            ws_port, rest_port, alpaca_rest, alpaca_ws = (_free_port() for _ in range(4))
+            ws_port, rest_port, alpaca_rest, alpaca_ws = (server_port() for _ in range(4))
             key_id, secret = f"DEMO{secrets.token_hex(6).upper()}", secrets.token_urlsafe(24)
             spot_key, spot_secret = secrets.token_hex(32), secrets.token_hex(32)  # the sim's Binance account
             self.sim_rest_url = f"http://127.0.0.1:{rest_port}"
@@ -177,7 +178,7 @@ class Service:
             })
         llm_sim: tuple[int, str] | None = None
         if demo and settings.llm_base_url is None:  # analyze.stock ai answers from TACore's LLM simulator
-            llm_sim = (_free_port(), "sk-demo-" + secrets.token_hex(16))
+            llm_sim = (server_port(), "sk-demo-" + secrets.token_hex(16))
             settings = settings.model_copy(update={
                 "llm_base_url": f"http://127.0.0.1:{llm_sim[0]}/v1", "llm_api_key": SecretStr(llm_sim[1]),
                 "llm_model": settings.llm_model or "tacore-sim-1"})
@@ -472,13 +473,6 @@ def _port_open(port: int) -> bool:
     with socket.socket() as sock:
         sock.settimeout(0.2)
         return sock.connect_ex(("127.0.0.1", port)) == 0
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def _safe_url(url: str) -> str:

@@ -1,12 +1,13 @@
+"""Ports for the services a test starts: below the ephemeral range (``tacore.local_ports``), so no outgoing
+connection of another test takes one between the pick and the service's bind."""
+
 from __future__ import annotations
 
-import socket
+from tacore.local_ports import server_port
 
 
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    return server_port()
 
 
 def free_ports(count: int) -> list[int]:

@@ -6,7 +6,6 @@ import contextlib
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -18,6 +17,8 @@ from typing import Any
 
 import httpx
 
+from tacore.local_ports import server_port
+
 from .fake_agent import FakeAgent
 
 API_KEY = "test-key-0123456789"
@@ -26,16 +27,11 @@ START_TIMEOUT_S = 90.0  # a shared 2-core machine under load starts `tacore serv
 
 
 def free_ports(count: int) -> list[int]:
-    socks, ports = [], []
-    try:
-        while len(ports) < count:
-            sock = socket.socket()
-            sock.bind(("127.0.0.1", 0))
-            socks.append(sock)
-            ports.append(sock.getsockname()[1])
-    finally:
-        for sock in socks:
-            sock.close()
+    ports: list[int] = []
+    while len(ports) < count:
+        port = server_port()  # below the ephemeral range (tacore.local_ports)
+        if port not in ports:
+            ports.append(port)
     return ports
 
 

@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-import socket
 import time
 
 import zmq
 
 from tacore.events import DATA_READY, EventPublisher, EventSubscriber, data_ready_topic
+from tacore.local_ports import server_port
 
 
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    return server_port()  # below the ephemeral range (tacore.local_ports)
 
 
 def test_data_ready_reaches_a_subscriber_with_the_contract_fields() -> None:
