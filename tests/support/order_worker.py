@@ -1,6 +1,7 @@
 """A stand-in for the order process in flow tests: serves ``execute.order`` (not idempotent, role trade) and
-appends one line per run to ``ORDER_LOG``, taking ``ORDER_MS`` to do it. The orders branch brings the real
-one; this lets the flow tests check their half: a trade node's order is placed once, whatever restarts.
+appends one line per run to ``ORDER_LOG``, taking ``ORDER_MS`` to do it: an order held that long lets a test
+kill the scheduler mid-placement and count runs (``test_flows_trade_orders.py`` does the same against the
+service's own order process).
 
 Run as ``python -m tests.support.order_worker ENDPOINT WORKER_ID`` with ``IDEMPOTENCY_URL`` set.
 """
