@@ -8,7 +8,7 @@ from typing import Any
 
 import zmq
 
-from clients.curve import CurveKeys
+from clients.curve import CurveKeys, HandshakeWatch
 from tacore.protocol import worker as wp
 
 
@@ -19,6 +19,17 @@ def dealer(endpoint: str, keys: CurveKeys | None = None) -> zmq.Socket[Any]:
         keys.apply(sock)
     sock.connect(endpoint)
     return sock
+
+
+def watched_dealer(endpoint: str, keys: CurveKeys) -> tuple[zmq.Socket[Any], HandshakeWatch]:
+    """A CURVE dealer whose handshake events are watched from before it connects: a watch attached after
+    ``connect`` can miss the first refusal (seen in CI: no refusal within 5 s on a loaded machine)."""
+    sock = zmq.Context.instance().socket(zmq.DEALER)
+    sock.setsockopt(zmq.LINGER, 0)
+    keys.apply(sock)
+    watch = HandshakeWatch(sock)
+    sock.connect(endpoint)
+    return sock, watch
 
 
 def send_ready(sock: zmq.Socket[Any], worker_id: str, methods: dict[str, dict[str, Any]]) -> None:

@@ -123,8 +123,8 @@ def test_a_dealer_without_keys_is_never_heard_on_either_port(keyed: Keyed) -> No
 def test_an_unknown_key_is_refused_at_the_handshake_on_both_ports(keyed: Keyed) -> None:
     public, secret = zmq.curve_keypair()
     stranger = CurveKeys(public, secret, keyed.keyring.server_keys()[0])
-    sockets = [rogue.dealer(endpoint, stranger) for endpoint in (keyed.proc.backend, keyed.proc.frontend)]
-    watches = [HandshakeWatch(sock) for sock in sockets]
+    pairs = [rogue.watched_dealer(endpoint, stranger) for endpoint in (keyed.proc.backend, keyed.proc.frontend)]
+    sockets, watches = [sock for sock, _ in pairs], [watch for _, watch in pairs]
     try:
         rogue.send_ready(sockets[0], "stranger", {"health.check": {"idempotent": True}})
         sockets[1].send_multipart([b"", b'{"method": "health.check"}'])
@@ -141,8 +141,7 @@ def test_an_unknown_key_is_refused_at_the_handshake_on_both_ports(keyed: Keyed) 
 
 
 def test_a_client_key_cannot_register_as_a_worker(keyed: Keyed) -> None:
-    sock = rogue.dealer(keyed.proc.backend, keyed.keys("admin"))
-    watch = HandshakeWatch(sock)
+    sock, watch = rogue.watched_dealer(keyed.proc.backend, keyed.keys("admin"))
     try:
         rogue.send_ready(sock, "imposter", {"health.check": {"idempotent": True}})
         wait_until(lambda: _refused(watch), 5, "the admin client key refused on the worker port")
