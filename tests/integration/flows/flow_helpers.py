@@ -49,5 +49,12 @@ def chain(flow_id: str, *actions: dict[str, Any], **options: Any) -> dict[str, A
     return {"flow_id": flow_id, **options, "flow_json": {"nodes": nodes, "edges": edges}}
 
 
+#: a signal node saying BUY, then a trade node buying 0.01 BTCUSDT (retried up to 5 times)
+TRADER_FLOW: dict[str, Any] = {"flow_id": "trader", "flow_json": {"nodes": [
+    {"id": "signal", "type": "action_node", "config": {"action": "noop", "output": {"action": "BUY"}}},
+    {"id": "buy", "type": "trade_node", "retries": 5, "config": {"symbol": "BTCUSDT", "quantity": "0.01"}}],
+    "edges": [{"source": "signal", "target": "buy"}]}}
+
+
 def now() -> float:
     return time.time()

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from clients import LazyPirateClient
-from tests.integration.flows.flow_helpers import chain, flow_client, tasks_by_node, wait_cycle
+from tests.integration.flows.flow_helpers import TRADER_FLOW, chain, flow_client, tasks_by_node, wait_cycle
 from tests.support.processes import ROOT, TACoreProcess, wait_until
 
 
@@ -125,11 +125,7 @@ def test_a_trade_nodes_order_is_placed_once_across_restarts(service: TACoreProce
     try:
         wait_until(lambda: any(w.get("worker_id") == "orders" for w in service.status()["workers"]), 30,
                    "the order worker")
-        client.flow_run({"flow_id": "trader", "flow_json": {"nodes": [
-            {"id": "signal", "type": "action_node", "config": {"action": "noop", "output": {"action": "BUY"}}},
-            {"id": "buy", "type": "trade_node", "retries": 5,
-             "config": {"symbol": "BTCUSDT", "quantity": "0.01"}}],
-            "edges": [{"source": "signal", "target": "buy"}]}})
+        client.flow_run(TRADER_FLOW)
         number = client.flow_cycle("trader")["cycle"]
         task = wait_until(lambda: running_task(client, "trader", number, "buy"), 30, "the trade node running")
         time.sleep(0.5)  # the order is being placed

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.flows.flow_helpers import flow_client, tasks_by_node, wait_cycle
+from tests.integration.flows.flow_helpers import TRADER_FLOW, flow_client, tasks_by_node, wait_cycle
 from tests.integration.flows.test_flows_restart import pid_of, running_task
 from tests.integration.orders.order_support import CandleFeed, call, data, trading_config, wait_for_price
 from tests.support.processes import TACoreProcess, wait_until
@@ -42,11 +42,7 @@ def test_a_trade_nodes_order_reaches_the_order_process_once_across_kill_9_of_sch
     try:
         os.kill(orders, signal.SIGSTOP)  # the order waits in its process's queue while the node waits for it
         try:
-            client.flow_run({"flow_id": "trader", "flow_json": {"nodes": [
-                {"id": "signal", "type": "action_node", "config": {"action": "noop", "output": {"action": "BUY"}}},
-                {"id": "buy", "type": "trade_node", "retries": 5,
-                 "config": {"symbol": "BTCUSDT", "quantity": "0.01"}}],
-                "edges": [{"source": "signal", "target": "buy"}]}})
+            client.flow_run(TRADER_FLOW)
             number = client.flow_cycle("trader")["cycle"]
             task = wait_until(lambda: running_task(client, "trader", number, "buy"), 30, "the trade node running")
             holder = [w for w in tacore.status()["workers"] if w.get("kind") == "worker" and
