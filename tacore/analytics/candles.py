@@ -17,7 +17,7 @@ import numpy as np
 import numpy.typing as npt
 
 from tacore.intervals import INTERVAL_MS
-from tacore.store.klines import recent_from_ms
+from tacore.store.klines import read_newest
 
 F64 = npt.NDArray[np.float64]
 I64 = npt.NDArray[np.int64]
@@ -117,11 +117,8 @@ def load_ohlcv(reader: CandleReader, symbol: str, interval: str, limit: int, end
     """The newest ``limit`` closed candles opened at or before ``end_ms``, and the open one after them if
     stored (reported apart: indicators use closed candles only)."""
     params = {"symbol": symbol, "interval": interval, "end": int(end_ms), "limit": int(limit) + 1}
-    # first within a recent window, then unbounded if it holds too few (``recent_from_ms``)
-    rows = reader.query(_OHLCV_SQL.format(table=reader.table, recent=" AND open_time >= {recent:Int64}"),
-                        {**params, "recent": recent_from_ms(interval, limit + 1, end_ms)})
-    if len(rows) < limit + 1:
-        rows = reader.query(_OHLCV_SQL.format(table=reader.table, recent=""), params)
+    rows = read_newest(reader.query, lambda recent: _OHLCV_SQL.format(table=reader.table, recent=recent), params,
+                       interval, limit + 1, end_ms)
     if not rows:
         empty = np.empty(0)
         return Ohlcv(symbol, interval, np.empty(0, dtype=np.int64), empty, empty, empty, empty, empty, None, None)

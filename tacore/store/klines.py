@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -89,8 +89,10 @@ PARTITION BY (interval, intDiv(open_time, transform(interval, {names}, {spans}, 
 ORDER BY (symbol, interval, open_time)
 SETTINGS min_age_to_force_merge_seconds = 3600, min_age_to_force_merge_on_partition_only = 1
 """
-#: An insert may touch many partitions (a backfill of 1d candles spans years of 30-day partitions).
+#: An insert may touch many partitions (a live batch one per interval; a bulk load of a year of 1m, 1,460).
 _INSERT_SETTINGS = {"max_partitions_per_insert_block": 100_000}
+#: the condition ``read_newest`` adds for its first, windowed read
+_RECENT = " AND open_time >= {recent:Int64}"
 
 
 def partition_span_ms(interval: str) -> int:
@@ -110,6 +112,18 @@ def recent_from_ms(interval: str, candles: int, end_ms: int | None = None) -> in
     again unbounded, so the answer is the same."""
     reference = end_ms if end_ms is not None else int(time.time() * 1000)
     return reference - 2 * candles * INTERVAL_MS[interval] - 4 * 86_400_000
+
+
+def read_newest(query: Callable[[str, dict[str, Any]], list[tuple[Any, ...]]], sql: Callable[[str], str],
+                params: dict[str, Any], interval: str, count: int, end_ms: int | None = None) -> list[tuple[Any, ...]]:
+    """The rows of a read of the newest ``count`` candles of one stream: ``sql(condition)`` is its statement
+    with ``condition`` added to its WHERE clause. First within the recent window (``recent_from_ms``), then,
+    when that held fewer than ``count`` rows, again without it: the same answer, without opening every
+    partition the stream ever had in the usual case."""
+    rows = query(sql(_RECENT), {**params, "recent": recent_from_ms(interval, count, end_ms)})
+    if len(rows) < count:
+        rows = query(sql(""), params)
+    return rows
 
 
 def _ddl(table: str) -> str:
@@ -223,11 +237,9 @@ class KlineStore:
             return (f"SELECT {_CANDLE_SELECT} FROM {self.table} FINAL WHERE {' AND '.join(where)}{recent} "
                     f"ORDER BY open_time {order} LIMIT {{limit:UInt32}}")
 
-        rows = []
-        if start is None:  # the newest: first within a recent window (``recent_from_ms``)
-            rows = self._query(sql(" AND open_time >= {recent:Int64}"),
-                               {**params, "recent": recent_from_ms(interval, limit, end)})
-        if len(rows) < limit:
+        if start is None:
+            rows = read_newest(self._query, sql, params, interval, limit, end)
+        else:
             rows = self._query(sql(), params)
         if order == "DESC":
             rows.reverse()
@@ -239,11 +251,7 @@ class KlineStore:
             return (f"SELECT {_CANDLE_SELECT}, event_time FROM {self.table} FINAL WHERE symbol = {{symbol:String}} "
                     f"AND interval = {{interval:String}}{recent} ORDER BY open_time DESC LIMIT 1")
 
-        params = {"symbol": symbol, "interval": interval}
-        rows = self._query(sql(" AND open_time >= {recent:Int64}"),
-                           {**params, "recent": recent_from_ms(interval, 1)})  # first a recent window
-        if not rows:
-            rows = self._query(sql(), params)
+        rows = read_newest(self._query, sql, {"symbol": symbol, "interval": interval}, interval, 1)
         if not rows:
             return None
         candle = _candle(rows[0][:-1])
