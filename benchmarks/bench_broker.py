@@ -167,6 +167,13 @@ class Target:
         self.procs = procs
         self.cpu = psutil.Process(cpu_pid)
 
+    def spin_counters(self) -> tuple[int, int] | None:
+        """(spins, spin pauses) of a TACore broker so far; None for the baselines."""
+        if not self.core:
+            return None
+        counters = broker_status(self.endpoint, self.curve)["counters"]
+        return int(counters["spins"]), int(counters["spin_pauses"])
+
     def cpu_seconds(self) -> float:
         times = self.cpu.cpu_times()
         return float(times.user + times.system)
@@ -204,11 +211,16 @@ def _serving(name: str, endpoint: str, procs: list[subprocess.Popen[bytes]], met
              keys: CurveKeys | None) -> Target:
     """The target once it answers; its CPU is the broker's process, as ``broker.status`` names it."""
     wait_for(endpoint, 60, keys)  # a busy shared machine can take that long to start a service
+    status = broker_status(endpoint, keys)
+    return Target(name, endpoint, procs, status["pid"], status["core"], method, keys)
+
+
+def broker_status(endpoint: str, keys: CurveKeys | None) -> dict[str, Any]:
     sock = req_socket(endpoint, keys)
     sock.send(json.dumps({"request_id": uuid.uuid4().hex, "method": "broker.status"}).encode())
-    status = json.loads(sock.recv())["data"]
+    status: dict[str, Any] = json.loads(sock.recv())["data"]
     sock.close()
-    return Target(name, endpoint, procs, status["pid"], status["core"], method, keys)
+    return status
 
 
 _RECORDER = "from tacore.recorder import run; from tacore.settings import load_settings; run(load_settings())"
@@ -474,11 +486,18 @@ def main() -> int:
             start_targets(Path(tmp), args, targets)
             results: dict[str, dict[str, list[float]]] = {t.name: {"lat": [], "tput": [], "cpu": []}
                                                           for t in targets}
+            spins = {t.name: (0, 0) for t in targets}  # spins and spin pauses during the latency rounds
             for round_no in range(args.rounds):
                 order = targets[round_no % len(targets):] + targets[:round_no % len(targets)]  # no fixed slot
                 for target in order:
+                    spun = target.spin_counters()
                     results[target.name]["lat"].extend(latency_round(target.endpoint, args.latency_requests,
                                                                      target.method, target.curve))
+                    if spun is not None:
+                        after = target.spin_counters()
+                        assert after is not None
+                        spins[target.name] = (spins[target.name][0] + after[0] - spun[0],
+                                              spins[target.name][1] + after[1] - spun[1])
                 for target in order:
                     rate, cpu_us = throughput_round(target, args.throughput_seconds, args.in_flight)
                     results[target.name]["tput"].append(rate)
@@ -493,6 +512,10 @@ def main() -> int:
                          "throughput_rps": statistics.median(r["tput"]), "cpu_us_per_req": statistics.median(r["cpu"])}
     cores = {t.name: t.core for t in targets if t.core}
     ratios = report_breakdown(summary, cores) if args.breakdown else report(summary, cores)
+    requests = args.rounds * (args.latency_requests + 100)
+    print("Spins during the latency rounds (one per lone request while the spin runs; a pause stops it for 5-60 s): "
+          + ", ".join(f"{name} {spun:,} of {requests:,} requests, {paused} pause{'' if paused == 1 else 's'}"
+                      for name, (spun, paused) in spins.items() if name in cores))
     load1 = os.getloadavg()
     ticks1 = cpu_ticks()
     steal = (ticks1[1] - ticks0[1]) / max(1, ticks1[0] - ticks0[0])

@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
+import os
 import threading
 import time
 from typing import Any
@@ -109,7 +110,7 @@ class Broker:
         self._stopping = False
         self.draining = False  # an orderly stop began: no new requests, the rest are answered (see serve)
         self._spin_s = settings.broker_spin_us / 1e6
-        self.spin = SpinGovernor(self._spin_s)  # pauses the spin while the CPUs are contested
+        self.spin = SpinGovernor(self._spin_s)  # pauses the spin while other work wants the cores
         self._to_clients: list[tuple[list[bytes], bytes]] = []  # (envelope, reply)
         self._to_workers: list[WorkerRecord] = []  # workers with requests in their outbox
         self.inflight_deadlines = InflightDeadlines()
@@ -197,18 +198,20 @@ class Broker:
         the broker waits for it awake. It spins only after ``_LONE_WAKEUPS`` wake-ups in a row took
         one message each, and while a worker is idle: under load wake-ups take batches (a lone one
         now and then, between a slow client's bursts, must not buy a spin that takes a core from the
-        client and the workers), and the spin never takes a core from queued work.
+        client and the workers), and the spin never takes a core from queued work. Each turn yields the
+        core, and the spin pauses while other work wants the cores (``tacore/broker/spin.py``).
         """
         if not (lone >= _LONE_WAKEUPS and timeout_ms and self._spin_s and self._has_idle_worker()):
             return poller.poll(timeout_ms)
         spins = self.counters["spins"] = self.counters["spins"] + 1
-        if self.spin.due(spins):  # judged every few dozen spins: paused at once where the CPUs are contested
+        if self.spin.due(spins):  # judged every few dozen spins: paused at once where the cores are wanted
             self._spin_s = self.spin.review(time.monotonic(), spins)
             self.counters["spin_pauses"] = self.spin.pauses
         ready = poller.poll(0)
         if not ready:
             spin_end = time.perf_counter() + self._spin_s
             while not ready and time.perf_counter() < spin_end:
+                os.sched_yield()  # a thread woken onto this core runs now, not when the spinner's slice ends
                 ready = poller.poll(0)
             if not ready:
                 ready = poller.poll(timeout_ms)

@@ -1,71 +1,82 @@
-"""Whether the broker may spin (``BROKER_SPIN_US``): only while its spinning takes a core nobody else wants.
+"""Whether the broker may spin (``BROKER_SPIN_US``): only while the core it spins on is one nobody else wants.
 
 The spin saves a lone request two thread wake-ups, which on a VM cost more than the broker's own
-work; but it holds a core while it waits. On a 2 vCPU guest shared with other jobs (load average
-5-20 from other sessions' test runs), ``bench_broker.py`` measured TACore's one-at-a-time p50
-20-25 % and its p99 worse with the spin than without: the core it held was the one the worker or
-the client needed, and the broker's thread was preempted about once per spin. Quiet, the spin
-bought p50 0.95x of ``zmq.proxy`` against 1.3x without it.
+work (a halted vCPU is woken through the hypervisor). Each turn of the spin yields the core
+(``sched_yield`` in ``Broker._wait``): a thread woken onto the broker's core (its own I/O thread, a
+worker, the client) runs at once instead of waiting for the spinner's slice to run out, which
+showed as the one-at-a-time p99 of a spin that did not yield. But a yield hands the core to any
+runnable task for a whole slice (milliseconds), so where other jobs want the cores the spinner
+misses the message it waits for: with more busy processes than CPUs, a yielding spin gave p50 of
+several ms where sleeping in ``poll`` gave 0.2 ms.
 
-So the broker looks, every ``SAMPLE_SPINS`` spins within a heartbeat interval, at how often its
-thread was preempted meanwhile (involuntary context switches, ``getrusage(RUSAGE_THREAD)``). Past
-``CONTESTED_SHARE`` of the spins (about one per spin was seen on a full machine, none quiet),
-something else was waiting for the CPU: the spin pauses for ``PAUSE_MIN_S``, doubled each time
-the contention is still there after a pause (up to ``PAUSE_MAX_S``), and back to the shortest
-pause after a sample of uncontested spins. A
-pause costs what no spin costs (the wake-ups); a wrong spin cost a core on a full machine.
-Where the count does not exist (not Linux) the spin runs as configured.
+So the broker looks, every ``SAMPLE_SPINS`` spins within a heartbeat interval, at how long its thread
+waited for a CPU meanwhile (the run-queue wait of ``/proc/thread-self/schedstat``). A spinner on a
+core nobody else wants waits a few us per spin (its I/O thread taking the core for a moment);
+one sharing the cores with other work waits a slice per yield. Past ``CONTESTED_WAIT_S`` a spin on
+average the spin pauses for ``PAUSE_MIN_S``, doubled each time the contention is still there after a
+pause (up to ``PAUSE_MAX_S``), and back to the shortest pause after a sample of uncontested spins.
+A pause costs what no spin costs (the wake-ups). Where the figure does not exist (not Linux) the
+spin runs as configured.
+
+(The count of involuntary context switches, judged before, cannot tell the two apart: on a quiet
+2 vCPU guest the spinner is preempted about once per spin by the threads its request needs, so it
+paused the spin there too, and the one-at-a-time p50 went from 0.75x of the plain lbbroker's to
+1.15x.)
 """
 
 from __future__ import annotations
 
-import resource
+from collections.abc import Callable
 
-#: Preemptions per spin past which the CPUs count as contested.
-#: High: on a 2 vCPU host the client, a worker and the broker already share the cores, and pausing there at
-#: 0.1 cost p50 1.65x of zmq.proxy against 1.10x spinning (bench_broker.py, 2026-12-04, load average 3-4).
-CONTESTED_SHARE = 0.9
+#: Run-queue wait per spin (seconds) past which the cores count as contested. On a quiet 2 vCPU guest windows of
+#: 64 spins waited 2.8 us per spin (median of 576 windows), 73 us (p99), 108 us at most; with one busy process
+#: beside the benchmark 56 us (median), where the spin still paid; with three, 1.4-2.4 ms (a slice per yield).
+CONTESTED_WAIT_S = 250e-6
 #: Spins a judgement takes: the broker judges after this many within a heartbeat interval.
 SAMPLE_SPINS = 64
 PAUSE_MIN_S = 5.0
 PAUSE_MAX_S = 60.0
 
-_WHO = getattr(resource, "RUSAGE_THREAD", None)
+_SCHEDSTAT = "/proc/thread-self/schedstat"  # "<ns on a CPU> <ns waiting on a run queue> <slices>"
 
 
-def _preemptions() -> int | None:
-    if _WHO is None:
+def run_queue_wait_s() -> float | None:
+    """Seconds the calling thread has waited on a run queue so far (None where the kernel does not say)."""
+    try:
+        with open(_SCHEDSTAT, "rb") as stat:
+            return int(stat.read().split()[1]) / 1e9
+    except (OSError, IndexError, ValueError):
         return None
-    return int(resource.getrusage(_WHO).ru_nivcsw)
 
 
 class SpinGovernor:
-    """Used from the broker loop's own thread (``RUSAGE_THREAD`` counts the caller's thread).
+    """Used from the broker loop's own thread (``/proc/thread-self`` is the caller's thread).
 
     ``due(spins)`` after each spin says when ``SAMPLE_SPINS`` were spun since the window opened;
     ``review`` then judges them. ``tick`` at each heartbeat ends a pause that ran out and drops a
-    window too thin to judge (its preemptions then did not happen while spinning).
+    window too thin to judge (its waits then did not happen while spinning).
     """
 
-    def __init__(self, spin_s: float) -> None:
+    def __init__(self, spin_s: float, waited: Callable[[], float | None] = run_queue_wait_s) -> None:
         self.spin_s = spin_s
+        self._waited = waited  # the thread's run-queue wait so far (seconds), None where unknown
         self.pauses = 0
         self.paused_until = 0.0
         self._pause_s = PAUSE_MIN_S
         self._window_spins = 0
-        self._window_preempted: int | None = None
+        self._window_waited: float | None = None
 
     def due(self, spins: int) -> bool:
         return spins - self._window_spins >= SAMPLE_SPINS
 
     def review(self, now: float, spins: int) -> float:
         """Judge the window's spins; the spin (seconds) to use from now."""
-        preempted = _preemptions()
-        before, spun = self._window_preempted, spins - self._window_spins
-        self._open(spins, preempted)
-        if preempted is None or before is None:
+        waited = self._waited()
+        before, spun = self._window_waited, spins - self._window_spins
+        self._open(spins, waited)
+        if waited is None or before is None:
             return self.spin_s
-        if preempted - before >= spun * CONTESTED_SHARE:
+        if waited - before >= spun * CONTESTED_WAIT_S:
             self.pauses += 1
             self.paused_until = now + self._pause_s
             self._pause_s = min(self._pause_s * 2, PAUSE_MAX_S)
@@ -77,9 +88,9 @@ class SpinGovernor:
         """Once a heartbeat: the spin (seconds) to use from now."""
         if now < self.paused_until:
             return 0.0
-        self._open(spins, _preemptions())
+        self._open(spins, self._waited())
         return self.spin_s
 
-    def _open(self, spins: int, preempted: int | None) -> None:
+    def _open(self, spins: int, waited: float | None) -> None:
         self._window_spins = spins
-        self._window_preempted = preempted
+        self._window_waited = waited

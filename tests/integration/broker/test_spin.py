@@ -14,6 +14,7 @@ from typing import Any
 import psutil
 import zmq
 
+from tacore.broker.spin import run_queue_wait_s
 from tests.support.processes import TACoreProcess
 
 
@@ -97,3 +98,20 @@ def test_the_spin_pauses_while_other_processes_wait_for_the_cpus(tacore: TACoreP
         for hog in hogs:
             hog.kill()
             hog.wait()
+
+
+def test_the_kernel_reports_the_time_a_thread_waited_for_a_cpu() -> None:
+    """What the spin governor reads: with more busy processes than CPUs, this thread's run-queue wait grows."""
+    before = run_queue_wait_s()
+    assert before is not None, "Linux reports /proc/thread-self/schedstat"
+    hogs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(2 * (os.cpu_count() or 1))]
+    try:
+        end = time.monotonic() + 1.0
+        while time.monotonic() < end:
+            pass
+        waited = run_queue_wait_s()
+    finally:
+        for hog in hogs:
+            hog.kill()
+            hog.wait()
+    assert waited is not None and waited - before > 0.05, f"waited {waited} s, before {before} s"
