@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import signal
+import socket
 import subprocess
 import sys
 from collections.abc import Callable
@@ -31,6 +33,27 @@ def test_serve_stops_every_child_and_exits_zero(tacore_factory: Callable[..., TA
     assert "tacore stopped" in (logs / "tacoreservice.log").read_text()
     assert "worker w1 stopped" in (logs / "worker.log").read_text()
 
+
+
+def test_a_supervisor_killed_9_takes_every_child_with_it(tacore_factory: Callable[..., TACoreProcess]) -> None:
+    """No orphan keeps the ports: the children were forked from the template, which now ends with the supervisor."""
+    tacore = tacore_factory()
+    tacore.wait_healthy(workers=2)
+    assert tacore.proc is not None
+    children = psutil.Process(tacore.proc.pid).children(recursive=True)
+    assert {"tacore: broker", "tacore: recorder", "tacore: process-template"} <= {c.name() for c in children}
+    try:
+        tacore.proc.kill()
+        tacore.proc.wait(5)
+        _, alive = psutil.wait_procs(children, timeout=20)
+        assert not alive, f"children left running after the supervisor was killed: {alive}"
+        with socket.socket() as sock:  # nothing listens on the broker's port (a new broker binds it, as ZeroMQ does)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind(("127.0.0.1", tacore.ports["ZMQ_FRONTEND_PORT"]))
+    finally:
+        for child in children:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                child.kill()
 
 def test_bad_setting_stops_start_up_with_a_message_naming_it(tmp_path: Path) -> None:
     result = subprocess.run([sys.executable, "-m", "tacore", "serve"], cwd=tmp_path, capture_output=True, text=True,
