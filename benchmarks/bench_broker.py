@@ -513,7 +513,8 @@ def main() -> int:
     cores = {t.name: t.core for t in targets if t.core}
     ratios = report_breakdown(summary, cores) if args.breakdown else report(summary, cores)
     requests = args.rounds * (args.latency_requests + 100)
-    print("Spins during the latency rounds (one per lone request while the spin runs; a pause stops it for 5-60 s): "
+    print("Spins during the latency rounds (up to two a request: awaiting the reply, then the next call; a pause stops "
+          "them for 5-60 s): "
           + ", ".join(f"{name} {spun:,} of {requests:,} requests, {paused} pause{'' if paused == 1 else 's'}"
                       for name, (spun, paused) in spins.items() if name in cores))
     load1 = os.getloadavg()

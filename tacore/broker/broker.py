@@ -247,6 +247,7 @@ class Broker:
             refresh_access(self)
         self.health = views.health(self)
         self._spin_s = self.spin.tick(now, self.counters["spins"])
+        self.counters["spin_pauses"] = self.spin.pauses
         snapshot = views.heartbeat_snapshot(self)
         for identity in list(self.workers.live):
             self._send_worker(identity, [wp.HEARTBEAT, snapshot])

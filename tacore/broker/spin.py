@@ -9,14 +9,14 @@ runnable task for a whole slice (milliseconds), so where other jobs want the cor
 misses the message it waits for: with more busy processes than CPUs, a yielding spin gave p50 of
 several ms where sleeping in ``poll`` gave 0.2 ms.
 
-So the broker looks, every ``SAMPLE_SPINS`` spins within a heartbeat interval, at how long its thread
-waited for a CPU meanwhile (the run-queue wait of ``/proc/thread-self/schedstat``). A spinner on a
-core nobody else wants waits a few us per spin (its I/O thread taking the core for a moment);
-one sharing the cores with other work waits a slice per yield. Past ``CONTESTED_WAIT_S`` a spin on
-average the spin pauses for ``PAUSE_MIN_S``, doubled each time the contention is still there after a
-pause (up to ``PAUSE_MAX_S``), and back to the shortest pause after a sample of uncontested spins.
-A pause costs what no spin costs (the wake-ups). Where the figure does not exist (not Linux) the
-spin runs as configured.
+So the broker looks, every ``SAMPLE_SPINS`` spins and at each heartbeat (if it spun ``MIN_SPINS``
+since), at how long its thread waited for a CPU meanwhile (the run-queue wait of
+``/proc/thread-self/schedstat``). A spinner on a core nobody else wants waits a few us per spin (its
+I/O thread taking the core for a moment); one sharing the cores with other work waits a slice per
+yield. Past ``CONTESTED_WAIT_S`` a spin on average the spin pauses for ``PAUSE_MIN_S``, doubled
+each time the contention is still there after a pause (up to ``PAUSE_MAX_S``), and back to the
+shortest pause after a sample of uncontested spins. A pause costs what no spin costs (the
+wake-ups). Where the figure does not exist (not Linux) the spin runs as configured.
 
 (The count of involuntary context switches, judged before, cannot tell the two apart: on a quiet
 2 vCPU guest the spinner is preempted about once per spin by the threads its request needs, so it
@@ -34,6 +34,8 @@ from collections.abc import Callable
 CONTESTED_WAIT_S = 250e-6
 #: Spins a judgement takes: the broker judges after this many within a heartbeat interval.
 SAMPLE_SPINS = 64
+#: Spins a heartbeat's judgement takes at least (fewer say nothing: a spin now and then between bursts).
+MIN_SPINS = 16
 PAUSE_MIN_S = 5.0
 PAUSE_MAX_S = 60.0
 
@@ -53,8 +55,8 @@ class SpinGovernor:
     """Used from the broker loop's own thread (``/proc/thread-self`` is the caller's thread).
 
     ``due(spins)`` after each spin says when ``SAMPLE_SPINS`` were spun since the window opened;
-    ``review`` then judges them. ``tick`` at each heartbeat ends a pause that ran out and drops a
-    window too thin to judge (its waits then did not happen while spinning).
+    ``review`` then judges them. ``tick`` at each heartbeat ends a pause that ran out, judges the
+    window if it holds ``MIN_SPINS`` and else drops it (waits that did not happen while spinning).
     """
 
     def __init__(self, spin_s: float, waited: Callable[[], float | None] = run_queue_wait_s) -> None:
@@ -85,9 +87,13 @@ class SpinGovernor:
         return self.spin_s
 
     def tick(self, now: float, spins: int) -> float:
-        """Once a heartbeat: the spin (seconds) to use from now."""
+        """Once a heartbeat: the spin (seconds) to use from now. A window of at least ``MIN_SPINS`` is judged
+        (where the cores are contested each spin can take a slice, so fewer than ``SAMPLE_SPINS`` fit in a
+        heartbeat interval); a thinner one is dropped."""
         if now < self.paused_until:
             return 0.0
+        if spins - self._window_spins >= MIN_SPINS:
+            return self.review(now, spins)
         self._open(spins, self._waited())
         return self.spin_s
 

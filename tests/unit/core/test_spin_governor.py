@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-from tacore.broker.spin import CONTESTED_WAIT_S, PAUSE_MAX_S, PAUSE_MIN_S, SAMPLE_SPINS, SpinGovernor
+from tacore.broker.spin import (
+    CONTESTED_WAIT_S,
+    MIN_SPINS,
+    PAUSE_MAX_S,
+    PAUSE_MIN_S,
+    SAMPLE_SPINS,
+    SpinGovernor,
+)
 
 SPIN_S = 250e-6
 
@@ -67,6 +74,18 @@ def test_an_uncontested_window_brings_the_next_pause_back_to_the_shortest() -> N
     assert _window(governor, readings, 2 * SAMPLE_SPINS, 0.0, 3 * PAUSE_MIN_S) == SPIN_S
     _window(governor, readings, 3 * SAMPLE_SPINS, 2 * CONTESTED_WAIT_S, 4 * PAUSE_MIN_S)
     assert governor.paused_until == 4 * PAUSE_MIN_S + PAUSE_MIN_S
+
+
+def test_a_heartbeat_judges_a_window_of_few_slow_spins_and_drops_a_thinner_one() -> None:
+    # Where the cores are contested each spin can take a slice, so a whole sample may not fit in a heartbeat.
+    readings = Readings()
+    governor = SpinGovernor(SPIN_S, readings)
+    governor.tick(0.0, 0)
+    readings.total += (MIN_SPINS - 1) * 10 * CONTESTED_WAIT_S
+    assert governor.tick(1.0, MIN_SPINS - 1) == SPIN_S  # too few spins to say anything: dropped
+    readings.total += MIN_SPINS * 10 * CONTESTED_WAIT_S
+    assert governor.tick(2.0, 2 * MIN_SPINS - 1) == 0.0
+    assert (governor.pauses, governor.paused_until) == (1, 2.0 + PAUSE_MIN_S)
 
 
 def test_waits_before_the_window_opened_are_not_judged() -> None:
