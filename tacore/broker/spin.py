@@ -9,8 +9,8 @@ runnable task for a whole slice (milliseconds), so where other jobs want the cor
 misses the message it waits for: with more busy processes than CPUs, a yielding spin gave p50 of
 several ms where sleeping in ``poll`` gave 0.2 ms.
 
-So the broker looks, every ``SAMPLE_SPINS`` spins and at each heartbeat (if it spun ``MIN_SPINS``
-since), at how long its thread waited for a CPU meanwhile (the run-queue wait of
+So the broker looks, every ``SAMPLE_SPINS`` spins (or at a heartbeat, if fewer but at least
+``MIN_SPINS`` were spun in its interval), at how long its thread waited for a CPU meanwhile (the run-queue wait of
 ``/proc/thread-self/schedstat``). A spinner on a core nobody else wants waits a few us per spin (its
 I/O thread taking the core for a moment); one sharing the cores with other work waits a slice per
 yield. Past ``CONTESTED_WAIT_S`` a spin on average the spin pauses for ``PAUSE_MIN_S``, doubled
@@ -55,8 +55,8 @@ class SpinGovernor:
     """Used from the broker loop's own thread (``/proc/thread-self`` is the caller's thread).
 
     ``due(spins)`` after each spin says when ``SAMPLE_SPINS`` were spun since the window opened;
-    ``review`` then judges them. ``tick`` at each heartbeat ends a pause that ran out, judges the
-    window if it holds ``MIN_SPINS`` and else drops it (waits that did not happen while spinning).
+    ``review`` then judges them. ``tick`` at each heartbeat ends a pause that ran out and, when no
+    whole sample was spun since the last one, judges a window of ``MIN_SPINS``; else it drops the window.
     """
 
     def __init__(self, spin_s: float, waited: Callable[[], float | None] = run_queue_wait_s) -> None:
@@ -67,6 +67,7 @@ class SpinGovernor:
         self._pause_s = PAUSE_MIN_S
         self._window_spins = 0
         self._window_waited: float | None = None
+        self._reviewed = False  # a whole sample was judged since the last heartbeat
 
     def due(self, spins: int) -> bool:
         return spins - self._window_spins >= SAMPLE_SPINS
@@ -75,6 +76,7 @@ class SpinGovernor:
         """Judge the window's spins; the spin (seconds) to use from now."""
         waited = self._waited()
         before, spun = self._window_waited, spins - self._window_spins
+        self._reviewed = True
         self._open(spins, waited)
         if waited is None or before is None:
             return self.spin_s
@@ -87,12 +89,15 @@ class SpinGovernor:
         return self.spin_s
 
     def tick(self, now: float, spins: int) -> float:
-        """Once a heartbeat: the spin (seconds) to use from now. A window of at least ``MIN_SPINS`` is judged
-        (where the cores are contested each spin can take a slice, so fewer than ``SAMPLE_SPINS`` fit in a
-        heartbeat interval); a thinner one is dropped."""
+        """Once a heartbeat: the spin (seconds) to use from now. If no whole sample was spun since the last
+        heartbeat (where the cores are contested each spin can take a slice) a window of at least
+        ``MIN_SPINS`` is judged; otherwise the window is dropped (the rest of a sample after a review:
+        one stall of the machine in a few spins would read as contention)."""
         if now < self.paused_until:
             return 0.0
-        if spins - self._window_spins >= MIN_SPINS:
+        slow = not self._reviewed  # no whole sample since the last heartbeat
+        self._reviewed = False
+        if slow and spins - self._window_spins >= MIN_SPINS:
             return self.review(now, spins)
         self._open(spins, self._waited())
         return self.spin_s

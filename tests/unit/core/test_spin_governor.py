@@ -88,6 +88,17 @@ def test_a_heartbeat_judges_a_window_of_few_slow_spins_and_drops_a_thinner_one()
     assert (governor.pauses, governor.paused_until) == (1, 2.0 + PAUSE_MIN_S)
 
 
+def test_after_a_whole_uncontested_sample_a_heartbeat_drops_the_few_spins_since() -> None:
+    # Fast spins reach a whole sample between heartbeats; the few after it may hold one stall of the machine.
+    readings = Readings()
+    governor = SpinGovernor(SPIN_S, readings)
+    governor.tick(0.0, 0)
+    assert _window(governor, readings, 0, 5e-6, 0.5) == SPIN_S
+    readings.total += 0.01  # one 10 ms stall in the next MIN_SPINS spins
+    assert governor.tick(1.0, SAMPLE_SPINS + MIN_SPINS) == SPIN_S
+    assert governor.pauses == 0
+
+
 def test_waits_before_the_window_opened_are_not_judged() -> None:
     # The heartbeat opens a new window: what the thread waited while it slept in poll (not spinning) is left out.
     readings = Readings()
