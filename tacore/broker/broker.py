@@ -203,12 +203,12 @@ class Broker:
         """
         if not (lone >= _LONE_WAKEUPS and timeout_ms and self._spin_s and self._has_idle_worker()):
             return poller.poll(timeout_ms)
-        spins = self.counters["spins"] = self.counters["spins"] + 1
-        if self.spin.due(spins):  # judged every few dozen spins: paused at once where the cores are wanted
-            self._spin_s = self.spin.review(time.monotonic(), spins)
-            self.counters["spin_pauses"] = self.spin.pauses
         ready = poller.poll(0)
-        if not ready:
+        if not ready:  # a spin: the broker waits awake (a message already there is no spin)
+            spins = self.counters["spins"] = self.counters["spins"] + 1
+            if self.spin.due(spins):  # judged every few dozen spins: paused where other work wants the cores
+                self._spin_s = self.spin.review(time.monotonic(), spins)
+                self.counters["spin_pauses"] = self.spin.pauses
             spin_end = time.perf_counter() + self._spin_s
             while not ready and time.perf_counter() < spin_end:
                 os.sched_yield()  # a thread woken onto this core runs now, not when the spinner's slice ends

@@ -13,7 +13,8 @@ So the broker looks, every ``SAMPLE_SPINS`` spins (or at a heartbeat, if fewer b
 ``MIN_SPINS`` were spun in its interval), at how long its thread waited for a CPU meanwhile (the run-queue wait of
 ``/proc/thread-self/schedstat``). A spinner on a core nobody else wants waits a few us per spin (its
 I/O thread taking the core for a moment); one sharing the cores with other work waits a slice per
-yield. Past ``CONTESTED_WAIT_S`` a spin on average the spin pauses for ``PAUSE_MIN_S``, doubled
+yield. Past ``CONTESTED_WAIT_S`` a spin on average, in ``CONTESTED_WINDOWS`` windows in a row, the
+spin pauses for ``PAUSE_MIN_S``, doubled
 each time the contention is still there after a pause (up to ``PAUSE_MAX_S``), and back to the
 shortest pause after a sample of uncontested spins. A pause costs what no spin costs (the
 wake-ups). Where the figure does not exist (not Linux) the spin runs as configured.
@@ -32,6 +33,10 @@ from collections.abc import Callable
 #: 64 spins waited 2.8 us per spin (median of 576 windows), 73 us (p99), 108 us at most; with one busy process
 #: beside the benchmark 56 us (median), where the spin still paid; with three, 1.4-2.4 ms (a slice per yield).
 CONTESTED_WAIT_S = 250e-6
+#: Windows in a row judged contested before the spin pauses: one stall of the machine (a kernel thread taking a
+#: core for milliseconds, a burst of other work) fills one window; a pause of 5 s for it cost a quiet benchmark run
+#: a third of its spins.
+CONTESTED_WINDOWS = 2
 #: Spins a judgement takes: the broker judges after this many within a heartbeat interval.
 SAMPLE_SPINS = 64
 #: Spins a heartbeat's judgement takes at least (fewer say nothing: a spin now and then between bursts).
@@ -68,6 +73,7 @@ class SpinGovernor:
         self._window_spins = 0
         self._window_waited: float | None = None
         self._reviewed = False  # a whole sample was judged since the last heartbeat
+        self._contested = 0  # windows in a row judged contested
 
     def due(self, spins: int) -> bool:
         return spins - self._window_spins >= SAMPLE_SPINS
@@ -80,12 +86,17 @@ class SpinGovernor:
         self._open(spins, waited)
         if waited is None or before is None:
             return self.spin_s
-        if waited - before >= spun * CONTESTED_WAIT_S:
+        if waited - before < spun * CONTESTED_WAIT_S:
+            self._contested = 0
+            self._pause_s = PAUSE_MIN_S  # a whole sample uncontested: the next pause starts short
+            return self.spin_s
+        self._contested += 1
+        if self._contested >= CONTESTED_WINDOWS:
+            self._contested = 0
             self.pauses += 1
             self.paused_until = now + self._pause_s
             self._pause_s = min(self._pause_s * 2, PAUSE_MAX_S)
             return 0.0
-        self._pause_s = PAUSE_MIN_S  # a whole sample uncontested: the next pause starts short
         return self.spin_s
 
     def tick(self, now: float, spins: int) -> float:
@@ -98,7 +109,9 @@ class SpinGovernor:
         slow = not self._reviewed  # no whole sample since the last heartbeat
         self._reviewed = False
         if slow and spins - self._window_spins >= MIN_SPINS:
-            return self.review(now, spins)
+            spin_s = self.review(now, spins)
+            self._reviewed = False  # judged here, not a whole sample's review: the next heartbeat judges too
+            return spin_s
         self._open(spins, self._waited())
         return self.spin_s
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from tacore.broker.spin import (
     CONTESTED_WAIT_S,
+    CONTESTED_WINDOWS,
     MIN_SPINS,
     PAUSE_MAX_S,
     PAUSE_MIN_S,
@@ -32,6 +33,14 @@ def _window(governor: SpinGovernor, readings: Readings, spins: int, wait_per_spi
     return governor.review(now, spins)
 
 
+def _contested(governor: SpinGovernor, readings: Readings, spins: int, now: float) -> float:
+    """``CONTESTED_WINDOWS`` windows in a row, each past the threshold: the verdict after the last."""
+    verdict = governor.spin_s
+    for n in range(CONTESTED_WINDOWS):
+        verdict = _window(governor, readings, spins + n * SAMPLE_SPINS, 2 * CONTESTED_WAIT_S, now)
+    return verdict
+
+
 def test_a_spinner_preempted_briefly_on_every_spin_keeps_spinning() -> None:
     # On a quiet 2 vCPU guest the spinner is preempted about once per spin by the threads its own request
     # needs (a few us each): the old count of preemptions paused the spin there; the wait does not.
@@ -47,32 +56,48 @@ def test_a_spinner_that_waits_for_a_cpu_pauses_and_the_pause_doubles_while_it_la
     readings = Readings()
     governor = SpinGovernor(SPIN_S, readings)
     governor.tick(0.0, 0)
-    assert _window(governor, readings, 0, 2 * CONTESTED_WAIT_S, 1.0) == 0.0
+    spins = CONTESTED_WINDOWS * SAMPLE_SPINS
+    assert _contested(governor, readings, 0, 1.0) == 0.0
     assert (governor.pauses, governor.paused_until) == (1, 1.0 + PAUSE_MIN_S)
-    assert governor.tick(1.0 + PAUSE_MIN_S - 0.1, SAMPLE_SPINS) == 0.0  # still paused
-    assert governor.tick(1.0 + PAUSE_MIN_S, SAMPLE_SPINS) == SPIN_S  # the pause ran out: spin again
+    assert governor.tick(1.0 + PAUSE_MIN_S - 0.1, spins) == 0.0  # still paused
+    assert governor.tick(1.0 + PAUSE_MIN_S, spins) == SPIN_S  # the pause ran out: spin again
     now = 1.0 + PAUSE_MIN_S
-    assert _window(governor, readings, SAMPLE_SPINS, 2 * CONTESTED_WAIT_S, now) == 0.0
+    assert _contested(governor, readings, spins, now) == 0.0
+    spins += CONTESTED_WINDOWS * SAMPLE_SPINS
     assert governor.paused_until == now + 2 * PAUSE_MIN_S  # contended again: twice as long
     pause = 2 * PAUSE_MIN_S
     for _ in range(10):
         pause = min(pause * 2, PAUSE_MAX_S)
         now = governor.paused_until
-        assert governor.tick(now, SAMPLE_SPINS) == SPIN_S
-        _window(governor, readings, SAMPLE_SPINS, 2 * CONTESTED_WAIT_S, now)
+        assert governor.tick(now, spins) == SPIN_S
+        _contested(governor, readings, spins, now)
+        spins += CONTESTED_WINDOWS * SAMPLE_SPINS
         assert governor.paused_until == now + pause
     assert pause == PAUSE_MAX_S
+
+
+def test_one_contested_window_alone_does_not_pause_the_spin() -> None:
+    # One stall of the machine (a kernel thread taking the core for milliseconds) fills one window, not two.
+    readings = Readings()
+    governor = SpinGovernor(SPIN_S, readings)
+    governor.tick(0.0, 0)
+    for n in range(5):
+        assert _window(governor, readings, 2 * n * SAMPLE_SPINS, 2 * CONTESTED_WAIT_S, float(n)) == SPIN_S
+        assert _window(governor, readings, (2 * n + 1) * SAMPLE_SPINS, 5e-6, float(n)) == SPIN_S
+    assert governor.pauses == 0
 
 
 def test_an_uncontested_window_brings_the_next_pause_back_to_the_shortest() -> None:
     readings = Readings()
     governor = SpinGovernor(SPIN_S, readings)
     governor.tick(0.0, 0)
-    _window(governor, readings, 0, 2 * CONTESTED_WAIT_S, 0.0)
-    _window(governor, readings, SAMPLE_SPINS, 2 * CONTESTED_WAIT_S, PAUSE_MIN_S)
-    assert governor.tick(3 * PAUSE_MIN_S, 2 * SAMPLE_SPINS) == SPIN_S
-    assert _window(governor, readings, 2 * SAMPLE_SPINS, 0.0, 3 * PAUSE_MIN_S) == SPIN_S
-    _window(governor, readings, 3 * SAMPLE_SPINS, 2 * CONTESTED_WAIT_S, 4 * PAUSE_MIN_S)
+    step = CONTESTED_WINDOWS * SAMPLE_SPINS
+    _contested(governor, readings, 0, 0.0)
+    _contested(governor, readings, step, PAUSE_MIN_S)
+    assert governor.paused_until == 3 * PAUSE_MIN_S  # the second pause was twice as long
+    assert governor.tick(3 * PAUSE_MIN_S, 2 * step) == SPIN_S
+    assert _window(governor, readings, 2 * step, 0.0, 3 * PAUSE_MIN_S) == SPIN_S
+    _contested(governor, readings, 2 * step + SAMPLE_SPINS, 4 * PAUSE_MIN_S)
     assert governor.paused_until == 4 * PAUSE_MIN_S + PAUSE_MIN_S
 
 
@@ -83,9 +108,13 @@ def test_a_heartbeat_judges_a_window_of_few_slow_spins_and_drops_a_thinner_one()
     governor.tick(0.0, 0)
     readings.total += (MIN_SPINS - 1) * 10 * CONTESTED_WAIT_S
     assert governor.tick(1.0, MIN_SPINS - 1) == SPIN_S  # too few spins to say anything: dropped
-    readings.total += MIN_SPINS * 10 * CONTESTED_WAIT_S
-    assert governor.tick(2.0, 2 * MIN_SPINS - 1) == 0.0
-    assert (governor.pauses, governor.paused_until) == (1, 2.0 + PAUSE_MIN_S)
+    spins = MIN_SPINS - 1
+    for beat in range(CONTESTED_WINDOWS):
+        readings.total += MIN_SPINS * 10 * CONTESTED_WAIT_S
+        spins += MIN_SPINS
+        verdict = governor.tick(2.0 + beat, spins)
+    assert verdict == 0.0
+    assert (governor.pauses, governor.paused_until) == (1, 1.0 + CONTESTED_WINDOWS + PAUSE_MIN_S)
 
 
 def test_after_a_whole_uncontested_sample_a_heartbeat_drops_the_few_spins_since() -> None:
