@@ -25,6 +25,14 @@ class Readings:
         return self.total
 
 
+def _started() -> tuple[SpinGovernor, Readings]:
+    """A governor whose first window the first heartbeat opened, and the readings it takes."""
+    readings = Readings()
+    governor = SpinGovernor(SPIN_S, readings)
+    governor.tick(0.0, 0)
+    return governor, readings
+
+
 def _window(governor: SpinGovernor, readings: Readings, spins: int, wait_per_spin_s: float, now: float) -> float:
     """Spin a whole window, waiting ``wait_per_spin_s`` per spin, and return the governor's verdict."""
     readings.total += SAMPLE_SPINS * wait_per_spin_s
@@ -44,18 +52,14 @@ def _contested(governor: SpinGovernor, readings: Readings, spins: int, now: floa
 def test_a_spinner_preempted_briefly_on_every_spin_keeps_spinning() -> None:
     # On a quiet 2 vCPU guest the spinner is preempted about once per spin by the threads its own request
     # needs (a few us each): the old count of preemptions paused the spin there; the wait does not.
-    readings = Readings()
-    governor = SpinGovernor(SPIN_S, readings)
-    governor.tick(0.0, 0)
+    governor, readings = _started()
     for n in range(10):
         assert _window(governor, readings, n * SAMPLE_SPINS, 20e-6, float(n)) == SPIN_S
     assert governor.pauses == 0
 
 
 def test_a_spinner_that_waits_for_a_cpu_pauses_and_the_pause_doubles_while_it_lasts() -> None:
-    readings = Readings()
-    governor = SpinGovernor(SPIN_S, readings)
-    governor.tick(0.0, 0)
+    governor, readings = _started()
     spins = CONTESTED_WINDOWS * SAMPLE_SPINS
     assert _contested(governor, readings, 0, 1.0) == 0.0
     assert (governor.pauses, governor.paused_until) == (1, 1.0 + PAUSE_MIN_S)
@@ -78,9 +82,7 @@ def test_a_spinner_that_waits_for_a_cpu_pauses_and_the_pause_doubles_while_it_la
 
 def test_one_contested_window_alone_does_not_pause_the_spin() -> None:
     # One stall of the machine (a kernel thread taking the core for milliseconds) fills one window, not two.
-    readings = Readings()
-    governor = SpinGovernor(SPIN_S, readings)
-    governor.tick(0.0, 0)
+    governor, readings = _started()
     for n in range(5):
         assert _window(governor, readings, 2 * n * SAMPLE_SPINS, 2 * CONTESTED_WAIT_S, float(n)) == SPIN_S
         assert _window(governor, readings, (2 * n + 1) * SAMPLE_SPINS, 5e-6, float(n)) == SPIN_S
@@ -88,9 +90,7 @@ def test_one_contested_window_alone_does_not_pause_the_spin() -> None:
 
 
 def test_an_uncontested_window_brings_the_next_pause_back_to_the_shortest() -> None:
-    readings = Readings()
-    governor = SpinGovernor(SPIN_S, readings)
-    governor.tick(0.0, 0)
+    governor, readings = _started()
     step = CONTESTED_WINDOWS * SAMPLE_SPINS
     _contested(governor, readings, 0, 0.0)
     _contested(governor, readings, step, PAUSE_MIN_S)
@@ -103,9 +103,7 @@ def test_an_uncontested_window_brings_the_next_pause_back_to_the_shortest() -> N
 
 def test_a_heartbeat_judges_a_window_of_few_slow_spins_and_drops_a_thinner_one() -> None:
     # Where the cores are contested each spin can take a slice, so a whole sample may not fit in a heartbeat.
-    readings = Readings()
-    governor = SpinGovernor(SPIN_S, readings)
-    governor.tick(0.0, 0)
+    governor, readings = _started()
     readings.total += (MIN_SPINS - 1) * 10 * CONTESTED_WAIT_S
     assert governor.tick(1.0, MIN_SPINS - 1) == SPIN_S  # too few spins to say anything: dropped
     spins = MIN_SPINS - 1
@@ -119,9 +117,7 @@ def test_a_heartbeat_judges_a_window_of_few_slow_spins_and_drops_a_thinner_one()
 
 def test_after_a_whole_uncontested_sample_a_heartbeat_drops_the_few_spins_since() -> None:
     # Fast spins reach a whole sample between heartbeats; the few after it may hold one stall of the machine.
-    readings = Readings()
-    governor = SpinGovernor(SPIN_S, readings)
-    governor.tick(0.0, 0)
+    governor, readings = _started()
     assert _window(governor, readings, 0, 5e-6, 0.5) == SPIN_S
     readings.total += 0.01  # one 10 ms stall in the next MIN_SPINS spins
     assert governor.tick(1.0, SAMPLE_SPINS + MIN_SPINS) == SPIN_S
