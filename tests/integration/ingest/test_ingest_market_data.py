@@ -53,13 +53,20 @@ def market(agent: Agent, symbols: list[str]) -> dict[str, Any]:
     return data
 
 
+
+def hit_with_figures(agent: Agent, symbols: list[str]) -> dict[str, Any] | None:
+    """``get.market_data`` once every symbol is a cache hit with its 24 h figures (each symbol's reference comes
+    with its own stream, so the first symbol's says nothing of the others')."""
+    data = market(agent, symbols)
+    entries = data["symbols"].values()
+    return data if all(e["source"] == "cache" and e["change_24h"] is not None for e in entries) else None
+
 def test_24h_figures_of_a_hit_and_a_miss_equal_the_stored_day_which_equals_the_exchanges(
         sim: ExchangeSimulator, agent_factory: Callable[..., Agent], cache_env: dict[str, str]) -> None:
     agent = agent_factory(sim, SYMBOLS, HISTORY_DEPTH="3", HISTORY_DEPTH_PER_INTERVAL=json.dumps({"5m": 320}),
                           PRICE_TTL_S="2", **cache_env)
     wait_until(lambda: agent.status()["history"]["done"], 30, "the history fetch", interval=0.2)
-    hit = wait_until(lambda: (m := market(agent, SYMBOLS))["symbols"]["BTCUSDT"]["source"] == "cache"
-                     and m["symbols"]["BTCUSDT"]["change_24h"] is not None and m, 10, "a hit with figures")
+    hit = wait_until(lambda: hit_with_figures(agent, SYMBOLS), 10, "a hit with figures for every symbol")
     for symbol in SYMBOLS:  # a hit, live
         entry = hit["symbols"][symbol]
         assert entry["market"] == "CRYPTO" and entry["ref_time_24h"] <= entry["event_time"] - DAY_MS + STEP
