@@ -10,14 +10,14 @@ misses the message it waits for: with more busy processes than CPUs, a yielding 
 several ms where sleeping in ``poll`` gave 0.2 ms.
 
 So the broker looks, every ``SAMPLE_SPINS`` spins (or at a heartbeat, if fewer but at least
-``MIN_SPINS`` were spun in its interval), at how long its thread waited for a CPU meanwhile (the run-queue wait of
-``/proc/thread-self/schedstat``). A spinner on a core nobody else wants waits a few us per spin (its
-I/O thread taking the core for a moment); one sharing the cores with other work waits a slice per
-yield. Past ``CONTESTED_WAIT_S`` a spin on average, in ``CONTESTED_WINDOWS`` windows in a row, the
-spin pauses for ``PAUSE_MIN_S``, doubled
-each time the contention is still there after a pause (up to ``PAUSE_MAX_S``), and back to the
-shortest pause after a sample of uncontested spins. A pause costs what no spin costs (the
-wake-ups). Where the figure does not exist (not Linux) the spin runs as configured.
+``MIN_SPINS`` were spun in its interval), at how long its thread waited for a CPU meanwhile (the
+run-queue wait of ``/proc/thread-self/schedstat``). A spinner on a core nobody else wants waits a
+few us per spin (its I/O thread taking the core for a moment); one sharing the cores with other work
+waits a slice per yield. Past ``CONTESTED_WAIT_S`` a spin on average, in ``CONTESTED_WINDOWS``
+windows in a row, the spin pauses for ``PAUSE_MIN_S``, doubled each time the contention is still
+there after a pause (up to ``PAUSE_MAX_S``), and back to the shortest pause after a sample of
+uncontested spins. A pause costs what no spin costs (the wake-ups). Where the figure does not exist
+(not Linux) the spin runs as configured.
 
 (The count of involuntary context switches, judged before, cannot tell the two apart: on a quiet
 2 vCPU guest the spinner is preempted about once per spin by the threads its request needs, so it
@@ -79,25 +79,9 @@ class SpinGovernor:
         return spins - self._window_spins >= SAMPLE_SPINS
 
     def review(self, now: float, spins: int) -> float:
-        """Judge the window's spins; the spin (seconds) to use from now."""
-        waited = self._waited()
-        before, spun = self._window_waited, spins - self._window_spins
+        """Judge a whole sample's spins; the spin (seconds) to use from now."""
         self._reviewed = True
-        self._open(spins, waited)
-        if waited is None or before is None:
-            return self.spin_s
-        if waited - before < spun * CONTESTED_WAIT_S:
-            self._contested = 0
-            self._pause_s = PAUSE_MIN_S  # a whole sample uncontested: the next pause starts short
-            return self.spin_s
-        self._contested += 1
-        if self._contested >= CONTESTED_WINDOWS:
-            self._contested = 0
-            self.pauses += 1
-            self.paused_until = now + self._pause_s
-            self._pause_s = min(self._pause_s * 2, PAUSE_MAX_S)
-            return 0.0
-        return self.spin_s
+        return self._judge(now, spins)
 
     def tick(self, now: float, spins: int) -> float:
         """Once a heartbeat: the spin (seconds) to use from now. If no whole sample was spun since the last
@@ -109,11 +93,29 @@ class SpinGovernor:
         slow = not self._reviewed  # no whole sample since the last heartbeat
         self._reviewed = False
         if slow and spins - self._window_spins >= MIN_SPINS:
-            spin_s = self.review(now, spins)
-            self._reviewed = False  # judged here, not a whole sample's review: the next heartbeat judges too
-            return spin_s
+            return self._judge(now, spins)
         self._open(spins, self._waited())
         return self.spin_s
+
+    def _judge(self, now: float, spins: int) -> float:
+        """Judge the spins since the window opened, open the next window; the spin (seconds) to use from now."""
+        waited = self._waited()
+        before, spun = self._window_waited, spins - self._window_spins
+        self._open(spins, waited)
+        if waited is None or before is None:
+            return self.spin_s
+        if waited - before < spun * CONTESTED_WAIT_S:
+            self._contested = 0
+            self._pause_s = PAUSE_MIN_S  # an uncontested window: the next pause starts short
+            return self.spin_s
+        self._contested += 1
+        if self._contested < CONTESTED_WINDOWS:
+            return self.spin_s
+        self._contested = 0
+        self.pauses += 1
+        self.paused_until = now + self._pause_s
+        self._pause_s = min(self._pause_s * 2, PAUSE_MAX_S)
+        return 0.0
 
     def _open(self, spins: int, waited: float | None) -> None:
         self._window_spins = spins
