@@ -13,11 +13,11 @@ So the broker looks, every ``SAMPLE_SPINS`` spins (or at a heartbeat, if fewer b
 ``MIN_SPINS`` were spun in its interval), at how long its thread waited for a CPU meanwhile (the
 run-queue wait of ``/proc/thread-self/schedstat``). A spinner on a core nobody else wants waits a
 few us per spin (its I/O thread taking the core for a moment); one sharing the cores with other work
-waits a slice per yield. Past ``CONTESTED_WAIT_S`` a spin on average, in ``CONTESTED_WINDOWS``
-windows in a row, the spin pauses for ``PAUSE_MIN_S``, doubled each time the contention is still
-there after a pause (up to ``PAUSE_MAX_S``), and back to the shortest pause after a sample of
-uncontested spins. A pause costs what no spin costs (the wake-ups). Where the figure does not exist
-(not Linux) the spin runs as configured.
+waits more (``CONTESTED_WAIT_S`` says what it catches and what not). Past ``CONTESTED_WAIT_S`` a
+spin on average, in ``CONTESTED_WINDOWS`` windows in a row, the spin pauses for ``PAUSE_MIN_S``,
+doubled each time the contention is still there after a pause (up to ``PAUSE_MAX_S``), and back to
+the shortest pause after a sample of uncontested spins. A pause costs what no spin costs (the
+wake-ups). Where the figure does not exist (not Linux) the spin runs as configured.
 
 (The count of involuntary context switches, judged before, cannot tell the two apart: on a quiet
 2 vCPU guest the spinner is preempted about once per spin by the threads its request needs, so it
@@ -31,7 +31,9 @@ from collections.abc import Callable
 
 #: Run-queue wait per spin (seconds) past which the cores count as contested. On a quiet 2 vCPU guest windows of
 #: 64 spins waited 2.8 us per spin (median of 576 windows), 73 us (p99), 108 us at most; with one busy process
-#: beside the benchmark 56 us (median), where the spin still paid; with three, 1.4-2.4 ms (a slice per yield).
+#: beside the benchmark 56 us (median), where the spin still paid. Not caught: 3-8 busy processes gave 34-100 us a
+#: spin (2026-12-05 23:45, compiled broker; an earlier reading of 1.4-2.4 ms did not repeat), where the spin cost
+#: one-at-a-time ~0.6-0.9 ms against ~0.3-0.55 ms without; 30 us caught them but paused on a quiet machine too.
 CONTESTED_WAIT_S = 250e-6
 #: Windows in a row judged contested before the spin pauses: one stall of the machine (a kernel thread taking a
 #: core for milliseconds, a burst of other work) fills one window; a pause of 5 s for it cost a quiet benchmark run
