@@ -99,7 +99,7 @@ class Broker:
             ("received", "answered", "busy", "timeout", "worker_lost", "invalid_request", "unknown_method",
              "deduped", "redispatched", "reply_undeliverable", "wakeups", "spins", "worker_messages",
              "refused_stopping", "timeout_dispatched", "cancelled", "late_replies", "dropped_unstarted",
-             "handed_back", "forbidden", "workers_refused", "spin_pauses"), 0,
+             "handed_back", "forbidden", "workers_refused", "spin_pauses", "lone_waits"), 0,
         )
         self.started_at = time.time()
         self._seq = 0
@@ -203,6 +203,7 @@ class Broker:
         """
         if not (lone >= _LONE_WAKEUPS and timeout_ms and self._spin_s and self._has_idle_worker()):
             return poller.poll(timeout_ms)
+        self.counters["lone_waits"] += 1  # one at a time: the broker looks before it sleeps
         ready = poller.poll(0)
         if not ready:  # a spin: the broker waits awake (a message already there is no spin)
             spins = self.counters["spins"] = self.counters["spins"] + 1
