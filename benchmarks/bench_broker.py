@@ -324,6 +324,31 @@ def cpu_ticks() -> tuple[int, int]:
     return sum(fields[:8]), fields[7]
 
 
+#: A round starts once the machine's CPUs were at most this busy for 200 ms (``settle``).
+SETTLE_BUSY = 0.1
+
+
+def busy_ticks() -> tuple[int, int]:
+    """(busy, all) jiffies of the machine so far (busy: neither idle nor waiting for I/O)."""
+    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    return sum(fields[:8]) - fields[3] - fields[4], sum(fields[:8])
+
+
+def settle(quiet: float = SETTLE_BUSY, window_s: float = 0.2, limit_s: float = 10.0) -> float:
+    """Wait until the machine's CPUs were at most ``quiet`` busy for ``window_s`` (at most ``limit_s``); returns
+    the seconds waited. What one target leaves running after its round (TACore's recorder writing the rows of a
+    throughput round, a baseline's queues draining) is then not measured in the next target's round."""
+    started = time.monotonic()
+    before = busy_ticks()
+    while time.monotonic() - started < limit_s:
+        time.sleep(window_s)
+        after = busy_ticks()
+        if (after[0] - before[0]) / max(1, after[1] - before[1]) <= quiet:
+            break
+        before = after
+    return time.monotonic() - started
+
+
 def pct(samples: list[float], q: float) -> float:
     ordered = sorted(samples)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
@@ -467,6 +492,8 @@ def start_targets(tmp: Path, args: argparse.Namespace, targets: list[Target]) ->
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--no-settle", dest="settle", action="store_false",
+                        help="start each round at once, not when the machine has gone quiet")
     parser.add_argument("--latency-requests", type=int, default=3000)
     parser.add_argument("--throughput-seconds", type=float, default=3.0)
     parser.add_argument("--in-flight", type=int, default=64)
@@ -487,9 +514,14 @@ def main() -> int:
             results: dict[str, dict[str, list[float]]] = {t.name: {"lat": [], "tput": [], "cpu": []}
                                                           for t in targets}
             spins = {t.name: (0, 0) for t in targets}  # spins and spin pauses during the latency rounds
+            waits: list[tuple[float, str]] = []  # (seconds settle waited, the round before it)
+            previous = "start-up"
             for round_no in range(args.rounds):
                 order = targets[round_no % len(targets):] + targets[:round_no % len(targets)]  # no fixed slot
                 for target in order:
+                    if args.settle:
+                        waits.append((settle(), previous))
+                    previous = f"{target.name} latency"
                     spun = target.spin_counters()
                     results[target.name]["lat"].extend(latency_round(target.endpoint, args.latency_requests,
                                                                      target.method, target.curve))
@@ -499,6 +531,9 @@ def main() -> int:
                         spins[target.name] = (spins[target.name][0] + after[0] - spun[0],
                                               spins[target.name][1] + after[1] - spun[1])
                 for target in order:
+                    if args.settle:
+                        waits.append((settle(), previous))
+                    previous = f"{target.name} throughput"
                     rate, cpu_us = throughput_round(target, args.throughput_seconds, args.in_flight)
                     results[target.name]["tput"].append(rate)
                     results[target.name]["cpu"].append(cpu_us)
@@ -517,6 +552,11 @@ def main() -> int:
           "them for 5-60 s): "
           + ", ".join(f"{name} {spun:,} of {requests:,} requests, {paused} pause{'' if paused == 1 else 's'}"
                       for name, (spun, paused) in spins.items() if name in cores))
+    if waits:
+        longest = max(waits)
+        print(f"Each round began once the CPUs were <= {SETTLE_BUSY:.0%} busy for 200 ms: waited "
+              f"{sum(w for w, _ in waits):.1f} s in all, at most {longest[0]:.1f} s (after the {longest[1]} round); "
+              "--no-settle starts each at once.")
     load1 = os.getloadavg()
     ticks1 = cpu_ticks()
     steal = (ticks1[1] - ticks0[1]) / max(1, ticks1[0] - ticks0[0])
