@@ -174,7 +174,12 @@ class Broker:
             taken = 0
             for sock, _ in events:
                 taken += self._drain_backend() if sock is backend else self._drain_frontend()
-            lone = lone + 1 if taken == 1 else 0
+            if taken == 1:
+                lone += 1
+            else:
+                if lone >= _LONE_WAKEUPS and self._spin_s:  # a run of lone requests ended: so does the spin's window
+                    self.spin.interrupted(self.counters["spins"])
+                lone = 0
             now = time.monotonic()
             if len(self.queue):
                 for item in self.queue.expire(now):
