@@ -1,11 +1,16 @@
 """Broker benchmark: TACore (broker + 2 workers) against a zmq.proxy ROUTER/DEALER device with 2 REP workers.
 
-All sides do the same JSON work for ``health.check``. Three references run beside them: TACore with
-its core as plain Python (what the mypyc build of setup.py buys), TACore with ``BROKER_SPIN_US=0``
-(the broker always sleeps in poll: what the spin buys and costs), and the ZeroMQ guide's plain
+All sides do the same JSON work for ``health.check``. The second baseline is the ZeroMQ guide's plain
 Python load-balancing broker (``lbbroker``: one message per poll, no queue, deadlines or logs) with
-2 REQ workers. Rounds are interleaved, each target in turn, and each round starts with the next
-target, so machine noise hits all alike and none always follows the same one. Measures p50/p99
+2 REQ workers. Two more TACore rows are references: its core as plain Python (what the mypyc build of
+setup.py buys) and ``BROKER_SPIN_US=0`` (the broker always sleeps in poll: what the spin buys and costs).
+
+Each TACore row runs in a phase of its own, beside a zmq.proxy and an lbbroker started for it, and its
+ratios are to those: with every row's service up at once, the idle services' timers (~235 wake-ups a
+second each) ran on the 2 cores during every round, and TACore's p99 read 1.0-1.2x lbbroker's where
+alone it read 0.77-0.84x (2026-12-06, 2 vCPU AMD EPYC guest). Within a phase rounds are interleaved,
+each target in turn, and each round starts with the next target, so machine noise hits all alike and
+none always follows the same one; a round starts once the machine has gone quiet (``settle``). Measures p50/p99
 latency with one REQ client, throughput with the asyncio client at 64 in flight, and CPU time per
 request of each broker process (for TACore: the broker's own process, not its workers or recorder).
 ``--curve`` adds TACore with keys on (``BROKER_CURVE``: CurveZMQ on both ports, a ZAP handler, the
@@ -386,11 +391,20 @@ def pure_python_tree(tmp: Path) -> Path:
     return tree
 
 
-def report(summary: dict[str, dict[str, float]], cores: dict[str, str]) -> dict[str, dict[str, float]]:
-    """Print one row per target with its ratios to the proxy; return the ratios."""
-    proxy = summary["zmq.proxy"]
-    ratios = {name: {key: row[key] / proxy[key] for key in ("p50_us", "p99_us", "throughput_rps")}
-              for name, row in summary.items()}
+Figures = dict[str, dict[str, float]]  # row name -> figure -> value
+
+
+def phase_ratios(summary: Figures, baselines: dict[str, Figures]) -> Figures:
+    """Each row's figures over those of zmq.proxy and of the plain lbbroker in the row's own phase."""
+    keys = ("p50_us", "p99_us", "throughput_rps")
+    return {name: {**{key: row[key] / baselines[name]["zmq.proxy"][key] for key in keys},
+                   **{f"{key}_vs_lbbroker": row[key] / baselines[name]["plain"][key] for key in keys}}
+            for name, row in summary.items()}
+
+
+def report(summary: Figures, baselines: dict[str, Figures], cores: dict[str, str]) -> Figures:
+    """Print one row per target with its ratios to the proxy of its phase; return the ratios."""
+    ratios = phase_ratios(summary, baselines)
     print(f"\n{'':36}{'p50 latency':>18}{'p99 latency':>18}{'throughput (64)':>22}{'broker CPU':>14}")
     print(f"{'target':36}{'<= 1.2x':>18}{'<= 1.5x':>18}{'>= 0.4x':>22}{'<= 30 us':>14}")
     for name, label in TARGETS.items():
@@ -409,24 +423,27 @@ def report(summary: dict[str, dict[str, float]], cores: dict[str, str]) -> dict[
         "cpu": summary["tacore"]["cpu_us_per_req"] <= GOALS["cpu_us_per_req"],
     }
     print("TACore against the targets: " + ", ".join(f"{k} {'met' if v else 'MISSED'}" for k, v in met.items()))
-    if "tacore-curve" in summary:
-        plain, curve = summary["tacore"], summary["tacore-curve"]
+    print(f"TACore against the plain lbbroker of its phase: p50 {tacore['p50_us_vs_lbbroker']:.2f}x, "
+          f"p99 {tacore['p99_us_vs_lbbroker']:.2f}x (no worse: "
+          f"{'met' if max(tacore['p50_us_vs_lbbroker'], tacore['p99_us_vs_lbbroker']) <= 1.0 else 'MISSED'}), "
+          f"throughput {tacore['throughput_rps_vs_lbbroker']:.2f}x")
+    if "tacore-curve" in summary:  # each against its own phase's proxy: the two ran in different phases
+        plain, curve = ratios["tacore"], ratios["tacore-curve"]
         share = curve["throughput_rps"] / plain["throughput_rps"]
         print(f"Keys on (CURVE) against plaintext TACore: throughput {share:.2f}x "
               f"(>= {CURVE_THROUGHPUT_GOAL}x: {'met' if share >= CURVE_THROUGHPUT_GOAL else 'MISSED'}), "
               f"p50 {curve['p50_us'] / plain['p50_us']:.2f}x, p99 {curve['p99_us'] / plain['p99_us']:.2f}x, "
-              f"broker CPU {curve['cpu_us_per_req'] - plain['cpu_us_per_req']:+.1f} us per request")
+              f"broker CPU {summary['tacore-curve']['cpu_us_per_req'] - summary['tacore']['cpu_us_per_req']:+.1f} us "
+              "per request")
     return ratios
 
 
-def report_breakdown(summary: dict[str, dict[str, float]], cores: dict[str, str]) -> dict[str, dict[str, float]]:
-    """One row per guarantee: its figures, its ratios to zmq.proxy and to the plain lbbroker, and what it
-    adds to the minimal broker (us of p50/p99, us of broker CPU per request, share of throughput)."""
-    proxy, plain, minimal = summary["zmq.proxy"], summary["plain"], summary["minimal"]
-    keys = ("p50_us", "p99_us", "throughput_rps")
-    ratios = {name: {**{key: row[key] / proxy[key] for key in keys},
-                     **{f"{key}_vs_lbbroker": row[key] / plain[key] for key in keys}}
-              for name, row in summary.items()}
+def report_breakdown(summary: Figures, baselines: dict[str, Figures], cores: dict[str, str]) -> Figures:
+    """One row per guarantee: its figures, its ratios to zmq.proxy and to the plain lbbroker of its phase, and
+    what it adds to the minimal broker (us of p50/p99, us of broker CPU per request, share of throughput; the
+    two rows ran in different phases, so these differences carry the machine's drift between them)."""
+    minimal = summary["minimal"]
+    ratios = phase_ratios(summary, baselines)
     print(f"\n{'':34}{'p50 us':>9}{'x proxy':>8}{'x lb':>6}{'p99 us':>9}{'x proxy':>8}{'x lb':>6}"
           f"{'req/s':>8}{'x proxy':>8}{'CPU us':>8}  {'adds to minimal: p50 / p99 / CPU, throughput':>44}")
     for name, label in BREAKDOWN.items():
@@ -464,29 +481,75 @@ def bench_methods_path(tmp: Path) -> str:
     return str(path)
 
 
-def start_targets(tmp: Path, args: argparse.Namespace, targets: list[Target]) -> None:
-    """Start the run's targets, each appended to ``targets`` once it answers (so a failure stops those started)."""
+def row_starters(tmp: Path, args: argparse.Namespace) -> list[Callable[[], Target]]:
+    """The run's TACore rows, TACore as installed first: each is measured in a phase of its own."""
     path, registry = bench_methods_path(tmp), "benchmarks.bench_methods:build_registry"
-    starts: list[Callable[[], Target]]
     if args.breakdown:
-        starts = [lambda: start_parts(tmp, "minimal"),
-                  lambda: start_parts(tmp, "dedupe", dedupe=True),
-                  lambda: start_parts(tmp, "request-log", request_log=True),
-                  lambda: start_parts(tmp, "curve", curve=True),
-                  lambda: start_parts(tmp, "once", method="bench.health_once", PYTHONPATH=path,
-                                      WORKER_REGISTRY=registry),
-                  lambda: start_tacore(tmp)]
-    else:
-        pure = pure_python_tree(tmp)
-        starts = [lambda: start_tacore(tmp),
-                  *([lambda: start_tacore(tmp, "tacore-curve", curve=True)] if args.curve else []),
-                  lambda: start_tacore(tmp, "tacore-python", PYTHONPATH=str(pure)),
-                  lambda: start_tacore(tmp, "tacore-nospin", BROKER_SPIN_US="0"),
-                  *([lambda: start_tacore(tmp, "tacore-once", "bench.health_once", PYTHONPATH=path,
-                                         WORKER_REGISTRY=registry)]
-                    if args.non_idempotent else [])]
-    for start in [*starts, start_proxy, start_plain_broker]:
-        targets.append(start())
+        return [lambda: start_tacore(tmp),
+                lambda: start_parts(tmp, "minimal"),
+                lambda: start_parts(tmp, "dedupe", dedupe=True),
+                lambda: start_parts(tmp, "request-log", request_log=True),
+                lambda: start_parts(tmp, "curve", curve=True),
+                lambda: start_parts(tmp, "once", method="bench.health_once", PYTHONPATH=path,
+                                    WORKER_REGISTRY=registry)]
+    pure = pure_python_tree(tmp)
+    return [lambda: start_tacore(tmp),
+            *([lambda: start_tacore(tmp, "tacore-curve", curve=True)] if args.curve else []),
+            lambda: start_tacore(tmp, "tacore-python", PYTHONPATH=str(pure)),
+            lambda: start_tacore(tmp, "tacore-nospin", BROKER_SPIN_US="0"),
+            *([lambda: start_tacore(tmp, "tacore-once", "bench.health_once", PYTHONPATH=path,
+                                   WORKER_REGISTRY=registry)]
+              if args.non_idempotent else [])]
+
+
+class Phase:
+    """One TACore row measured beside freshly started baselines, with nothing else of the run up."""
+
+    def __init__(self) -> None:
+        self.summary: dict[str, dict[str, float]] = {}  # the row's and the two baselines' figures
+        self.core = ""
+        self.spins = (0, 0)  # the row's spins and spin pauses during its latency rounds
+        self.waits: list[tuple[float, str]] = []  # (seconds settle waited, the round before it)
+
+
+def run_phase(start: Callable[[], Target], args: argparse.Namespace) -> tuple[str, Phase]:
+    """Interleaved rounds of the row ``start`` starts, zmq.proxy and lbbroker; all stopped after."""
+    phase = Phase()
+    targets: list[Target] = []
+    try:
+        for starter in (start, start_proxy, start_plain_broker):
+            targets.append(starter())  # appended once it answers, so a failure stops those started
+        row = targets[0]
+        phase.core = row.core
+        results: dict[str, dict[str, list[float]]] = {t.name: {"lat": [], "tput": [], "cpu": []} for t in targets}
+        previous = "start-up"
+        for round_no in range(args.rounds):
+            order = targets[round_no % len(targets):] + targets[:round_no % len(targets)]  # no fixed slot
+            for target in order:
+                if args.settle:
+                    phase.waits.append((settle(), previous))
+                previous = f"{target.name} latency"
+                spun = target.spin_counters()
+                results[target.name]["lat"].extend(latency_round(target.endpoint, args.latency_requests,
+                                                                 target.method, target.curve))
+                after = target.spin_counters()
+                if spun is not None and after is not None:
+                    phase.spins = (phase.spins[0] + after[0] - spun[0], phase.spins[1] + after[1] - spun[1])
+            for target in order:
+                if args.settle:
+                    phase.waits.append((settle(), previous))
+                previous = f"{target.name} throughput"
+                rate, cpu_us = throughput_round(target, args.throughput_seconds, args.in_flight)
+                results[target.name]["tput"].append(rate)
+                results[target.name]["cpu"].append(cpu_us)
+    finally:
+        for target in targets:
+            target.stop()
+    for name, r in results.items():
+        phase.summary[name] = {"p50_us": pct(r["lat"], 0.50), "p99_us": pct(r["lat"], 0.99),
+                               "throughput_rps": statistics.median(r["tput"]),
+                               "cpu_us_per_req": statistics.median(r["cpu"])}
+    return row.name, phase
 
 
 def main() -> int:
@@ -507,46 +570,21 @@ def main() -> int:
 
     ticks0 = cpu_ticks()
     load0 = os.getloadavg()
+    phases: dict[str, Phase] = {}
     with tempfile.TemporaryDirectory() as tmp:
-        targets: list[Target] = []
-        try:
-            start_targets(Path(tmp), args, targets)
-            results: dict[str, dict[str, list[float]]] = {t.name: {"lat": [], "tput": [], "cpu": []}
-                                                          for t in targets}
-            spins = {t.name: (0, 0) for t in targets}  # spins and spin pauses during the latency rounds
-            waits: list[tuple[float, str]] = []  # (seconds settle waited, the round before it)
-            previous = "start-up"
-            for round_no in range(args.rounds):
-                order = targets[round_no % len(targets):] + targets[:round_no % len(targets)]  # no fixed slot
-                for target in order:
-                    if args.settle:
-                        waits.append((settle(), previous))
-                    previous = f"{target.name} latency"
-                    spun = target.spin_counters()
-                    results[target.name]["lat"].extend(latency_round(target.endpoint, args.latency_requests,
-                                                                     target.method, target.curve))
-                    if spun is not None:
-                        after = target.spin_counters()
-                        assert after is not None
-                        spins[target.name] = (spins[target.name][0] + after[0] - spun[0],
-                                              spins[target.name][1] + after[1] - spun[1])
-                for target in order:
-                    if args.settle:
-                        waits.append((settle(), previous))
-                    previous = f"{target.name} throughput"
-                    rate, cpu_us = throughput_round(target, args.throughput_seconds, args.in_flight)
-                    results[target.name]["tput"].append(rate)
-                    results[target.name]["cpu"].append(cpu_us)
-        finally:
-            for target in targets:
-                target.stop()
-
-    summary: dict[str, dict[str, float]] = {}
-    for name, r in results.items():
-        summary[name] = {"p50_us": pct(r["lat"], 0.50), "p99_us": pct(r["lat"], 0.99),
-                         "throughput_rps": statistics.median(r["tput"]), "cpu_us_per_req": statistics.median(r["cpu"])}
-    cores = {t.name: t.core for t in targets if t.core}
-    ratios = report_breakdown(summary, cores) if args.breakdown else report(summary, cores)
+        for start in row_starters(Path(tmp), args):
+            name, phase = run_phase(start, args)
+            phases[name] = phase
+    first = phases[next(iter(phases))]  # TACore as installed: its phase's baselines are the ones shown
+    summary = {**{name: phase.summary[name] for name, phase in phases.items()},
+               "zmq.proxy": first.summary["zmq.proxy"], "plain": first.summary["plain"]}
+    baselines = {**{name: phase.summary for name, phase in phases.items()},
+                 "zmq.proxy": first.summary, "plain": first.summary}
+    cores = {name: phase.core for name, phase in phases.items() if phase.core}
+    ratios = (report_breakdown(summary, baselines, cores) if args.breakdown
+              else report(summary, baselines, cores))
+    spins = {name: phase.spins for name, phase in phases.items()}
+    waits = [wait for phase in phases.values() for wait in phase.waits]
     requests = args.rounds * (args.latency_requests + 100)
     print("Spins during the latency rounds (up to two a request: awaiting the reply, then the next call; a pause stops "
           "them for 5-60 s): "
@@ -562,7 +600,9 @@ def main() -> int:
     steal = (ticks1[1] - ticks0[1]) / max(1, ticks1[0] - ticks0[0])
     print(f"\n{args.rounds} interleaved rounds; latency: {args.latency_requests} requests/round, one REQ client; "
           f"throughput: {args.throughput_seconds:.0f} s/round, asyncio client, {args.in_flight} in flight; "
-          "broker CPU: its process (thread + libzmq I/O thread) per request at 64 in flight. Ratios are to zmq.proxy.")
+          "broker CPU: its process (thread + libzmq I/O thread) per request at 64 in flight. Each TACore row ran in a "
+          "phase of its own beside zmq.proxy and lbbroker started for it; its ratios are to those (the baseline rows "
+          "shown are TACore's phase's).")
     print(f"CPU steal during the run: {steal:.1%} of the machine's CPU time (other guests of the hypervisor; "
           "figures are noisy when it is high).")
     print(f"Load average (1, 5, 15 min) at the start {load0[0]:.2f} {load0[1]:.2f} {load0[2]:.2f}, at the end "
