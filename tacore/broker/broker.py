@@ -176,9 +176,11 @@ class Broker:
                 taken += self._drain_backend() if sock is backend else self._drain_frontend()
             if taken == 1:
                 lone += 1
+                if lone == _LONE_WAKEUPS and self._spin_s:  # a run of lone requests begins: so does a spin window
+                    self.spin.restart_window(self.counters["spins"])
             else:
-                if lone >= _LONE_WAKEUPS and self._spin_s:  # a run of lone requests ended: so does the spin's window
-                    self.spin.interrupted(self.counters["spins"])
+                if lone >= _LONE_WAKEUPS and self._spin_s:  # and ends with it (spin.py: windows of lone waits only)
+                    self.spin.restart_window(self.counters["spins"])
                 lone = 0
             now = time.monotonic()
             if len(self.queue):

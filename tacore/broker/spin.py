@@ -12,7 +12,7 @@ several ms where sleeping in ``poll`` gave 0.2 ms.
 So the broker looks, every ``SAMPLE_SPINS`` spins (or at a heartbeat, if fewer but at least
 ``MIN_SPINS`` were spun in its interval), at how long its thread waited for a CPU meanwhile (the
 run-queue wait of ``/proc/thread-self/schedstat``), in windows that hold one run of lone requests each
-(``interrupted`` starts the window over when a wake-up takes a batch). A spinner on a core nobody else wants waits a
+(``restart_window`` when a run begins and when a wake-up takes a batch). A spinner on a core nobody else wants waits a
 few us per spin (its I/O thread taking the core for a moment); one sharing the cores with other work
 waits more (``CONTESTED_WAIT_S`` says what it catches and what not). Past ``CONTESTED_WAIT_S`` a
 spin on average, in ``CONTESTED_WINDOWS`` windows in a row, the spin pauses for ``PAUSE_MIN_S``,
@@ -86,11 +86,11 @@ class SpinGovernor:
         self._reviewed = True
         return self._judge(now, spins)
 
-    def interrupted(self, spins: int) -> None:
-        """Traffic stopped coming one at a time: the window starts over with the next lone request. The
-        run-queue wait of a window is its spins' only while every wait in it was a lone one; a loaded broker's
-        waits for the CPU (64 in flight on 2 cores: milliseconds a second) with a spin now and then between its
-        batches would read as a contested spin, and paused the spin for the lone requests after the load."""
+    def restart_window(self, spins: int) -> None:
+        """A run of lone requests begins or ends: the window starts over. Its run-queue wait is its spins' only
+        while every wait in it was a lone one; a loaded broker's waits for the CPU (64 in flight on 2 cores:
+        milliseconds a second) before or after a run of spins would read as contested spins, and paused the spin
+        for the lone requests after every burst."""
         self._open(spins, self._waited())
 
     def tick(self, now: float, spins: int) -> float:

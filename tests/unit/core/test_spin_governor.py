@@ -141,17 +141,29 @@ def test_without_a_reading_the_spin_runs_as_configured() -> None:
 
 
 
-def test_the_cpu_waits_of_a_loaded_broker_between_lone_runs_do_not_pause_the_spin() -> None:
-    # Under load (64 in flight on 2 cores) the broker waits milliseconds a second for a CPU and spins now and then
-    # between batches; the broker ends the window whenever a run of lone requests ends, so that wait is no spin's.
+def _heartbeats_of_lone_runs_amid_load(load_after_run: bool) -> SpinGovernor:
+    """Heartbeat intervals in which a loaded stretch (50 ms of run-queue wait, no spin: 64 in flight on 2 cores)
+    comes before, or after, a run of ``MIN_SPINS`` quiet spins; the broker restarts the window at both ends of a
+    run, as ``Broker._loop`` does."""
     governor, readings = _started()
     spins = 0
-    for n in range(2 * CONTESTED_WINDOWS):  # heartbeats
-        for _ in range(2):  # two short runs of lone requests between batches in each interval
-            readings.total += 0.05  # a loaded stretch: 50 ms of run-queue wait, no spin
-            spins += MIN_SPINS // 2
-            readings.total += MIN_SPINS // 2 * 5e-6
-            governor.interrupted(spins)
+    for n in range(2 * CONTESTED_WINDOWS):
+        if not load_after_run:
+            readings.total += 0.05
+        governor.restart_window(spins)  # the run begins
+        spins += MIN_SPINS
+        readings.total += MIN_SPINS * 5e-6
+        if load_after_run:
+            governor.restart_window(spins)  # the run ends
+            readings.total += 0.05
         assert governor.tick(float(n), spins) == SPIN_S
     assert _window(governor, readings, spins, 5e-6, 10.0) == SPIN_S
-    assert governor.pauses == 0
+    return governor
+
+
+def test_the_cpu_waits_of_a_loaded_broker_before_a_run_of_lone_requests_do_not_pause_the_spin() -> None:
+    assert _heartbeats_of_lone_runs_amid_load(load_after_run=False).pauses == 0
+
+
+def test_the_cpu_waits_of_a_loaded_broker_after_a_run_of_lone_requests_do_not_pause_the_spin() -> None:
+    assert _heartbeats_of_lone_runs_amid_load(load_after_run=True).pauses == 0
