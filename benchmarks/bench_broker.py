@@ -21,7 +21,7 @@ the same work declared not idempotent, so each request also claims and completes
 idempotency record (SQLite by default): what exactly-once across restarts costs.
 
 ``--breakdown`` runs instead what each guarantee costs, switched on one at a time through the
-operator's own switches, each row beside the same two baselines in the same interleaved run:
+operator's own switches, each row in a phase of its own beside the two baselines:
 
 - ``minimal``: ``tacore broker --no-request-log`` and ``tacore worker --count 2`` with
   ``DEDUPE_MAX_ENTRIES=0``. What cannot be switched off is in every row, this one included:
@@ -565,7 +565,7 @@ def main() -> int:
                         help="add a TACore row calling a non-idempotent method (durable idempotency records)")
     parser.add_argument("--curve", action="store_true", help="also run TACore with keys on (BROKER_CURVE)")
     parser.add_argument("--breakdown", action="store_true",
-                        help="instead: each guarantee switched on alone, beside the same baselines")
+                        help="instead: each guarantee switched on alone, each beside the two baselines")
     args = parser.parse_args()
 
     ticks0 = cpu_ticks()
