@@ -10,8 +10,8 @@ ratios are to those: with every row's service up at once, the idle services' tim
 second each) ran on the 2 cores during every round, and TACore's p99 read 1.0-1.2x lbbroker's where
 alone it read 0.77-0.84x (2026-12-06, 2 vCPU AMD EPYC guest). Within a phase rounds are interleaved,
 each target in turn, and each round starts with the next target, so machine noise hits all alike and
-none always follows the same one; a round starts once the machine has gone quiet (``settle``). Measures p50/p99
-latency with one REQ client, throughput with the asyncio client at 64 in flight, and CPU time per
+none always follows the same one; a round starts once the machine has gone quiet (``settle``). Measures
+p50/p99 latency with one REQ client, throughput with the asyncio client at 64 in flight, and CPU time per
 request of each broker process (for TACore: the broker's own process, not its workers or recorder).
 ``--curve`` adds TACore with keys on (``BROKER_CURVE``: CurveZMQ on both ports, a ZAP handler, the
 role check per request) and prints its figures against plaintext TACore (target: throughput >= 0.7x).
@@ -323,9 +323,15 @@ def throughput_round(target: Target, seconds: float, in_flight: int) -> tuple[fl
     return done / elapsed, cpu / done * 1e6
 
 
+def _cpu_jiffies() -> list[int]:
+    """The machine's CPU time so far by kind (the first line of /proc/stat: user nice system idle iowait irq
+    softirq steal ...)."""
+    return [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+
+
 def cpu_ticks() -> tuple[int, int]:
     """(all, steal) jiffies of the machine: on a shared VM, time the hypervisor gave to other guests."""
-    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    fields = _cpu_jiffies()
     return sum(fields[:8]), fields[7]
 
 
@@ -335,7 +341,7 @@ SETTLE_BUSY = 0.1
 
 def busy_ticks() -> tuple[int, int]:
     """(busy, all) jiffies of the machine so far (busy: neither idle nor waiting for I/O)."""
-    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    fields = _cpu_jiffies()
     return sum(fields[:8]) - fields[3] - fields[4], sum(fields[:8])
 
 

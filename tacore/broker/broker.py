@@ -215,8 +215,7 @@ class Broker:
         if not ready:  # a spin: the broker waits awake (a message already there is no spin)
             spins = self.counters["spins"] = self.counters["spins"] + 1
             if self.spin.due(spins):  # judged every few dozen spins: paused where other work wants the cores
-                self._spin_s = self.spin.review(time.monotonic(), spins)
-                self.counters["spin_pauses"] = self.spin.pauses
+                self._allow_spin(self.spin.review(time.monotonic(), spins))
             spin_end = time.perf_counter() + self._spin_s
             while not ready and time.perf_counter() < spin_end:
                 os.sched_yield()  # a thread woken onto this core runs now, not when the spinner's slice ends
@@ -224,6 +223,11 @@ class Broker:
             if not ready:
                 ready = poller.poll(timeout_ms)
         return ready
+
+    def _allow_spin(self, spin_s: float) -> None:
+        """Spin for up to ``spin_s`` from now (0: paused), as the governor judged; its pauses show in the counters."""
+        self._spin_s = spin_s
+        self.counters["spin_pauses"] = self.spin.pauses
 
     def _has_idle_worker(self) -> bool:
         return not len(self.queue) and self.workers.inflight < len(self.workers.live)
@@ -254,8 +258,7 @@ class Broker:
         if self.access is not None:
             refresh_access(self)
         self.health = views.health(self)
-        self._spin_s = self.spin.tick(now, self.counters["spins"])
-        self.counters["spin_pauses"] = self.spin.pauses
+        self._allow_spin(self.spin.tick(now, self.counters["spins"]))
         snapshot = views.heartbeat_snapshot(self)
         for identity in list(self.workers.live):
             self._send_worker(identity, [wp.HEARTBEAT, snapshot])

@@ -11,14 +11,14 @@ several ms where sleeping in ``poll`` gave 0.2 ms.
 
 So the broker looks, every ``SAMPLE_SPINS`` spins (or at a heartbeat, if fewer but at least
 ``MIN_SPINS`` were spun in its interval), at how long its thread waited for a CPU meanwhile (the
-run-queue wait of ``/proc/thread-self/schedstat``), in windows that hold one run of lone requests each
-(``restart_window`` when a run begins and when a wake-up takes a batch). A spinner on a core nobody else wants waits a
-few us per spin (its I/O thread taking the core for a moment); one sharing the cores with other work
-waits more (``CONTESTED_WAIT_S`` says what it catches and what not). Past ``CONTESTED_WAIT_S`` a
-spin on average, in ``CONTESTED_WINDOWS`` windows in a row, the spin pauses for ``PAUSE_MIN_S``,
-doubled each time the contention is still there after a pause (up to ``PAUSE_MAX_S``), and back to
-the shortest pause after a sample of uncontested spins. A pause costs what no spin costs (the
-wake-ups). Where the figure does not exist (not Linux) the spin runs as configured.
+run-queue wait of ``/proc/thread-self/schedstat``), in windows that each hold one run of lone
+requests (``restart_window`` when a run begins and when a wake-up takes a batch). A spinner on a
+core nobody else wants waits a few us per spin (its I/O thread taking the core for a moment); one
+sharing the cores with other work waits more (``CONTESTED_WAIT_S`` says what it catches and what
+not). Past ``CONTESTED_WAIT_S`` a spin on average, in ``CONTESTED_WINDOWS`` windows in a row, the
+spin pauses for ``PAUSE_MIN_S``, doubled each time the contention is still there after a pause (up
+to ``PAUSE_MAX_S``), and back to the shortest pause after a sample of uncontested spins. A pause
+costs what no spin costs (the wake-ups). Where the figure does not exist (not Linux) the spin runs as configured.
 
 (The count of involuntary context switches, judged before, cannot tell the two apart: on a quiet
 2 vCPU guest the spinner is preempted about once per spin by the threads its request needs, so it
